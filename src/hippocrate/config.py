@@ -1,0 +1,61 @@
+"""Settings, read from the environment (prefix ``HIPPOCRATE_``).
+
+Configuration fails closed: the only defaults are the embedded ones (a SQLite file and
+a local key file under ``./var/``); a missing key file or HSM is an error at start.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KeyProviderKind(StrEnum):
+    FILE = "file"
+    PKCS11 = "pkcs11"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HIPPOCRATE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    key_provider: KeyProviderKind = KeyProviderKind.FILE
+    key_file: Path | None = None
+
+    pkcs11_module: Path | None = None
+    pkcs11_token: str | None = None
+    pkcs11_pin: SecretStr | None = None
+
+    # Unwrapped data keys kept in memory: how many, and for how long (seconds).
+    key_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
+    key_cache_ttl: float = Field(default=60.0, ge=0, le=3600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hippocrate.db').resolve()}"
+
+    @cached_property
+    def resolved_key_file(self) -> Path:
+        return self.key_file if self.key_file is not None else self.data_dir / "root.key"
+
+    @cached_property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy models' base, engines and the sealed-attribute integration."""

@@ -1,0 +1,60 @@
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from hippocrate.db import sealed
+from hippocrate.vault import Vault
+
+
+class HippocrateSession(Session):
+    """A session that seals pending plaintext attributes before each flush."""
+
+
+sealed.install(HippocrateSession)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys, WAL and secure deletion."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            # Overwrite deleted content (shredded keys must not linger in free pages).
+            cursor.execute("PRAGMA secure_delete=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class SessionFactory:
+    """Opens sessions bound to one engine and one vault."""
+
+    def __init__(self, engine: Engine, vault: Vault) -> None:
+        self.engine = engine
+        self.vault = vault
+        self._maker = sessionmaker(
+            bind=engine, class_=HippocrateSession, expire_on_commit=False, autoflush=True
+        )
+
+    def __call__(self) -> Session:
+        return self._maker(info={"vault": self.vault})
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        """A unit of work: commits on success, rolls back on any error."""
+        with self() as session, session.begin():
+            yield session

@@ -1,0 +1,185 @@
+"""Sealed attributes: domain code reads and writes plaintext, the database gets ciphertext.
+
+A model declares a ``LargeBinary`` column for the ciphertext and a :class:`Sealed`
+descriptor for the plaintext::
+
+    family_name_sealed: Mapped[bytes] = mapped_column("family_name", LargeBinary)
+    family_name = Sealed("family_name_sealed", TEXT)
+
+Assigning the descriptor keeps the plaintext on the instance until the session
+flushes; a ``before_flush`` hook then seals every pending value with the owner's
+active data key, bound to (table, column, row id), and computes the blind indexes.
+Reading opens the stored value with the key version it names; any failure raises
+``DecryptionError`` (never ciphertext, never partial plaintext).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, ClassVar, Generic, TypeVar, overload
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import flag_modified
+
+from hippocrate.keyring.service import active_key, key_for, vault_of
+from hippocrate.vault import DecryptionError, FieldContext, peek_key_version
+
+T = TypeVar("T")
+
+_PENDING = "_sealed_pending"
+_OPENED = "_sealed_opened"
+
+
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """How a plaintext value becomes bytes and back."""
+
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
+
+
+TEXT: Codec[str] = Codec(lambda v: v.encode("utf-8"), lambda b: b.decode("utf-8"))
+DATE: Codec[date] = Codec(lambda v: v.isoformat().encode("ascii"), lambda b: date.fromisoformat(b.decode("ascii")))
+BYTES: Codec[bytes] = Codec(bytes, bytes)
+JSON: Codec[Any] = Codec(
+    lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+    lambda b: json.loads(b),
+)
+
+
+class SealedModel:
+    """Mixin for models with sealed attributes.
+
+    ``__sealed_owner__`` names the attribute holding the owner (patient) id whose data
+    key seals the row; ``id`` must be a UUID primary key.
+    """
+
+    __sealed_owner__: ClassVar[str]
+    __sealed_fields__: ClassVar[dict[str, Sealed[Any]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fields = {}
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if isinstance(value, Sealed):
+                    fields[name] = value
+        cls.__sealed_fields__ = fields
+
+    def sealed_owner_id(self) -> uuid.UUID:
+        owner = getattr(self, self.__sealed_owner__)
+        if owner is None:
+            raise ValueError(f"{type(self).__name__}.{self.__sealed_owner__} must be set")
+        return owner  # type: ignore[no-any-return]
+
+
+class Sealed(Generic[T]):
+    """A plaintext attribute stored sealed in the column mapped by ``column_attr``.
+
+    ``blind_index`` names an integer column to fill with the vault's blind index of
+    ``normalise(value)`` under field ``index_field``.
+    """
+
+    def __init__(
+        self,
+        column_attr: str,
+        codec: Codec[T],
+        *,
+        blind_index: str | None = None,
+        index_field: str | None = None,
+    ) -> None:
+        self.column_attr = column_attr
+        self.codec = codec
+        self.blind_index = blind_index
+        self.index_field = index_field
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Sealed[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type) -> T | None: ...
+
+    def __get__(self, instance: object | None, owner: type) -> Sealed[T] | T | None:
+        if instance is None:
+            return self
+        pending = instance.__dict__.get(_PENDING)
+        if pending and self.name in pending:
+            return pending[self.name]  # type: ignore[no-any-return]
+        blob = getattr(instance, self.column_attr)
+        if blob is None:
+            return None
+        opened = instance.__dict__.setdefault(_OPENED, {})
+        cached = opened.get(self.name)
+        if cached is not None and cached[0] is blob:
+            return cached[1]  # type: ignore[no-any-return]
+        value = self.codec.decode(self._open(instance, blob))
+        opened[self.name] = (blob, value)
+        return value
+
+    def __set__(self, instance: object, value: T | None) -> None:
+        instance.__dict__.setdefault(_PENDING, {})[self.name] = value
+        state = inspect(instance, raiseerr=False)
+        if state is not None and state.persistent:
+            # Mark the row dirty so the next flush runs and seals the pending value.
+            getattr(instance, self.column_attr)
+            flag_modified(instance, self.column_attr)
+
+    def context(self, instance: object) -> FieldContext:
+        mapper = inspect(type(instance))
+        column = mapper.get_property(self.column_attr).columns[0]  # type: ignore[attr-defined]
+        return FieldContext(column.table.name, column.name, instance.id)  # type: ignore[attr-defined]
+
+    def _open(self, instance: object, blob: bytes) -> bytes:
+        session = object_session(instance)
+        if session is None:
+            raise DecryptionError(f"cannot open {self.name}: the object is detached from its session")
+        assert isinstance(instance, SealedModel)
+        version = peek_key_version(blob)
+        key = key_for(session=session, owner=instance.sealed_owner_id(), version=version)
+        return vault_of(session).open(key, blob, self.context(instance))
+
+    def seal_pending(self, session: Session, instance: SealedModel, value: Any) -> None:
+        if value is None:
+            setattr(instance, self.column_attr, None)
+            if self.blind_index:
+                setattr(instance, self.blind_index, None)
+            return
+        key = active_key(session=session, owner=instance.sealed_owner_id())
+        vault = vault_of(session)
+        blob = vault.seal(key, self.codec.encode(value), self.context(instance))
+        setattr(instance, self.column_attr, blob)
+        instance.__dict__.setdefault(_OPENED, {})[self.name] = (blob, value)
+        if self.blind_index:
+            assert self.index_field is not None
+            setattr(instance, self.blind_index, vault.blind_index(self.index_field, str(value)))
+
+
+def seal_pending(session: Session) -> None:
+    """Seal every pending plaintext of the session's new and changed objects."""
+    candidates = [*session.new, *session.dirty]
+    for instance in candidates:
+        if not isinstance(instance, SealedModel):
+            continue
+        pending = instance.__dict__.pop(_PENDING, None)
+        if not pending:
+            continue
+        if getattr(instance, "id", None) is None:
+            instance.id = uuid.uuid4()  # type: ignore[attr-defined]
+        for name, value in pending.items():
+            type(instance).__sealed_fields__[name].seal_pending(session, instance, value)
+
+
+def install(session_class: type[Session]) -> None:
+    """Seal pending values on every flush of sessions of ``session_class``."""
+
+    @event.listens_for(session_class, "before_flush")
+    def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+        seal_pending(session)

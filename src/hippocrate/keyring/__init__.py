@@ -1,0 +1,1 @@
+"""Stored (wrapped) data keys: creation, lookup, rotation and crypto-shredding."""

@@ -1,0 +1,139 @@
+"""Key rotation.
+
+Root key rotation rewraps every data key under a new root key version without
+touching the data. It is crash-safe and resumable: the rotation is recorded before
+anything changes, each batch of rewraps is one transaction (a row's wrapped bytes and
+root version change together), and a rerun picks up the unfinished rotation.
+
+Data key rotation gives one owner a new data key and re-seals every sealed field of
+theirs in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hippocrate.db.base import Base, utcnow
+from hippocrate.db.engine import SessionFactory
+from hippocrate.db.sealed import SealedModel
+from hippocrate.keyring.models import DataKeyRecord, KeyState, RootRotation
+from hippocrate.keyring.service import destroy_retired, start_new_version
+from hippocrate.vault import WrappedKey
+
+#: Fault injection for the crash tests: the process kills itself after this many rewraps.
+FAULT_KILL_AFTER = "HIPPOCRATE_FAULT_ROTATION_KILL_AFTER"
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    target_version: int
+    rewrapped: int
+    resumed: bool
+
+
+def _begin_or_resume(sessions: SessionFactory) -> tuple[int, int, bool]:
+    provider = sessions.vault.provider
+    with sessions.begin() as session:
+        rotation = session.scalars(
+            select(RootRotation).where(RootRotation.finished_at.is_(None)).order_by(RootRotation.id)
+        ).first()
+        if rotation is not None:
+            return rotation.id, rotation.target_version, True
+        highest = session.scalar(select(func.max(RootRotation.target_version))) or 0
+        target = max(provider.current_version(), highest) + 1
+        rotation = RootRotation(target_version=target, rewrapped=0)
+        session.add(rotation)
+        session.flush()
+        return rotation.id, target, False
+
+
+def rotate_root(
+    *,
+    sessions: SessionFactory,
+    batch_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> RotationReport:
+    """Rewrap every live data key under a new root key version (or finish the
+    rotation a crash interrupted). Older root versions stay in the provider until an
+    operator retires them; data keys no longer need them once this returns."""
+    rotation_id, target, resumed = _begin_or_resume(sessions)
+    sessions.vault.provider.create_version(target)
+    kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
+    done = 0
+    while True:
+        with sessions.begin() as session:
+            query = (
+                select(DataKeyRecord)
+                .where(DataKeyRecord.root_version != target, DataKeyRecord.wrapped.is_not(None))
+                .order_by(DataKeyRecord.owner_id, DataKeyRecord.version)
+                .limit(batch_size)
+            )
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            records = session.scalars(query).all()
+            if not records:
+                break
+            for record in records:
+                assert record.wrapped is not None
+                wrapped = WrappedKey(record.owner_id, record.version, record.root_version, record.wrapped)
+                fresh = sessions.vault.rewrap(wrapped, target)
+                record.wrapped, record.root_version = fresh.blob, target
+                done += 1
+                if kill_after and done >= kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            rotation = session.get(RootRotation, rotation_id)
+            assert rotation is not None
+            rotation.rewrapped += len(records)
+        if progress is not None:
+            progress(done)
+    with sessions.begin() as session:
+        rotation = session.get(RootRotation, rotation_id)
+        assert rotation is not None
+        rotation.finished_at = utcnow()
+    return RotationReport(target, done, resumed)
+
+
+def sealed_models() -> list[type[SealedModel]]:
+    """Every mapped model with sealed attributes."""
+    return sorted(
+        (m.class_ for m in Base.registry.mappers if issubclass(m.class_, SealedModel)),
+        key=lambda cls: cls.__name__,
+    )
+
+
+def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
+    """Give ``owner`` a new data key and re-seal all their fields under it; the old
+    version is destroyed. One transaction: the caller commits. Returns how many
+    values were re-sealed."""
+    rows = []
+    for model in sealed_models():
+        owner_column = getattr(model, model.__sealed_owner__)
+        rows.extend(session.scalars(select(model).where(owner_column == owner)).all())
+    start_new_version(session=session, owner=owner)
+    resealed = 0
+    for row in rows:
+        for name in type(row).__sealed_fields__:
+            value = getattr(row, name)
+            if value is not None:
+                setattr(row, name, value)
+                resealed += 1
+    session.flush()
+    destroy_retired(session=session, owner=owner)
+    return resealed
+
+
+def key_versions(*, session: Session) -> dict[int, int]:
+    """How many live data keys each root key version wraps."""
+    rows = session.execute(
+        select(DataKeyRecord.root_version, func.count())
+        .where(DataKeyRecord.state != KeyState.DESTROYED)
+        .group_by(DataKeyRecord.root_version)
+    ).all()
+    return {int(v): int(n) for v, n in rows}

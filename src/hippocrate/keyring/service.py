@@ -1,0 +1,128 @@
+"""Data keys as the store sees them: fetched, created, rotated and destroyed.
+
+Services never commit; the caller owning the unit of work does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hippocrate.db.base import utcnow
+from hippocrate.keyring.models import DataKeyRecord, KeyState
+from hippocrate.vault import DataKey, KeyDestroyed, Vault, WrappedKey
+
+_ACTIVE = "hippocrate.active_keys"
+
+
+def vault_of(session: Session) -> Vault:
+    """The vault a session was opened with (see ``db.engine.SessionFactory``)."""
+    vault = session.info.get("vault")
+    if vault is None:
+        raise RuntimeError("this session has no vault: open it with the session factory")
+    return vault  # type: ignore[no-any-return]
+
+
+def _active_map(session: Session) -> dict[uuid.UUID, DataKey]:
+    found: dict[uuid.UUID, DataKey] = session.info.setdefault(_ACTIVE, {})
+    return found
+
+
+def _wrapped(record: DataKeyRecord) -> WrappedKey | None:
+    if record.state is KeyState.DESTROYED or record.wrapped is None:
+        return None
+    return WrappedKey(record.owner_id, record.version, record.root_version, record.wrapped)
+
+
+def active_key(*, session: Session, owner: uuid.UUID) -> DataKey:
+    """The key that seals new values of ``owner``; created (version 1) if none exists.
+
+    Raises ``KeyDestroyed`` if the owner's keys were destroyed: nothing new may be
+    written for a shredded owner.
+    """
+    known = _active_map(session).get(owner)
+    if known is not None:
+        return known
+    vault = vault_of(session)
+    with session.no_autoflush:
+        records = session.scalars(
+            select(DataKeyRecord).where(DataKeyRecord.owner_id == owner)
+        ).all()
+    active = [r for r in records if r.state is KeyState.ACTIVE]
+    if active:
+        record = active[0]
+        key = vault.data_key(owner, record.version, lambda: _wrapped(record))
+    elif records:
+        raise KeyDestroyed(f"the data keys of {owner} are destroyed")
+    else:
+        wrapped, key = vault.new_data_key(owner, 1)
+        session.add(_record(wrapped, KeyState.ACTIVE))
+    _active_map(session)[owner] = key
+    return key
+
+
+def key_for(*, session: Session, owner: uuid.UUID, version: int) -> DataKey:
+    """The data key ``version`` of ``owner`` for opening a value it sealed."""
+    known = _active_map(session).get(owner)
+    if known is not None and known.version == version:
+        return known
+
+    def load() -> WrappedKey | None:
+        with session.no_autoflush:
+            record = session.get(DataKeyRecord, (owner, version))
+        return None if record is None else _wrapped(record)
+
+    return vault_of(session).data_key(owner, version, load)
+
+
+def destroy_keys(*, session: Session, owner: uuid.UUID) -> int:
+    """Crypto-shred ``owner``: erase every wrapped data key. Irreversible once committed.
+
+    Returns the number of key versions destroyed. Copies of the database taken before
+    stay readable only to whoever also holds the root key version that wrapped them.
+    """
+    result: Any = session.execute(
+        update(DataKeyRecord)
+        .where(DataKeyRecord.owner_id == owner, DataKeyRecord.state != KeyState.DESTROYED)
+        .values(state=KeyState.DESTROYED, wrapped=None, destroyed_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    _active_map(session).pop(owner, None)
+    vault_of(session).forget(owner)
+    return int(result.rowcount or 0)
+
+
+def _record(wrapped: WrappedKey, state: KeyState) -> DataKeyRecord:
+    return DataKeyRecord(
+        owner_id=wrapped.owner,
+        version=wrapped.version,
+        root_version=wrapped.root_version,
+        wrapped=wrapped.blob,
+        state=state,
+    )
+
+
+def start_new_version(*, session: Session, owner: uuid.UUID) -> DataKey:
+    """Retire the active key of ``owner`` and make a new version the active one."""
+    current = active_key(session=session, owner=owner)
+    record = session.get(DataKeyRecord, (owner, current.version))
+    assert record is not None
+    record.state = KeyState.RETIRED
+    wrapped, key = vault_of(session).new_data_key(owner, current.version + 1)
+    session.add(_record(wrapped, KeyState.ACTIVE))
+    _active_map(session)[owner] = key
+    return key
+
+
+def destroy_retired(*, session: Session, owner: uuid.UUID) -> None:
+    """Erase the retired versions of ``owner`` once nothing is sealed with them."""
+    session.execute(
+        update(DataKeyRecord)
+        .where(DataKeyRecord.owner_id == owner, DataKeyRecord.state == KeyState.RETIRED)
+        .values(state=KeyState.DESTROYED, wrapped=None, destroyed_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+    vault_of(session).forget(owner)

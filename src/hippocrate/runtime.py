@@ -1,0 +1,39 @@
+"""Wiring: settings → vault → engine → session factory. Used by the app and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hippocrate.config import Settings
+from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.migrate import current_revision
+from hippocrate.vault.factory import open_vault
+
+
+class NotInitialised(RuntimeError):
+    """The database has no schema yet: ``hippocrate init`` was not run."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    sessions: SessionFactory
+
+    @classmethod
+    def open(cls, settings: Settings, *, require_schema: bool = True) -> Runtime:
+        """Open the key provider and the database; fail closed on any problem."""
+        vault = open_vault(settings)
+        try:
+            engine = make_engine(settings.resolved_database_url)
+            if require_schema and current_revision(engine) is None:
+                raise NotInitialised(
+                    "the database has no schema; run 'hippocrate init' first"
+                )
+        except BaseException:
+            vault.close()
+            raise
+        return cls(settings, SessionFactory(engine, vault))
+
+    def close(self) -> None:
+        self.sessions.engine.dispose()
+        self.sessions.vault.close()

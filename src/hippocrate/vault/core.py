@@ -1,0 +1,161 @@
+"""The vault: the few recipes the rest of Hippocrate uses to protect data.
+
+It knows nothing of the web, the ORM or the domain. Callers hand it bytes and a
+:class:`FieldContext` and get bytes back; keys stay inside, as opaque handles.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+
+from hippocrate.vault.blind_index import BlindIndexer
+from hippocrate.vault.errors import KeyDestroyed
+from hippocrate.vault.fields import FieldContext, open_sealed, seal
+from hippocrate.vault.keys import DATA_KEY_BYTES, DataKey, WrappedKey, wrap_binding
+from hippocrate.vault.providers.base import KeyProvider
+
+
+class _KeyCache:
+    """A bounded, short-lived, thread-safe cache of unwrapped data keys."""
+
+    def __init__(self, size: int, ttl: float, clock: Callable[[], float]) -> None:
+        self._size = size
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[tuple[uuid.UUID, int], tuple[float, DataKey]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, owner: uuid.UUID, version: int) -> DataKey | None:
+        with self._lock:
+            entry = self._entries.get((owner, version))
+            if entry is None:
+                return None
+            expires, key = entry
+            if expires <= self._clock():
+                del self._entries[(owner, version)]
+                return None
+            self._entries.move_to_end((owner, version))
+            return key
+
+    def put(self, key: DataKey) -> None:
+        if self._size == 0 or self._ttl == 0:
+            return
+        with self._lock:
+            self._entries[(key.owner, key.version)] = (self._clock() + self._ttl, key)
+            self._entries.move_to_end((key.owner, key.version))
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def forget(self, owner: uuid.UUID) -> None:
+        with self._lock:
+            for cached in [k for k in self._entries if k[0] == owner]:
+                del self._entries[cached]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class Vault:
+    """Seal and open fields, compute blind indexes, wrap and unwrap data keys.
+
+    Guarantees: a data key leaves the vault only wrapped under a root key held by the
+    provider and bound to its owner and version; unwrapped keys are cached at most
+    ``cache_ttl`` seconds and ``cache_size`` entries; every failure to open is a
+    ``DecryptionError``. Not guaranteed: that plaintext handed back is wiped from
+    memory (Python cannot promise it).
+    """
+
+    def __init__(
+        self,
+        provider: KeyProvider,
+        *,
+        cache_size: int = 1024,
+        cache_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._provider = provider
+        self._cache = _KeyCache(cache_size, cache_ttl, clock)
+        self._indexer = BlindIndexer(provider.derive_index_key)
+
+    def __repr__(self) -> str:
+        return f"Vault(provider={self._provider.name}, cached_keys={len(self._cache)})"
+
+    @property
+    def provider(self) -> KeyProvider:
+        return self._provider
+
+    # -- data keys --------------------------------------------------------------------
+
+    def new_data_key(self, owner: uuid.UUID, version: int = 1) -> tuple[WrappedKey, DataKey]:
+        """A fresh random 256-bit data key for ``owner``: wrapped to store, and in use."""
+        material = os.urandom(DATA_KEY_BYTES)
+        root_version = self._provider.current_version()
+        blob = self._provider.wrap(root_version, material, wrap_binding(owner, version))
+        key = DataKey(owner, version, material)
+        self._cache.put(key)
+        return WrappedKey(owner, version, root_version, blob), key
+
+    def data_key(
+        self, owner: uuid.UUID, version: int, load: Callable[[], WrappedKey | None]
+    ) -> DataKey:
+        """The unwrapped data key ``version`` of ``owner``, from cache or by unwrapping
+        what ``load`` returns (``None`` means destroyed: raises ``KeyDestroyed``)."""
+        key = self._cache.get(owner, version)
+        if key is not None:
+            return key
+        wrapped = load()
+        if wrapped is None:
+            raise KeyDestroyed(f"data key {version} of {owner} is destroyed")
+        key = self.unwrap(wrapped)
+        self._cache.put(key)
+        return key
+
+    def unwrap(self, wrapped: WrappedKey) -> DataKey:
+        """Unwrap a stored data key (no cache); raises ``DecryptionError``."""
+        material = self._provider.unwrap(
+            wrapped.root_version, wrapped.blob, wrap_binding(wrapped.owner, wrapped.version)
+        )
+        return DataKey(wrapped.owner, wrapped.version, material)
+
+    def rewrap(self, wrapped: WrappedKey, root_version: int) -> WrappedKey:
+        """The same data key wrapped under ``root_version``; the data is untouched."""
+        binding = wrap_binding(wrapped.owner, wrapped.version)
+        material = self._provider.unwrap(wrapped.root_version, wrapped.blob, binding)
+        blob = self._provider.wrap(root_version, material, binding)
+        return WrappedKey(wrapped.owner, wrapped.version, root_version, blob)
+
+    def forget(self, owner: uuid.UUID) -> None:
+        """Drop ``owner``'s keys from the cache (after shredding or rotating them)."""
+        self._cache.forget(owner)
+
+    def forget_all(self) -> None:
+        self._cache.clear()
+
+    # -- fields -----------------------------------------------------------------------
+
+    @staticmethod
+    def seal(key: DataKey, plaintext: bytes, context: FieldContext) -> bytes:
+        """Encrypt a field value for ``context`` (format in ``vault.fields``)."""
+        return seal(key, plaintext, context)
+
+    @staticmethod
+    def open(key: DataKey, blob: bytes, context: FieldContext) -> bytes:
+        """Decrypt a field value; raises ``DecryptionError``, never returns ciphertext."""
+        return open_sealed(key, blob, context)
+
+    def blind_index(self, field: str, normalised: str) -> int:
+        """Keyed, truncated index of a normalised value, for equality lookup."""
+        return self._indexer.compute(field, normalised)
+
+    def close(self) -> None:
+        self._cache.clear()
+        self._provider.close()

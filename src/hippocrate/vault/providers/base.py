@@ -1,0 +1,49 @@
+"""The interface every root key provider implements.
+
+A provider holds the versioned root keys and the blind index key. Root keys never
+leave it in the clear when it is an HSM; with the local key file they live in the
+process only. The database never holds either.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """What the vault needs of a root key holder.
+
+    ``binding`` is associated data: a wrapped key only unwraps with the exact binding
+    it was wrapped with (the vault binds the owner id and data key version).
+    """
+
+    name: str
+
+    def current_version(self) -> int:
+        """The newest root key version; new wraps use it."""
+        ...
+
+    def versions(self) -> list[int]:
+        """Every root key version the provider holds, ascending."""
+        ...
+
+    def create_version(self, version: int) -> None:
+        """Create root key ``version`` if it does not exist yet (idempotent)."""
+        ...
+
+    def wrap(self, version: int, key: bytes, binding: bytes) -> bytes:
+        """Encrypt ``key`` under root key ``version``, bound to ``binding``."""
+        ...
+
+    def unwrap(self, version: int, wrapped: bytes, binding: bytes) -> bytes:
+        """Reverse :meth:`wrap`; raise ``DecryptionError`` on any mismatch."""
+        ...
+
+    def derive_index_key(self, purpose: bytes) -> bytes:
+        """A 256-bit key derived from the provider's index key for ``purpose``."""
+        ...
+
+    def close(self) -> None:
+        """Release handles (sessions, files)."""
+        ...

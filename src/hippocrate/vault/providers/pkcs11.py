@@ -1,0 +1,440 @@
+"""The scale-out provider: root keys held in a PKCS#11 token (an HSM; tested with SoftHSM2).
+
+The token holds root key versions as AES-256 secret keys labelled ``hippocrate-root-<n>``
+and the blind index key labelled ``hippocrate-index``. Every key is created inside the
+token, sensitive and not extractable: its value never reaches this process. Wrapping a
+data key is AES-GCM computed by the token (``C_Encrypt`` with ``CKM_AES_GCM``), with the
+same bytes on the wire as the file provider: a 12-byte nonce, then ciphertext and the
+128-bit tag, under the associated data ``hippocrate.wrap.v1\\x00`` + binding.
+
+One read-write session is opened at start, logged in with the user PIN, and shared by
+every thread behind a lock. The PIN is not kept after login.
+
+Guaranteed: a failure to open the token is a :class:`KeyProviderError` with a one-line
+message, never a raw PKCS#11 exception; a key that turns out extractable or not sensitive
+is refused. Not guaranteed: that a key with the right label was created by Hippocrate
+(anyone holding the user PIN can create one, so guard the PIN as you would the keys).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11.exceptions import (
+    DataInvalid,
+    DataLenRange,
+    EncryptedDataInvalid,
+    EncryptedDataLenRange,
+    FunctionFailed,
+    GeneralError,
+    MultipleTokensReturned,
+    NoSuchToken,
+    PinExpired,
+    PinIncorrect,
+    PinInvalid,
+    PinLenRange,
+    PinLocked,
+    PKCS11Error,
+    UserAlreadyLoggedIn,
+)
+from pkcs11.mechanisms import GCMParams
+from pkcs11.types import DecryptMixin, EncryptMixin, Object, Session, SignMixin
+
+from hippocrate.vault.errors import DecryptionError, KeyProviderError, UnknownKeyVersion
+
+_NONCE = 12
+_TAG_BITS = 128
+_WRAP_CONTEXT = b"hippocrate.wrap.v1\x00"
+_ROOT_PREFIX = "hippocrate-root-"
+_ROOT_LABEL = re.compile(r"hippocrate-root-([1-9][0-9]*)")
+_INDEX_LABEL = "hippocrate-index"
+
+# SoftHSM2 answers a GCM tag mismatch with CKR_GENERAL_ERROR, other tokens with
+# CKR_ENCRYPTED_DATA_INVALID or CKR_FUNCTION_FAILED: all of them mean "does not open".
+_DOES_NOT_OPEN = (
+    GeneralError,
+    EncryptedDataInvalid,
+    EncryptedDataLenRange,
+    DataInvalid,
+    DataLenRange,
+    FunctionFailed,
+)
+_PIN_REJECTED = (PinIncorrect, PinInvalid, PinLenRange)
+
+# Created in the token, never readable from it, attributes frozen.
+_PROTECTED: dict[Attribute, Any] = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: True,
+    Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False,
+    Attribute.MODIFIABLE: False,
+}
+
+
+class _AesKey(Protocol):
+    """A token AES key allowed to encrypt and decrypt (python-pkcs11 builds its class at run time)."""
+
+    def encrypt(self, data: bytes, **kwargs: Any) -> object: ...
+
+    def decrypt(self, data: bytes, **kwargs: Any) -> object: ...
+
+
+def _why(exc: PKCS11Error) -> str:
+    """A one-line reason for a python-pkcs11 error (many carry no message at all)."""
+    detail = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+class Pkcs11KeyProvider:
+    """Root keys and the index key held in a PKCS#11 token; they never leave it."""
+
+    name = "pkcs11"
+
+    def __init__(self, *, module: Path, token_label: str, pin: str) -> None:
+        self._open(Path(module), token_label, pin, create=False)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._session is None else f"versions={sorted(self._root)}"
+        return (
+            f"Pkcs11KeyProvider(module={str(self._module)!r}, "
+            f"token={self._token_label!r}, {state})"
+        )
+
+    def __reduce__(self) -> Any:
+        raise TypeError("key providers cannot be pickled")
+
+    # -- creation -------------------------------------------------------------------
+
+    @classmethod
+    def initialise(cls, *, module: Path, token_label: str, pin: str) -> Pkcs11KeyProvider:
+        """Create root key version 1 and the index key in the token if absent (idempotent)."""
+        provider = cls.__new__(cls)
+        provider._open(Path(module), token_label, pin, create=True)
+        return provider
+
+    # -- opening --------------------------------------------------------------------
+
+    def _open(self, module: Path, token_label: str, pin: str, *, create: bool) -> None:
+        self._module = module
+        self._token_label = token_label
+        self._lock = threading.Lock()
+        self._session: Session | None = None
+        self._root: dict[int, _AesKey] = {}
+        self._index_key: SignMixin | None = None
+        self._derived: dict[bytes, bytes] = {}
+
+        if not module.is_file():
+            raise KeyProviderError(
+                f"PKCS#11 module {module} cannot be loaded: no such file"
+            )
+        try:
+            # An absolute path, so the dynamic loader never searches for the module.
+            library = pkcs11.lib(str(module.absolute()))
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"PKCS#11 module {module} cannot be loaded ({_why(exc)})"
+            ) from None
+        try:
+            token = library.get_token(token_label=token_label)
+        except NoSuchToken:
+            raise KeyProviderError(
+                f"PKCS#11 token {token_label!r} not found in module {module}"
+            ) from None
+        except MultipleTokensReturned:
+            raise KeyProviderError(
+                f"several PKCS#11 tokens are labelled {token_label!r}; labels must be unique"
+            ) from None
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"PKCS#11 token {token_label!r} cannot be listed ({_why(exc)})"
+            ) from None
+        try:
+            self._session = token.open(rw=True, user_pin=pin)
+        except _PIN_REJECTED:
+            raise KeyProviderError(f"PIN rejected by token {token_label!r}") from None
+        except PinLocked:
+            raise KeyProviderError(
+                f"PIN locked on token {token_label!r}; the security officer must unlock it"
+            ) from None
+        except PinExpired:
+            raise KeyProviderError(f"PIN expired on token {token_label!r}; change it") from None
+        except UserAlreadyLoggedIn:
+            # PKCS#11 logins are per process and token: a second login cannot check the
+            # PIN, and closing either session would log the other out.
+            raise KeyProviderError(
+                f"token {token_label!r} is already open in this process; "
+                "use one Pkcs11KeyProvider per token"
+            ) from None
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"PKCS#11 token {token_label!r} cannot be opened ({_why(exc)})"
+            ) from None
+        try:
+            if create:
+                self._create_missing()
+            self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _create_missing(self) -> None:
+        session = self._live_session()
+        try:
+            if not self._find_root_keys():
+                self._generate_root(1)
+            if not list(self._find(_INDEX_LABEL)):
+                session.generate_key(
+                    KeyType.GENERIC_SECRET,
+                    256,
+                    label=_INDEX_LABEL,
+                    store=True,
+                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                    template=_PROTECTED,
+                )
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"token {self._token_label!r} refused to create the keys ({_why(exc)})"
+            ) from None
+
+    def _load(self) -> None:
+        """Read the root keys and the index key from the token; refuse exposed ones."""
+        try:
+            root = self._find_root_keys()
+            index = list(self._find(_INDEX_LABEL))
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"token {self._token_label!r} cannot be searched ({_why(exc)})"
+            ) from None
+        if not root:
+            raise KeyProviderError(
+                f"token {self._token_label!r} holds no root key; run 'hippocrate init'"
+            )
+        if not index:
+            raise KeyProviderError(
+                f"token {self._token_label!r} holds no index key; run 'hippocrate init'"
+            )
+        if len(index) > 1:
+            raise KeyProviderError(
+                f"token {self._token_label!r} holds several keys labelled {_INDEX_LABEL!r}"
+            )
+        index_key = index[0]
+        self._check_protected(index_key, _INDEX_LABEL)
+        if not isinstance(index_key, SignMixin):
+            raise KeyProviderError(
+                f"key {_INDEX_LABEL!r} in token {self._token_label!r} is not allowed to sign"
+            )
+        self._root = root
+        self._index_key = index_key
+
+    def _find(self, label: str) -> list[Object]:
+        session = self._live_session()
+        return list(
+            session.get_objects(
+                {
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.TOKEN: True,
+                    Attribute.LABEL: label,
+                }
+            )
+        )
+
+    def _find_root_keys(self) -> dict[int, _AesKey]:
+        session = self._live_session()
+        found: dict[int, _AesKey] = {}
+        candidates = session.get_objects(
+            {
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: KeyType.AES,
+                Attribute.TOKEN: True,
+            }
+        )
+        for key in candidates:
+            label = key[Attribute.LABEL]
+            match = _ROOT_LABEL.fullmatch(label) if isinstance(label, str) else None
+            if match is None:
+                continue
+            version = int(match.group(1))
+            if version in found:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} holds several keys labelled {label!r}"
+                )
+            self._check_protected(key, label)
+            if key[Attribute.VALUE_LEN] != 32:
+                raise KeyProviderError(
+                    f"root key {label!r} in token {self._token_label!r} is not AES-256"
+                )
+            if not (isinstance(key, EncryptMixin) and isinstance(key, DecryptMixin)):
+                raise KeyProviderError(
+                    f"root key {label!r} in token {self._token_label!r} "
+                    "is not allowed to encrypt and decrypt"
+                )
+            found[version] = cast(_AesKey, key)
+        return found
+
+    def _check_protected(self, key: Object, label: str) -> None:
+        if key[Attribute.EXTRACTABLE] or not key[Attribute.SENSITIVE]:
+            raise KeyProviderError(
+                f"key {label!r} in token {self._token_label!r} is extractable or not "
+                "sensitive; refusing to use it"
+            )
+
+    def _generate_root(self, version: int) -> None:
+        self._live_session().generate_key(
+            KeyType.AES,
+            256,
+            label=f"{_ROOT_PREFIX}{version}",
+            store=True,
+            capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
+            template=_PROTECTED,
+        )
+
+    def _live_session(self) -> Session:
+        if self._session is None:
+            raise KeyProviderError(f"key provider for token {self._token_label!r} is closed")
+        return self._session
+
+    # -- KeyProvider ------------------------------------------------------------------
+
+    def current_version(self) -> int:
+        with self._lock:
+            self._live_session()
+            return max(self._root)
+
+    def versions(self) -> list[int]:
+        """Every root key version in the token, read again from it (another process may
+        have rotated)."""
+        with self._lock:
+            self._rescan()
+            return sorted(self._root)
+
+    def create_version(self, version: int) -> None:
+        """Create ``hippocrate-root-<version>`` in the token if absent.
+
+        Idempotent within a token; two processes creating the same version at the same
+        instant may both succeed, and the provider then refuses the duplicate label.
+        """
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"root key version must be a positive integer, not {version!r}")
+        with self._lock:
+            self._rescan()
+            if version in self._root:
+                return
+            try:
+                self._generate_root(version)
+            except PKCS11Error as exc:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} refused to create root key version "
+                    f"{version} ({_why(exc)})"
+                ) from None
+            self._rescan()
+
+    def _rescan(self) -> None:
+        """Re-read the root keys; the caller holds the lock."""
+        self._live_session()
+        try:
+            root = self._find_root_keys()
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"token {self._token_label!r} cannot be searched ({_why(exc)})"
+            ) from None
+        self._root = root
+
+    def _root_key(self, version: int) -> _AesKey:
+        """The caller holds the lock."""
+        self._live_session()
+        if version not in self._root:
+            self._rescan()
+        try:
+            return self._root[version]
+        except KeyError:
+            raise UnknownKeyVersion(
+                f"root key version {version} is not in token {self._token_label!r}"
+            ) from None
+
+    def wrap(self, version: int, key: bytes, binding: bytes) -> bytes:
+        """AES-256-GCM of ``key`` inside the token; a fresh random nonce per call."""
+        nonce = os.urandom(_NONCE)
+        params = GCMParams(nonce, _WRAP_CONTEXT + binding, _TAG_BITS)
+        with self._lock:
+            root = self._root_key(version)
+            try:
+                sealed = root.encrypt(bytes(key), mechanism=Mechanism.AES_GCM, mechanism_param=params)
+            except PKCS11Error as exc:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} failed to wrap with root key version "
+                    f"{version} ({_why(exc)})"
+                ) from None
+        if not isinstance(sealed, bytes) or len(sealed) != len(key) + _TAG_BITS // 8:
+            raise KeyProviderError(f"token {self._token_label!r} returned a malformed wrap")
+        return nonce + sealed
+
+    def unwrap(self, version: int, wrapped: bytes, binding: bytes) -> bytes:
+        """Reverse :meth:`wrap` inside the token; every failure is a ``DecryptionError``."""
+        with self._lock:
+            root = self._root_key(version)
+            if len(wrapped) < _NONCE + _TAG_BITS // 8:
+                raise DecryptionError("wrapped key is truncated")
+            params = GCMParams(bytes(wrapped[:_NONCE]), _WRAP_CONTEXT + binding, _TAG_BITS)
+            try:
+                key = root.decrypt(
+                    bytes(wrapped[_NONCE:]), mechanism=Mechanism.AES_GCM, mechanism_param=params
+                )
+            except _DOES_NOT_OPEN:
+                raise DecryptionError(
+                    "wrapped key does not open: wrong owner, wrong version or tampered"
+                ) from None
+            except PKCS11Error as exc:
+                raise DecryptionError(
+                    f"token {self._token_label!r} could not unwrap the key ({_why(exc)})"
+                ) from None
+        if not isinstance(key, bytes):
+            raise DecryptionError("token returned a malformed unwrapped key")
+        return key
+
+    def derive_index_key(self, purpose: bytes) -> bytes:
+        """HMAC-SHA256 of ``purpose`` under the index key, computed by the token.
+
+        Deterministic, so each result is kept in memory for the provider's lifetime.
+        """
+        purpose = bytes(purpose)
+        with self._lock:
+            self._live_session()
+            cached = self._derived.get(purpose)
+            if cached is not None:
+                return cached
+            assert self._index_key is not None
+            try:
+                derived = self._index_key.sign(purpose, mechanism=Mechanism.SHA256_HMAC)
+            except PKCS11Error as exc:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} failed to derive an index key ({_why(exc)})"
+                ) from None
+            if len(derived) != 32:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} returned a {len(derived)}-byte HMAC"
+                )
+            self._derived[purpose] = derived
+            return derived
+
+    def close(self) -> None:
+        """Close the session (which logs out); later calls raise ``KeyProviderError``.
+
+        The module stays loaded: python-pkcs11 shares it with every other user in the
+        process.
+        """
+        with self._lock:
+            session, self._session = self._session, None
+            self._root = {}
+            self._index_key = None
+            self._derived = {}
+        if session is not None:
+            try:
+                session.close()
+            except PKCS11Error:
+                pass  # the token is gone or was finalised: nothing left to release
