@@ -18,6 +18,7 @@ is refused. Not guaranteed: that a key with the right label was created by Hippo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -78,7 +79,7 @@ _PROTECTED: dict[Attribute, Any] = {
 
 
 class _AesKey(Protocol):
-    """A token AES key allowed to encrypt and decrypt (python-pkcs11 builds its class at run time)."""
+    """A token AES key that may encrypt and decrypt (its class is built at run time)."""
 
     def encrypt(self, data: bytes, **kwargs: Any) -> object: ...
 
@@ -102,8 +103,7 @@ class Pkcs11KeyProvider:
     def __repr__(self) -> str:
         state = "closed" if self._session is None else f"versions={sorted(self._root)}"
         return (
-            f"Pkcs11KeyProvider(module={str(self._module)!r}, "
-            f"token={self._token_label!r}, {state})"
+            f"Pkcs11KeyProvider(module={str(self._module)!r}, token={self._token_label!r}, {state})"
         )
 
     def __reduce__(self) -> Any:
@@ -130,9 +130,7 @@ class Pkcs11KeyProvider:
         self._derived: dict[bytes, bytes] = {}
 
         if not module.is_file():
-            raise KeyProviderError(
-                f"PKCS#11 module {module} cannot be loaded: no such file"
-            )
+            raise KeyProviderError(f"PKCS#11 module {module} cannot be loaded: no such file")
         try:
             # An absolute path, so the dynamic loader never searches for the module.
             library = pkcs11.lib(str(module.absolute()))
@@ -247,12 +245,15 @@ class Pkcs11KeyProvider:
     def _find_root_keys(self) -> dict[int, _AesKey]:
         session = self._live_session()
         found: dict[int, _AesKey] = {}
-        candidates = session.get_objects(
-            {
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.TOKEN: True,
-            }
+        # Finish the search (C_FindObjectsFinal) before raising about any key found.
+        candidates = list(
+            session.get_objects(
+                {
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.TOKEN: True,
+                }
+            )
         )
         for key in candidates:
             label = key[Attribute.LABEL]
@@ -364,7 +365,9 @@ class Pkcs11KeyProvider:
         with self._lock:
             root = self._root_key(version)
             try:
-                sealed = root.encrypt(bytes(key), mechanism=Mechanism.AES_GCM, mechanism_param=params)
+                sealed = root.encrypt(
+                    bytes(key), mechanism=Mechanism.AES_GCM, mechanism_param=params
+                )
             except PKCS11Error as exc:
                 raise KeyProviderError(
                     f"token {self._token_label!r} failed to wrap with root key version "
@@ -434,7 +437,6 @@ class Pkcs11KeyProvider:
             self._index_key = None
             self._derived = {}
         if session is not None:
-            try:
+            # A token that is gone or a finalised module leaves nothing to release.
+            with contextlib.suppress(PKCS11Error):
                 session.close()
-            except PKCS11Error:
-                pass  # the token is gone or was finalised: nothing left to release

@@ -1,0 +1,50 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+
+from hippocrate import __version__
+from hippocrate.api import problems, security
+from hippocrate.config import Settings
+from hippocrate.runtime import Runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. The key provider and database are opened here, so a missing key
+    file or HSM stops the start with a clear error instead of serving anything."""
+    owned = runtime is None
+    rt = runtime or Runtime.open(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            rt.close()
+
+    app = FastAPI(
+        title="Hippocrate",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    security.install(app)
+
+    @app.get("/api/v1/health", tags=["meta"])
+    def health(request: Request) -> dict[str, str]:
+        """Liveness and readiness: the database answers and the key provider holds a key."""
+        runtime: Runtime = request.app.state.runtime
+        with runtime.sessions() as session:
+            session.execute(text("SELECT 1"))
+        version = runtime.sessions.vault.provider.current_version()
+        return {"status": "ok", "database": "ok", "root_key_version": str(version)}
+
+    return app

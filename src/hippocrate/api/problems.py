@@ -1,0 +1,74 @@
+"""RFC 9457 problem details: the one place errors become responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hippocrate.identifiers import InvalidIdentifier
+from hippocrate.patients.errors import (
+    DuplicatePatient,
+    InconsistentIdentity,
+    PatientNotFound,
+    PatientShredded,
+)
+from hippocrate.vault import DecryptionError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+_DOMAIN: list[tuple[type[Exception], int, str]] = [
+    (PatientNotFound, 404, "Not found"),
+    (PatientShredded, 410, "Erased"),
+    (DuplicatePatient, 409, "Conflict"),
+    (InconsistentIdentity, 422, "Inconsistent identity"),
+    (InvalidIdentifier, 422, "Invalid identifier"),
+]
+
+
+def install(app: FastAPI) -> None:
+    """Map every error a client can cause to a 4xx problem; anything else to a bare 500."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, _title(exc.status_code), str(exc.detail) if exc.detail else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()
+        ]
+        return problem(422, "Invalid request", "the request does not match the schema", errors=errors)
+
+    for error_type, status, title in _DOMAIN:
+
+        async def _domain(request: Request, exc: Exception, status: int = status, title: str = title) -> JSONResponse:
+            return problem(status, title, str(exc))
+
+        app.add_exception_handler(error_type, _domain)
+
+    @app.exception_handler(DecryptionError)
+    async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:
+        # Fail closed: say the data is unavailable, never hand back ciphertext.
+        return problem(503, "Data unavailable", "this record cannot be decrypted")
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

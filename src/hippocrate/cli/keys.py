@@ -1,0 +1,60 @@
+"""``hippocrate keys``: root key status and rotation, patient data key rotation."""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+from sqlalchemy import select
+
+from hippocrate.cli.context import runtime
+from hippocrate.keyring.models import RootRotation
+from hippocrate.keyring.rotation import key_versions, rotate_data_key, rotate_root
+from hippocrate.patients.service import get_patient
+
+app = typer.Typer(help="Root keys and data keys.", no_args_is_help=True)
+
+
+@app.command("status")
+def status() -> None:
+    """Show the key provider, its root key versions and what each one wraps."""
+    with runtime() as rt:
+        provider = rt.sessions.vault.provider
+        with rt.sessions() as session:
+            counts = key_versions(session=session)
+            unfinished = session.scalars(
+                select(RootRotation).where(RootRotation.finished_at.is_(None))
+            ).first()
+        typer.echo(f"provider: {provider.name}")
+        typer.echo(f"root key versions: {', '.join(map(str, provider.versions()))}")
+        typer.echo(f"current root key version: {provider.current_version()}")
+        for version in sorted(counts):
+            typer.echo(f"data keys wrapped by root version {version}: {counts[version]}")
+        if unfinished is not None:
+            typer.echo(
+                f"unfinished rotation to version {unfinished.target_version}: "
+                "run 'hippocrate keys rotate' to finish it"
+            )
+
+
+@app.command("rotate")
+def rotate(
+    batch_size: int = typer.Option(500, min=1, max=100_000, help="Data keys per transaction."),
+) -> None:
+    """Rewrap every data key under a new root key version (resumes an interrupted one)."""
+    with runtime() as rt:
+        report = rotate_root(sessions=rt.sessions, batch_size=batch_size)
+    verb = "resumed and finished" if report.resumed else "finished"
+    typer.echo(
+        f"rotation to root key version {report.target_version} {verb}: "
+        f"{report.rewrapped} data keys rewrapped"
+    )
+
+
+@app.command("rotate-patient")
+def rotate_patient(patient_id: uuid.UUID) -> None:
+    """Give one patient a new data key and re-encrypt all their fields under it."""
+    with runtime() as rt, rt.sessions.begin() as session:
+        get_patient(session=session, patient_id=patient_id)
+        count = rotate_data_key(session=session, owner=patient_id)
+    typer.echo(f"patient {patient_id}: {count} fields re-encrypted under a new data key")
