@@ -26,9 +26,7 @@ class Runtime:
         try:
             engine = make_engine(settings.resolved_database_url)
             if require_schema and current_revision(engine) is None:
-                raise NotInitialised(
-                    "the database has no schema; run 'hippocrate init' first"
-                )
+                raise NotInitialised("the database has no schema; run 'hippocrate init' first")
         except BaseException:
             vault.close()
             raise

@@ -198,7 +198,7 @@ def test_new_version_wraps_and_old_wraps_still_open(
 
 def test_create_version_refuses_nonsense(provider: Pkcs11KeyProvider) -> None:
     for bad in (0, -1, True):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="version"):
             provider.create_version(bad)
     assert provider.versions() == [1]
 
@@ -256,7 +256,7 @@ def test_an_extractable_root_key_is_refused(token: Token, provider: Pkcs11KeyPro
             capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
             template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
         )
-    with pytest.raises(KeyProviderError, match="'hippocrate-root-2'.*extractable"):
+    with pytest.raises(KeyProviderError, match=r"'hippocrate-root-2'.*extractable"):
         _open(token)
 
 
@@ -313,14 +313,14 @@ def test_wrong_pin(token: Token, provider: Pkcs11KeyProvider) -> None:
 
 def test_missing_module(token: Token, tmp_path: Path) -> None:
     missing = tmp_path / "libnothere.so"
-    with pytest.raises(KeyProviderError, match="PKCS#11 module .* cannot be loaded"):
+    with pytest.raises(KeyProviderError, match=r"PKCS#11 module .* cannot be loaded"):
         Pkcs11KeyProvider(module=missing, token_label=token.label, pin=token.pin)
 
 
 def test_a_file_that_is_not_a_module(token: Token, tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.so"
     bogus.write_bytes(b"not an ELF file")
-    with pytest.raises(KeyProviderError, match="PKCS#11 module .* cannot be loaded"):
+    with pytest.raises(KeyProviderError, match=r"PKCS#11 module .* cannot be loaded"):
         Pkcs11KeyProvider(module=bogus, token_label=token.label, pin=token.pin)
 
 

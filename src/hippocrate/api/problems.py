@@ -43,18 +43,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, _title(exc.status_code), str(exc.detail) if exc.detail else None)
+        return problem(
+            exc.status_code, _title(exc.status_code), str(exc.detail) if exc.detail else None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()
         ]
-        return problem(422, "Invalid request", "the request does not match the schema", errors=errors)
+        return problem(
+            422, "Invalid request", "the request does not match the schema", errors=errors
+        )
 
     for error_type, status, title in _DOMAIN:
 
-        async def _domain(request: Request, exc: Exception, status: int = status, title: str = title) -> JSONResponse:
+        async def _domain(
+            request: Request, exc: Exception, status: int = status, title: str = title
+        ) -> JSONResponse:
             return problem(status, title, str(exc))
 
         app.add_exception_handler(error_type, _domain)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 import typer
-from typer.exceptions import TyperException
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from typer.exceptions import TyperException
 
 from hippocrate.cli import demo, keys, patients
 from hippocrate.identifiers import InvalidIdentifier
@@ -35,7 +35,8 @@ def _one_line(exc: BaseException) -> str:
         where = ".".join(str(p) for p in first["loc"]) or "input"
         return f"invalid {where}: {first['msg']}"
     if isinstance(exc, SQLAlchemyError):
-        reason = str(exc.orig) if getattr(exc, "orig", None) is not None else type(exc).__name__
+        orig = getattr(exc, "orig", None)
+        reason = str(orig) if orig is not None else type(exc).__name__
         return f"database error: {reason.splitlines()[0]}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

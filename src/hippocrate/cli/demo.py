@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from hippocrate.cli.context import runtime, settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
-from hippocrate.demo.seed import seed_patients, write_credentials
+from hippocrate.demo.seed import CREDENTIALS_FILE, seed_patients, write_credentials
 from hippocrate.patients.models import Patient
 from hippocrate.vault.factory import initialise_provider
 
@@ -66,7 +66,8 @@ def demo(
     if empty:
         seed(patients=50, random_seed=None)
     else:
-        typer.echo(f"existing data kept; demo credentials in {rt.settings.data_dir / 'demo-credentials.json'}")
+        credentials = rt.settings.data_dir / CREDENTIALS_FILE
+        typer.echo(f"existing data kept; demo credentials in {credentials}")
     serve(host=host, port=port)
 
 

@@ -44,11 +44,13 @@ class Codec(Generic[T]):
 
 
 TEXT: Codec[str] = Codec(lambda v: v.encode("utf-8"), lambda b: b.decode("utf-8"))
-DATE: Codec[date] = Codec(lambda v: v.isoformat().encode("ascii"), lambda b: date.fromisoformat(b.decode("ascii")))
+DATE: Codec[date] = Codec(
+    lambda v: v.isoformat().encode("ascii"), lambda b: date.fromisoformat(b.decode("ascii"))
+)
 BYTES: Codec[bytes] = Codec(bytes, bytes)
 JSON: Codec[Any] = Codec(
     lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
-    lambda b: json.loads(b),
+    json.loads,
 )
 
 
@@ -98,6 +100,7 @@ class Sealed(Generic[T]):
         self.blind_index = blind_index
         self.index_field = index_field
         self.name = ""
+        self._where: tuple[str, str] | None = None  # (table, column), resolved on first use
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -133,14 +136,18 @@ class Sealed(Generic[T]):
             flag_modified(instance, self.column_attr)
 
     def context(self, instance: object) -> FieldContext:
-        mapper = inspect(type(instance))
-        column = mapper.get_property(self.column_attr).columns[0]  # type: ignore[attr-defined]
-        return FieldContext(column.table.name, column.name, instance.id)  # type: ignore[attr-defined]
+        if self._where is None:
+            prop = inspect(type(instance)).get_property(self.column_attr)
+            column = prop.columns[0]
+            self._where = (column.table.name, column.name)
+        return FieldContext(self._where[0], self._where[1], instance.id)  # type: ignore[attr-defined]
 
     def _open(self, instance: object, blob: bytes) -> bytes:
         session = object_session(instance)
         if session is None:
-            raise DecryptionError(f"cannot open {self.name}: the object is detached from its session")
+            raise DecryptionError(
+                f"cannot open {self.name}: the object is detached from its session"
+            )
         assert isinstance(instance, SealedModel)
         version = peek_key_version(blob)
         key = key_for(session=session, owner=instance.sealed_owner_id(), version=version)

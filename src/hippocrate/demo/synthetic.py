@@ -32,7 +32,8 @@ class SyntheticPatients:
         department = self._rng.choice(_DEPARTMENTS)
         commune = f"{self._rng.randint(1, 990):03d}"
         order = f"{self._rng.randint(1, 999):03d}"
-        body = f"{1 if sex == 'M' else 2}{birth_date.year % 100:02d}{birth_date.month:02d}{department}{commune}{order}"
+        born = f"{birth_date.year % 100:02d}{birth_date.month:02d}"
+        body = f"{1 if sex == 'M' else 2}{born}{department}{commune}{order}"
         return normalise_nir(body + stdnum_nir.calc_check_digits(body))
 
     def phone(self) -> str:
@@ -57,7 +58,7 @@ class SyntheticPatients:
             given_names=given,
             family_name=family,
             birth_date=birth,
-            sex=sex,  # type: ignore[arg-type]
+            sex=sex,
             email=email,
             phone=self.phone(),
             address=Address(

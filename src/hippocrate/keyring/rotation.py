@@ -82,7 +82,9 @@ def rotate_root(
                 break
             for record in records:
                 assert record.wrapped is not None
-                wrapped = WrappedKey(record.owner_id, record.version, record.root_version, record.wrapped)
+                wrapped = WrappedKey(
+                    record.owner_id, record.version, record.root_version, record.wrapped
+                )
                 fresh = sessions.vault.rewrap(wrapped, target)
                 record.wrapped, record.root_version = fresh.blob, target
                 done += 1
@@ -112,7 +114,7 @@ def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
     """Give ``owner`` a new data key and re-seal all their fields under it; the old
     version is destroyed. One transaction: the caller commits. Returns how many
     values were re-sealed."""
-    rows = []
+    rows: list[SealedModel] = []
     for model in sealed_models():
         owner_column = getattr(model, model.__sealed_owner__)
         rows.extend(session.scalars(select(model).where(owner_column == owner)).all())

@@ -9,7 +9,7 @@ from hippocrate.db.registry import Base
 
 engine = context.config.attributes.get("engine")
 if not isinstance(engine, Engine):
-    raise RuntimeError("run migrations through hippocrate.db.migrate (or 'hippocrate init')")
+    raise TypeError("run migrations through hippocrate.db.migrate (or 'hippocrate init')")
 
 with engine.begin() as connection:
     context.configure(

@@ -24,7 +24,12 @@ class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     __sealed_owner__ = "id"
 
     status: Mapped[PatientStatus] = mapped_column(
-        Enum(PatientStatus, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            PatientStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=PatientStatus.ACTIVE,
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -38,7 +38,7 @@ class PatientCreate(_Strict):
     @field_validator("birth_date")
     @classmethod
     def _plausible_birth_date(cls, value: date) -> date:
-        if value > date.today():
+        if value > datetime.now(UTC).date():
             raise ValueError("birth date is in the future")
         if value.year < 1900:
             raise ValueError("birth date is before 1900")

@@ -26,11 +26,17 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
     """Register a patient; every field is sealed at flush. Raises ``DuplicatePatient``
     if the email or NIR is already registered, ``InconsistentIdentity`` if the NIR
     contradicts the sex or birth date."""
-    if data.nir and data.sex in ("F", "M"):
-        if not nir_matches_identity(
-            data.nir, sex=data.sex, birth_year=data.birth_date.year, birth_month=data.birth_date.month
-        ):
-            raise InconsistentIdentity("the NIR does not match the sex and birth date given")
+    if (
+        data.nir
+        and data.sex in ("F", "M")
+        and not nir_matches_identity(
+            data.nir,
+            sex=data.sex,
+            birth_year=data.birth_date.year,
+            birth_month=data.birth_date.month,
+        )
+    ):
+        raise InconsistentIdentity("the NIR does not match the sex and birth date given")
     if find_by(session=session, field="email", value=data.email):
         raise DuplicatePatient("email")
     if data.nir and find_by(session=session, field="nir", value=data.nir):
@@ -79,8 +85,8 @@ def to_read(patient: Patient) -> PatientRead:
         id=patient.id,
         given_names=patient.given_names or "",
         family_name=patient.family_name or "",
-        birth_date=patient.birth_date,  # type: ignore[arg-type]
-        sex=patient.sex,  # type: ignore[arg-type]
+        birth_date=patient.birth_date,
+        sex=patient.sex,
         email=patient.email or "",
         phone=patient.phone or "",
         address=Address.model_validate(address),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.vault.core import Vault
 from hippocrate.vault.errors import KeyProviderError
@@ -33,7 +35,7 @@ def initialise_provider(settings: Settings) -> KeyProvider:
     return Pkcs11KeyProvider.initialise(module=module, token_label=token, pin=pin)
 
 
-def _pkcs11_settings(settings: Settings) -> tuple[object, str, str]:
+def _pkcs11_settings(settings: Settings) -> tuple[Path, str, str]:
     missing = [
         name
         for name, value in (
@@ -45,7 +47,9 @@ def _pkcs11_settings(settings: Settings) -> tuple[object, str, str]:
     ]
     if missing:
         raise KeyProviderError(f"the PKCS#11 key provider needs {', '.join(missing)}")
-    assert settings.pkcs11_token is not None and settings.pkcs11_pin is not None
+    assert settings.pkcs11_module is not None
+    assert settings.pkcs11_token is not None
+    assert settings.pkcs11_pin is not None
     return settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin.get_secret_value()
 
 

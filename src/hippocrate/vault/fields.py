@@ -76,9 +76,7 @@ def open_sealed(key: DataKey, blob: bytes, context: FieldContext) -> bytes:
     """
     version = peek_key_version(blob)
     if version != key.version:
-        raise UnknownKeyVersion(
-            f"sealed value needs data key version {version}, not {key.version}"
-        )
+        raise UnknownKeyVersion(f"sealed value needs data key version {version}, not {key.version}")
     header = blob[:HEADER_BYTES]
     nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
     try:

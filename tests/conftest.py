@@ -1,0 +1,116 @@
+"""Shared fixtures: a vault on a fresh key file, and stores on SQLite and PostgreSQL.
+
+PostgreSQL is the server at ``HIPPOCRATE_TEST_POSTGRES_URL`` (default: the CI one,
+postgres@127.0.0.1:5432/test). Each xdist worker gets a database of its own; each test a
+freshly migrated schema. Without a server the PostgreSQL cases skip, except under CI,
+where a missing server fails them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.migrate import upgrade
+from hippocrate.vault import Vault
+from hippocrate.vault.providers.file import FileKeyProvider
+
+POSTGRES_URL = os.environ.get(
+    "HIPPOCRATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI is set: PostgreSQL tests may not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_database(worker_id: str) -> Iterator[str]:
+    """A database of this worker's own on the PostgreSQL server; its URL."""
+    name = f"hippocrate_test_{worker_id}".replace("-", "_")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        _unavailable(f"no PostgreSQL server at {POSTGRES_URL}: {str(exc.orig).splitlines()[0]}")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    return FileKeyProvider.create(tmp_path / "keys" / "root.key")._path
+
+
+@pytest.fixture
+def vault(key_file: Path) -> Iterator[Vault]:
+    vault = Vault(FileKeyProvider(key_file))
+    yield vault
+    vault.close()
+
+
+@dataclass
+class Store:
+    """A migrated database, its engine and a session factory bound to a vault."""
+
+    backend: str
+    url: str
+    engine: Engine
+    sessions: SessionFactory
+    path: Path | None = None  # the SQLite file
+
+
+def _fresh_postgres(url: str) -> Engine:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, vault: Vault) -> Iterator[Store]:
+    """A freshly migrated store, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "hippocrate.db"
+        url = f"sqlite:///{path}"
+        engine = make_engine(url)
+    else:
+        path = None
+        url = request.getfixturevalue("postgres_database")
+        engine = _fresh_postgres(url)
+    upgrade(engine)
+    yield Store(request.param, url, engine, SessionFactory(engine, vault), path)
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, vault: Vault) -> Iterator[Store]:
+    """A freshly migrated SQLite store, for tests where the backend does not matter."""
+    path = tmp_path / "hippocrate.db"
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    upgrade(engine)
+    yield Store("sqlite", url, engine, SessionFactory(engine, vault), path)
+    engine.dispose()
