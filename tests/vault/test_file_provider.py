@@ -1,0 +1,122 @@
+"""The local key file: created private, refused when exposed, missing or malformed."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import stat
+from pathlib import Path
+
+import pytest
+
+from hippocrate.vault import DecryptionError, KeyProviderError, UnknownKeyVersion
+from hippocrate.vault.providers.file import FileKeyProvider
+
+
+def test_created_with_owner_only_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "root.key"
+    provider = FileKeyProvider.create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert provider.versions() == [1]
+    assert provider.current_version() == 1
+
+
+def test_create_refuses_to_overwrite(key_file: Path) -> None:
+    before = key_file.read_bytes()
+    with pytest.raises(KeyProviderError, match="already exists"):
+        FileKeyProvider.create(key_file)
+    assert key_file.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o666])
+def test_open_permissions_are_refused(key_file: Path, mode: int) -> None:
+    key_file.chmod(mode)
+    with pytest.raises(KeyProviderError, match=r"readable by others .* must be 0600"):
+        FileKeyProvider(key_file)
+
+
+def test_missing_file_says_to_run_init(tmp_path: Path) -> None:
+    with pytest.raises(KeyProviderError, match="does not exist; run 'hippocrate init'"):
+        FileKeyProvider(tmp_path / "absent.key")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(key_file: Path) -> None:
+    key_file.chmod(0o000)
+    with pytest.raises(KeyProviderError, match="cannot be read"):
+        FileKeyProvider(key_file)
+
+
+def test_a_directory_is_not_a_key_file(tmp_path: Path) -> None:
+    folder = tmp_path / "root.key"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(KeyProviderError, match="not a regular file"):
+        FileKeyProvider(folder)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"format": 2, "root": {"1": "AAAA"}, "index": "AAAA"}',
+        b'{"format": 1, "root": {}, "index": "AAAA"}',
+        b'{"format": 1, "root": {"1": "AAAA"}, "index": "AAAA"}',
+        b'{"format": 1, "root": {"x": "AAAA"}, "index": "AAAA"}',
+        b'{"format": 1, "root": {"1": "!!!!"}, "index": "AAAA"}',
+    ],
+    ids=["empty", "text", "list", "format", "no-root", "short", "bad-version", "bad-base64"],
+)
+def test_malformed_file_is_refused(key_file: Path, content: bytes) -> None:
+    key_file.write_bytes(content)
+    with pytest.raises(KeyProviderError, match="malformed"):
+        FileKeyProvider(key_file)
+
+
+def test_wrap_is_bound_to_its_binding(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    wrapped = provider.wrap(1, b"k" * 32, b"owner-a")
+    assert provider.unwrap(1, wrapped, b"owner-a") == b"k" * 32
+    with pytest.raises(DecryptionError, match="does not open"):
+        provider.unwrap(1, wrapped, b"owner-b")
+    tampered = bytearray(wrapped)
+    tampered[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        provider.unwrap(1, bytes(tampered), b"owner-a")
+    with pytest.raises(DecryptionError, match="truncated"):
+        provider.unwrap(1, wrapped[:20], b"owner-a")
+
+
+def test_versions_and_rotation(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    old = provider.wrap(1, b"k" * 32, b"b")
+    provider.create_version(2)
+    provider.create_version(2)  # idempotent
+    assert provider.versions() == [1, 2]
+    assert provider.current_version() == 2
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert provider.unwrap(1, old, b"b") == b"k" * 32
+    assert FileKeyProvider(key_file).unwrap(1, old, b"b") == b"k" * 32  # persisted
+    with pytest.raises(UnknownKeyVersion, match="version 3"):
+        provider.unwrap(3, old, b"b")
+
+
+def test_index_keys_differ_per_purpose_and_per_file(tmp_path: Path, key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    other = FileKeyProvider.create(tmp_path / "other.key")
+    assert provider.derive_index_key(b"email") == provider.derive_index_key(b"email")
+    assert provider.derive_index_key(b"email") != provider.derive_index_key(b"phone")
+    assert provider.derive_index_key(b"email") != other.derive_index_key(b"email")
+    assert len(provider.derive_index_key(b"email")) == 32
+
+
+def test_never_prints_or_pickles_keys(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    secrets = json.loads(key_file.read_bytes())
+    text = repr(provider)
+    assert secrets["index"] not in text
+    assert all(k not in text for k in secrets["root"].values())
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(provider)
