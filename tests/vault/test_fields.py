@@ -138,8 +138,12 @@ def test_known_answer_matches_plain_aes_gcm() -> None:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: TID251
 
     header = bytes.fromhex("0100000003")
-    aad = header + b"\x00\x08patients" + b"\x00\x05email" + b"\x00\x24" + str(
-        KAT_CONTEXT.row_id
-    ).encode("ascii")
+    aad = (
+        header
+        + b"\x00\x08patients"
+        + b"\x00\x05email"
+        + b"\x00\x24"
+        + str(KAT_CONTEXT.row_id).encode("ascii")
+    )
     expected = header + KAT_NONCE + AESGCM(KAT_KEY).encrypt(KAT_NONCE, KAT_PLAINTEXT, aad)
     assert expected == KAT_SEALED

@@ -7,9 +7,17 @@ import uuid
 import typer
 
 from hippocrate.cli.context import runtime
-from hippocrate.patients.service import shred_patient
+from hippocrate.patients.service import get_patient, shred_patient, to_read
 
 app = typer.Typer(help="Patients.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(patient_id: uuid.UUID) -> None:
+    """Print one patient's record as JSON (NIR masked)."""
+    with runtime() as rt, rt.sessions() as session:
+        record = to_read(get_patient(session=session, patient_id=patient_id))
+    typer.echo(record.model_dump_json(indent=2))
 
 
 @app.command("shred")

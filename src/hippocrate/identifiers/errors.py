@@ -1,0 +1,58 @@
+"""The identifiers package's exceptions.
+
+Every refusal of a value by a normaliser is an :class:`InvalidIdentifier` (a
+:class:`ValueError`), so a route maps one exception type to a 4xx answer. The message
+is meant for the person who typed the value: it says what is wrong and never repeats
+the value itself (a NIR in a log line is a leak). ``code`` is a stable machine-readable
+reason for callers that need to branch or translate.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class InvalidIdentifier(ValueError):
+    """A value was refused by a normaliser.
+
+    Attributes:
+        field: which kind of value was refused ("nir", "phone", "email", or the name
+            of the argument, such as "birth_month").
+        code: short stable reason, documented by each normaliser.
+        message: the human-readable explanation (also ``str(exc)``).
+    """
+
+    default_field: ClassVar[str] = "identifier"
+
+    def __init__(self, message: str, *, code: str = "invalid", field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field if field is not None else self.default_field
+
+
+class InvalidNIR(InvalidIdentifier):
+    """A French social security number (NIR) was refused; the message never echoes it.
+
+    Codes: ``too_long``, ``characters``, ``length``, ``check_key``.
+    """
+
+    default_field = "nir"
+
+
+class InvalidPhone(InvalidIdentifier):
+    """A phone number was refused.
+
+    Codes: ``too_long``, ``characters``, ``unparsable``, ``extension``, ``not_valid``.
+    """
+
+    default_field = "phone"
+
+
+class InvalidEmail(InvalidIdentifier):
+    """An email address was refused; the message carries email-validator's reason.
+
+    Codes: ``too_long``, ``syntax``.
+    """
+
+    default_field = "email"
