@@ -43,8 +43,8 @@ def test_killed_rotation_resumes_and_loses_nothing(store: Store) -> None:
     rng = random.Random(int.from_bytes(os.urandom(4), "big"))
     kills, seen_partial = 0, False
 
-    # Killed by itself after a random number of rewraps (inside a batch, after at least one committed batch);
-    # each run starts a new rotation or resumes the unfinished one.
+    # Killed by itself after a random number of rewraps: inside a batch, after at least
+    # one committed batch. Each run starts a new rotation or resumes the unfinished one.
     for _ in range(4):
         command, env = rotate_command(store, **{FAULT_KILL_AFTER: str(rng.randint(6, 30))})
         result = subprocess.run(command, env=env, capture_output=True, check=False)
