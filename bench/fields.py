@@ -92,7 +92,7 @@ def synthetic_dataset(*, patients: int, seed: int) -> Dataset:
                     text=plaintext.decode("utf-8"),
                     plaintext=plaintext,
                     context=context,
-                    associated_data=_VAULT_HEADER + context.associated_data(),
+                    associated_data=_VAULT_HEADER + context.associated_data,
                 )
             )
         row_ids.append(row_id)

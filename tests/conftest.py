@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -26,6 +27,12 @@ POSTGRES_URL = os.environ.get(
     "HIPPOCRATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+# CI runs the same examples every time (a red CI is a reproducible one); developers'
+# runs explore new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 def _unavailable(reason: str) -> None:

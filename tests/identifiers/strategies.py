@@ -104,7 +104,10 @@ def french_writings(national: str) -> list[str]:
 
 _LOCAL_CHARS = string.ascii_letters + string.digits + "_+-"
 _ascii_atoms = st.text(alphabet=_LOCAL_CHARS, min_size=1, max_size=12)
-_ascii_labels = st.from_regex(r"\A[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?\Z")
+# Labels with "--" in the third and fourth places are reserved (IDNA, RFC 5891 4.2.3.1).
+_ascii_labels = st.from_regex(r"\A[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?\Z").filter(
+    lambda label: label[2:4] != "--"
+)
 
 
 @st.composite

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from typer.exceptions import TyperException
 
 from hippocrate.cli import demo, keys, patients
+from hippocrate.db.engine import BadDatabaseURL
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import PatientError
 from hippocrate.runtime import NotInitialised
@@ -26,7 +27,14 @@ demo.register(app)
 app.add_typer(keys.app, name="keys")
 app.add_typer(patients.app, name="patients")
 
-_EXPECTED = (VaultError, NotInitialised, PatientError, InvalidIdentifier, FileExistsError)
+_EXPECTED = (
+    VaultError,
+    NotInitialised,
+    PatientError,
+    InvalidIdentifier,
+    BadDatabaseURL,
+    FileExistsError,
+)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -36,7 +44,7 @@ def _one_line(exc: BaseException) -> str:
         return f"invalid {where}: {first['msg']}"
     if isinstance(exc, SQLAlchemyError):
         orig = getattr(exc, "orig", None)
-        reason = str(orig) if orig is not None else type(exc).__name__
+        reason = str(orig) if orig is not None else (str(exc) or type(exc).__name__)
         return f"database error: {reason.splitlines()[0]}"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

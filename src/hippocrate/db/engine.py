@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hippocrate.db import sealed
@@ -20,8 +21,24 @@ class HippocrateSession(Session):
 sealed.install(HippocrateSession)
 
 
+class BadDatabaseURL(ValueError):
+    """The configured database URL cannot be used (unparsable, unknown driver)."""
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys, WAL and secure deletion."""
+    """An engine for ``url``; SQLite gets foreign keys, WAL and secure deletion.
+
+    Raises ``BadDatabaseURL`` for a URL that cannot be parsed or names a driver that is
+    not installed (the server itself is only reached on first use).
+    """
+    try:
+        return _make_engine(url, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadDatabaseURL(f"the database URL cannot be used: {reason}") from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -33,6 +33,7 @@ T = TypeVar("T")
 
 _PENDING = "_sealed_pending"
 _OPENED = "_sealed_opened"
+_CONTEXTS = "_sealed_contexts"
 
 
 @dataclass(frozen=True)
@@ -136,11 +137,17 @@ class Sealed(Generic[T]):
             flag_modified(instance, self.column_attr)
 
     def context(self, instance: object) -> FieldContext:
-        if self._where is None:
-            prop = inspect(type(instance)).get_property(self.column_attr)
-            column = prop.columns[0]
-            self._where = (column.table.name, column.name)
-        return FieldContext(self._where[0], self._where[1], instance.id)  # type: ignore[attr-defined]
+        """Where this field of ``instance`` lives; made once per object and field."""
+        contexts = instance.__dict__.setdefault(_CONTEXTS, {})
+        context: FieldContext | None = contexts.get(self.name)
+        row_id = instance.id  # type: ignore[attr-defined]
+        if context is None or context.row_id != row_id:
+            if self._where is None:
+                column = inspect(type(instance)).get_property(self.column_attr).columns[0]
+                self._where = (column.table.name, column.name)
+            context = FieldContext(self._where[0], self._where[1], row_id)
+            contexts[self.name] = context
+        return context
 
     def _open(self, instance: object, blob: bytes) -> bytes:
         session = object_session(instance)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import struct
 import uuid
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 
@@ -31,6 +30,7 @@ TAG_BYTES = 16
 _HEADER = struct.Struct(">BI")
 HEADER_BYTES = _HEADER.size
 OVERHEAD = HEADER_BYTES + NONCE_BYTES + TAG_BYTES
+_BODY = HEADER_BYTES + NONCE_BYTES
 
 
 def _part(text: str) -> bytes:
@@ -38,23 +38,36 @@ def _part(text: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
-@dataclass(frozen=True, slots=True)
 class FieldContext:
-    """Where a sealed value lives: it only opens there."""
+    """Where a sealed value lives: it only opens there.
 
-    table: str
-    column: str
-    row_id: uuid.UUID | str
+    The associated data is computed once, when the context is made: callers that seal
+    or open the same field repeatedly keep the context.
+    """
 
-    def associated_data(self) -> bytes:
-        return _part(self.table) + _part(self.column) + _part(str(self.row_id))
+    __slots__ = ("associated_data", "column", "row_id", "table")
+
+    def __init__(self, table: str, column: str, row_id: uuid.UUID | str) -> None:
+        self.table = table
+        self.column = column
+        self.row_id = row_id
+        self.associated_data = _part(table) + _part(column) + _part(str(row_id))
+
+    def __repr__(self) -> str:
+        return f"FieldContext({self.table!r}, {self.column!r}, {str(self.row_id)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldContext) and self.associated_data == other.associated_data
+
+    def __hash__(self) -> int:
+        return hash(self.associated_data)
 
 
 def seal(key: DataKey, plaintext: bytes, context: FieldContext) -> bytes:
     """Encrypt ``plaintext`` for ``context`` under ``key``; see the module docstring."""
-    header = _HEADER.pack(FORMAT_V1, key.version)
+    header = key.header
     nonce = os.urandom(NONCE_BYTES)
-    return header + nonce + key.aead.encrypt(nonce, plaintext, header + context.associated_data())
+    return header + nonce + key.aead.encrypt(nonce, plaintext, header + context.associated_data)
 
 
 def peek_key_version(blob: bytes) -> int:
@@ -74,14 +87,14 @@ def open_sealed(key: DataKey, blob: bytes, context: FieldContext) -> bytes:
     truncated, of another format, made with another key version, moved from another
     row/column/table, or altered in any bit.
     """
-    version = peek_key_version(blob)
-    if version != key.version:
+    header = key.header
+    if len(blob) < OVERHEAD or blob[:HEADER_BYTES] != header:
+        # Slow path, only to word the error: truncated, unknown format, or other version.
+        version = peek_key_version(blob)
         raise UnknownKeyVersion(f"sealed value needs data key version {version}, not {key.version}")
-    header = blob[:HEADER_BYTES]
-    nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
     try:
         return key.aead.decrypt(
-            nonce, blob[HEADER_BYTES + NONCE_BYTES :], header + context.associated_data()
+            blob[HEADER_BYTES:_BODY], blob[_BODY:], header + context.associated_data
         )
     except InvalidTag:
         raise DecryptionError(

@@ -6,6 +6,7 @@ material, refuses pickling, and exposes no bytes: callers pass it back to the va
 
 from __future__ import annotations
 
+import struct
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ DATA_KEY_BYTES = 32
 class DataKey:
     """One version of one owner's data key, unwrapped (in memory only)."""
 
-    __slots__ = ("_aead", "owner", "version")
+    __slots__ = ("_aead", "header", "owner", "version")
 
     def __init__(self, owner: uuid.UUID, version: int, material: bytes) -> None:
         if len(material) != DATA_KEY_BYTES:
@@ -26,6 +27,8 @@ class DataKey:
         self.owner = owner
         self.version = version
         self._aead = AESGCM(material)
+        # The sealed-format header of this key version (format 1, version), made once.
+        self.header = struct.pack(">BI", 1, version)
 
     @property
     def aead(self) -> AESGCM:

@@ -1,0 +1,235 @@
+"""The FastAPI application through an HTTP client: health, OpenAPI, problem details,
+security headers, and a start that fails closed."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import inspect
+
+from hippocrate.api.app import create_app
+from hippocrate.config import KeyProviderKind, Settings
+from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.migrate import current_revision, upgrade
+from hippocrate.runtime import NotInitialised, Runtime
+from hippocrate.vault import KeyProviderError, Vault
+from hippocrate.vault.providers.file import FileKeyProvider
+from tests.conftest import Store
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2 under its TestClient; the warning concerns the test
+    # tool, not the application, and httpx is what the project pins.
+    warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
+    from fastapi.testclient import TestClient
+
+PROBLEM_JSON = "application/problem+json"
+ONE_YEAR = 365 * 24 * 3600
+
+
+def settings_for(data_dir: Path, database_url: str | None = None) -> Settings:
+    """Settings naming everything, so no HIPPOCRATE_ variable of the caller leaks in."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        key_provider=KeyProviderKind.FILE,
+        key_file=None,
+    )
+
+
+def app_on(store: Store, tmp_path: Path) -> FastAPI:
+    """The app on a migrated store and a vault on a fresh key file."""
+    return create_app(runtime=Runtime(settings_for(tmp_path, store.url), store.sessions))
+
+
+@pytest.fixture
+def client(sqlite_store: Store, tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(app_on(sqlite_store, tmp_path)) as client:
+        yield client
+
+
+def assert_security_headers(headers: httpx.Headers) -> None:
+    csp = headers.get("content-security-policy", "")
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    assert directives.get("default-src") == ["'self'"], csp
+    assert directives.get("frame-ancestors") == ["'none'"], csp
+    hsts = headers.get("strict-transport-security", "")
+    max_age = re.search(r"max-age=(\d+)", hsts)
+    assert max_age is not None, hsts
+    assert int(max_age.group(1)) >= ONE_YEAR, hsts
+    assert headers.get("cache-control") == "no-store"
+    assert headers.get("x-content-type-options") == "nosniff"
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    """An RFC 9457 problem whose body repeats the HTTP status."""
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert isinstance(body["type"], str)
+    assert body["type"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    return body
+
+
+# -- what a client sees ------------------------------------------------------------------
+
+
+def test_health_says_ok(store: Store, tmp_path: Path) -> None:
+    with TestClient(app_on(store, tmp_path)) as client:
+        response = client.get("/api/v1/health")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"status": "ok", "database": "ok", "root_key_version": "1"}
+
+
+def test_openapi_document_lists_the_health_route(client: TestClient) -> None:
+    response = client.get("/api/v1/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert re.fullmatch(r"3\.\d+\.\d+", document["openapi"])
+    assert document["info"]["title"] == "Hippocrate"
+    assert document["info"]["version"]
+    assert "get" in document["paths"]["/api/v1/health"]
+    assert "200" in document["paths"]["/api/v1/health"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/health"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/docs"),
+        ("GET", "/no/such/route"),
+        ("DELETE", "/api/v1/health"),
+    ],
+)
+def test_every_response_carries_the_security_headers(
+    client: TestClient, method: str, path: str
+) -> None:
+    response = client.request(method, path)
+
+    assert_security_headers(response.headers)
+
+
+def test_unknown_route_is_a_404_problem(client: TestClient) -> None:
+    response = client.get("/api/v1/no-such-thing")
+
+    body = assert_problem(response, 404)
+    assert body["title"] == "Not Found"
+
+
+def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
+    response = client.post("/api/v1/health")
+
+    body = assert_problem(response, 405)
+    assert body["title"] == "Method Not Allowed"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="src bug: problems._http drops exc.headers, so 405 has no Allow"
+)
+def test_wrong_method_says_which_methods_are_allowed(client: TestClient) -> None:
+    response = client.post("/api/v1/health")
+
+    assert response.status_code == 405
+    assert "GET" in response.headers.get("allow", "")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: the security middleware sits inside ServerErrorMiddleware, "
+    "so an unexpected error's 500 has no security headers",
+)
+def test_a_server_error_still_carries_the_security_headers(tmp_path: Path, vault: Vault) -> None:
+    # The database goes away under a running server: its folder no longer exists.
+    engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'hippocrate.db'}")
+    runtime = Runtime(settings_for(tmp_path), SessionFactory(engine, vault))
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+        response = client.get("/api/v1/health")
+    engine.dispose()
+
+    assert response.status_code == 500
+    assert_security_headers(response.headers)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: /api/v1/docs loads Swagger UI from a CDN and an inline script, "
+    "both blocked by the app's own CSP (default-src 'self'): the page stays blank",
+)
+def test_the_docs_page_loads_nothing_its_csp_blocks(client: TestClient) -> None:
+    response = client.get("/api/v1/docs")
+
+    assert response.status_code == 200
+    csp = response.headers["content-security-policy"]
+    html = response.text
+    external = re.findall(r"""(?:src|href)\s*=\s*["'](https?://[^"']+)""", html)
+    blocked = [url for url in external if url.split("/")[2] not in csp]
+    inline_scripts = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>\s*\S", html)
+    assert blocked == []
+    assert inline_scripts == [] or "'unsafe-inline'" in csp or "'nonce-" in csp
+
+
+# -- starting the server fails closed --------------------------------------------------
+
+
+def _initialised(data_dir: Path) -> Settings:
+    """A data folder as ``hippocrate init`` leaves it (key file and schema)."""
+    settings = settings_for(data_dir)
+    FileKeyProvider.create(settings.resolved_key_file).close()
+    engine = make_engine(settings.resolved_database_url)
+    upgrade(engine)
+    engine.dispose()
+    return settings
+
+
+def test_the_app_opens_its_own_runtime_and_closes_it_at_shutdown(tmp_path: Path) -> None:
+    app = create_app(settings=_initialised(tmp_path / "var"))
+
+    with TestClient(app) as client:
+        assert client.get("/api/v1/health").json()["status"] == "ok"
+
+    # At shutdown the key provider forgets the root keys.
+    assert app.state.runtime.sessions.vault.provider.versions() == []
+
+
+def test_start_refused_without_key_file(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "var")
+
+    with pytest.raises(KeyProviderError, match="does not exist"):
+        create_app(settings=settings)
+
+    assert not (tmp_path / "var" / "hippocrate.db").exists()
+
+
+def test_start_refused_with_key_file_readable_by_others(tmp_path: Path) -> None:
+    settings = _initialised(tmp_path / "var")
+    settings.resolved_key_file.chmod(0o644)
+
+    with pytest.raises(KeyProviderError, match="0600"):
+        create_app(settings=settings)
+
+
+def test_start_refused_on_database_without_schema(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "var")
+    FileKeyProvider.create(settings.resolved_key_file).close()
+
+    with pytest.raises(NotInitialised, match="hippocrate init"):
+        create_app(settings=settings)
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        assert current_revision(engine) is None
+        assert inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
