@@ -30,7 +30,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         title="Hippocrate",
         version=__version__,
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Swagger UI loads scripts from a CDN, which the CSP forbids: no docs page; the
+        # OpenAPI document is the reference.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hippocrate.api import security
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import (
     DuplicatePatient,
@@ -43,9 +44,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(
+        response = problem(
             exc.status_code, _title(exc.status_code), str(exc.detail) if exc.detail else None
         )
+        response.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -64,6 +67,13 @@ def install(app: FastAPI) -> None:
             return problem(status, title, str(exc))
 
         app.add_exception_handler(error_type, _domain)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Runs outside the middleware stack: set the security headers here too.
+        response = problem(500, "Internal Server Error", "an unexpected error occurred")
+        response.headers.update(security.HEADERS)
+        return response
 
     @app.exception_handler(DecryptionError)
     async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:

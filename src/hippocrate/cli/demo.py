@@ -51,7 +51,9 @@ def serve(
 
     with runtime():
         pass  # fail closed here, with one line, rather than inside the server
-    typer.echo(f"Hippocrate on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/docs)")
+    typer.echo(
+        f"Hippocrate on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/openapi.json)"
+    )
     uvicorn.run("hippocrate.api.app:create_app", factory=True, host=host, port=port)
 
 

@@ -1,7 +1,27 @@
 """Imports every model so that ``Base.metadata`` knows every table."""
 
+from hippocrate.access.models import BreakGlassGrant
+from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
+from hippocrate.identity.models import Account, AccountToken, AuthSession, Practitioner, Throttle
 from hippocrate.keyring.models import DataKeyRecord, RootRotation
+from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.models import Patient
 
-__all__ = ["Base", "DataKeyRecord", "Patient", "RootRotation"]
+__all__ = [
+    "Account",
+    "AccountToken",
+    "Attachment",
+    "AuthSession",
+    "Base",
+    "BreakGlassGrant",
+    "CareRelationship",
+    "Consultation",
+    "DataKeyRecord",
+    "Message",
+    "OutboundEmail",
+    "Patient",
+    "Practitioner",
+    "RootRotation",
+    "Throttle",
+]

@@ -96,7 +96,8 @@ def to_read(patient: Patient) -> PatientRead:
 
 
 def shred_patient(*, session: Session, patient_id: uuid.UUID) -> None:
-    """Crypto-shred a patient: destroy their data keys and erase the ciphertext.
+    """Crypto-shred a patient: destroy their data keys and clear the blind indexes; the
+    ciphertext stays, unreadable.
 
     Once committed nothing of theirs can be decrypted again, by anyone, from this
     database or any copy of it whose root key versions are retired.

@@ -21,6 +21,8 @@ BITS: dict[str, int] = {
     "email": 24,  # the login lookup: few false candidates even at 10 million patients
     "phone": 20,  # with the key, one index value still stands for ~190 French mobiles
     "nir": 20,  # duplicate checks only; with the key, ~1 NIR per value for one birth cohort
+    "rpps": 24,  # practitioners (public directory numbers): uniqueness checks
+    "client": 32,  # sign-in throttling per client address: merging two addresses is wrong
 }
 
 

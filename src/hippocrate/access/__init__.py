@@ -1,0 +1,1 @@
+"""The one access policy: who may read or change which patient data."""

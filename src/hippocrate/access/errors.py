@@ -1,0 +1,31 @@
+"""Refusals of the access policy."""
+
+from __future__ import annotations
+
+
+class AccessError(Exception):
+    """Base class; the message is safe to show to the caller."""
+
+
+class NotFound(AccessError):
+    """The object does not exist *or* the principal may not see it: the two are never
+    told apart, so ids cannot be probed."""
+
+    def __init__(self, kind: str = "resource") -> None:
+        self.kind = kind
+        super().__init__(f"no such {kind}")
+
+
+class Forbidden(AccessError):
+    """The principal may see the object but not do this to it (e.g. a patient closing
+    their own consultation). Only raised once visibility is established."""
+
+
+class NotAuthenticated(AccessError):
+    def __init__(self, message: str = "authentication required") -> None:
+        super().__init__(message)
+
+
+class SecondFactorRequired(AccessError):
+    def __init__(self) -> None:
+        super().__init__("this session must complete the second factor first")

@@ -1,0 +1,180 @@
+"""The access policy: the one module that decides who reads or changes patient data.
+
+Every query of patient data starts from one of the ``readable_*`` statements below,
+which are already scoped to the principal (Polar's ``get_readable_statement``): a
+service cannot forget the care relationship, because it never holds an unscoped query.
+Fetching one object goes through :func:`get_readable`, which answers ``NotFound`` alike
+for "does not exist" and "not yours".
+
+Rules (see DESIGN.md, "Who may see what"):
+
+- patient: their own record, consultations, messages, attachments;
+- practitioner: the consultations they took, and those patients' records, while the
+  care relationship lasts (from taking the consultation until the configured period
+  after it closes);
+- admin: one patient's data only under an active break-glass grant (reason, expiry);
+- support and dpo: no patient data at all (account metadata is ``accounts_metadata``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, exists, false, literal, or_, select
+from sqlalchemy.orm import Session
+
+from hippocrate.access.errors import Forbidden, NotFound
+from hippocrate.access.models import BreakGlassGrant
+from hippocrate.access.principal import Principal
+from hippocrate.consultations.models import (
+    Attachment,
+    CareRelationship,
+    Consultation,
+    ConsultationStatus,
+    Message,
+)
+from hippocrate.identity.models import Role
+from hippocrate.patients.models import Patient, PatientStatus
+
+T = TypeVar("T")
+
+
+# -- building blocks ------------------------------------------------------------------
+
+
+def _care_active(now: datetime) -> Any:
+    return and_(
+        CareRelationship.started_at <= now,
+        or_(CareRelationship.ends_at.is_(None), CareRelationship.ends_at > now),
+    )
+
+
+def _break_glass_patients(principal: Principal, now: datetime) -> Select[uuid.UUID]:
+    return select(BreakGlassGrant.patient_id).where(
+        BreakGlassGrant.admin_account_id == principal.account_id,
+        BreakGlassGrant.started_at <= now,
+        BreakGlassGrant.expires_at > now,
+        BreakGlassGrant.revoked_at.is_(None),
+    )
+
+
+def readable_patient_ids(principal: Principal, *, now: datetime) -> Select[uuid.UUID]:
+    """The ids of the patients whose record ``principal`` may read at ``now``."""
+    if principal.role is Role.PATIENT and principal.patient_id is not None:
+        return select(literal(principal.patient_id, Patient.id.type))
+    if principal.role is Role.PRACTITIONER and principal.practitioner_id is not None:
+        return select(CareRelationship.patient_id).where(
+            CareRelationship.practitioner_id == principal.practitioner_id, _care_active(now)
+        )
+    if principal.role is Role.ADMIN:
+        return _break_glass_patients(principal, now)
+    return select(Patient.id).where(false())
+
+
+# -- scoped statements ----------------------------------------------------------------
+
+
+def readable_patients(principal: Principal, *, now: datetime) -> Select[Patient]:
+    return select(Patient).where(
+        Patient.id.in_(readable_patient_ids(principal, now=now)),
+        Patient.status == PatientStatus.ACTIVE,
+    )
+
+
+def readable_consultations(principal: Principal, *, now: datetime) -> Select[Consultation]:
+    statement = select(Consultation)
+    if principal.role is Role.PATIENT and principal.patient_id is not None:
+        return statement.where(Consultation.patient_id == principal.patient_id)
+    if principal.role is Role.PRACTITIONER and principal.practitioner_id is not None:
+        in_care = exists().where(
+            CareRelationship.consultation_id == Consultation.id,
+            CareRelationship.practitioner_id == principal.practitioner_id,
+            _care_active(now),
+        )
+        return statement.where(Consultation.practitioner_id == principal.practitioner_id, in_care)
+    if principal.role is Role.ADMIN:
+        return statement.where(Consultation.patient_id.in_(_break_glass_patients(principal, now)))
+    return statement.where(false())
+
+
+def readable_messages(principal: Principal, *, now: datetime) -> Select[Message]:
+    visible = readable_consultations(principal, now=now).with_only_columns(Consultation.id)
+    return select(Message).where(Message.consultation_id.in_(visible))
+
+
+def readable_attachments(principal: Principal, *, now: datetime) -> Select[Attachment]:
+    visible = readable_consultations(principal, now=now).with_only_columns(Consultation.id)
+    return select(Attachment).where(Attachment.consultation_id.in_(visible))
+
+
+def get_readable(
+    session: Session, statement: Select[T], model: Any, object_id: uuid.UUID, kind: str
+) -> T:
+    """One object of a scoped statement, or ``NotFound`` (absent and hidden alike)."""
+    found = session.scalars(statement.where(model.id == object_id)).first()
+    if found is None:
+        raise NotFound(kind)
+    return found
+
+
+# -- actions on what is visible -------------------------------------------------------
+
+
+def ensure_may_post_message(principal: Principal, consultation: Consultation) -> None:
+    """The patient of an open consultation, or the practitioner who took it."""
+    if principal.role is Role.PATIENT and consultation.patient_id == principal.patient_id:
+        if consultation.status in (ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS):
+            return
+        raise Forbidden(f"this consultation is {consultation.status.value}: no new messages")
+    if (
+        principal.role is Role.PRACTITIONER
+        and consultation.practitioner_id == principal.practitioner_id
+    ):
+        if consultation.status is ConsultationStatus.IN_PROGRESS:
+            return
+        raise Forbidden(f"this consultation is {consultation.status.value}: no new messages")
+    raise Forbidden("only the patient and the practitioner in charge write in a consultation")
+
+
+def ensure_may_cancel(principal: Principal, consultation: Consultation) -> None:
+    if principal.role is not Role.PATIENT or consultation.patient_id != principal.patient_id:
+        raise Forbidden("only the patient cancels their consultation")
+
+
+def ensure_may_close(principal: Principal, consultation: Consultation) -> None:
+    if (
+        principal.role is not Role.PRACTITIONER
+        or consultation.practitioner_id != principal.practitioner_id
+    ):
+        raise Forbidden("only the practitioner in charge closes a consultation")
+
+
+def ensure_may_take_from_queue(principal: Principal, specialty: str) -> None:
+    if principal.role is not Role.PRACTITIONER or principal.practitioner_id is None:
+        raise Forbidden("only practitioners take consultations")
+    if principal.specialty != specialty:
+        raise Forbidden(f"this queue is for {specialty}, not your specialty")
+
+
+def may_see_full_nir(principal: Principal, patient_id: uuid.UUID) -> bool:
+    """The patient themselves, or a practitioner caring for them (prescriptions and
+    reimbursement need it); never support, dpo, or an admin, even with break-glass."""
+    if principal.role is Role.PATIENT:
+        return principal.patient_id == patient_id
+    return principal.role is Role.PRACTITIONER
+
+
+def ensure_staff_role(principal: Principal, *roles: Role) -> None:
+    if principal.role not in roles:
+        raise Forbidden("your role does not allow this")
+
+
+def purpose_of(principal: Principal) -> str:
+    """Why this principal touches patient data, for the audit trail."""
+    return {
+        Role.PATIENT: "self",
+        Role.PRACTITIONER: "care",
+        Role.ADMIN: "break-glass",
+    }.get(principal.role, "none")

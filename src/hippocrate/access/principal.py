@@ -1,0 +1,28 @@
+"""Who is asking: the principal behind a request or a CLI command."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from hippocrate.identity.models import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated account, as the access policy sees it."""
+
+    account_id: uuid.UUID
+    role: Role
+    session_id: uuid.UUID | None = None
+    patient_id: uuid.UUID | None = None
+    practitioner_id: uuid.UUID | None = None
+    specialty: str | None = None
+
+    @property
+    def is_patient(self) -> bool:
+        return self.role is Role.PATIENT
+
+    @property
+    def is_practitioner(self) -> bool:
+        return self.role is Role.PRACTITIONER

@@ -1,0 +1,1 @@
+"""Consultations: requests, the queue, care relationships, messages, attachments, reports."""

@@ -1,0 +1,1 @@
+"""Identity: accounts, passwords, second factors, sessions, sign-in and recovery."""
