@@ -35,6 +35,34 @@ class Settings(BaseSettings):
     key_cache_size: int = Field(default=1024, ge=0, le=1_000_000)
     key_cache_ttl: float = Field(default=60.0, ge=0, le=3600)
 
+    # Care relationship: how long a practitioner keeps access after a consultation ends.
+    care_period_days: int = Field(default=30, ge=0, le=3650)
+
+    # Sessions (seconds): idle and absolute lifetimes, shorter for staff.
+    session_idle_patient: int = Field(default=30 * 60, ge=60)
+    session_absolute_patient: int = Field(default=12 * 3600, ge=300)
+    session_idle_staff: int = Field(default=15 * 60, ge=60)
+    session_absolute_staff: int = Field(default=8 * 3600, ge=300)
+
+    # Sign-in throttling: failures allowed per window, and how long a lock lasts.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_client: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_lock_seconds: int = Field(default=15 * 60, ge=1)
+
+    # Attachments.
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    attachments_per_message: int = Field(default=5, ge=1, le=50)
+
+    # Outbound email: SMTP when a host is set, else files in DATA_DIR/outbox.
+    public_url: str = "http://127.0.0.1:8000"
+    mail_from: str = "Hippocrate <no-reply@hippocrate.invalid>"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
@@ -55,6 +83,10 @@ class Settings(BaseSettings):
     @cached_property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @cached_property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
 
 
 def get_settings() -> Settings:

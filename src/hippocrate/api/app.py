@@ -39,6 +39,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = rt
     problems.install(app)
     security.install(app)
+    from hippocrate.consultations.api import router as consultations
+    from hippocrate.identity.api import router as identity
+    from hippocrate.notify.api import router as notify
+    from hippocrate.patients.api import router as patients
+
+    for router in (identity, patients, consultations, notify):
+        app.include_router(router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"])
     def health(request: Request) -> dict[str, str]:

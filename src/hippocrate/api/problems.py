@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hippocrate.access.errors import Forbidden, NotAuthenticated, NotFound, SecondFactorRequired
 from hippocrate.api import security
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import (
@@ -31,6 +32,9 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
 
 
 _DOMAIN: list[tuple[type[Exception], int, str]] = [
+    (NotFound, 404, "Not found"),
+    (Forbidden, 403, "Forbidden"),
+    (SecondFactorRequired, 401, "Second factor required"),
     (PatientNotFound, 404, "Not found"),
     (PatientShredded, 410, "Erased"),
     (DuplicatePatient, 409, "Conflict"),
@@ -67,6 +71,12 @@ def install(app: FastAPI) -> None:
             return problem(status, title, str(exc))
 
         app.add_exception_handler(error_type, _domain)
+
+    @app.exception_handler(NotAuthenticated)
+    async def _unauthenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:
+        response = problem(401, "Unauthorized", str(exc))
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

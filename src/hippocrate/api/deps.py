@@ -1,0 +1,83 @@
+"""Request dependencies: the unit of work, the clock, and the authenticated principal.
+
+Every route needs a principal unless it is declared public: routers for authenticated
+routes are built with ``authenticated_router()``, which adds the dependency to every
+route it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from hippocrate.access.errors import NotAuthenticated
+from hippocrate.access.principal import Principal
+from hippocrate.config import Settings
+from hippocrate.identity.sessions import Resolved, principal_for, resolve
+from hippocrate.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="The token from /auth/login or /auth/mfa")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_settings(request: Request) -> Settings:
+    return get_runtime(request).settings
+
+
+def unit_of_work(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed if the route returns, rolled back if it
+    raises. It ends before the response is sent, so a failed commit is a failed request."""
+    with get_runtime(request).sessions.begin() as session:
+        yield session
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+DB = Annotated[Session, Depends(unit_of_work, scope="function")]
+Now = Annotated[datetime, Depends(now)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def current_session(
+    db: DB,
+    settings: AppSettings,
+    clock: Now,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Resolved:
+    """The live session of the bearer token; MFA may still be pending."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated()
+    return resolve(session=db, settings=settings, token=credentials.credentials, now=clock)
+
+
+CurrentSession = Annotated[Resolved, Depends(current_session)]
+
+
+def current_principal(db: DB, resolved: CurrentSession) -> Principal:
+    """The authenticated principal, second factor completed where required."""
+    return principal_for(session=db, resolved=resolved)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def authenticated_router(**kwargs: object) -> APIRouter:
+    """A router whose every route requires an authenticated principal."""
+    dependencies = list(kwargs.pop("dependencies", []))  # type: ignore[call-overload]
+    return APIRouter(dependencies=[Depends(current_principal), *dependencies], **kwargs)  # type: ignore[arg-type]
+
+
+def public_router(**kwargs: object) -> APIRouter:
+    """A router of public routes (sign-in, registration): say so by using this."""
+    return APIRouter(**kwargs)  # type: ignore[arg-type]
