@@ -28,7 +28,11 @@ def initialise_provider(settings: Settings) -> KeyProvider:
         from hippocrate.vault.providers.file import FileKeyProvider
 
         path = settings.resolved_key_file
-        return FileKeyProvider(path) if path.exists() else FileKeyProvider.create(path)
+        if not path.exists():
+            return FileKeyProvider.create(path)
+        provider = FileKeyProvider(path)
+        provider.ensure_signing_key()
+        return provider
     from hippocrate.vault.providers.pkcs11 import Pkcs11KeyProvider
 
     module, token, pin = _pkcs11_settings(settings)

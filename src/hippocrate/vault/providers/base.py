@@ -44,6 +44,14 @@ class KeyProvider(Protocol):
         """A 256-bit key derived from the provider's index key for ``purpose``."""
         ...
 
+    def sign(self, data: bytes) -> bytes:
+        """An Ed25519 signature of ``data`` by the audit signing key (checkpoints)."""
+        ...
+
+    def signing_public_key(self) -> bytes:
+        """The audit signing key's public half, raw (32 bytes), to verify offline."""
+        ...
+
     def close(self) -> None:
         """Release handles (sessions, files)."""
         ...

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from hippocrate.vault.errors import DecryptionError, KeyProviderError, UnknownKeyVersion
 
@@ -63,6 +70,7 @@ class FileKeyProvider:
             "format": _FORMAT,
             "root": {"1": _b64(AESGCM.generate_key(bit_length=256))},
             "index": _b64(os.urandom(32)),
+            "audit": _b64(_new_signing_key()),
         }
         _write_private(path, document)
         return cls(path)
@@ -100,6 +108,13 @@ class FileKeyProvider:
             raise KeyProviderError(f"key file {path} is malformed (bad key length)")
         self._root = {v: AESGCM(k) for v, k in root.items()}
         self._index_key = index_key
+        self._signing: Ed25519PrivateKey | None = None
+        if "audit" in document:
+            try:
+                raw = base64.b64decode(document["audit"], validate=True)
+                self._signing = Ed25519PrivateKey.from_private_bytes(raw)
+            except (ValueError, binascii.Error):
+                raise KeyProviderError(f"key file {path} is malformed (audit key)") from None
 
     # -- KeyProvider ------------------------------------------------------------------
 
@@ -141,9 +156,38 @@ class FileKeyProvider:
     def derive_index_key(self, purpose: bytes) -> bytes:
         return hmac.new(self._index_key, purpose, sha256).digest()
 
+    def ensure_signing_key(self) -> None:
+        """Add the audit signing key to a key file made before it existed (idempotent)."""
+        if self._signing is not None:
+            return
+        document = json.loads(self._path.read_bytes())
+        document["audit"] = _b64(_new_signing_key())
+        _write_private(self._path, document)
+        self._load()
+
+    def _signer(self) -> Ed25519PrivateKey:
+        if self._signing is None:
+            raise KeyProviderError(
+                f"key file {self._path} holds no audit signing key; run 'hippocrate init'"
+            )
+        return self._signing
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer().sign(data)
+
+    def signing_public_key(self) -> bytes:
+        return self._signer().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
     def close(self) -> None:
         self._root = {}
         self._index_key = b""
+        self._signing = None
+
+
+def _new_signing_key() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        Encoding.Raw, PrivateFormat.Raw, NoEncryption()
+    )
 
 
 def _write_private(path: Path, document: dict[str, Any]) -> None:
