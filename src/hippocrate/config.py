@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
 
+    # Audit checkpoints: an append-only file outside the database, and an optional mirror.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_mirror: Path | None = None
+
     @field_validator("database_url")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     @cached_property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @cached_property
+    def checkpoint_files(self) -> list[Path]:
+        primary = self.audit_checkpoint_file or self.data_dir / "audit" / "checkpoints.jsonl"
+        return [primary, *([self.audit_checkpoint_mirror] if self.audit_checkpoint_mirror else [])]
 
     @cached_property
     def outbox_dir(self) -> Path:

@@ -1,6 +1,7 @@
 """Imports every model so that ``Base.metadata`` knows every table."""
 
 from hippocrate.access.models import BreakGlassGrant
+from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
 from hippocrate.identity.models import Account, AccountToken, AuthSession, Practitioner, Throttle
@@ -12,6 +13,8 @@ __all__ = [
     "Account",
     "AccountToken",
     "Attachment",
+    "AuditEvent",
+    "AuditHead",
     "AuthSession",
     "Base",
     "BreakGlassGrant",
