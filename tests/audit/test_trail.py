@@ -193,7 +193,7 @@ def test_concurrent_appends_form_one_chain(store: Store, tmp_path: Path) -> None
             for n in range(10):
                 with store.sessions.begin() as session:
                     append(session, [event(offset + n), event(offset + n + 500)])
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:  # reported to the test thread
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(i * 100,)) for i in range(4)]

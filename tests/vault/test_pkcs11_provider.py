@@ -12,16 +12,20 @@ from typing import NamedTuple
 
 import pkcs11
 import pytest
-from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, KeyUnextractable
 from pkcs11.types import Session, WrapMixin
 
 from hippocrate.vault.errors import DecryptionError, KeyProviderError, UnknownKeyVersion
 from hippocrate.vault.providers.base import KeyProvider
 from hippocrate.vault.providers.pkcs11 import Pkcs11KeyProvider
+from hippocrate.vault.signatures import verify_signature
 from tests.softhsm import make_token, require_softhsm, unique_label
 
 BINDING = b"patient:42|dek:1"
+AUDIT = "hippocrate-audit"
+ED25519_OID = bytes.fromhex("06032b6570")  # DER of 1.3.101.112
+CHECKPOINT = b"checkpoint|seq=17|hash=" + bytes(range(32))
 
 
 class Token(NamedTuple):
@@ -358,6 +362,246 @@ def test_a_closed_provider_refuses_work(provider: Pkcs11KeyProvider) -> None:
         provider.derive_index_key(b"patient.email")
     with pytest.raises(KeyProviderError, match="closed"):
         provider.current_version()
+
+
+# -- the audit signing key ---------------------------------------------------------------
+
+
+def _audit_objects(session: Session) -> list[pkcs11.Object]:
+    return list(session.get_objects({Attribute.LABEL: AUDIT}))
+
+
+def _remove_audit_key(token: Token) -> None:
+    """Make the token look initialised before the audit key existed."""
+    with token_session(token) as session:
+        objects = _audit_objects(session)
+        assert len(objects) == 2
+        for obj in objects:
+            obj.destroy()
+
+
+def test_sign_and_verify(provider: Pkcs11KeyProvider) -> None:
+    public = provider.signing_public_key()
+    assert isinstance(public, bytes)
+    assert len(public) == 32
+    assert provider.signing_public_key() == public
+
+    signature = provider.sign(CHECKPOINT)
+    assert isinstance(signature, bytes)
+    assert len(signature) == 64
+    assert verify_signature(public, CHECKPOINT, signature) is True
+    # Ed25519 is deterministic.
+    assert provider.sign(CHECKPOINT) == signature
+    assert verify_signature(public, b"", provider.sign(b"")) is True
+
+    tampered_data = bytearray(CHECKPOINT)
+    tampered_data[-1] ^= 0x01
+    assert verify_signature(public, bytes(tampered_data), signature) is False
+    for position in (0, 31, 32, 63):
+        tampered = bytearray(signature)
+        tampered[position] ^= 0x01
+        assert verify_signature(public, CHECKPOINT, bytes(tampered)) is False
+    assert verify_signature(public, CHECKPOINT, signature[:63]) is False
+
+
+def test_signing_key_is_per_token(softhsm_dir: Path) -> None:
+    first_token, second_token = _new_token(softhsm_dir), _new_token(softhsm_dir)
+    first = Pkcs11KeyProvider.initialise(
+        module=first_token.module, token_label=first_token.label, pin=first_token.pin
+    )
+    second = Pkcs11KeyProvider.initialise(
+        module=second_token.module, token_label=second_token.label, pin=second_token.pin
+    )
+    try:
+        assert first.signing_public_key() != second.signing_public_key()
+        signature = first.sign(CHECKPOINT)
+        assert verify_signature(second.signing_public_key(), CHECKPOINT, signature) is False
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_audit_key_never_leaves_the_token(token: Token, provider: Pkcs11KeyProvider) -> None:
+    public = provider.signing_public_key()
+    provider.close()
+    with token_session(token) as session:
+        private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=AUDIT)
+        assert private[Attribute.KEY_TYPE] == KeyType.EC_EDWARDS
+        assert private[Attribute.TOKEN] is True
+        assert private[Attribute.PRIVATE] is True
+        assert private[Attribute.SENSITIVE] is True
+        assert private[Attribute.EXTRACTABLE] is False
+        assert private[Attribute.NEVER_EXTRACTABLE] is True
+        assert private[Attribute.ALWAYS_SENSITIVE] is True
+        assert private[Attribute.MODIFIABLE] is False
+        # Allowed to sign, and to nothing else.
+        assert private[Attribute.SIGN] is True
+        for capability in (Attribute.DECRYPT, Attribute.UNWRAP, Attribute.DERIVE):
+            assert private[capability] is False
+        with pytest.raises(AttributeSensitive):
+            private[Attribute.VALUE]
+        wrapping_key = session.generate_key(
+            KeyType.AES, 256, capabilities=MechanismFlag.WRAP | MechanismFlag.UNWRAP
+        )
+        assert isinstance(wrapping_key, WrapMixin)
+        with pytest.raises(KeyUnextractable):
+            wrapping_key.wrap_key(private)
+
+        public_key = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=AUDIT)
+        assert public_key[Attribute.KEY_TYPE] == KeyType.EC_EDWARDS
+        assert public_key[Attribute.TOKEN] is True
+        assert public_key[Attribute.VERIFY] is True
+        assert public_key[Attribute.EC_PARAMS] == ED25519_OID
+        # CKA_EC_POINT is a DER OCTET STRING around the raw key the provider returns.
+        assert public_key[Attribute.EC_POINT] == b"\x04\x20" + public
+
+
+def test_initialise_twice_keeps_the_signing_key(token: Token) -> None:
+    first = Pkcs11KeyProvider.initialise(
+        module=token.module, token_label=token.label, pin=token.pin
+    )
+    public = first.signing_public_key()
+    signature = first.sign(CHECKPOINT)
+    first.close()
+
+    again = Pkcs11KeyProvider.initialise(
+        module=token.module, token_label=token.label, pin=token.pin
+    )
+    try:
+        assert again.signing_public_key() == public
+        assert again.sign(CHECKPOINT) == signature
+        again.ensure_signing_key()  # idempotent too
+        assert again.signing_public_key() == public
+    finally:
+        again.close()
+
+    reopened = _open(token)
+    try:
+        assert reopened.signing_public_key() == public
+    finally:
+        reopened.close()
+    with token_session(token) as session:
+        assert len(_audit_objects(session)) == 2
+
+
+def test_a_token_without_the_audit_key(token: Token, provider: Pkcs11KeyProvider) -> None:
+    data_key = os.urandom(32)
+    wrapped = provider.wrap(1, data_key, BINDING)
+    index = provider.derive_index_key(b"patient.email")
+    provider.close()
+    _remove_audit_key(token)
+
+    older = _open(token)
+    try:
+        # Everything else works.
+        assert older.unwrap(1, wrapped, BINDING) == data_key
+        assert older.derive_index_key(b"patient.email") == index
+        with pytest.raises(KeyProviderError, match="no audit signing key; run 'hippocrate init'"):
+            older.sign(CHECKPOINT)
+        with pytest.raises(KeyProviderError, match="no audit signing key; run 'hippocrate init'"):
+            older.signing_public_key()
+
+        older.ensure_signing_key()
+        public = older.signing_public_key()
+        assert verify_signature(public, CHECKPOINT, older.sign(CHECKPOINT)) is True
+        older.ensure_signing_key()
+        assert older.signing_public_key() == public
+    finally:
+        older.close()
+
+    reopened = _open(token)
+    try:
+        assert reopened.signing_public_key() == public
+        assert reopened.unwrap(1, wrapped, BINDING) == data_key
+    finally:
+        reopened.close()
+
+
+def test_initialise_adds_the_audit_key_to_an_older_token(
+    token: Token, provider: Pkcs11KeyProvider
+) -> None:
+    provider.close()
+    _remove_audit_key(token)
+    initialised = Pkcs11KeyProvider.initialise(
+        module=token.module, token_label=token.label, pin=token.pin
+    )
+    try:
+        assert initialised.versions() == [1]
+        signature = initialised.sign(CHECKPOINT)
+        assert verify_signature(initialised.signing_public_key(), CHECKPOINT, signature) is True
+    finally:
+        initialised.close()
+
+
+def test_concurrent_signing(provider: Pkcs11KeyProvider) -> None:
+    public = provider.signing_public_key()
+
+    def sign_and_verify(n: int) -> bool:
+        data = f"checkpoint:{n}".encode()
+        return verify_signature(public, data, provider.sign(data)) and (
+            provider.unwrap(1, provider.wrap(1, data.ljust(32, b"."), BINDING), BINDING)
+            == data.ljust(32, b".")
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(sign_and_verify, range(100)))
+
+
+def test_an_extractable_audit_key_is_refused(token: Token, provider: Pkcs11KeyProvider) -> None:
+    provider.close()
+    _remove_audit_key(token)
+    with token_session(token) as session:
+        session.generate_keypair(
+            KeyType.EC_EDWARDS,
+            label=AUDIT,
+            store=True,
+            capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+            public_template={Attribute.EC_PARAMS: ED25519_OID},
+            private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
+        )
+    with pytest.raises(KeyProviderError, match=r"'hippocrate-audit'.*extractable"):
+        _open(token)
+
+
+def test_a_mismatched_audit_key_pair_is_refused(token: Token, provider: Pkcs11KeyProvider) -> None:
+    provider.close()
+    with token_session(token) as session:
+        session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=AUDIT).destroy()
+        # Someone else's public key under the audit label.
+        session.generate_keypair(
+            KeyType.EC_EDWARDS,
+            store=True,
+            capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+            mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
+            public_template={
+                Attribute.EC_PARAMS: ED25519_OID,
+                Attribute.LABEL: AUDIT,
+                Attribute.TOKEN: True,
+            },
+        )
+    with pytest.raises(KeyProviderError, match="does not match the private key"):
+        _open(token)
+
+
+def test_half_an_audit_key_pair_is_refused(token: Token, provider: Pkcs11KeyProvider) -> None:
+    provider.close()
+    with token_session(token) as session:
+        session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=AUDIT).destroy()
+    with pytest.raises(KeyProviderError, match="not one key pair"):
+        _open(token)
+    # And init does not paper over it with a second private key.
+    with pytest.raises(KeyProviderError, match="not one key pair"):
+        Pkcs11KeyProvider.initialise(module=token.module, token_label=token.label, pin=token.pin)
+
+
+def test_a_closed_provider_refuses_to_sign(provider: Pkcs11KeyProvider) -> None:
+    provider.close()
+    with pytest.raises(KeyProviderError, match="closed"):
+        provider.sign(CHECKPOINT)
+    with pytest.raises(KeyProviderError, match="closed"):
+        provider.signing_public_key()
+    with pytest.raises(KeyProviderError, match="closed"):
+        provider.ensure_signing_key()
 
 
 # -- never printed, never pickled ---------------------------------------------------------

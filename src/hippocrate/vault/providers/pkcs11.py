@@ -1,18 +1,26 @@
 """The scale-out provider: root keys held in a PKCS#11 token (an HSM; tested with SoftHSM2).
 
 The token holds root key versions as AES-256 secret keys labelled ``hippocrate-root-<n>``
-and the blind index key labelled ``hippocrate-index``. Every key is created inside the
-token, sensitive and not extractable: its value never reaches this process. Wrapping a
-data key is AES-GCM computed by the token (``C_Encrypt`` with ``CKM_AES_GCM``), with the
-same bytes on the wire as the file provider: a 12-byte nonce, then ciphertext and the
-128-bit tag, under the associated data ``hippocrate.wrap.v1\\x00`` + binding.
+and the blind index key labelled ``hippocrate-index``; the audit signing key is an Ed25519
+key pair labelled ``hippocrate-audit`` (a private key allowed only to sign, and its public
+key). Every key is created inside the token, sensitive and not extractable: its value
+never reaches this process. Wrapping a data key is AES-GCM computed by the token
+(``C_Encrypt`` with ``CKM_AES_GCM``), with the same bytes on the wire as the file
+provider: a 12-byte nonce, then ciphertext and the 128-bit tag, under the associated data
+``hippocrate.wrap.v1\\x00`` + binding. Audit checkpoints are signed by the token
+(``C_Sign`` with ``CKM_EDDSA``, pure Ed25519).
+
+A token initialised before the audit key existed still opens; it gets the key pair at the
+next ``hippocrate init`` (:meth:`Pkcs11KeyProvider.initialise` or
+:meth:`~Pkcs11KeyProvider.ensure_signing_key`), and signing refuses until then.
 
 One read-write session is opened at start, logged in with the user PIN, and shared by
 every thread behind a lock. The PIN is not kept after login.
 
 Guaranteed: a failure to open the token is a :class:`KeyProviderError` with a one-line
 message, never a raw PKCS#11 exception; a key that turns out extractable or not sensitive
-is refused. Not guaranteed: that a key with the right label was created by Hippocrate
+is refused, and so is an audit public key that does not verify its private key's
+signatures. Not guaranteed: that a key with the right label was created by Hippocrate
 (anyone holding the user PIN can create one, so guard the PIN as you would the keys).
 """
 
@@ -48,6 +56,7 @@ from pkcs11.mechanisms import GCMParams
 from pkcs11.types import DecryptMixin, EncryptMixin, Object, Session, SignMixin
 
 from hippocrate.vault.errors import DecryptionError, KeyProviderError, UnknownKeyVersion
+from hippocrate.vault.signatures import verify_signature
 
 _NONCE = 12
 _TAG_BITS = 128
@@ -55,6 +64,16 @@ _WRAP_CONTEXT = b"hippocrate.wrap.v1\x00"
 _ROOT_PREFIX = "hippocrate-root-"
 _ROOT_LABEL = re.compile(r"hippocrate-root-([1-9][0-9]*)")
 _INDEX_LABEL = "hippocrate-index"
+_AUDIT_LABEL = "hippocrate-audit"
+# CKA_EC_PARAMS of an Ed25519 key: the DER-encoded OID 1.3.101.112 (RFC 8410). PKCS#11 3.0
+# also allows the printable string "edwards25519"; SoftHSM2 2.6 accepts both, and a key
+# made elsewhere with either is accepted.
+_ED25519_OID = bytes.fromhex("06032b6570")
+_ED25519_NAME = bytes.fromhex("130c") + b"edwards25519"
+_ED25519_PUBLIC = 32
+_ED25519_SIGNATURE = 64
+# Signed and verified at every open, to check the public key is the private key's half.
+_AUDIT_PROBE = b"hippocrate.audit-key-probe.v1"
 
 # SoftHSM2 answers a GCM tag mismatch with CKR_GENERAL_ERROR, other tokens with
 # CKR_ENCRYPTED_DATA_INVALID or CKR_FUNCTION_FAILED: all of them mean "does not open".
@@ -75,6 +94,12 @@ _PROTECTED: dict[Attribute, Any] = {
     Attribute.SENSITIVE: True,
     Attribute.EXTRACTABLE: False,
     Attribute.MODIFIABLE: False,
+}
+_AUDIT_PUBLIC: dict[Attribute, Any] = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: False,
+    Attribute.MODIFIABLE: False,
+    Attribute.EC_PARAMS: _ED25519_OID,
 }
 
 
@@ -128,6 +153,8 @@ class Pkcs11KeyProvider:
         self._root: dict[int, _AesKey] = {}
         self._index_key: SignMixin | None = None
         self._derived: dict[bytes, bytes] = {}
+        self._audit_key: SignMixin | None = None
+        self._audit_public: bytes | None = None
 
         if not module.is_file():
             raise KeyProviderError(f"PKCS#11 module {module} cannot be loaded: no such file")
@@ -199,6 +226,31 @@ class Pkcs11KeyProvider:
             raise KeyProviderError(
                 f"token {self._token_label!r} refused to create the keys ({_why(exc)})"
             ) from None
+        self._create_audit_key_if_absent()
+
+    def _create_audit_key_if_absent(self) -> None:
+        """Generate the audit key pair in the token unless either half is there.
+
+        A half that is there alone is left for :meth:`_load_audit_key` to refuse.
+        """
+        try:
+            private, public = self._find_audit_halves()
+            if private or public:
+                return
+            self._live_session().generate_keypair(
+                KeyType.EC_EDWARDS,
+                mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
+                label=_AUDIT_LABEL,
+                store=True,
+                # SIGN on the private key, VERIFY on the public one; nothing else.
+                capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                public_template=_AUDIT_PUBLIC,
+                private_template=_PROTECTED,
+            )
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"token {self._token_label!r} refused to create the audit signing key ({_why(exc)})"
+            ) from None
 
     def _load(self) -> None:
         """Read the root keys and the index key from the token; refuse exposed ones."""
@@ -229,6 +281,64 @@ class Pkcs11KeyProvider:
             )
         self._root = root
         self._index_key = index_key
+        self._load_audit_key()
+
+    def _find_audit_halves(self) -> tuple[list[Object], list[Object]]:
+        session = self._live_session()
+        halves: list[list[Object]] = []
+        for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+            halves.append(
+                list(
+                    session.get_objects(
+                        {
+                            Attribute.CLASS: object_class,
+                            Attribute.TOKEN: True,
+                            Attribute.LABEL: _AUDIT_LABEL,
+                        }
+                    )
+                )
+            )
+        return halves[0], halves[1]
+
+    def _load_audit_key(self) -> None:
+        """Read the audit key pair; absent is allowed (a token from before it existed)."""
+        self._audit_key = None
+        self._audit_public = None
+        try:
+            private, public = self._find_audit_halves()
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"token {self._token_label!r} cannot be searched ({_why(exc)})"
+            ) from None
+        if not private and not public:
+            return
+        where = f"audit signing key {_AUDIT_LABEL!r} in token {self._token_label!r}"
+        if len(private) != 1 or len(public) != 1:
+            raise KeyProviderError(
+                f"{where} is not one key pair ({len(private)} private key(s), "
+                f"{len(public)} public key(s))"
+            )
+        key, public_key = private[0], public[0]
+        try:
+            if (
+                key[Attribute.KEY_TYPE] != KeyType.EC_EDWARDS
+                or public_key[Attribute.KEY_TYPE] != KeyType.EC_EDWARDS
+                or public_key[Attribute.EC_PARAMS] not in (_ED25519_OID, _ED25519_NAME)
+            ):
+                raise KeyProviderError(f"{where} is not an Ed25519 key pair")
+            self._check_protected(key, _AUDIT_LABEL)
+            if not isinstance(key, SignMixin):
+                raise KeyProviderError(f"{where} is not allowed to sign")
+            raw = _raw_ed25519_point(public_key[Attribute.EC_POINT])
+            if raw is None:
+                raise KeyProviderError(f"{where} has a malformed public key")
+            probe = key.sign(_AUDIT_PROBE, mechanism=Mechanism.EDDSA)
+        except PKCS11Error as exc:
+            raise KeyProviderError(f"{where} cannot be read ({_why(exc)})") from None
+        if not verify_signature(raw, _AUDIT_PROBE, probe):
+            raise KeyProviderError(f"{where}: the public key does not match the private key")
+        self._audit_key = key
+        self._audit_public = raw
 
     def _find(self, label: str) -> list[Object]:
         session = self._live_session()
@@ -425,6 +535,49 @@ class Pkcs11KeyProvider:
             self._derived[purpose] = derived
             return derived
 
+    def ensure_signing_key(self) -> None:
+        """Create the audit signing key pair in a token made before it existed (idempotent)."""
+        with self._lock:
+            self._live_session()
+            if self._audit_key is not None:
+                return
+            # Another process may have created it since this one opened the token.
+            self._create_audit_key_if_absent()
+            self._load_audit_key()
+
+    def _signer(self) -> SignMixin:
+        """The caller holds the lock."""
+        self._live_session()
+        if self._audit_key is None:
+            raise KeyProviderError(
+                f"token {self._token_label!r} holds no audit signing key; run 'hippocrate init'"
+            )
+        return self._audit_key
+
+    def sign(self, data: bytes) -> bytes:
+        """Ed25519 signature of ``data`` by the audit signing key, computed by the token."""
+        data = bytes(data)
+        with self._lock:
+            signer = self._signer()
+            try:
+                signature = signer.sign(data, mechanism=Mechanism.EDDSA)
+            except PKCS11Error as exc:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} failed to sign ({_why(exc)})"
+                ) from None
+        if len(signature) != _ED25519_SIGNATURE:
+            raise KeyProviderError(
+                f"token {self._token_label!r} returned a {len(signature)}-byte signature"
+            )
+        return signature
+
+    def signing_public_key(self) -> bytes:
+        """The audit key's raw 32-byte Ed25519 public key (read from the token at open)."""
+        with self._lock:
+            self._signer()
+            assert self._audit_public is not None
+            return self._audit_public
+
     def close(self) -> None:
         """Close the session (which logs out); later calls raise ``KeyProviderError``.
 
@@ -436,7 +589,24 @@ class Pkcs11KeyProvider:
             self._root = {}
             self._index_key = None
             self._derived = {}
+            self._audit_key = None
+            self._audit_public = None
         if session is not None:
             # A token that is gone or a finalised module leaves nothing to release.
             with contextlib.suppress(PKCS11Error):
                 session.close()
+
+
+def _raw_ed25519_point(point: object) -> bytes | None:
+    """The 32 raw bytes of an Ed25519 CKA_EC_POINT, or None when malformed.
+
+    PKCS#11 has tokens store it as a DER OCTET STRING (``04 20`` + 32 bytes), as SoftHSM2
+    does; some store the 32 bytes bare.
+    """
+    if not isinstance(point, bytes):
+        return None
+    if len(point) == 2 + _ED25519_PUBLIC and point[:2] == bytes((0x04, _ED25519_PUBLIC)):
+        return point[2:]
+    if len(point) == _ED25519_PUBLIC:
+        return point
+    return None
