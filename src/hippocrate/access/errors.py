@@ -11,8 +11,9 @@ class NotFound(AccessError):
     """The object does not exist *or* the principal may not see it: the two are never
     told apart, so ids cannot be probed."""
 
-    def __init__(self, kind: str = "resource") -> None:
+    def __init__(self, kind: str = "resource", object_id: object | None = None) -> None:
         self.kind = kind
+        self.object_id = object_id  # for the audit trail; never shown to the caller
         super().__init__(f"no such {kind}")
 
 

@@ -17,6 +17,7 @@ class BreakGlassGrant(IdMixin, SealedModel, Base):
 
     __tablename__ = "break_glass_grants"
     __sealed_owner__ = "patient_id"
+    __audit_subject__ = "patient:break-glass"
 
     admin_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -25,4 +26,4 @@ class BreakGlassGrant(IdMixin, SealedModel, Base):
     revoked_at: Mapped[datetime | None]
 
     reason_sealed: Mapped[bytes | None] = mapped_column("reason", LargeBinary)
-    reason = Sealed[str]("reason_sealed", TEXT)
+    reason = Sealed[str]("reason_sealed", TEXT, category="access")

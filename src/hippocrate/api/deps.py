@@ -7,6 +7,7 @@ route it holds.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
@@ -15,8 +16,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from hippocrate.access.errors import NotAuthenticated
+from hippocrate.access.errors import AccessError, NotAuthenticated, NotFound
+from hippocrate.access.policy import purpose_of
 from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import Actor, attach, record_failure, recorder_of
 from hippocrate.config import Settings
 from hippocrate.identity.sessions import Resolved, principal_for, resolve
 from hippocrate.runtime import Runtime
@@ -33,11 +36,38 @@ def get_settings(request: Request) -> Settings:
     return get_runtime(request).settings
 
 
+def request_id(request: Request) -> str:
+    found: str | None = getattr(request.state, "request_id", None)
+    return found or uuid.uuid4().hex
+
+
 def unit_of_work(request: Request) -> Iterator[Session]:
     """One transaction per request: committed if the route returns, rolled back if it
-    raises. It ends before the response is sent, so a failed commit is a failed request."""
-    with get_runtime(request).sessions.begin() as session:
-        yield session
+    raises. It ends before the response is sent, so a failed commit is a failed request.
+
+    Its session carries the audit recorder: every sealed read and write is recorded and
+    written to the trail in the same transaction; a refused or failed request is
+    written to the trail in a transaction of its own.
+    """
+    sessions = get_runtime(request).sessions
+    session = sessions()
+    recorder = attach(session, Actor(role="anonymous", request_id=request_id(request)))
+    try:
+        with session.begin():
+            yield session
+    except NotFound as exc:
+        resource = f"{exc.kind}:{exc.object_id}" if exc.object_id else None
+        record_failure(sessions, recorder, action=f"{exc.kind}:access:refused", resource=resource)
+        raise
+    except AccessError as exc:
+        action = f"access:{type(exc).__name__.lower()}:refused"
+        record_failure(sessions, recorder, action=action)
+        raise
+    except Exception:
+        record_failure(sessions, recorder)
+        raise
+    finally:
+        session.close()
 
 
 def now() -> datetime:
@@ -65,8 +95,18 @@ CurrentSession = Annotated[Resolved, Depends(current_session)]
 
 
 def current_principal(db: DB, resolved: CurrentSession) -> Principal:
-    """The authenticated principal, second factor completed where required."""
-    return principal_for(session=db, resolved=resolved)
+    """The authenticated principal, second factor completed where required. From here
+    on, the request's audit events name it."""
+    principal = principal_for(session=db, resolved=resolved)
+    recorder = recorder_of(db)
+    if recorder is not None:
+        recorder.actor = Actor(
+            role=principal.role.value,
+            account_id=principal.account_id,
+            purpose=purpose_of(principal),
+            request_id=recorder.actor.request_id,
+        )
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

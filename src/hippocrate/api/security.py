@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
@@ -23,7 +24,9 @@ def install(app: FastAPI) -> None:
     async def _headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        request.state.request_id = uuid.uuid4().hex
         response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         return response

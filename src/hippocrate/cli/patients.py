@@ -15,7 +15,7 @@ app = typer.Typer(help="Patients.", no_args_is_help=True)
 @app.command("show")
 def show(patient_id: uuid.UUID) -> None:
     """Print one patient's record as JSON (NIR masked)."""
-    with runtime() as rt, rt.sessions() as session:
+    with runtime() as rt, rt.sessions.begin() as session:
         record = to_read(get_patient(session=session, patient_id=patient_id))
     typer.echo(record.model_dump_json(indent=2))
 

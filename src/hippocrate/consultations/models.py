@@ -32,6 +32,7 @@ class ConsultationStatus(enum.StrEnum):
 class Consultation(IdMixin, TimestampMixin, SealedModel, Base):
     __tablename__ = "consultations"
     __sealed_owner__ = "patient_id"
+    __audit_subject__ = "consultation:record"
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     specialty: Mapped[str] = mapped_column(String(64), index=True)
@@ -67,6 +68,7 @@ class Consultation(IdMixin, TimestampMixin, SealedModel, Base):
 class Message(IdMixin, SealedModel, Base):
     __tablename__ = "messages"
     __sealed_owner__ = "patient_id"
+    __audit_subject__ = "consultation:message"
 
     consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -83,6 +85,7 @@ class Attachment(IdMixin, SealedModel, Base):
 
     __tablename__ = "attachments"
     __sealed_owner__ = "patient_id"
+    __audit_subject__ = "consultation:attachment"
 
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id"), index=True)
     consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
@@ -92,8 +95,8 @@ class Attachment(IdMixin, SealedModel, Base):
 
     filename_sealed: Mapped[bytes | None] = mapped_column("filename", LargeBinary)
     media_type_sealed: Mapped[bytes | None] = mapped_column("media_type", LargeBinary)
-    filename = Sealed[str]("filename_sealed", TEXT)
-    media_type = Sealed[str]("media_type_sealed", TEXT)
+    filename = Sealed[str]("filename_sealed", TEXT, category="attachment")
+    media_type = Sealed[str]("media_type_sealed", TEXT, category="attachment")
 
 
 class CareRelationship(IdMixin, Base):

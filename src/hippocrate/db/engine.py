@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,12 +63,17 @@ class SessionFactory:
     def __init__(self, engine: Engine, vault: Vault) -> None:
         self.engine = engine
         self.vault = vault
+        #: Called with every new session (the CLI attaches its audit recorder here).
+        self.on_open: list[Callable[[Session], object]] = []
         self._maker = sessionmaker(
             bind=engine, class_=HippocrateSession, expire_on_commit=False, autoflush=True
         )
 
     def __call__(self) -> Session:
-        return self._maker(info={"vault": self.vault})
+        session = self._maker(info={"vault": self.vault})
+        for hook in self.on_open:
+            hook(session)
+        return session
 
     @contextmanager
     def begin(self) -> Iterator[Session]:

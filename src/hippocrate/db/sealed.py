@@ -64,6 +64,10 @@ class SealedModel:
 
     __sealed_owner__: ClassVar[str]
     __sealed_fields__: ClassVar[dict[str, Sealed[Any]]]
+    #: What the audit trail calls rows of this model, ``domain:subject``.
+    __audit_subject__: ClassVar[str] = "data:record"
+    #: Whether the owner is a patient (their id is the event's patient id).
+    __owner_is_patient__: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -80,6 +84,10 @@ class SealedModel:
             raise ValueError(f"{type(self).__name__}.{self.__sealed_owner__} must be set")
         return owner  # type: ignore[no-any-return]
 
+    def audit_patient_id(self) -> uuid.UUID | None:
+        """The patient whose data this row is, for the audit trail and the guard."""
+        return self.sealed_owner_id() if self.__owner_is_patient__ else None
+
 
 class Sealed(Generic[T]):
     """A plaintext attribute stored sealed in the column mapped by ``column_attr``.
@@ -95,8 +103,10 @@ class Sealed(Generic[T]):
         *,
         blind_index: str | None = None,
         index_field: str | None = None,
+        category: str = "health",
     ) -> None:
         self.column_attr = column_attr
+        self.category = category
         self.codec = codec
         self.blind_index = blind_index
         self.index_field = index_field
@@ -156,6 +166,7 @@ class Sealed(Generic[T]):
                 f"cannot open {self.name}: the object is detached from its session"
             )
         assert isinstance(instance, SealedModel)
+        _notify(session, instance, self, "read")  # before decrypting: it may refuse
         version = peek_key_version(blob)
         key = key_for(session=session, owner=instance.sealed_owner_id(), version=version)
         return vault_of(session).open(key, blob, self.context(instance))
@@ -166,6 +177,7 @@ class Sealed(Generic[T]):
             if self.blind_index:
                 setattr(instance, self.blind_index, None)
             return
+        _notify(session, instance, self, "write")
         key = active_key(session=session, owner=instance.sealed_owner_id())
         vault = vault_of(session)
         blob = vault.seal(key, self.codec.encode(value), self.context(instance))
@@ -174,6 +186,18 @@ class Sealed(Generic[T]):
         if self.blind_index:
             assert self.index_field is not None
             setattr(instance, self.blind_index, vault.blind_index(self.index_field, str(value)))
+
+
+#: ``session.info`` key of a callable told of every sealed read and write, before it
+#: happens: ``hook(instance, field, verb)``. The audit recorder installs it; it may
+#: raise to refuse the access (the guard's containment).
+ACCESS_HOOK = "hippocrate.on_access"
+
+
+def _notify(session: Session, instance: SealedModel, field: Sealed[Any], verb: str) -> None:
+    hook = session.info.get(ACCESS_HOOK)
+    if hook is not None:
+        hook(instance, field, verb)
 
 
 def seal_pending(session: Session) -> None:

@@ -44,6 +44,8 @@ class AccountStatus(enum.StrEnum):
 class Account(IdMixin, TimestampMixin, SealedModel, Base):
     __tablename__ = "accounts"
     __sealed_owner__ = "owner_id"
+    __audit_subject__ = "account:profile"
+    __owner_is_patient__ = False
 
     role: Mapped[Role] = mapped_column(_enum(Role), index=True)
     status: Mapped[AccountStatus] = mapped_column(
@@ -60,11 +62,13 @@ class Account(IdMixin, TimestampMixin, SealedModel, Base):
     totp_sealed: Mapped[bytes | None] = mapped_column("totp_secret", LargeBinary)
     recovery_sealed: Mapped[bytes | None] = mapped_column("recovery_codes", LargeBinary)
 
-    email = Sealed[str]("email_sealed", TEXT, blind_index="email_index", index_field="email")
-    password_hash = Sealed[str]("password_sealed", TEXT)
-    totp_secret = Sealed[str]("totp_sealed", TEXT)
+    email = Sealed[str](
+        "email_sealed", TEXT, blind_index="email_index", index_field="email", category="contact"
+    )
+    password_hash = Sealed[str]("password_sealed", TEXT, category="credentials")
+    totp_secret = Sealed[str]("totp_sealed", TEXT, category="credentials")
     # SHA-256 digests (hex) of the unused recovery codes; a code is 80 random bits.
-    recovery_codes = Sealed[list[str]]("recovery_sealed", JSON)
+    recovery_codes = Sealed[list[str]]("recovery_sealed", JSON, category="credentials")
 
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
@@ -74,12 +78,17 @@ class Account(IdMixin, TimestampMixin, SealedModel, Base):
     last_login_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(64))
 
+    def audit_patient_id(self) -> uuid.UUID | None:
+        return self.patient_id
+
 
 class Practitioner(IdMixin, TimestampMixin, SealedModel, Base):
     """A practitioner's professional identity; specialty stays plaintext (queues)."""
 
     __tablename__ = "practitioners"
     __sealed_owner__ = "owner_id"
+    __audit_subject__ = "practitioner:profile"
+    __owner_is_patient__ = False
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), unique=True)
     owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
@@ -90,9 +99,11 @@ class Practitioner(IdMixin, TimestampMixin, SealedModel, Base):
     given_names_sealed: Mapped[bytes | None] = mapped_column("given_names", LargeBinary)
     family_name_sealed: Mapped[bytes | None] = mapped_column("family_name", LargeBinary)
 
-    rpps = Sealed[str]("rpps_sealed", TEXT, blind_index="rpps_index", index_field="rpps")
-    given_names = Sealed[str]("given_names_sealed", TEXT)
-    family_name = Sealed[str]("family_name_sealed", TEXT)
+    rpps = Sealed[str](
+        "rpps_sealed", TEXT, blind_index="rpps_index", index_field="rpps", category="identity"
+    )
+    given_names = Sealed[str]("given_names_sealed", TEXT, category="identity")
+    family_name = Sealed[str]("family_name_sealed", TEXT, category="identity")
 
 
 class AuthSession(IdMixin, Base):

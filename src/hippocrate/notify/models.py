@@ -19,6 +19,8 @@ from hippocrate.db.sealed import TEXT, Sealed, SealedModel
 class OutboundEmail(IdMixin, SealedModel, Base):
     __tablename__ = "outbound_emails"
     __sealed_owner__ = "owner_id"
+    __audit_subject__ = "account:notification"
+    __owner_is_patient__ = False
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
     owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
@@ -28,4 +30,4 @@ class OutboundEmail(IdMixin, SealedModel, Base):
     failed_at: Mapped[datetime | None]
 
     code_sealed: Mapped[bytes | None] = mapped_column("verification_code", LargeBinary)
-    verification_code = Sealed[str]("code_sealed", TEXT)
+    verification_code = Sealed[str]("code_sealed", TEXT, category="notification")

@@ -22,6 +22,7 @@ class PatientStatus(enum.StrEnum):
 class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     __tablename__ = "patients"
     __sealed_owner__ = "id"
+    __audit_subject__ = "patient:record"
 
     status: Mapped[PatientStatus] = mapped_column(
         Enum(
@@ -46,11 +47,17 @@ class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     phone_index: Mapped[int | None] = mapped_column(Integer, index=True)
     nir_index: Mapped[int | None] = mapped_column(Integer, index=True)
 
-    given_names = Sealed[str]("given_names_sealed", TEXT)
-    family_name = Sealed[str]("family_name_sealed", TEXT)
-    birth_date = Sealed[date]("birth_date_sealed", DATE)
-    sex = Sealed[str]("sex_sealed", TEXT)
-    email = Sealed[str]("email_sealed", TEXT, blind_index="email_index", index_field="email")
-    phone = Sealed[str]("phone_sealed", TEXT, blind_index="phone_index", index_field="phone")
-    address = Sealed[dict[str, Any]]("address_sealed", JSON)
-    nir = Sealed[str]("nir_sealed", TEXT, blind_index="nir_index", index_field="nir")
+    given_names = Sealed[str]("given_names_sealed", TEXT, category="identity")
+    family_name = Sealed[str]("family_name_sealed", TEXT, category="identity")
+    birth_date = Sealed[date]("birth_date_sealed", DATE, category="identity")
+    sex = Sealed[str]("sex_sealed", TEXT, category="identity")
+    email = Sealed[str](
+        "email_sealed", TEXT, blind_index="email_index", index_field="email", category="contact"
+    )
+    phone = Sealed[str](
+        "phone_sealed", TEXT, blind_index="phone_index", index_field="phone", category="contact"
+    )
+    address = Sealed[dict[str, Any]]("address_sealed", JSON, category="contact")
+    nir = Sealed[str](
+        "nir_sealed", TEXT, blind_index="nir_index", index_field="nir", category="nir"
+    )

@@ -1,0 +1,186 @@
+"""Recording accesses as they happen, and writing them when the unit of work ends.
+
+A :class:`Recorder` is attached to every session that serves a request or a CLI
+command. The store tells it of every sealed read and write *before* the value is
+decrypted or sealed (``db.sealed.ACCESS_HOOK``), so nothing reads patient data without
+passing here, and the guard (if installed) can refuse the read. Accesses are grouped
+per patient, subject and verb: one event each, listing the resources and categories
+touched. The events are appended to the chain just before the session commits; if the
+unit of work fails, :func:`record_failure` writes them, with the refusal, in a fresh
+transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from hippocrate.audit.service import PendingEvent, append
+from hippocrate.db.engine import HippocrateSession, SessionFactory
+from hippocrate.db.sealed import ACCESS_HOOK, Sealed, SealedModel
+
+RECORDER = "hippocrate.recorder"
+
+
+@dataclass
+class Actor:
+    """Who acts: an account with its role, or the platform itself (CLI, jobs)."""
+
+    role: str
+    account_id: uuid.UUID | None = None
+    purpose: str | None = None
+    request_id: str | None = None
+
+
+ANONYMOUS = Actor(role="anonymous")
+
+
+@dataclass
+class _Group:
+    resources: set[str] = field(default_factory=set)
+    categories: set[str] = field(default_factory=set)
+
+
+#: Called for every read of a patient's data by an actor; may raise to refuse it.
+ReadCheck = Callable[[Actor, uuid.UUID, str], None]
+
+
+class Recorder:
+    def __init__(self, actor: Actor, check: ReadCheck | None = None) -> None:
+        self.actor = actor
+        self.check = check
+        self._groups: dict[tuple[uuid.UUID | None, str, str], _Group] = {}
+        self._extra: list[PendingEvent] = []
+
+    # -- the store's hook ---------------------------------------------------------------
+
+    def __call__(self, instance: SealedModel, sealed: Sealed[Any], verb: str) -> None:
+        patient = instance.audit_patient_id()
+        subject = type(instance).__audit_subject__
+        resource = f"{subject.split(':')[-1]}:{instance.id}"  # type: ignore[attr-defined]
+        if verb == "read" and patient is not None and self.check is not None:
+            self.check(self.actor, patient, resource)
+        group = self._groups.setdefault((patient, subject, verb), _Group())
+        group.resources.add(resource)
+        group.categories.add(sealed.category)
+
+    def note(
+        self,
+        *,
+        patient: uuid.UUID | None,
+        subject: str,
+        verb: str,
+        resource: str,
+        category: str,
+    ) -> None:
+        """Record an access that does not go through a sealed attribute (blob bodies)."""
+        if verb == "read" and patient is not None and self.check is not None:
+            self.check(self.actor, patient, resource)
+        group = self._groups.setdefault((patient, subject, verb), _Group())
+        group.resources.add(resource)
+        group.categories.add(category)
+
+    def event(
+        self,
+        action: str,
+        *,
+        outcome: str = "allowed",
+        patient: uuid.UUID | None = None,
+        resources: tuple[str, ...] = (),
+        categories: tuple[str, ...] = (),
+        actor: Actor | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Record one event as is (authentication, administration, refusals)."""
+        who = actor or self.actor
+        self._extra.append(
+            PendingEvent(
+                action=action,
+                actor_role=who.role,
+                outcome=outcome,
+                at=now or datetime.now(UTC),
+                actor_account_id=who.account_id,
+                patient_id=patient,
+                resources=resources,
+                categories=categories,
+                purpose=who.purpose,
+                request_id=who.request_id,
+            )
+        )
+
+    def drain(self, *, outcome: str = "allowed", now: datetime | None = None) -> list[PendingEvent]:
+        """Every event recorded so far, grouped; the recorder starts empty again."""
+        at = now or datetime.now(UTC)
+        events = [
+            PendingEvent(
+                action=f"{subject}:{verb}",
+                actor_role=self.actor.role,
+                outcome=outcome,
+                at=at,
+                actor_account_id=self.actor.account_id,
+                patient_id=patient,
+                resources=tuple(sorted(group.resources)),
+                categories=tuple(sorted(group.categories)),
+                purpose=self.actor.purpose,
+                request_id=self.actor.request_id,
+            )
+            for (patient, subject, verb), group in self._groups.items()
+        ]
+        events.extend(self._extra)
+        self._groups, self._extra = {}, []
+        return events
+
+
+def attach(session: Session, actor: Actor, check: ReadCheck | None = None) -> Recorder:
+    """Give ``session`` a recorder for ``actor`` (replacing any other)."""
+    recorder = Recorder(actor, check)
+    session.info[RECORDER] = recorder
+    session.info[ACCESS_HOOK] = recorder
+    return recorder
+
+
+def recorder_of(session: Session) -> Recorder | None:
+    found: Recorder | None = session.info.get(RECORDER)
+    return found
+
+
+@event.listens_for(HippocrateSession, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    recorder = recorder_of(session)
+    if recorder is not None:
+        append(session, recorder.drain())
+
+
+def record_failure(
+    sessions: SessionFactory,
+    recorder: Recorder,
+    *,
+    action: str | None = None,
+    resource: str | None = None,
+    outcome: str = "refused",
+) -> None:
+    """After a failed unit of work: write what it touched (outcome ``aborted``) and the
+    refusal itself, in a transaction of their own."""
+    events = recorder.drain(outcome="aborted")
+    if action is not None:
+        events.append(
+            PendingEvent(
+                action=action,
+                actor_role=recorder.actor.role,
+                outcome=outcome,
+                at=datetime.now(UTC),
+                actor_account_id=recorder.actor.account_id,
+                resources=(resource,) if resource else (),
+                purpose=recorder.actor.purpose,
+                request_id=recorder.actor.request_id,
+            )
+        )
+    if events:
+        with sessions() as session, session.begin():
+            append(session, events)
