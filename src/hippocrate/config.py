@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
 
+    # The guard: shared counters in Redis when set (several app processes), else in process.
+    redis_url: str | None = None
+    guard_window_seconds: float = Field(default=3600, gt=0)
+    guard_breadth_practitioner: int = Field(default=20, ge=1)
+    guard_breadth_admin: int = Field(default=5, ge=1)
+    guard_breadth_patient: int = Field(default=1, ge=1)
+    guard_enumeration_limit: int = Field(default=10, ge=1)
+    guard_alert_webhook: str | None = None
+    guard_alert_email: str | None = None
+    # Distinct patient keys the vault may unwrap per minute in one process.
+    key_unwrap_budget: int = Field(default=600, ge=1)
+
     # Audit checkpoints: an append-only file outside the database, and an optional mirror.
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_mirror: Path | None = None

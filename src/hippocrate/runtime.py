@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from hippocrate.config import Settings
 from hippocrate.db.engine import SessionFactory, make_engine
 from hippocrate.db.migrate import current_revision
+from hippocrate.guard.service import Guard, open_state
 from hippocrate.vault.factory import open_vault
 
 
@@ -18,6 +19,11 @@ class NotInitialised(RuntimeError):
 class Runtime:
     settings: Settings
     sessions: SessionFactory
+    guard: Guard | None = None
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = Guard(self.settings, self.sessions.vault, open_state(self.settings))
 
     @classmethod
     def open(cls, settings: Settings, *, require_schema: bool = True) -> Runtime:

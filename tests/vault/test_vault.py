@@ -119,3 +119,19 @@ def test_blind_index_spreads_over_its_range(vault: Vault) -> None:
     indexes = {vault.blind_index("email", f"p{n}@example.fr") for n in range(5000)}
     assert len(indexes) > 4990  # 24 bits: collisions among 5,000 values are rare
     assert max(indexes) > 2 ** (BITS["email"] - 1)  # uses the top bit
+
+
+def test_unwrap_budget_limits_distinct_keys_per_minute(key_file: object) -> None:
+    from hippocrate.vault import UnwrapBudgetExceeded
+
+    clock = Clock()
+    vault = Vault(FileKeyProvider(key_file), cache_ttl=0, unwrap_budget=3, clock=clock)  # type: ignore[arg-type]
+    owners = [uuid.uuid4() for _ in range(5)]
+    stored = {o: vault.new_data_key(o)[0] for o in owners}
+    for owner in owners[:3]:
+        vault.data_key(owner, 1, lambda o=owner: stored[o])  # type: ignore[misc]
+    vault.data_key(owners[0], 1, lambda: stored[owners[0]])  # the same owner again is free
+    with pytest.raises(UnwrapBudgetExceeded, match="more than 3"):
+        vault.data_key(owners[3], 1, lambda: stored[owners[3]])
+    clock.now = 61  # a minute later the budget is back
+    vault.data_key(owners[3], 1, lambda: stored[owners[3]])

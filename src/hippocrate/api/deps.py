@@ -21,6 +21,7 @@ from hippocrate.access.policy import purpose_of
 from hippocrate.access.principal import Principal
 from hippocrate.audit.recorder import Actor, attach, record_failure, recorder_of
 from hippocrate.config import Settings
+from hippocrate.guard.errors import Contained
 from hippocrate.identity.sessions import Resolved, principal_for, resolve
 from hippocrate.runtime import Runtime
 
@@ -49,15 +50,30 @@ def unit_of_work(request: Request) -> Iterator[Session]:
     written to the trail in the same transaction; a refused or failed request is
     written to the trail in a transaction of its own.
     """
-    sessions = get_runtime(request).sessions
+    runtime = get_runtime(request)
+    sessions, guard = runtime.sessions, runtime.guard
+    assert guard is not None
     session = sessions()
-    recorder = attach(session, Actor(role="anonymous", request_id=request_id(request)))
+    recorder = attach(
+        session,
+        Actor(role="anonymous", request_id=request_id(request)),
+        check=lambda actor, patient, _resource: guard.check_read(session, actor, patient),
+    )
     try:
         with session.begin():
             yield session
+    except Contained as exc:
+        record_failure(sessions, recorder, action="guard:access:refused", outcome="contained")
+        guard.complete_containment(sessions, recorder.actor, exc)
+        raise
     except NotFound as exc:
         resource = f"{exc.kind}:{exc.object_id}" if exc.object_id else None
         record_failure(sessions, recorder, action=f"{exc.kind}:access:refused", resource=resource)
+        try:
+            guard.note_refusal(recorder.actor)
+        except Contained as contained:
+            guard.complete_containment(sessions, recorder.actor, contained)
+            raise contained from None
         raise
     except AccessError as exc:
         action = f"access:{type(exc).__name__.lower()}:refused"
@@ -94,10 +110,13 @@ def current_session(
 CurrentSession = Annotated[Resolved, Depends(current_session)]
 
 
-def current_principal(db: DB, resolved: CurrentSession) -> Principal:
+def current_principal(request: Request, db: DB, resolved: CurrentSession) -> Principal:
     """The authenticated principal, second factor completed where required. From here
     on, the request's audit events name it."""
     principal = principal_for(session=db, resolved=resolved)
+    guard = get_runtime(request).guard
+    if guard is not None:
+        guard.ensure_not_contained(principal.account_id)
     recorder = recorder_of(db)
     if recorder is not None:
         recorder.actor = Actor(

@@ -11,6 +11,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hippocrate.access.errors import Forbidden, NotAuthenticated, NotFound, SecondFactorRequired
 from hippocrate.api import security
+from hippocrate.blobs import BlobError
+from hippocrate.consultations.errors import (
+    AttachmentRejected,
+    AttachmentTooLarge,
+    InvalidTransition,
+    InvalidUpload,
+    QueueEmpty,
+    TooManyAttachments,
+)
+from hippocrate.guard.errors import Contained
+from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import (
     DuplicatePatient,
@@ -18,7 +29,7 @@ from hippocrate.patients.errors import (
     PatientNotFound,
     PatientShredded,
 )
-from hippocrate.vault import DecryptionError
+from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -40,6 +51,13 @@ _DOMAIN: list[tuple[type[Exception], int, str]] = [
     (DuplicatePatient, 409, "Conflict"),
     (InconsistentIdentity, 422, "Inconsistent identity"),
     (InvalidIdentifier, 422, "Invalid identifier"),
+    (InvalidTransition, 409, "Conflict"),
+    (QueueEmpty, 409, "Queue empty"),
+    (InvalidUpload, 422, "Invalid request"),
+    (AttachmentRejected, 422, "Attachment refused"),
+    (TooManyAttachments, 422, "Too many attachments"),
+    (AttachmentTooLarge, 413, "Attachment too large"),
+    (BlobError, 503, "Data unavailable"),
 ]
 
 
@@ -71,6 +89,21 @@ def install(app: FastAPI) -> None:
             return problem(status, title, str(exc))
 
         app.add_exception_handler(error_type, _domain)
+
+    @app.exception_handler(Contained)
+    async def _contained(request: Request, exc: Contained) -> JSONResponse:
+        return problem(403, "Account locked", str(exc))
+
+    @app.exception_handler(UnwrapBudgetExceeded)
+    async def _budget(request: Request, exc: UnwrapBudgetExceeded) -> JSONResponse:
+        response = problem(503, "Temporarily unavailable", "too many records read; retry later")
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.exception_handler(GuardUnavailable)
+    async def _guard_down(request: Request, exc: GuardUnavailable) -> JSONResponse:
+        # Fail closed: without the guard, no patient data is served.
+        return problem(503, "Temporarily unavailable", "patient data cannot be served right now")
 
     @app.exception_handler(NotAuthenticated)
     async def _unauthenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:

@@ -57,6 +57,7 @@ class Recorder:
         self.check = check
         self._groups: dict[tuple[uuid.UUID | None, str, str], _Group] = {}
         self._extra: list[PendingEvent] = []
+        self._checked: set[uuid.UUID] = set()  # patients the check passed in this unit
 
     # -- the store's hook ---------------------------------------------------------------
 
@@ -64,11 +65,16 @@ class Recorder:
         patient = instance.audit_patient_id()
         subject = type(instance).__audit_subject__
         resource = f"{subject.split(':')[-1]}:{instance.id}"  # type: ignore[attr-defined]
-        if verb == "read" and patient is not None and self.check is not None:
-            self.check(self.actor, patient, resource)
+        if verb == "read" and patient is not None:
+            self._check(patient, resource)
         group = self._groups.setdefault((patient, subject, verb), _Group())
         group.resources.add(resource)
         group.categories.add(sealed.category)
+
+    def _check(self, patient: uuid.UUID, resource: str) -> None:
+        if self.check is not None and patient not in self._checked:
+            self.check(self.actor, patient, resource)
+            self._checked.add(patient)
 
     def note(
         self,
@@ -80,8 +86,8 @@ class Recorder:
         category: str,
     ) -> None:
         """Record an access that does not go through a sealed attribute (blob bodies)."""
-        if verb == "read" and patient is not None and self.check is not None:
-            self.check(self.actor, patient, resource)
+        if verb == "read" and patient is not None:
+            self._check(patient, resource)
         group = self._groups.setdefault((patient, subject, verb), _Group())
         group.resources.add(resource)
         group.categories.add(category)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from typer.exceptions import TyperException
 
-from hippocrate.cli import audit, demo, keys, patients
+from hippocrate.cli import audit, demo, guard, keys, patients
 from hippocrate.db.engine import BadDatabaseURL
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import PatientError
@@ -27,6 +27,7 @@ demo.register(app)
 app.add_typer(keys.app, name="keys")
 app.add_typer(patients.app, name="patients")
 app.add_typer(audit.app, name="audit")
+app.add_typer(guard.app, name="guard")
 
 _EXPECTED = (
     VaultError,

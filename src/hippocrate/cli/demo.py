@@ -9,6 +9,7 @@ from hippocrate.cli.context import runtime, settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
 from hippocrate.demo.seed import CREDENTIALS_FILE, seed_patients, write_credentials
+from hippocrate.guard.honeytokens import plant
 from hippocrate.patients.models import Patient
 from hippocrate.vault.factory import initialise_provider
 
@@ -38,6 +39,9 @@ def seed(
     """Create synthetic French patients and write the demo credentials file (0600)."""
     with runtime() as rt, rt.sessions.begin() as session:
         created = seed_patients(session=session, count=patients, seed=random_seed)
+        assert rt.guard is not None
+        # One honeytoken per 20 patients (at least 3), mixed in with the real ones.
+        plant(session=session, guard=rt.guard, count=max(3, patients // 20))
     path = write_credentials(rt.settings.data_dir, {"patients": created})
     typer.echo(f"{len(created)} patients created; demo credentials in {path}")
 

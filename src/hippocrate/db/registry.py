@@ -4,6 +4,7 @@ from hippocrate.access.models import BreakGlassGrant
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
+from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.identity.models import Account, AccountToken, AuthSession, Practitioner, Throttle
 from hippocrate.keyring.models import DataKeyRecord, RootRotation
 from hippocrate.notify.models import OutboundEmail
@@ -21,6 +22,7 @@ __all__ = [
     "CareRelationship",
     "Consultation",
     "DataKeyRecord",
+    "HoneytokenMarker",
     "Message",
     "OutboundEmail",
     "Patient",

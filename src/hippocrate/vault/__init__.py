@@ -10,6 +10,7 @@ from hippocrate.vault.errors import (
     KeyDestroyed,
     KeyProviderError,
     UnknownKeyVersion,
+    UnwrapBudgetExceeded,
     VaultError,
 )
 from hippocrate.vault.fields import FieldContext, peek_key_version
@@ -22,6 +23,7 @@ __all__ = [
     "KeyDestroyed",
     "KeyProviderError",
     "UnknownKeyVersion",
+    "UnwrapBudgetExceeded",
     "Vault",
     "VaultError",
     "WrappedKey",

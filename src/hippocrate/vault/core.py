@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from hippocrate.vault.blind_index import BlindIndexer
-from hippocrate.vault.errors import KeyDestroyed
+from hippocrate.vault.errors import KeyDestroyed, UnwrapBudgetExceeded
 from hippocrate.vault.fields import FieldContext, open_sealed, seal
 from hippocrate.vault.keys import DATA_KEY_BYTES, DataKey, WrappedKey, wrap_binding
 from hippocrate.vault.providers.base import KeyProvider
@@ -64,6 +64,30 @@ class _KeyCache:
         return len(self._entries)
 
 
+class _UnwrapBudget:
+    """At most ``limit`` distinct owners' keys unwrapped per sliding minute."""
+
+    WINDOW = 60.0
+
+    def __init__(self, limit: int, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._clock = clock
+        self._recent: OrderedDict[uuid.UUID, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def spend(self, owner: uuid.UUID) -> None:
+        with self._lock:
+            now = self._clock()
+            while self._recent and next(iter(self._recent.values())) <= now - self.WINDOW:
+                self._recent.popitem(last=False)
+            if owner not in self._recent and len(self._recent) >= self._limit:
+                raise UnwrapBudgetExceeded(
+                    f"more than {self._limit} patients' keys unwrapped in a minute"
+                )
+            self._recent[owner] = now
+            self._recent.move_to_end(owner)
+
+
 class Vault:
     """Seal and open fields, compute blind indexes, wrap and unwrap data keys.
 
@@ -80,10 +104,12 @@ class Vault:
         *,
         cache_size: int = 1024,
         cache_ttl: float = 60.0,
+        unwrap_budget: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._provider = provider
         self._cache = _KeyCache(cache_size, cache_ttl, clock)
+        self._budget = _UnwrapBudget(unwrap_budget, clock) if unwrap_budget else None
         self._indexer = BlindIndexer(provider.derive_index_key)
 
     def __repr__(self) -> str:
@@ -112,6 +138,8 @@ class Vault:
         key = self._cache.get(owner, version)
         if key is not None:
             return key
+        if self._budget is not None:
+            self._budget.spend(owner)
         wrapped = load()
         if wrapped is None:
             raise KeyDestroyed(f"data key {version} of {owner} is destroyed")

@@ -32,3 +32,8 @@ class KeyDestroyed(DecryptionError):
 
 class UnknownKeyVersion(DecryptionError):
     """The value names a key version the vault does not hold."""
+
+
+class UnwrapBudgetExceeded(VaultError):
+    """The process unwrapped as many distinct data keys this minute as it may: someone
+    running code on the server is slowed down, whatever the access path."""

@@ -62,4 +62,5 @@ def open_vault(settings: Settings) -> Vault:
         open_provider(settings),
         cache_size=settings.key_cache_size,
         cache_ttl=settings.key_cache_ttl,
+        unwrap_budget=settings.key_unwrap_budget,
     )

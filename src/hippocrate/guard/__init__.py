@@ -1,0 +1,1 @@
+"""The guard: watches every access and contains whoever reads like a thief."""

@@ -1,0 +1,17 @@
+"""The guard's refusals."""
+
+from __future__ import annotations
+
+from hippocrate.access.errors import AccessError
+
+
+class Contained(AccessError):
+    """The principal was contained: locked out, sessions ended, requests refused."""
+
+    def __init__(self, reason: str, *, new: bool = False) -> None:
+        self.reason = reason
+        self.new = new  # True for the access that triggered the containment
+        super().__init__(
+            "this account has been locked for your protection after unusual activity; "
+            "contact the administrators"
+        )

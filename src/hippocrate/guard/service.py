@@ -1,0 +1,238 @@
+"""The guard's rules, and containment.
+
+Rules run on every access *before* the data is decrypted (the store's access hook calls
+them through the audit recorder, once per patient per unit of work):
+
+- honeytoken: any read of a honeytoken patient contains at once;
+- breadth: more distinct patients in the sliding window than the role's threshold;
+- enumeration: more refused or not-found object ids than the threshold.
+
+Containment marks the principal in the shared state (every app process refuses it from
+that moment), then, once the offending unit of work is rolled back, locks the account,
+ends its sessions, writes a security event and sends the alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from hippocrate.audit.recorder import Actor
+from hippocrate.audit.service import PendingEvent, append
+from hippocrate.config import Settings
+from hippocrate.db.engine import SessionFactory
+from hippocrate.guard.errors import Contained
+from hippocrate.guard.models import HoneytokenMarker
+from hippocrate.guard.state import GuardState, LocalState, RedisState, clock
+from hippocrate.identity.models import Account, AccountStatus
+from hippocrate.identity.sessions import end_sessions_of
+from hippocrate.vault import Vault
+
+security_log = logging.getLogger("hippocrate.security")
+HONEYTOKEN_PURPOSE = b"hippocrate.honeytoken.v1"
+
+
+def open_state(settings: Settings) -> GuardState:
+    """Redis when ``HIPPOCRATE_REDIS_URL`` is set (several processes), else in process."""
+    return RedisState(settings.redis_url) if settings.redis_url else LocalState()
+
+
+class Guard:
+    def __init__(
+        self,
+        settings: Settings,
+        vault: Vault,
+        state: GuardState,
+        *,
+        now: Callable[[], float] = clock,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self._now = now
+        self._honey_key = vault.provider.derive_index_key(HONEYTOKEN_PURPOSE)
+
+    # -- honeytokens -------------------------------------------------------------------
+
+    def marker(self, patient: uuid.UUID) -> bytes:
+        return hmac.new(self._honey_key, patient.bytes, hashlib.sha256).digest()
+
+    def is_honeytoken(self, session: Session, patient: uuid.UUID) -> bool:
+        with session.no_autoflush:
+            return session.get(HoneytokenMarker, self.marker(patient)) is not None
+
+    # -- rules -------------------------------------------------------------------------
+
+    def breadth_limit(self, role: str) -> int | None:
+        return {
+            "practitioner": self.settings.guard_breadth_practitioner,
+            "admin": self.settings.guard_breadth_admin,
+            "patient": self.settings.guard_breadth_patient,
+            "support": 0,
+            "dpo": 0,
+        }.get(role)
+
+    def ensure_not_contained(self, account: uuid.UUID) -> None:
+        reason = self.state.contained(account)
+        if reason is not None:
+            raise Contained(reason)
+
+    def check_read(self, session: Session, actor: Actor, patient: uuid.UUID) -> None:
+        """Called before ``actor`` reads ``patient``'s data; raises ``Contained``."""
+        if actor.account_id is None:
+            if self.is_honeytoken(session, patient):
+                self._log("honeytoken read without an account", actor, patient)
+            return
+        self.ensure_not_contained(actor.account_id)
+        if self.is_honeytoken(session, patient):
+            self._trip(actor, "honeytoken", patient)
+        limit = self.breadth_limit(actor.role)
+        if limit is None:
+            return
+        count = self.state.distinct_patients(
+            actor.account_id,
+            patient,
+            now=self._now(),
+            window=self.settings.guard_window_seconds,
+        )
+        if count > limit:
+            self._trip(
+                actor, f"breadth: {count} patients in {self.settings.guard_window_seconds} s"
+            )
+
+    def note_refusal(self, actor: Actor) -> None:
+        """Called after a refused or not-found access; raises ``Contained`` past the
+        enumeration threshold."""
+        if actor.account_id is None:
+            return
+        count = self.state.refusals(
+            actor.account_id, now=self._now(), window=self.settings.guard_window_seconds
+        )
+        if count > self.settings.guard_enumeration_limit:
+            self._trip(actor, f"enumeration: {count} refused ids")
+
+    def _trip(self, actor: Actor, reason: str, patient: uuid.UUID | None = None) -> None:
+        assert actor.account_id is not None
+        new = self.state.contain(actor.account_id, reason)
+        if new:
+            self._log(f"containment: {reason}", actor, patient)
+        raise Contained(reason, new=new)
+
+    def _log(self, what: str, actor: Actor, patient: uuid.UUID | None) -> None:
+        security_log.warning(
+            json.dumps(
+                {
+                    "event": "guard",
+                    "what": what,
+                    "account": str(actor.account_id) if actor.account_id else None,
+                    "role": actor.role,
+                    "patient": str(patient) if patient else None,
+                    "request": actor.request_id,
+                    "at": datetime.now(UTC).isoformat(),
+                }
+            )
+        )
+
+    # -- containment, after the offending unit of work rolled back ---------------------
+
+    def complete_containment(self, sessions: SessionFactory, actor: Actor, exc: Contained) -> None:
+        """Lock the account, end its sessions, record the security event, alert."""
+        if actor.account_id is None or not exc.new:
+            return
+        now = datetime.now(UTC)
+        with sessions() as session, session.begin():
+            account = session.get(Account, actor.account_id)
+            if account is not None:
+                account.status = AccountStatus.DISABLED
+                account.disabled_reason = "contained"
+            ended = end_sessions_of(
+                session=session, account_id=actor.account_id, now=now, reason="contained"
+            )
+            append(
+                session,
+                [
+                    PendingEvent(
+                        action="guard:principal:contained",
+                        actor_role=actor.role,
+                        outcome="contained",
+                        at=now,
+                        actor_account_id=actor.account_id,
+                        resources=(f"reason:{exc.reason.split(':')[0]}", f"sessions:{ended}"),
+                        request_id=actor.request_id,
+                    )
+                ],
+            )
+        self.alert(actor, exc.reason, now)
+
+    def alert(self, actor: Actor, reason: str, now: datetime) -> None:
+        """Webhook and email, when configured; failures are logged, never raised."""
+        payload = {
+            "event": "hippocrate.containment",
+            "account": str(actor.account_id),
+            "role": actor.role,
+            "reason": reason,
+            "at": now.isoformat(),
+        }
+        if self.settings.guard_alert_webhook:
+            request = urllib.request.Request(  # noqa: S310 - an operator-configured URL
+                self.settings.guard_alert_webhook,
+                data=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=3):  # noqa: S310
+                    pass
+            except OSError as error:
+                security_log.warning("alert webhook failed: %s", type(error).__name__)
+        if self.settings.guard_alert_email:
+            from email.message import EmailMessage
+
+            from hippocrate.notify.delivery import deliver
+
+            message = EmailMessage()
+            message["From"] = self.settings.mail_from
+            message["To"] = self.settings.guard_alert_email
+            message["Subject"] = "Hippocrate: account contained"
+            message.set_content(json.dumps(payload, indent=2))
+            deliver(self.settings, message, uuid.uuid4())
+
+    def release(
+        self, sessions: SessionFactory, *, admin: Actor, account_id: uuid.UUID, reason: str
+    ) -> None:
+        """An admin releases a contained account, with a reason; recorded."""
+        now = datetime.now(UTC)
+        with sessions() as session, session.begin():
+            account = session.get(Account, account_id)
+            if account is None:
+                raise LookupError("no such account")
+            if account.status is AccountStatus.DISABLED and account.disabled_reason == "contained":
+                account.status = AccountStatus.ACTIVE
+                account.disabled_reason = None
+            append(
+                session,
+                [
+                    PendingEvent(
+                        action="guard:principal:released",
+                        actor_role=admin.role,
+                        outcome="allowed",
+                        at=now,
+                        actor_account_id=admin.account_id,
+                        resources=(f"account:{account_id}",),
+                        purpose="release",
+                        request_id=admin.request_id,
+                    )
+                ],
+            )
+        self.state.release(account_id)
+        security_log.warning(
+            json.dumps({"event": "guard", "what": "released", "account": str(account_id),
+                        "by": str(admin.account_id), "reason": reason[:500]})
+        )  # fmt: skip
