@@ -244,7 +244,8 @@ def test_seed_writes_private_credentials_and_show_masks_the_nir(seeded: Seeded) 
     assert all(p["email"].endswith("@example.fr") for p in credentials["patients"])
     patient_id = with_nir(seeded)
     with reader(cli) as session:
-        assert len(session.scalars(select(Patient.id)).all()) == 5
+        # The 5 patients and 3 honeytokens, indistinguishable in the database.
+        assert len(session.scalars(select(Patient.id)).all()) == 5 + 3
         patient = get_patient(session=session, patient_id=patient_id)
         names, email, nir = (patient.given_names, patient.family_name), patient.email, patient.nir
     assert nir is not None
@@ -277,10 +278,10 @@ def test_keys_rotate_then_rotate_one_patient(seeded: Seeded) -> None:
     assert "provider: file" in status
     assert "root key versions: 1\n" in status
     assert "current root key version: 1" in status
-    assert "data keys wrapped by root version 1: 5" in status
+    assert "data keys wrapped by root version 1: 8" in status  # 5 patients, 3 honeytokens
 
     rotated = cli.ok("keys", "rotate")
-    assert "root key version 2 finished: 5 data keys rewrapped" in rotated
+    assert "root key version 2 finished: 8 data keys rewrapped" in rotated
 
     status = cli.ok("keys", "status")
     assert "root key versions: 1, 2" in status
@@ -557,7 +558,7 @@ def test_pkcs11_end_to_end(token_env: dict[str, str], tmp_path: Path) -> None:
     assert "key provider: pkcs11, root key version 1" in cli.ok("init")
     assert "3 patients created" in cli.ok("seed", "--patients", "3", "--seed", "2")
     rotated = cli.ok("keys", "rotate")
-    assert "root key version 2 finished: 3 data keys rewrapped" in rotated
+    assert "root key version 2 finished: 6 data keys rewrapped" in rotated  # 3 + 3 honeytokens
     status = cli.ok("keys", "status")
     assert "provider: pkcs11" in status
     assert "data keys wrapped by root version 2: 3" in status
