@@ -286,7 +286,7 @@ def test_keys_rotate_then_rotate_one_patient(seeded: Seeded) -> None:
     status = cli.ok("keys", "status")
     assert "root key versions: 1, 2" in status
     assert "current root key version: 2" in status
-    assert "data keys wrapped by root version 2: 5" in status
+    assert "data keys wrapped by root version 2: 8" in status
     assert "wrapped by root version 1" not in status
 
     out = cli.ok("keys", "rotate-patient", str(patient_id))
@@ -561,7 +561,7 @@ def test_pkcs11_end_to_end(token_env: dict[str, str], tmp_path: Path) -> None:
     assert "root key version 2 finished: 6 data keys rewrapped" in rotated  # 3 + 3 honeytokens
     status = cli.ok("keys", "status")
     assert "provider: pkcs11" in status
-    assert "data keys wrapped by root version 2: 3" in status
+    assert "data keys wrapped by root version 2: 6" in status
     credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text("utf-8"))
     first = credentials["patients"][0]
 
