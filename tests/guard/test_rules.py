@@ -18,6 +18,7 @@ from hippocrate.guard.honeytokens import plant
 from hippocrate.guard.service import Guard
 from hippocrate.guard.state import GuardState, GuardUnavailable, LocalState, RedisState
 from hippocrate.patients.models import Patient
+from hippocrate.vault import Vault
 from tests.conftest import IN_CI, Store
 from tests.keyring.test_rotation import make_patients
 
@@ -117,17 +118,8 @@ def test_one_honeytoken_read_contains(sqlite_store: Store) -> None:
     assert guard.state.contained(reader.account_id) == "honeytoken"  # type: ignore[arg-type]
 
 
-def test_enumeration_contains_after_the_threshold() -> None:
-    guard_settings = Settings(guard_enumeration_limit=10)
-    state = LocalState()
-
-    class _Vault:
-        class provider:  # noqa: N801 - a stand-in namespace
-            @staticmethod
-            def derive_index_key(purpose: bytes) -> bytes:
-                return bytes(32)
-
-    guard = Guard(guard_settings, _Vault(), state)  # type: ignore[arg-type]
+def test_enumeration_contains_after_the_threshold(vault: Vault) -> None:
+    guard = Guard(Settings(guard_enumeration_limit=10), vault, LocalState())
     prober = Actor(role="patient", account_id=uuid.uuid4())
     for _ in range(10):
         guard.note_refusal(prober)
