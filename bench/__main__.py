@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bench import fields, machine
+from bench import audit, fields, machine
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,19 +15,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=2024, help="seed of the synthetic data")
     parser.add_argument("--repeat", type=int, default=7, help="timed repetitions per case")
     parser.add_argument("--output", type=Path, help="also write the report to this file")
+    parser.add_argument(
+        "sections",
+        nargs="*",
+        choices=["fields", "audit", "api"],
+        help="what to measure (default: all)",
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the guard ('' to skip)"
+    )
     args = parser.parse_args(argv)
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be at least 1")
 
+    sections = args.sections or ["fields", "audit", "api"]
     started = time.monotonic()
-    result = fields.run(patients=args.patients, seed=args.seed, repeat=args.repeat)
+    parts = []
+    if "fields" in sections:
+        result = fields.run(patients=args.patients, seed=args.seed, repeat=args.repeat)
+        parts.append(fields.report(result))
+    if "audit" in sections:
+        parts.append(audit.report(audit.run(events=args.events, redis_url=args.redis or None)))
+    if "api" in sections:
+        from bench import api
+
+        parts.append(api.report(api.run()))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
-            f"Command: `python -m bench --patients {args.patients} --seed {args.seed} "
-            f"--repeat {args.repeat}` ({time.monotonic() - started:.0f} s).",
+            f"Command: `python -m bench {' '.join(sections)}` "
+            f"({time.monotonic() - started:.0f} s).",
             "",
-            fields.report(result),
+            *parts,
         ]
     )
     print(report, end="")
