@@ -49,7 +49,8 @@ def postgres_admin_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_database(worker_id: str) -> Iterator[str]:
     """A database of this worker's own on the PostgreSQL server; its URL."""
-    name = f"hippocrate_test_{worker_id}".replace("-", "_")
+    # Unique per process: concurrent test runs on one server never share a database.
+    name = f"hippocrate_test_{worker_id}_{os.getpid()}".replace("-", "_")
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.audit.chain import FIELDS, GENESIS, link
@@ -26,6 +26,8 @@ from hippocrate.vault.providers.base import KeyProvider
 from hippocrate.vault.signatures import verify_signature
 
 HEAD_ID = 1
+_HEAD = cast(Table, AuditHead.__table__)
+_EVENTS = cast(Table, AuditEvent.__table__)
 CHECKPOINT_CONTEXT = b"hippocrate.checkpoint.v1\x00"
 
 
@@ -45,16 +47,19 @@ class PendingEvent:
     request_id: str | None = None
 
 
-def append(session: Session, events: Sequence[PendingEvent]) -> list[AuditEvent]:
-    """Chain ``events`` after the head, in order, inside the caller's transaction."""
+def append(session: Session, events: Sequence[PendingEvent]) -> int:
+    """Chain ``events`` after the head, in order, inside the caller's transaction;
+    returns the last sequence number. Core statements, no ORM bookkeeping: this runs
+    in every request."""
     if not events:
-        return []
+        return 0
+    head = _HEAD
     # Take the head's row lock first (a write), so no other writer reads the same head.
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(seq=AuditHead.seq))
-    head = session.get(AuditHead, HEAD_ID, populate_existing=True)
-    if head is None:
+    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=head.c.seq))
+    found = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID)).first()
+    if found is None:
         raise RuntimeError("the audit head row is missing: the schema is not migrated")
-    seq, previous = head.seq, head.hash
+    seq, previous = int(found.seq), bytes(found.hash)
     rows = []
     for pending in events:
         seq += 1
@@ -72,12 +77,11 @@ def append(session: Session, events: Sequence[PendingEvent]) -> list[AuditEvent]
             "request_id": pending.request_id,
         }
         digest = link(previous, values)
-        rows.append(AuditEvent(**values, prev_hash=previous, hash=digest))
+        rows.append({**values, "prev_hash": previous, "hash": digest})
         previous = digest
-    session.add_all(rows)
-    head.seq, head.hash = seq, previous
-    session.flush()
-    return rows
+    session.execute(insert(_EVENTS), rows)
+    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=seq, hash=previous))
+    return seq
 
 
 # -- checkpoints ----------------------------------------------------------------------
