@@ -1,36 +1,184 @@
-"""Delivery of a built message: SMTP when configured, else the outbox folder."""
+"""Building and delivering a message: SMTP when configured, else the outbox folder.
+
+A message is delivered only once the unit of work that recorded it commits: an email
+whose record was rolled back would carry a code the app does not know, and the
+recipient would be told a genuine message is a fake. Delivery then runs right after
+the commit, in the same process; its outcome (``sent_at`` or ``failed_at``) is written
+in a short transaction of its own. It never raises into the caller, and it logs the
+message id and the kind of failure, never an address, a code or content.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import smtplib
+import ssl
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, parseaddr
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, event, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.base import instance_state
 
 from hippocrate.config import Settings
+from hippocrate.notify.models import OutboundEmail
+from hippocrate.notify.templates import Rendered
 
 log = logging.getLogger(__name__)
 
+SMTP_TIMEOUT = 10.0  # seconds, per network operation
+IMPLICIT_TLS_PORT = 465  # RFC 8314 submission over TLS from the first byte
+_QUEUE = "hippocrate.notify.queue"
+
+
+def build_message(
+    *, settings: Settings, rendered: Rendered, to: str, message_id: uuid.UUID, now: datetime
+) -> EmailMessage:
+    """A multipart/alternative message (text, then HTML) with the headers that make a
+    transactional email deliverable and recognisable."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = settings.mail_from
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(now)
+    # The record's id: unique, says nothing, and ties a bounce back to its record.
+    message["Message-ID"] = f"<{message_id}@{sending_domain(settings)}>"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    message["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange and Outlook
+    # Transactional: no List-Unsubscribe, no tracking headers, no Reply-To.
+    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    # After the parts: setting content moves or drops the Content-* headers already set.
+    message["Content-Language"] = "fr"
+    return message
+
+
+def sending_domain(settings: Settings) -> str:
+    """The domain of ``mail_from`` (the one SPF, DKIM and DMARC are set up for), else
+    the public URL's host."""
+    address = parseaddr(settings.mail_from)[1]
+    domain = address.rpartition("@")[2] if "@" in address else ""
+    return domain or urlsplit(settings.public_url).hostname or "localhost"
+
+
+# -- after the commit -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    record: OutboundEmail
+    record_id: uuid.UUID
+    message: EmailMessage
+    settings: Settings
+    now: datetime
+
+
+def enqueue(session: Session, pending: Pending) -> None:
+    """Deliver ``pending`` when ``session``'s transaction commits; drop it on rollback."""
+    session.info.setdefault(_QUEUE, []).append(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop(session: Session) -> None:
+    session.info.pop(_QUEUE, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver_committed(session: Session) -> None:
+    queue: list[Pending] = session.info.pop(_QUEUE, [])
+    for pending in queue:
+        # A record added in a savepoint that was rolled back is no longer persistent.
+        if not instance_state(pending.record).persistent:
+            continue
+        delivered = deliver(pending.settings, pending.message, pending.record_id)
+        _record_outcome(session, pending, delivered)
+
+
+def _record_outcome(session: Session, pending: Pending, delivered: bool) -> None:
+    column = "sent_at" if delivered else "failed_at"
+    try:
+        bind = session.get_bind(mapper=OutboundEmail.__mapper__)
+        engine = bind.engine if isinstance(bind, Connection) else bind
+        with engine.begin() as connection:
+            connection.execute(
+                update(OutboundEmail)
+                .where(OutboundEmail.id == pending.record_id)
+                .values({column: pending.now})
+            )
+    except Exception as exc:  # noqa: BLE001 - the caller's work is committed: never fail it
+        log.warning("email %s: outcome not recorded: %s", pending.record_id, type(exc).__name__)
+        return
+    # Mirror it on the caller's object without making it dirty.
+    set_committed_value(pending.record, column, pending.now)
+
+
+# -- transports -------------------------------------------------------------------------
+
 
 def deliver(settings: Settings, message: EmailMessage, message_id: uuid.UUID) -> bool:
-    """Send ``message``; returns False (and logs, without the content) on failure."""
+    """Send ``message`` now; returns False (and logs, without the content) on failure."""
     try:
         if settings.smtp_host:
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
-                if settings.smtp_username and settings.smtp_password:
-                    smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-                smtp.send_message(message)
+            _smtp(settings, message)
         else:
-            outbox = settings.outbox_dir
-            outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = outbox / f"{message_id}.eml"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(bytes(message))
-    except (OSError, smtplib.SMTPException) as exc:
+            _outbox(settings, message, message_id)
+    except (OSError, smtplib.SMTPException, UnsafeSmtpConfig) as exc:
+        # The exception's text is not logged: SMTP refusals quote the recipient.
         log.warning("email %s not delivered: %s", message_id, type(exc).__name__)
         return False
+    except Exception as exc:  # noqa: BLE001 - delivery must never fail the caller
+        # No traceback: exception texts may quote the message.
+        log.error(  # noqa: TRY400
+            "email %s not delivered: unexpected %s", message_id, type(exc).__name__
+        )
+        return False
+    log.info("email %s delivered", message_id)
     return True
+
+
+class UnsafeSmtpConfig(Exception):
+    """SMTP credentials are configured but the connection would not be encrypted."""
+
+
+def _smtp(settings: Settings, message: EmailMessage) -> None:
+    assert settings.smtp_host
+    # Certificates and host names are verified (smtplib's own default does not).
+    context = ssl.create_default_context()
+    implicit_tls = settings.smtp_port == IMPLICIT_TLS_PORT
+    if settings.smtp_username and not (implicit_tls or settings.smtp_starttls):
+        raise UnsafeSmtpConfig("refusing to send SMTP credentials without TLS")
+    smtp: smtplib.SMTP
+    if implicit_tls:
+        smtp = smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT, context=context
+        )
+    else:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+    with smtp:
+        if settings.smtp_starttls and not implicit_tls:
+            # Fails (SMTPNotSupportedError) if the server does not offer STARTTLS: no
+            # silent fall back to clear text.
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+            smtp.login(settings.smtp_username, password)
+        smtp.send_message(message)
+
+
+def _outbox(settings: Settings, message: EmailMessage, message_id: uuid.UUID) -> None:
+    """One ``<id>.eml`` file, 0600, in a 0700 folder: the embedded default."""
+    outbox = settings.outbox_dir
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(outbox, 0o700)  # mkdir's mode is masked by the umask, and skipped if it exists
+    path = outbox / f"{message_id}.eml"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(bytes(message))

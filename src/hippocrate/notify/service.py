@@ -1,31 +1,57 @@
-"""Sending email. Every message carries no health data: only that something waits in
-the app, and a short verification code the recipient can check there.
+"""Sending email, and checking a verification code.
+
+Every message carries no health data: only that something waits in the app, and a
+short verification code the recipient can check there (``POST /notifications/verify``).
+A phishing email, even one written with leaked medical details, carries a code that
+the recipient's account never received.
 
 Delivery is SMTP when ``HIPPOCRATE_SMTP_HOST`` is set, else a file per message in the
-outbox folder (the embedded default). Sending never fails the caller's unit of work: a
-delivery failure is recorded on the message and logged.
+outbox folder (the embedded default). It happens when the caller's unit of work
+commits, and never fails it: a delivery failure is recorded on the message and logged.
 """
 
 from __future__ import annotations
 
+import hmac
+import logging
 import secrets
+import uuid
 from datetime import datetime
-from email.message import EmailMessage
 
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from hippocrate.access.principal import Principal
 from hippocrate.config import Settings
 from hippocrate.identity.models import Account
+from hippocrate.notify import delivery
 from hippocrate.notify.models import OutboundEmail
-from hippocrate.notify.templates import render
+from hippocrate.notify.templates import UnsafeLink, render, template_for
+
+log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+CODE_LENGTH = 8  # 40 bits
+# How many of an account's latest messages a code check searches; codes are unique
+# among them. Codes are sealed with random nonces (no index), so each is opened.
+CODE_WINDOW = 1000
+# What a reader may type between or around the characters of a code.
+_SEPARATORS = str.maketrans("", "", " \t\r\n-_.\u00a0\u2010\u2011\u2012\u2013\u2014\u2212")
 
 
 def new_code() -> str:
     """A short verification code, e.g. ``K7PX-3QHM`` (40 bits)."""
-    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise_code(typed: str) -> str | None:
+    """The 8 characters of a code as typed (any case, spaces, dashes), or None if it
+    cannot be a code of ours."""
+    raw = typed.translate(_SEPARATORS).upper()
+    if len(raw) != CODE_LENGTH or any(c not in CODE_ALPHABET for c in raw):
+        return None
+    return raw
 
 
 def send(
@@ -37,27 +63,108 @@ def send(
     now: datetime,
     links: dict[str, str] | None = None,
 ) -> OutboundEmail:
-    """Record and deliver one email of ``template`` to ``account``'s address.
+    """Record one email of ``template`` to ``account``'s address, to be delivered when
+    the caller's unit of work commits.
 
-    ``links`` are the only variable content (e.g. a verification link); templates take
-    nothing else, so no caller can put health data in an email.
+    ``links`` may hold one entry, ``"link"``: the single-use token link of
+    ``verify_email`` and ``reset_password``, built with
+    :func:`hippocrate.notify.templates.token_link`. Templates take nothing else, so no
+    caller can put health data in an email. A wrong template name or link raises
+    (``UnknownTemplate``, ``UnsafeLink``: a programming error); a delivery failure
+    never does.
     """
-    code = new_code()
+    links = dict(links or {})
+    link = links.pop("link", None)
+    if links:
+        raise UnsafeLink(f"emails take one link, named 'link'; got {sorted(links)}")
+    template_for(template)  # UnknownTemplate before anything is recorded
+    code = _fresh_code(session, account.id)
+    rendered = render(template, code=code, link=link, public_url=settings.public_url)
     record = OutboundEmail(
         account_id=account.id, owner_id=account.owner_id, template=template, created_at=now
     )
     record.verification_code = code
     session.add(record)
-    subject, body = render(template, code=code, links=links or {}, public_url=settings.public_url)
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = account.email or ""
-    message["Subject"] = subject
-    message.set_content(body)
-    from hippocrate.notify.delivery import deliver
-
-    if deliver(settings, message, record.id):
-        record.sent_at = now
-    else:
+    address = account.email
+    if not address:
         record.failed_at = now
+        log.warning("email %s not delivered: the account has no address", record.id)
+        return record
+    try:
+        message = delivery.build_message(
+            settings=settings, rendered=rendered, to=address, message_id=record.id, now=now
+        )
+    except (ValueError, TypeError) as exc:  # e.g. a line break in the address: no injection
+        record.failed_at = now
+        log.warning("email %s not delivered: %s", record.id, type(exc).__name__)
+        return record
+    delivery.enqueue(session, delivery.Pending(record, record.id, message, settings, now))
     return record
+
+
+def _fresh_code(session: Session, account_id: uuid.UUID) -> str:
+    """A code that no message a check can find (:data:`CODE_WINDOW`) already carries,
+    so a code names one message."""
+    taken = {normalise_code(code) for _, code in _codes_of(session, account_id)}
+    while True:
+        code = new_code()
+        if normalise_code(code) not in taken:
+            return code
+
+
+def _codes_of(session: Session, account_id: uuid.UUID) -> list[tuple[OutboundEmail, str]]:
+    """The account's :data:`CODE_WINDOW` latest messages with their codes, unflushed
+    ones included."""
+    latest = (
+        select(OutboundEmail)
+        .where(OutboundEmail.account_id == account_id)
+        .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc())
+        .limit(CODE_WINDOW)
+    )
+    with session.no_autoflush:  # never flush the caller's work half-way
+        records = list(session.scalars(latest))
+    records += [
+        r
+        for r in session.new
+        if isinstance(r, OutboundEmail) and r.account_id == account_id and r not in records
+    ]
+    return [(r, code) for r in records if (code := r.verification_code) is not None]
+
+
+# -- reading, for the recipient ---------------------------------------------------------
+
+
+def readable_emails(principal: Principal) -> Select[OutboundEmail]:
+    """The one query behind every read: the principal's own messages, and no others."""
+    return select(OutboundEmail).where(OutboundEmail.account_id == principal.account_id)
+
+
+def list_emails(
+    *, session: Session, principal: Principal, limit: int, offset: int
+) -> tuple[list[OutboundEmail], int]:
+    """One page of the principal's messages, newest first, and how many there are."""
+    readable = readable_emails(principal)
+    total = session.scalar(select(func.count()).select_from(readable.subquery()))
+    page = readable.order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc())
+    rows = list(session.scalars(page.limit(limit).offset(offset)))
+    return rows, int(total or 0)
+
+
+def verify_code(*, session: Session, principal: Principal, code: str) -> OutboundEmail | None:
+    """The principal's message that carried ``code``, or None.
+
+    Codes are sealed with random nonces, so there is no index to look one up: the codes
+    of the principal's latest :data:`CODE_WINDOW` messages are opened and compared, each
+    in constant time and all of them every time. Only the principal's own messages are
+    searched: a code sent to someone else is not found, so the answer says nothing about
+    other accounts.
+    """
+    typed = normalise_code(code)
+    if typed is None:
+        return None
+    found: OutboundEmail | None = None
+    for record, stored in _codes_of(session, principal.account_id):
+        candidate = normalise_code(stored) or ""
+        if hmac.compare_digest(candidate.encode("ascii"), typed.encode("ascii")):
+            found = record
+    return found
