@@ -109,13 +109,40 @@ def readable_attachments(principal: Principal, *, now: datetime) -> Select[Attac
     return select(Attachment).where(Attachment.consultation_id.in_(visible))
 
 
+def readable_break_glass_grants(principal: Principal, *, now: datetime) -> Select[BreakGlassGrant]:
+    """A patient sees every grant on their record; an admin the grants they opened."""
+    statement = select(BreakGlassGrant)
+    if principal.role is Role.PATIENT and principal.patient_id is not None:
+        return statement.where(BreakGlassGrant.patient_id == principal.patient_id)
+    if principal.role is Role.ADMIN:
+        return statement.where(BreakGlassGrant.admin_account_id == principal.account_id)
+    return statement.where(false())
+
+
+def queue_entries(principal: Principal, specialty: str) -> Select[uuid.UUID, datetime]:
+    """The waiting consultations of ``specialty``, oldest first, as (id, waiting since).
+
+    Only ids and timestamps: whoever reads the queue learns neither the subject nor the
+    patient. Raises ``Forbidden`` unless ``principal`` practises that specialty.
+    """
+    ensure_may_take_from_queue(principal, specialty)
+    return (
+        select(Consultation.id, Consultation.created_at)
+        .where(
+            Consultation.specialty == specialty,
+            Consultation.status == ConsultationStatus.REQUESTED,
+        )
+        .order_by(Consultation.created_at, Consultation.id)
+    )
+
+
 def get_readable(
     session: Session, statement: Select[T], model: Any, object_id: uuid.UUID, kind: str
 ) -> T:
     """One object of a scoped statement, or ``NotFound`` (absent and hidden alike)."""
     found = session.scalars(statement.where(model.id == object_id)).first()
     if found is None:
-        raise NotFound(kind)
+        raise NotFound(kind, object_id)
     return found
 
 
@@ -138,6 +165,19 @@ def ensure_may_post_message(principal: Principal, consultation: Consultation) ->
     raise Forbidden("only the patient and the practitioner in charge write in a consultation")
 
 
+def own_patient_id(principal: Principal) -> uuid.UUID:
+    """The patient record of a patient principal; ``NotFound`` for anyone else (a staff
+    account has no record of its own, and asking for one reveals nothing)."""
+    if principal.role is Role.PATIENT and principal.patient_id is not None:
+        return principal.patient_id
+    raise NotFound("patient")
+
+
+def ensure_may_open_consultation(principal: Principal) -> None:
+    if principal.role is not Role.PATIENT or principal.patient_id is None:
+        raise Forbidden("only patients open consultations")
+
+
 def ensure_may_cancel(principal: Principal, consultation: Consultation) -> None:
     if principal.role is not Role.PATIENT or consultation.patient_id != principal.patient_id:
         raise Forbidden("only the patient cancels their consultation")
@@ -149,6 +189,20 @@ def ensure_may_close(principal: Principal, consultation: Consultation) -> None:
         or consultation.practitioner_id != principal.practitioner_id
     ):
         raise Forbidden("only the practitioner in charge closes a consultation")
+
+
+def ensure_may_record_incident(principal: Principal, consultation: Consultation) -> None:
+    """The practitioner in charge, while the consultation runs or once it is closed (an
+    incident may be noted when writing the report)."""
+    ensure_may_close(principal, consultation)
+    if consultation.status not in (ConsultationStatus.IN_PROGRESS, ConsultationStatus.CLOSED):
+        raise Forbidden(f"this consultation is {consultation.status.value}: no incident to record")
+
+
+def ensure_may_break_glass(principal: Principal) -> None:
+    """Only an admin opens a break-glass grant (the second factor is already required
+    of every staff session)."""
+    ensure_staff_role(principal, Role.ADMIN)
 
 
 def ensure_may_take_from_queue(principal: Principal, specialty: str) -> None:

@@ -1,7 +1,362 @@
-"""HTTP routes of the consultations domain."""
+"""HTTP routes of the consultations domain.
+
+Bodies that may carry files (opening a consultation, writing a message) are accepted
+either as JSON without files or as multipart/form-data with the files in the ``files``
+field; see docs/CONSULTATIONS.md.
+"""
 
 from __future__ import annotations
 
-from hippocrate.api.deps import authenticated_router
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+from urllib.parse import quote
 
-router = authenticated_router()
+from fastapi import Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from hippocrate.api.deps import DB, AppSettings, CurrentPrincipal, Now, authenticated_router
+from hippocrate.api.pagination import Page, Paging, fetch_page
+from hippocrate.blobs import BlobStore, FileBlobStore
+from hippocrate.consultations import service, views
+from hippocrate.consultations.errors import InvalidUpload
+from hippocrate.consultations.models import ConsultationStatus
+from hippocrate.consultations.schemas import (
+    CatalogueRead,
+    CloseInput,
+    ConsultationCreate,
+    ConsultationRead,
+    ConsultationSummary,
+    IncidentCreate,
+    MessageCreate,
+    MessageRead,
+    QueueEntry,
+    catalogue,
+)
+from hippocrate.consultations.uploads import (
+    FILE_FIELD,
+    Limits,
+    UploadedFile,
+    media_type,
+    read_bytes,
+    read_multipart,
+)
+
+router = authenticated_router(tags=["consultations"])
+
+_JSON_LIMIT = 256 * 1024
+
+
+def blob_store(settings: AppSettings) -> BlobStore:
+    """Where attachment bodies are kept (sealed): the blob folder by default."""
+    return FileBlobStore(settings.blob_dir)
+
+
+Blobs = Annotated[BlobStore, Depends(blob_store)]
+
+
+# -- bodies that may carry files -------------------------------------------------------
+
+
+def _validate(model: type[BaseModel], raw: str | bytes) -> Any:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        # The same 422 problem as any other body; errors carry location and message only.
+        raise RequestValidationError(
+            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ) from None
+
+
+@dataclass(frozen=True)
+class _WithFiles:
+    data: Any
+    files: list[UploadedFile] = field(default_factory=list)
+
+
+async def _json_or_multipart(
+    request: Request, settings: AppSettings, model: type[BaseModel], part: str
+) -> _WithFiles:
+    kind = media_type(request)
+    if kind == "application/json":
+        return _WithFiles(_validate(model, await read_bytes(request, limit=_JSON_LIMIT)))
+    if kind == "multipart/form-data":
+        limits = Limits(settings.attachments_per_message, settings.attachment_max_bytes)
+        upload = await read_multipart(request, text_fields={part}, limits=limits)
+        if part == "body":  # a plain text field
+            raw = json.dumps({"body": upload.fields.get("body", "")})
+        elif part in upload.fields:
+            raw = upload.fields[part]
+        else:
+            raise InvalidUpload(f"the {part!r} field (JSON) is missing")
+        return _WithFiles(_validate(model, raw), upload.files)
+    raise InvalidUpload("send application/json, or multipart/form-data to attach files")
+
+
+async def opening_input(request: Request, settings: AppSettings) -> _WithFiles:
+    return await _json_or_multipart(request, settings, ConsultationCreate, "consultation")
+
+
+async def message_input(request: Request, settings: AppSettings) -> _WithFiles:
+    return await _json_or_multipart(request, settings, MessageCreate, "body")
+
+
+def _body_doc(model: type[BaseModel], part: str, part_doc: dict[str, Any]) -> dict[str, Any]:
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": model.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {part: part_doc, FILE_FIELD: files},
+                    }
+                },
+            },
+        }
+    }
+
+
+_OPENING_DOC = _body_doc(
+    ConsultationCreate,
+    "consultation",
+    {"type": "string", "description": "the ConsultationCreate object, as JSON"},
+)
+_MESSAGE_DOC = _body_doc(MessageCreate, "body", {"type": "string"})
+
+
+# -- consultations ---------------------------------------------------------------------
+
+
+@router.get("/consultations/catalogue", response_model=CatalogueRead)
+def get_catalogue() -> CatalogueRead:
+    """The specialties and the pre-consultation questionnaire."""
+    return catalogue()
+
+
+@router.get("/consultations", response_model=Page[ConsultationSummary])
+def list_consultations(
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    paging: Paging,
+    status: Annotated[ConsultationStatus | None, Query()] = None,
+) -> Page[ConsultationSummary]:
+    statement = service.list_consultations(principal=principal, now=now, status=status)
+    rows, total = fetch_page(db, statement, paging)
+    return Page(
+        items=[views.summary(c) for c in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+@router.post(
+    "/consultations",
+    response_model=ConsultationRead,
+    status_code=201,
+    openapi_extra=_OPENING_DOC,
+)
+def open_consultation(
+    *,
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    settings: AppSettings,
+    blobs: Blobs,
+    submitted: Annotated[_WithFiles, Depends(opening_input)],
+) -> ConsultationRead:
+    consultation = service.open_consultation(
+        session=db,
+        settings=settings,
+        blobs=blobs,
+        principal=principal,
+        data=submitted.data,
+        files=submitted.files,
+        now=now,
+    )
+    return views.consultation_read(db, consultation)
+
+
+@router.get("/consultations/{consultation_id}", response_model=ConsultationRead)
+def get_consultation(
+    db: DB, principal: CurrentPrincipal, now: Now, consultation_id: uuid.UUID
+) -> ConsultationRead:
+    consultation = service.get_consultation(
+        session=db, principal=principal, consultation_id=consultation_id, now=now
+    )
+    return views.consultation_read(db, consultation)
+
+
+@router.post("/consultations/{consultation_id}/cancel", response_model=ConsultationRead)
+def cancel_consultation(
+    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings, consultation_id: uuid.UUID
+) -> ConsultationRead:
+    consultation = service.cancel(
+        session=db, settings=settings, principal=principal, consultation_id=consultation_id, now=now
+    )
+    return views.consultation_read(db, consultation)
+
+
+@router.post("/consultations/{consultation_id}/close", response_model=ConsultationRead)
+def close_consultation(
+    *,
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    settings: AppSettings,
+    consultation_id: uuid.UUID,
+    data: CloseInput,
+) -> ConsultationRead:
+    consultation = service.close(
+        session=db,
+        settings=settings,
+        principal=principal,
+        consultation_id=consultation_id,
+        data=data,
+        now=now,
+    )
+    return views.consultation_read(db, consultation)
+
+
+@router.post(
+    "/consultations/{consultation_id}/incidents", response_model=ConsultationRead, status_code=201
+)
+def record_incident(
+    db: DB, principal: CurrentPrincipal, now: Now, consultation_id: uuid.UUID, data: IncidentCreate
+) -> ConsultationRead:
+    consultation = service.record_incident(
+        session=db,
+        principal=principal,
+        consultation_id=consultation_id,
+        description=data.description,
+        now=now,
+    )
+    return views.consultation_read(db, consultation)
+
+
+# -- messages and attachments ----------------------------------------------------------
+
+
+@router.get("/consultations/{consultation_id}/messages", response_model=Page[MessageRead])
+def list_messages(
+    db: DB, principal: CurrentPrincipal, now: Now, paging: Paging, consultation_id: uuid.UUID
+) -> Page[MessageRead]:
+    consultation = service.get_consultation(
+        session=db, principal=principal, consultation_id=consultation_id, now=now
+    )
+    statement = service.messages_statement(
+        session=db, principal=principal, consultation_id=consultation.id, now=now
+    )
+    rows, total = fetch_page(db, statement, paging)
+    return Page(
+        items=views.messages_read(db, principal, consultation, rows, now),
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+@router.post(
+    "/consultations/{consultation_id}/messages",
+    response_model=MessageRead,
+    status_code=201,
+    openapi_extra=_MESSAGE_DOC,
+)
+def post_message(
+    *,
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    settings: AppSettings,
+    blobs: Blobs,
+    consultation_id: uuid.UUID,
+    submitted: Annotated[_WithFiles, Depends(message_input)],
+) -> MessageRead:
+    message = service.post_message(
+        session=db,
+        settings=settings,
+        blobs=blobs,
+        principal=principal,
+        consultation_id=consultation_id,
+        body=submitted.data.body,
+        files=submitted.files,
+        now=now,
+    )
+    consultation = service.get_consultation(
+        session=db, principal=principal, consultation_id=consultation_id, now=now
+    )
+    return views.messages_read(db, principal, consultation, [message], now)[0]
+
+
+@router.get("/messages/{message_id}", response_model=MessageRead)
+def get_message(
+    db: DB, principal: CurrentPrincipal, now: Now, message_id: uuid.UUID
+) -> MessageRead:
+    message = service.get_message(session=db, principal=principal, message_id=message_id, now=now)
+    consultation = service.get_consultation(
+        session=db, principal=principal, consultation_id=message.consultation_id, now=now
+    )
+    return views.messages_read(db, principal, consultation, [message], now)[0]
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact UTF-8 name (RFC 6266)."""
+    fallback = "".join(
+        ch if 32 <= ord(ch) < 127 and ch not in '"\\;' else "_" for ch in filename
+    ).strip()
+    encoded = quote(filename, safe="")
+    return f"attachment; filename=\"{fallback or 'attachment'}\"; filename*=UTF-8''{encoded}"
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "image/jpeg": {}, "image/png": {}}}},
+)
+def download_attachment(
+    db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs, attachment_id: uuid.UUID
+) -> Response:
+    """The decrypted file, as a download (never rendered inline)."""
+    attachment, content = service.read_attachment(
+        session=db, blobs=blobs, principal=principal, attachment_id=attachment_id, now=now
+    )
+    return Response(
+        content,
+        media_type=attachment.media_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": content_disposition(attachment.filename or "attachment"),
+            # A document a browser might render: no scripts, no plugins, no frames.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+# -- the queue -------------------------------------------------------------------------
+
+
+@router.get("/queue", response_model=Page[QueueEntry])
+def get_queue(db: DB, principal: CurrentPrincipal, now: Now, paging: Paging) -> Page[QueueEntry]:
+    """The caller's specialty queue, oldest first: specialty, position and waiting time
+    only (never the subject, never the patient)."""
+    rows, total = service.queue(
+        session=db, principal=principal, now=now, limit=paging.limit, offset=paging.offset
+    )
+    return Page(
+        items=[QueueEntry(**vars(row)) for row in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+@router.post("/queue/take", response_model=ConsultationRead)
+def take_from_queue(db: DB, principal: CurrentPrincipal, now: Now) -> ConsultationRead:
+    """Take the oldest waiting consultation of the caller's specialty."""
+    consultation = service.take_next(session=db, principal=principal, now=now)
+    return views.consultation_read(db, consultation)

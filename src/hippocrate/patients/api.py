@@ -1,7 +1,149 @@
-"""HTTP routes of the patients domain."""
+"""HTTP routes of the patients domain: the patient's own record, export and deletion,
+records in care, and break-glass.
+
+The response shapes specific to these routes live here rather than in ``schemas.py``
+(which another change owns for now); they are small and used nowhere else.
+"""
 
 from __future__ import annotations
 
-from hippocrate.api.deps import authenticated_router
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated
 
-router = authenticated_router()
+from fastapi import Query, Response
+from pydantic import Field
+
+from hippocrate.access import policy
+from hippocrate.access.errors import Forbidden
+from hippocrate.access.models import BreakGlassGrant
+from hippocrate.access.principal import Principal
+from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router
+from hippocrate.api.pagination import Page, Paging, fetch_page
+from hippocrate.consultations.api import Blobs
+from hippocrate.patients import service
+from hippocrate.patients.models import Patient
+from hippocrate.patients.schemas import PatientRead
+from hippocrate.schemas import Output, StrictInput
+
+router = authenticated_router(tags=["patients"])
+
+
+class PatientView(PatientRead):
+    """A patient record; ``nir`` is filled only when asked for and allowed."""
+
+    nir: str | None = None
+
+
+class BreakGlassCreate(StrictInput):
+    patient_id: uuid.UUID
+    reason: str = Field(min_length=20, max_length=1000, description="Why, for the patient to read")
+    minutes: int = Field(ge=1, le=240, description="How long the access lasts")
+
+
+class BreakGlassRead(Output):
+    id: uuid.UUID
+    patient_id: uuid.UUID
+    reason: str
+    started_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    active: bool
+
+
+RevealNir = Annotated[
+    bool, Query(description="Show the NIR in full (the patient, or a practitioner in care)")
+]
+
+
+def _view(principal: Principal, patient: Patient, reveal_nir: bool) -> PatientView:
+    view = PatientView(**service.to_read(patient).model_dump())
+    if not reveal_nir:
+        return view
+    if not policy.may_see_full_nir(principal, patient.id):
+        raise Forbidden("your role may not see a NIR in full")
+    return view.model_copy(update={"nir": patient.nir})
+
+
+@router.get("/patients/me", response_model=PatientView)
+def get_own_record(
+    db: DB, principal: CurrentPrincipal, now: Now, reveal_nir: RevealNir = False
+) -> PatientView:
+    patient = service.own_record(session=db, principal=principal, now=now)
+    return _view(principal, patient, reveal_nir)
+
+
+@router.get("/patients/me/export")
+def export_own_data(db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs) -> Response:
+    """Everything held about the caller, decrypted, as one JSON document to download."""
+    document = service.export_own_data(session=db, blobs=blobs, principal=principal, now=now)
+    return Response(
+        json.dumps(document, ensure_ascii=False, indent=1),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="hippocrate-export.json"'},
+    )
+
+
+@router.delete("/patients/me", status_code=204)
+def delete_own_account(db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs) -> Response:
+    """Delete the caller's account and crypto-shred their data (docs/RETENTION.md).
+    Irreversible: export first."""
+    service.delete_own_account(session=db, blobs=blobs, principal=principal, now=now)
+    return Response(status_code=204)
+
+
+@router.get("/patients/me/break-glass", response_model=Page[BreakGlassRead])
+def list_break_glass(
+    db: DB, principal: CurrentPrincipal, now: Now, paging: Paging
+) -> Page[BreakGlassRead]:
+    """Who opened emergency access to the caller's record, why, and for how long."""
+    statement = service.break_glass_grants_statement(principal=principal, now=now)
+    rows, total = fetch_page(db, statement, paging)
+    return Page(
+        items=[_grant(grant, now) for grant in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+@router.get("/patients/{patient_id}", response_model=PatientView)
+def get_record(
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    patient_id: uuid.UUID,
+    reveal_nir: RevealNir = False,
+) -> PatientView:
+    patient = service.readable_record(
+        session=db, principal=principal, patient_id=patient_id, now=now
+    )
+    return _view(principal, patient, reveal_nir)
+
+
+@router.post("/admin/break-glass", response_model=BreakGlassRead, status_code=201)
+def open_break_glass(
+    db: DB, principal: CurrentPrincipal, now: Now, data: BreakGlassCreate
+) -> BreakGlassRead:
+    grant = service.grant_break_glass(
+        session=db,
+        principal=principal,
+        patient_id=data.patient_id,
+        reason=data.reason,
+        minutes=data.minutes,
+        now=now,
+    )
+    return _grant(grant, now)
+
+
+def _grant(grant: BreakGlassGrant, now: datetime) -> BreakGlassRead:
+    return BreakGlassRead(
+        id=grant.id,
+        patient_id=grant.patient_id,
+        reason=grant.reason or "",
+        started_at=grant.started_at,
+        expires_at=grant.expires_at,
+        revoked_at=grant.revoked_at,
+        active=grant.revoked_at is None and grant.started_at <= now < grant.expires_at,
+    )

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
+from hippocrate.access import policy
+from hippocrate.access.models import BreakGlassGrant
+from hippocrate.access.principal import Principal
+from hippocrate.blobs import BlobStore, delete_after_commit
+from hippocrate.consultations.models import (
+    Attachment,
+    CareRelationship,
+    Consultation,
+    ConsultationStatus,
+)
 from hippocrate.identifiers import nir_matches_identity
+from hippocrate.identity.models import Account, AccountStatus
+from hippocrate.identity.sessions import end_sessions_of
 from hippocrate.keyring.service import destroy_keys, vault_of
 from hippocrate.patients.errors import (
     DuplicatePatient,
@@ -108,3 +122,156 @@ def shred_patient(*, session: Session, patient_id: uuid.UUID) -> None:
     destroy_keys(session=session, owner=patient.id)
     patient.status = PatientStatus.SHREDDED
     patient.email_index = patient.phone_index = patient.nir_index = None
+
+
+# -- the patient's own account ---------------------------------------------------------
+
+EXPORT_FORMAT = "hippocrate.export.v1"
+
+
+def own_record(*, session: Session, principal: Principal, now: datetime) -> Patient:
+    """The principal's own patient record (``NotFound`` for staff)."""
+    return policy.get_readable(
+        session,
+        policy.readable_patients(principal, now=now),
+        Patient,
+        policy.own_patient_id(principal),
+        "patient",
+    )
+
+
+def readable_record(
+    *, session: Session, principal: Principal, patient_id: uuid.UUID, now: datetime
+) -> Patient:
+    """A patient record the principal may read: their own, one in their care, or one
+    under an admin's active break-glass grant; ``NotFound`` otherwise."""
+    return policy.get_readable(
+        session, policy.readable_patients(principal, now=now), Patient, patient_id, "patient"
+    )
+
+
+def export_own_data(
+    *, session: Session, blobs: BlobStore, principal: Principal, now: datetime
+) -> dict[str, Any]:
+    """Everything Hippocrate holds of the principal (a patient), decrypted: identity
+    (NIR in full), consultations with messages and attachments (base64), and the
+    break-glass grants on the record (GDPR Art. 15 and 20)."""
+    from hippocrate.consultations.views import export_consultations
+
+    patient = own_record(session=session, principal=principal, now=now)
+    identity = to_read(patient).model_dump(mode="json")
+    identity["nir"] = patient.nir
+    grants = session.scalars(
+        policy.readable_break_glass_grants(principal, now=now).order_by(BreakGlassGrant.started_at)
+    ).all()
+    return {
+        "format": EXPORT_FORMAT,
+        "exported_at": now.isoformat(),
+        "patient": identity,
+        "consultations": export_consultations(
+            session=session, blobs=blobs, principal=principal, now=now
+        ),
+        "break_glass_grants": [
+            {
+                "id": str(grant.id),
+                "reason": grant.reason,
+                "started_at": grant.started_at.isoformat(),
+                "expires_at": grant.expires_at.isoformat(),
+                "revoked_at": grant.revoked_at.isoformat() if grant.revoked_at else None,
+            }
+            for grant in grants
+        ],
+    }
+
+
+def delete_own_account(
+    *, session: Session, blobs: BlobStore, principal: Principal, now: datetime
+) -> None:
+    """A patient deletes their account: crypto-shredding (docs/RETENTION.md).
+
+    In one transaction: open consultations are cancelled and every care relationship
+    ends now; active break-glass grants are revoked; every session of the account ends;
+    the data keys of the patient (and of the account, if it has its own) are destroyed;
+    the patient is marked shredded and the account deleted, blind indexes cleared. Once
+    committed the attachment files are deleted too. What remains is ciphertext no key
+    opens, and plaintext metadata: ids, statuses, specialties and timestamps.
+    """
+    patient = own_record(session=session, principal=principal, now=now)
+    consultations = session.scalars(
+        policy.readable_consultations(principal, now=now).with_only_columns(Consultation.id)
+    ).all()
+    attachments = session.scalars(
+        policy.readable_attachments(principal, now=now).with_only_columns(Attachment.id)
+    ).all()
+    session.execute(
+        update(Consultation)
+        .where(
+            Consultation.id.in_(consultations),
+            Consultation.status.in_([ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS]),
+        )
+        .values(status=ConsultationStatus.CANCELLED, cancelled_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(CareRelationship)
+        .where(CareRelationship.consultation_id.in_(consultations))
+        .values(ends_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(BreakGlassGrant)
+        .where(
+            BreakGlassGrant.patient_id == patient.id,
+            BreakGlassGrant.revoked_at.is_(None),
+            BreakGlassGrant.expires_at > now,
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    end_sessions_of(session=session, account_id=principal.account_id, now=now, reason="deleted")
+    account = session.get(Account, principal.account_id)
+    assert account is not None
+    account.status = AccountStatus.DELETED
+    account.email_index = None
+    session.flush()
+    shred_patient(session=session, patient_id=patient.id)
+    if account.owner_id != patient.id:
+        destroy_keys(session=session, owner=account.owner_id)
+    for attachment_id in attachments:
+        delete_after_commit(session=session, store=blobs, blob_id=attachment_id)
+
+
+# -- break-glass -----------------------------------------------------------------------
+
+
+def grant_break_glass(
+    *,
+    session: Session,
+    principal: Principal,
+    patient_id: uuid.UUID,
+    reason: str,
+    minutes: int,
+    now: datetime,
+) -> BreakGlassGrant:
+    """An admin opens time-limited access to one patient's data, with a stated reason
+    that the patient reads later."""
+    policy.ensure_may_break_glass(principal)
+    patient = get_patient(session=session, patient_id=patient_id)
+    grant = BreakGlassGrant(
+        admin_account_id=principal.account_id,
+        patient_id=patient.id,
+        started_at=now,
+        expires_at=now + timedelta(minutes=minutes),
+    )
+    grant.reason = reason
+    session.add(grant)
+    session.flush()
+    return grant
+
+
+def break_glass_grants_statement(*, principal: Principal, now: datetime) -> Select[BreakGlassGrant]:
+    """The grants on the principal's record, newest first (to paginate)."""
+    policy.own_patient_id(principal)
+    return policy.readable_break_glass_grants(principal, now=now).order_by(
+        BreakGlassGrant.started_at.desc(), BreakGlassGrant.id
+    )

@@ -1,0 +1,502 @@
+"""Operations on consultations: opening, the queue, taking, messages and attachments,
+closing, cancelling, incidents. Keyword-only arguments; nothing here commits.
+
+Every read starts from a scoped statement of ``access.policy``; every change first
+fetches the consultation through ``get_readable`` (so "not yours" is "not found"), then
+asks the policy whether this principal may do this to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from hippocrate.access import policy
+from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import recorder_of
+from hippocrate.blobs import BlobStore, put_in_transaction
+from hippocrate.config import Settings
+from hippocrate.consultations.errors import (
+    InvalidTransition,
+    InvalidUpload,
+    QueueEmpty,
+    TooManyAttachments,
+)
+from hippocrate.consultations.files import CheckedFile, check_file
+from hippocrate.consultations.models import (
+    Attachment,
+    CareRelationship,
+    Consultation,
+    ConsultationStatus,
+    Message,
+)
+from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
+from hippocrate.consultations.uploads import UploadedFile
+from hippocrate.identity.models import Account, AccountStatus
+from hippocrate.keyring.service import active_key, key_for, vault_of
+from hippocrate.notify.service import send
+from hippocrate.vault import FieldContext, peek_key_version
+
+OPEN = (ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS)
+# How often taking retries when another practitioner took the candidate first.
+_TAKE_ATTEMPTS = 10
+
+
+# -- attachment bodies -----------------------------------------------------------------
+
+
+def body_context(attachment_id: uuid.UUID) -> FieldContext:
+    """Where an attachment body lives: it only opens as the body of that attachment."""
+    return FieldContext("attachments", "body", attachment_id)
+
+
+def _note_body(session: Session, attachment: Attachment, verb: str) -> None:
+    """Tell the audit trail (and through it the guard, which may refuse) of a body read
+    or written: bodies do not pass through a sealed attribute."""
+    recorder = recorder_of(session)
+    if recorder is not None:
+        recorder.note(
+            patient=attachment.patient_id,
+            subject=Attachment.__audit_subject__,
+            verb=verb,
+            resource=f"attachment:{attachment.id}",
+            category="attachment",
+        )
+
+
+def seal_body(*, session: Session, attachment: Attachment, content: bytes) -> bytes:
+    _note_body(session, attachment, "write")
+    key = active_key(session=session, owner=attachment.patient_id)
+    return vault_of(session).seal(key, content, body_context(attachment.id))
+
+
+def open_body(*, session: Session, attachment: Attachment, sealed: bytes) -> bytes:
+    """The plaintext body; ``DecryptionError`` (``KeyDestroyed`` once shredded)."""
+    _note_body(session, attachment, "read")  # before decrypting: the guard may refuse
+    key = key_for(session=session, owner=attachment.patient_id, version=peek_key_version(sealed))
+    return vault_of(session).open(key, sealed, body_context(attachment.id))
+
+
+def check_files(*, settings: Settings, files: Sequence[UploadedFile]) -> list[CheckedFile]:
+    """Check every file before anything is written: one bad file refuses them all."""
+    if len(files) > settings.attachments_per_message:
+        raise TooManyAttachments(settings.attachments_per_message)
+    return [
+        check_file(
+            position=position,
+            filename=upload.filename,
+            declared_type=upload.content_type,
+            content=upload.content,
+            max_bytes=settings.attachment_max_bytes,
+        )
+        for position, upload in enumerate(files, start=1)
+    ]
+
+
+def _add_message(
+    *,
+    session: Session,
+    blobs: BlobStore,
+    consultation: Consultation,
+    author_account_id: uuid.UUID,
+    body: str,
+    files: Sequence[CheckedFile],
+    now: datetime,
+) -> Message:
+    message = Message(
+        consultation_id=consultation.id,
+        patient_id=consultation.patient_id,
+        author_account_id=author_account_id,
+        created_at=now,
+    )
+    message.body = body
+    session.add(message)
+    session.flush()  # no ORM relationship orders the inserts: the message goes first
+    attachments = []
+    for position, checked in enumerate(files):
+        attachment = Attachment(
+            message_id=message.id,
+            consultation_id=consultation.id,
+            patient_id=consultation.patient_id,
+            size=len(checked.content),
+            # No position column: files keep the order they were sent in by being
+            # stamped a microsecond apart (lists sort by time, then id).
+            created_at=now + timedelta(microseconds=position),
+        )
+        attachment.filename = checked.filename
+        attachment.media_type = checked.media_type
+        session.add(attachment)
+        attachments.append((attachment, checked.content))
+    # Rows first (a database refusal writes no file), then the sealed bodies; a later
+    # rollback deletes the files again.
+    session.flush()
+    for attachment, content in attachments:
+        sealed = seal_body(session=session, attachment=attachment, content=content)
+        put_in_transaction(session=session, store=blobs, blob_id=attachment.id, data=sealed)
+    return message
+
+
+# -- opening, reading ------------------------------------------------------------------
+
+
+def open_consultation(
+    *,
+    session: Session,
+    settings: Settings,
+    blobs: BlobStore,
+    principal: Principal,
+    data: ConsultationCreate,
+    files: Sequence[UploadedFile] = (),
+    now: datetime,
+) -> Consultation:
+    """A patient asks for advice. Files sent with the request become the first message
+    (from the patient, with an empty body)."""
+    policy.ensure_may_open_consultation(principal)
+    checked = check_files(settings=settings, files=files)
+    patient_id = policy.own_patient_id(principal)
+    consultation = Consultation(
+        patient_id=patient_id,
+        specialty=data.specialty,
+        status=ConsultationStatus.REQUESTED,
+        created_at=now,
+        updated_at=now,
+    )
+    consultation.subject = data.subject
+    consultation.description = data.description
+    consultation.questionnaire = dict(data.questionnaire)
+    consultation.acts = []
+    consultation.incidents = []
+    session.add(consultation)
+    session.flush()
+    if checked:
+        _add_message(
+            session=session,
+            blobs=blobs,
+            consultation=consultation,
+            author_account_id=principal.account_id,
+            body="",
+            files=checked,
+            now=now,
+        )
+    return consultation
+
+
+def get_consultation(
+    *, session: Session, principal: Principal, consultation_id: uuid.UUID, now: datetime
+) -> Consultation:
+    return policy.get_readable(
+        session,
+        policy.readable_consultations(principal, now=now),
+        Consultation,
+        consultation_id,
+        "consultation",
+    )
+
+
+def list_consultations(
+    *, principal: Principal, now: datetime, status: ConsultationStatus | None = None
+) -> Select[Consultation]:
+    """The statement of the principal's consultations, newest first (to paginate)."""
+    statement = policy.readable_consultations(principal, now=now)
+    if status is not None:
+        statement = statement.where(Consultation.status == status)
+    return statement.order_by(Consultation.created_at.desc(), Consultation.id)
+
+
+# -- the queue -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiting:
+    specialty: str
+    position: int
+    waiting_since: datetime
+    waiting_seconds: int
+
+
+def queue(
+    *, session: Session, principal: Principal, now: datetime, limit: int, offset: int
+) -> tuple[list[Waiting], int]:
+    """The principal's specialty queue: positions and waiting times, nothing else."""
+    specialty = principal.specialty or ""
+    statement = policy.queue_entries(principal, specialty)
+    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    rows = session.execute(statement.limit(limit).offset(offset)).all()
+    return [
+        Waiting(
+            specialty=specialty,
+            position=offset + index,
+            waiting_since=created_at,
+            waiting_seconds=max(0, int((now - created_at).total_seconds())),
+        )
+        for index, (_, created_at) in enumerate(rows, start=1)
+    ], int(total or 0)
+
+
+def take_next(*, session: Session, principal: Principal, now: datetime) -> Consultation:
+    """Take the oldest waiting consultation of the principal's specialty and start the
+    care relationship with its patient.
+
+    Safe under concurrency: the status changes only by a conditional UPDATE
+    (``WHERE status = 'requested'``) whose row count says who won; on PostgreSQL the
+    candidate is also picked with ``FOR UPDATE SKIP LOCKED``, so practitioners taking
+    at once pick different rows instead of queueing on one. A loser retries with the
+    next candidate.
+    """
+    specialty = principal.specialty or ""
+    candidates = policy.queue_entries(principal, specialty).with_only_columns(Consultation.id)
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    patient_id = consultation_id = None
+    for _ in range(_TAKE_ATTEMPTS):
+        pick = candidates.limit(1)
+        if on_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        consultation_id = session.scalar(pick)
+        if consultation_id is None:
+            break
+        patient_id = session.execute(
+            update(Consultation)
+            .where(
+                Consultation.id == consultation_id,
+                Consultation.status == ConsultationStatus.REQUESTED,
+            )
+            .values(
+                status=ConsultationStatus.IN_PROGRESS,
+                practitioner_id=principal.practitioner_id,
+                taken_at=now,
+                updated_at=now,
+            )
+            .returning(Consultation.patient_id)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if patient_id is not None:
+            break
+    if patient_id is None or consultation_id is None:
+        raise QueueEmpty(specialty)
+    assert principal.practitioner_id is not None  # ensured by the policy
+    session.add(
+        CareRelationship(
+            practitioner_id=principal.practitioner_id,
+            patient_id=patient_id,
+            consultation_id=consultation_id,
+            started_at=now,
+        )
+    )
+    session.flush()
+    return get_consultation(
+        session=session, principal=principal, consultation_id=consultation_id, now=now
+    )
+
+
+# -- changes of status -----------------------------------------------------------------
+
+
+def _end_care(*, session: Session, consultation: Consultation, ends_at: datetime) -> None:
+    session.execute(
+        update(CareRelationship)
+        .where(CareRelationship.consultation_id == consultation.id)
+        .values(ends_at=ends_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _notify_patient(
+    *, session: Session, settings: Settings, consultation: Consultation, now: datetime
+) -> None:
+    """Tell the patient something waits in the app (the email says nothing more)."""
+    # The account of a patient whose consultation the caller already reads.
+    account = session.scalars(
+        select(Account).where(
+            Account.patient_id == consultation.patient_id,
+            Account.status == AccountStatus.ACTIVE,
+        )
+    ).first()
+    if account is not None:
+        send(session=session, settings=settings, account=account, template="new_message", now=now)
+
+
+def cancel(
+    *,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    now: datetime,
+) -> Consultation:
+    consultation = get_consultation(
+        session=session, principal=principal, consultation_id=consultation_id, now=now
+    )
+    policy.ensure_may_cancel(principal, consultation)
+    if consultation.status not in OPEN:
+        raise InvalidTransition(
+            f"this consultation is {consultation.status.value}: it cannot be cancelled"
+        )
+    consultation.status = ConsultationStatus.CANCELLED
+    consultation.cancelled_at = now
+    consultation.updated_at = now
+    _end_care(
+        session=session,
+        consultation=consultation,
+        ends_at=now + timedelta(days=settings.care_period_days),
+    )
+    return consultation
+
+
+def close(
+    *,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    data: CloseInput,
+    now: datetime,
+) -> Consultation:
+    """The practitioner in charge closes with a report (required), acts, and maybe a
+    prescription; the care relationship ends ``care_period_days`` later."""
+    consultation = get_consultation(
+        session=session, principal=principal, consultation_id=consultation_id, now=now
+    )
+    policy.ensure_may_close(principal, consultation)
+    if consultation.status is not ConsultationStatus.IN_PROGRESS:
+        raise InvalidTransition(
+            f"this consultation is {consultation.status.value}: only one in progress is closed"
+        )
+    consultation.report = data.report
+    consultation.prescription = data.prescription
+    consultation.acts = list(data.acts)
+    consultation.status = ConsultationStatus.CLOSED
+    consultation.closed_at = now
+    consultation.updated_at = now
+    _end_care(
+        session=session,
+        consultation=consultation,
+        ends_at=now + timedelta(days=settings.care_period_days),
+    )
+    _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
+    return consultation
+
+
+def encode_incident(at: datetime, description: str) -> str:
+    """Incidents are stored as ``<ISO 8601 time> <description>`` in the sealed list."""
+    return f"{at.isoformat()} {description}"
+
+
+def decode_incident(entry: str) -> tuple[datetime, str]:
+    at, _, description = entry.partition(" ")
+    return datetime.fromisoformat(at), description
+
+
+def record_incident(
+    *,
+    session: Session,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    description: str,
+    now: datetime,
+) -> Consultation:
+    """A technical incident (lost connection, unreadable file…), kept on the record as
+    French telemedicine rules require."""
+    consultation = get_consultation(
+        session=session, principal=principal, consultation_id=consultation_id, now=now
+    )
+    policy.ensure_may_record_incident(principal, consultation)
+    consultation.incidents = [*(consultation.incidents or []), encode_incident(now, description)]
+    consultation.updated_at = now
+    return consultation
+
+
+# -- messages and attachments ----------------------------------------------------------
+
+
+def post_message(
+    *,
+    session: Session,
+    settings: Settings,
+    blobs: BlobStore,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    body: str,
+    files: Sequence[UploadedFile] = (),
+    now: datetime,
+) -> Message:
+    consultation = get_consultation(
+        session=session, principal=principal, consultation_id=consultation_id, now=now
+    )
+    policy.ensure_may_post_message(principal, consultation)
+    checked = check_files(settings=settings, files=files)
+    if not body.strip() and not checked:
+        raise InvalidUpload("a message needs text or at least one file")
+    message = _add_message(
+        session=session,
+        blobs=blobs,
+        consultation=consultation,
+        author_account_id=principal.account_id,
+        body=body,
+        files=checked,
+        now=now,
+    )
+    consultation.updated_at = now
+    if principal.is_practitioner:
+        _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
+    return message
+
+
+def messages_statement(
+    *, session: Session, principal: Principal, consultation_id: uuid.UUID, now: datetime
+) -> Select[Message]:
+    """The messages of one readable consultation, oldest first (``NotFound`` else)."""
+    get_consultation(session=session, principal=principal, consultation_id=consultation_id, now=now)
+    return (
+        policy.readable_messages(principal, now=now)
+        .where(Message.consultation_id == consultation_id)
+        .order_by(Message.created_at, Message.id)
+    )
+
+
+def get_message(
+    *, session: Session, principal: Principal, message_id: uuid.UUID, now: datetime
+) -> Message:
+    return policy.get_readable(
+        session, policy.readable_messages(principal, now=now), Message, message_id, "message"
+    )
+
+
+def attachments_of(
+    *, session: Session, principal: Principal, messages: Sequence[Message], now: datetime
+) -> dict[uuid.UUID, list[Attachment]]:
+    found: dict[uuid.UUID, list[Attachment]] = {m.id: [] for m in messages}
+    if not found:
+        return found
+    rows = session.scalars(
+        policy.readable_attachments(principal, now=now)
+        .where(Attachment.message_id.in_(list(found)))
+        .order_by(Attachment.created_at, Attachment.id)
+    ).all()
+    for attachment in rows:
+        found[attachment.message_id].append(attachment)
+    return found
+
+
+def read_attachment(
+    *,
+    session: Session,
+    blobs: BlobStore,
+    principal: Principal,
+    attachment_id: uuid.UUID,
+    now: datetime,
+) -> tuple[Attachment, bytes]:
+    """An attachment the principal may read, and its decrypted body."""
+    attachment = policy.get_readable(
+        session,
+        policy.readable_attachments(principal, now=now),
+        Attachment,
+        attachment_id,
+        "attachment",
+    )
+    sealed = blobs.get(attachment.id)
+    return attachment, open_body(session=session, attachment=attachment, sealed=sealed)

@@ -1,0 +1,146 @@
+"""Consultations, messages and attachments opened into the shapes shown to an allowed
+reader, and the patient's export. Callers have fetched the objects through the access
+policy; nothing here queries patient data on its own."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hippocrate.access import policy
+from hippocrate.access.principal import Principal
+from hippocrate.blobs import BlobStore
+from hippocrate.consultations import service
+from hippocrate.consultations.models import Attachment, Consultation, Message
+from hippocrate.consultations.schemas import (
+    AttachmentRead,
+    ConsultationRead,
+    ConsultationSummary,
+    Incident,
+    MessageRead,
+    PractitionerIdentity,
+)
+from hippocrate.identity.models import Practitioner
+
+
+def practitioner_of(session: Session, practitioner_id: uuid.UUID | None) -> Practitioner | None:
+    return None if practitioner_id is None else session.get(Practitioner, practitioner_id)
+
+
+def practitioner_identity(practitioner: Practitioner | None) -> PractitionerIdentity | None:
+    if practitioner is None:
+        return None
+    return PractitionerIdentity(
+        id=practitioner.id,
+        given_names=practitioner.given_names or "",
+        family_name=practitioner.family_name or "",
+        rpps=practitioner.rpps or "",
+        specialty=practitioner.specialty,
+    )
+
+
+def summary(consultation: Consultation) -> ConsultationSummary:
+    return ConsultationSummary(
+        id=consultation.id,
+        specialty=consultation.specialty,
+        status=consultation.status,
+        subject=consultation.subject or "",
+        created_at=consultation.created_at,
+        taken_at=consultation.taken_at,
+        closed_at=consultation.closed_at,
+        cancelled_at=consultation.cancelled_at,
+    )
+
+
+def consultation_read(session: Session, consultation: Consultation) -> ConsultationRead:
+    incidents = [service.decode_incident(entry) for entry in consultation.incidents or []]
+    return ConsultationRead(
+        **summary(consultation).model_dump(),
+        patient_id=consultation.patient_id,
+        description=consultation.description or "",
+        questionnaire=consultation.questionnaire or {},
+        practitioner=practitioner_identity(practitioner_of(session, consultation.practitioner_id)),
+        report=consultation.report,
+        prescription=consultation.prescription,
+        acts=consultation.acts or [],
+        incidents=[Incident(recorded_at=at, description=text) for at, text in incidents],
+    )
+
+
+def attachment_read(attachment: Attachment) -> AttachmentRead:
+    return AttachmentRead(
+        id=attachment.id,
+        filename=attachment.filename or "",
+        media_type=attachment.media_type or "application/octet-stream",
+        size=attachment.size,
+        created_at=attachment.created_at,
+    )
+
+
+def messages_read(
+    session: Session,
+    principal: Principal,
+    consultation: Consultation,
+    messages: Sequence[Message],
+    now: datetime,
+) -> list[MessageRead]:
+    """Messages of ``consultation`` with their attachments (names and types opened)."""
+    attachments = service.attachments_of(
+        session=session, principal=principal, messages=messages, now=now
+    )
+    practitioner = practitioner_of(session, consultation.practitioner_id)
+    practitioner_account = practitioner.account_id if practitioner else None
+    return [
+        MessageRead(
+            id=message.id,
+            consultation_id=message.consultation_id,
+            author="practitioner"
+            if message.author_account_id == practitioner_account
+            else "patient",
+            created_at=message.created_at,
+            body=message.body or "",
+            attachments=[attachment_read(a) for a in attachments[message.id]],
+        )
+        for message in messages
+    ]
+
+
+def export_consultations(
+    *, session: Session, blobs: BlobStore, principal: Principal, now: datetime
+) -> list[dict[str, Any]]:
+    """Every consultation the principal reads, with its messages and their attachments
+    (bodies in base64), oldest first: the consultations part of a patient's export."""
+    consultations = session.scalars(
+        policy.readable_consultations(principal, now=now).order_by(
+            Consultation.created_at, Consultation.id
+        )
+    ).all()
+    exported = []
+    for consultation in consultations:
+        messages = session.scalars(
+            policy.readable_messages(principal, now=now)
+            .where(Message.consultation_id == consultation.id)
+            .order_by(Message.created_at, Message.id)
+        ).all()
+        shaped_messages = []
+        for shaped in messages_read(session, principal, consultation, messages, now):
+            entry = shaped.model_dump(mode="json")
+            for attachment in entry["attachments"]:
+                _, content = service.read_attachment(
+                    session=session,
+                    blobs=blobs,
+                    principal=principal,
+                    attachment_id=uuid.UUID(attachment["id"]),
+                    now=now,
+                )
+                attachment["content_base64"] = base64.b64encode(content).decode("ascii")
+            shaped_messages.append(entry)
+        record = consultation_read(session, consultation).model_dump(mode="json")
+        record["messages"] = shaped_messages
+        exported.append(record)
+    return exported
