@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from hippocrate.identifiers import format_nir
 from hippocrate.patients.schemas import PatientCreate
@@ -50,3 +51,22 @@ def find_in(haystack: bytes, spellings: dict[str, set[str]]) -> list[str]:
                 if len(value) >= 4 and encoded.lower() in lowered:
                     hits.append(f"{field}: {value!r}")
     return hits
+
+
+def spellings_of_texts(**texts: str | list[str]) -> dict[str, set[str]]:
+    """Free texts (subjects, messages, reports…) and their distinctive fragments: a
+    thief searching a dump looks for a phrase, not only for the whole text."""
+    found: dict[str, set[str]] = {}
+    for field, values in texts.items():
+        for value in [values] if isinstance(values, str) else values:
+            words = value.split()
+            fragments = {value, *(" ".join(words[i : i + 3]) for i in range(0, len(words), 3))}
+            found.setdefault(field, set()).update(f for f in fragments if len(f) >= 8)
+    return found
+
+
+def read_tree(root: Path) -> bytes:
+    """Every byte of every file under ``root`` (a blob folder, an outbox)."""
+    if not root.exists():
+        return b""
+    return b"".join(path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file())

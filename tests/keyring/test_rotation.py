@@ -9,7 +9,12 @@ from sqlalchemy import select
 
 from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.keyring.models import DataKeyRecord, KeyState, RootRotation
-from hippocrate.keyring.rotation import key_versions, rotate_data_key, rotate_root
+from hippocrate.keyring.rotation import (
+    finish_data_key_rotation,
+    key_versions,
+    rotate_data_key,
+    rotate_root,
+)
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import create_patient, get_patient, to_read
@@ -93,6 +98,11 @@ def test_data_key_rotation_reencrypts_one_patient(store: Store) -> None:
 
     with store.sessions.begin() as session:
         resealed = rotate_data_key(session=session, owner=target)
+    with store.sessions() as session:  # until finished, both versions are kept
+        states = {r.version: r.state for r in session.scalars(select(DataKeyRecord))
+                  if r.owner_id == target}  # fmt: skip
+    assert states == {1: KeyState.RETIRED, 2: KeyState.ACTIVE}
+    finish_data_key_rotation(sessions=store.sessions, owner=target)
 
     assert resealed == len(SEALED_COLUMNS) + 1  # every field, sex included
     after = sealed_bytes(store)

@@ -39,12 +39,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = rt
     problems.install(app)
     security.install(app)
+    from hippocrate.admin.api import router as admin
+    from hippocrate.audit.api import router as audit
     from hippocrate.consultations.api import router as consultations
     from hippocrate.identity.api import router as identity
     from hippocrate.notify.api import router as notify
     from hippocrate.patients.api import router as patients
 
-    for router in (identity, patients, consultations, notify):
+    for router in (identity, patients, consultations, notify, admin, audit):
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"])

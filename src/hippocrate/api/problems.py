@@ -23,6 +23,7 @@ from hippocrate.consultations.errors import (
 from hippocrate.guard.errors import Contained
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identifiers import InvalidIdentifier
+from hippocrate.identity import errors as identity_errors
 from hippocrate.patients.errors import (
     DuplicatePatient,
     InconsistentIdentity,
@@ -58,6 +59,7 @@ _DOMAIN: list[tuple[type[Exception], int, str]] = [
     (TooManyAttachments, 422, "Too many attachments"),
     (AttachmentTooLarge, 413, "Attachment too large"),
     (BlobError, 503, "Data unavailable"),
+    *((error, error.status, error.title) for error in identity_errors.ALL),
 ]
 
 

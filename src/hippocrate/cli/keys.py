@@ -7,9 +7,16 @@ import uuid
 import typer
 from sqlalchemy import select
 
+from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime
+from hippocrate.consultations.service import reseal_attachments
 from hippocrate.keyring.models import RootRotation
-from hippocrate.keyring.rotation import key_versions, rotate_data_key, rotate_root
+from hippocrate.keyring.rotation import (
+    finish_data_key_rotation,
+    key_versions,
+    rotate_data_key,
+    rotate_root,
+)
 from hippocrate.patients.service import get_patient
 
 app = typer.Typer(help="Root keys and data keys.", no_args_is_help=True)
@@ -54,7 +61,15 @@ def rotate(
 @app.command("rotate-patient")
 def rotate_patient(patient_id: uuid.UUID) -> None:
     """Give one patient a new data key and re-encrypt all their fields under it."""
-    with runtime() as rt, rt.sessions.begin() as session:
-        get_patient(session=session, patient_id=patient_id)
-        count = rotate_data_key(session=session, owner=patient_id)
+    with runtime() as rt:
+        with rt.sessions.begin() as session:
+            get_patient(session=session, patient_id=patient_id)
+            count = rotate_data_key(session=session, owner=patient_id)
+        store = FileBlobStore(rt.settings.blob_dir)
+        files = finish_data_key_rotation(
+            sessions=rt.sessions,
+            owner=patient_id,
+            resealers=[lambda session, owner: reseal_attachments(session, store, owner)],
+        )
+    typer.echo(f"patient {patient_id}: {files} attachment files re-encrypted")
     typer.echo(f"patient {patient_id}: {count} fields re-encrypted under a new data key")

@@ -82,6 +82,21 @@ def open_body(*, session: Session, attachment: Attachment, sealed: bytes) -> byt
     return vault_of(session).open(key, sealed, body_context(attachment.id))
 
 
+def reseal_attachments(session: Session, blobs: BlobStore, owner: uuid.UUID) -> int:
+    """Re-seal every attachment body of ``owner`` under their active data key (after a
+    data key rotation); each file is replaced atomically. Returns how many changed."""
+    active = active_key(session=session, owner=owner)
+    changed = 0
+    for attachment in session.scalars(select(Attachment).where(Attachment.patient_id == owner)):
+        sealed = blobs.get(attachment.id)
+        if peek_key_version(sealed) == active.version:
+            continue
+        content = open_body(session=session, attachment=attachment, sealed=sealed)
+        blobs.put(attachment.id, seal_body(session=session, attachment=attachment, content=content))
+        changed += 1
+    return changed
+
+
 def check_files(*, settings: Settings, files: Sequence[UploadedFile]) -> list[CheckedFile]:
     """Check every file before anything is written: one bad file refuses them all."""
     if len(files) > settings.attachments_per_message:

@@ -1,7 +1,343 @@
-"""HTTP routes of the identity domain."""
+"""HTTP routes of the identity domain: sign-in, registration, recovery, own account.
+
+Three routers, by what a caller must have shown:
+
+- ``public``: nothing (sign-in, registration, email verification, password reset);
+- ``pending``: a live session, *second factor possibly not passed yet*: completing the
+  second factor, logging out, and setting up TOTP, which is all a staff member without
+  TOTP can do (every other route requires ``CurrentPrincipal``, which refuses such a
+  session);
+- ``me``: an authenticated principal, second factor passed where required.
+
+Refusals that count failures (wrong password or code, lock) are *returned* by the
+routes (:func:`committed_refusal`), not raised: the request's unit of work commits
+when a route returns and rolls back when it raises, and the counters must survive.
+"""
 
 from __future__ import annotations
 
-from hippocrate.api.deps import authenticated_router
+from typing import Annotated, Any
 
-router = authenticated_router()
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from hippocrate.api.deps import (
+    DB,
+    AppSettings,
+    CurrentSession,
+    Now,
+    authenticated_router,
+    public_router,
+)
+from hippocrate.api.problems import problem
+from hippocrate.identity import service, signin
+from hippocrate.identity.errors import SignInLocked, SignInRefused
+from hippocrate.identity.schemas import (
+    Accepted,
+    AccountView,
+    BearerToken,
+    CodeIn,
+    LoginIn,
+    PasswordChangeIn,
+    RecoveryCodes,
+    RegistrationIn,
+    ResetCompleteIn,
+    ResetRequestIn,
+    SecondFactorChallenge,
+    TotpDisableIn,
+    TotpEnabled,
+    TotpSetup,
+    VerifyEmailIn,
+)
+from hippocrate.identity.sessions import end_session, mfa_required
+from hippocrate.patients.schemas import PatientCreate
+
+REGISTERED = (
+    "if this address can be used, an email is on its way to it: follow its link to "
+    "confirm the address (or, if it already has an account, to choose a new password)"
+)
+RESET_REQUESTED = "if an account uses this address, an email with a link is on its way to it"
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy, run uvicorn with
+    ``--proxy-headers`` and the proxy's address in ``--forwarded-allow-ips``)."""
+    return request.client.host if request.client else "unknown"
+
+
+Address = Annotated[str, Depends(client_address)]
+
+
+def committed_refusal(exc: SignInRefused) -> JSONResponse:
+    """The problem for ``exc``, returned rather than raised so that the failure counters
+    recorded before it are committed. A lock says when it ends (``locked_until`` and
+    ``Retry-After``)."""
+    extra: dict[str, Any] = {}
+    if isinstance(exc, SignInLocked):
+        extra["locked_until"] = exc.until.isoformat()
+    response = problem(exc.status, exc.title, str(exc), **extra)
+    if isinstance(exc, SignInLocked):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Wrong credentials or code (never says which)"},
+    429: {"description": "Too many failures: blocked until `locked_until`"},
+}
+
+
+def _bearer(issued: signin.Issued) -> BearerToken:
+    return BearerToken(token=issued.token, expires_at=issued.record.absolute_expires_at)
+
+
+# -- public -----------------------------------------------------------------------------
+
+public = public_router(prefix="/auth", tags=["auth"])
+
+
+@public.post("/login", response_model=BearerToken | SecondFactorChallenge, responses=_REFUSALS)
+def login(body: LoginIn, db: DB, settings: AppSettings, clock: Now, address: Address) -> Any:
+    """Sign in with an email and a password. The answer is a bearer token, or a request
+    for the second factor carrying a short-lived token for ``POST /auth/mfa`` (or, for
+    a staff member without TOTP yet, for ``POST /me/totp``)."""
+    try:
+        issued = signin.sign_in(
+            session=db,
+            settings=settings,
+            email=body.email,
+            password=body.password,
+            address=address,
+            now=clock,
+        )
+    except SignInRefused as exc:
+        return committed_refusal(exc)
+    if issued.mfa_required:
+        return SecondFactorChallenge(
+            mfa_setup_required=issued.mfa_setup_required,
+            token=issued.token,
+            expires_at=issued.record.absolute_expires_at,
+        )
+    return _bearer(issued)
+
+
+@public.post("/register", status_code=202)
+def register(body: RegistrationIn, db: DB, settings: AppSettings, clock: Now) -> Accepted:
+    """Register as a patient. The answer is the same whether or not the address already
+    has an account; the email that follows says what to do."""
+    data = PatientCreate.model_validate(body.model_dump(exclude={"password"}))
+    service.register_patient(
+        session=db, settings=settings, data=data, password=body.password, now=clock
+    )
+    return Accepted(detail=REGISTERED)
+
+
+@public.post("/verify-email", status_code=204, responses={400: {"description": "Bad link"}})
+def verify_email(body: VerifyEmailIn, db: DB, clock: Now) -> Response:
+    """Confirm an email address with the token from the link that was sent to it."""
+    service.verify_email(session=db, token=body.token, now=clock)
+    return Response(status_code=204)
+
+
+@public.post("/password-reset", status_code=202)
+def request_password_reset(
+    body: ResetRequestIn, db: DB, settings: AppSettings, clock: Now
+) -> Accepted:
+    """Ask for a password-reset link. Same answer whether or not the account exists.
+    Staff accounts are recovered by an administrator: no link is sent for them."""
+    service.request_password_reset(session=db, settings=settings, email=body.email, now=clock)
+    return Accepted(detail=RESET_REQUESTED)
+
+
+@public.post("/password-reset/complete", status_code=204, responses=_REFUSALS)
+def complete_password_reset(
+    body: ResetCompleteIn, db: DB, settings: AppSettings, clock: Now, address: Address
+) -> Response:
+    """Choose a new password with the token from a reset link (or a staff setup token).
+    An account with a second factor must also give a code (``code``): a reset link
+    alone never takes over such an account. Every session of the account ends."""
+    try:
+        service.complete_password_reset(
+            session=db,
+            settings=settings,
+            token=body.token,
+            password=body.password,
+            code=body.code,
+            address=address,
+            now=clock,
+        )
+    except SignInRefused as exc:
+        return committed_refusal(exc)
+    return Response(status_code=204)
+
+
+# -- a session, second factor possibly pending ----------------------------------------
+
+
+def pending_router(**kwargs: Any) -> APIRouter:
+    """Routes a session reaches before its second factor: each takes ``CurrentSession``
+    and must only complete or set up the second factor, or end the session."""
+    return APIRouter(**kwargs)
+
+
+pending = pending_router()
+
+
+@pending.post("/auth/mfa", tags=["auth"], response_model=BearerToken, responses=_REFUSALS)
+def second_factor(
+    *,
+    body: CodeIn,
+    resolved: CurrentSession,
+    db: DB,
+    settings: AppSettings,
+    clock: Now,
+    address: Address,
+) -> BearerToken | JSONResponse:
+    """Complete a sign-in with a TOTP code or a recovery code (bearer: the token from
+    ``/auth/login``). The answer is a new token; the pending one ends."""
+    try:
+        issued = signin.complete_second_factor(
+            session=db,
+            settings=settings,
+            resolved=resolved,
+            code=body.code,
+            address=address,
+            now=clock,
+        )
+    except SignInRefused as exc:
+        return committed_refusal(exc)
+    return _bearer(issued)
+
+
+@pending.post("/auth/logout", status_code=204, tags=["auth"])
+def logout(resolved: CurrentSession, db: DB, clock: Now) -> Response:
+    """End this session."""
+    end_session(session=db, session_id=resolved.auth_session.id, now=clock, reason="logout")
+    return Response(status_code=204)
+
+
+@pending.post("/me/totp", tags=["account"])
+def begin_totp(resolved: CurrentSession) -> TotpSetup:
+    """Start setting up TOTP: a new secret and its ``otpauth://`` URI (show it as a QR
+    code). Nothing is enabled until ``/me/totp/confirm`` gets a code from the app."""
+    secret, uri = service.begin_totp(account=resolved.account)
+    return TotpSetup(secret=secret, otpauth_uri=uri)
+
+
+@pending.post("/me/totp/confirm", tags=["account"])
+def confirm_totp(
+    body: CodeIn, resolved: CurrentSession, db: DB, settings: AppSettings, clock: Now
+) -> TotpEnabled:
+    """Enable TOTP with a first code. Answers the recovery codes (shown once) and a new
+    token: this session and every other one of the account end."""
+    codes, issued = service.confirm_totp(
+        session=db, settings=settings, resolved=resolved, code=body.code, now=clock
+    )
+    return TotpEnabled(
+        recovery_codes=codes, token=issued.token, expires_at=issued.record.absolute_expires_at
+    )
+
+
+# -- the signed-in account ---------------------------------------------------------------
+
+me = authenticated_router(prefix="/me", tags=["account"])
+
+
+@me.get("")
+def read_me(resolved: CurrentSession) -> AccountView:
+    """The caller's account: role, status, verification, second factor."""
+    account = resolved.account
+    return AccountView(
+        id=account.id,
+        role=account.role,
+        status=account.status,
+        email_verified=account.email_verified_at is not None,
+        mfa_enabled=account.totp_enabled,
+        mfa_required=mfa_required(account),
+        recovery_codes_left=len(account.recovery_codes or []) if account.totp_enabled else 0,
+        created_at=account.created_at,
+        last_login_at=account.last_login_at,
+    )
+
+
+@me.post("/password", status_code=204, responses=_REFUSALS)
+def change_password(
+    *,
+    body: PasswordChangeIn,
+    resolved: CurrentSession,
+    db: DB,
+    settings: AppSettings,
+    clock: Now,
+    address: Address,
+) -> Response:
+    """Change the password; every other session of the account ends."""
+    try:
+        service.change_password(
+            session=db,
+            settings=settings,
+            resolved=resolved,
+            current_password=body.current_password,
+            new_password=body.new_password,
+            address=address,
+            now=clock,
+        )
+    except SignInRefused as exc:
+        return committed_refusal(exc)
+    return Response(status_code=204)
+
+
+@me.post("/recovery-codes", response_model=RecoveryCodes, responses=_REFUSALS)
+def regenerate_recovery_codes(
+    *,
+    body: CodeIn,
+    resolved: CurrentSession,
+    db: DB,
+    settings: AppSettings,
+    clock: Now,
+    address: Address,
+) -> RecoveryCodes | JSONResponse:
+    """New recovery codes (shown once; the old ones stop working), after a code."""
+    try:
+        codes = service.regenerate_recovery_codes(
+            session=db,
+            settings=settings,
+            account=resolved.account,
+            code=body.code,
+            address=address,
+            now=clock,
+        )
+    except SignInRefused as exc:
+        return committed_refusal(exc)
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@me.post("/totp/disable", status_code=204, responses=_REFUSALS)
+def disable_totp(
+    *,
+    body: TotpDisableIn,
+    resolved: CurrentSession,
+    db: DB,
+    settings: AppSettings,
+    clock: Now,
+    address: Address,
+) -> Response:
+    """A patient turns the second factor off (password and code); staff cannot."""
+    try:
+        service.disable_totp(
+            session=db,
+            settings=settings,
+            resolved=resolved,
+            password=body.password,
+            code=body.code,
+            address=address,
+            now=clock,
+        )
+    except SignInRefused as exc:
+        return committed_refusal(exc)
+    return Response(status_code=204)
+
+
+router = APIRouter()
+"""Everything above, for the app (each route keeps its own router's dependencies)."""
+for _part in (public, pending, me):
+    router.include_router(_part)

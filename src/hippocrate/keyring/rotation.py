@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -110,10 +110,16 @@ def sealed_models() -> list[type[SealedModel]]:
     )
 
 
+#: Re-seals data an owner keeps outside the database (attachment bodies) under the
+#: active key; returns how many values it re-sealed.
+ExternalResealer = Callable[[Session, uuid.UUID], int]
+
+
 def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
-    """Give ``owner`` a new data key and re-seal all their fields under it; the old
-    version is destroyed. One transaction: the caller commits. Returns how many
-    values were re-sealed."""
+    """Give ``owner`` a new data key and re-seal all their database fields under it.
+    The old version is kept, retired, until :func:`finish_data_key_rotation` has
+    re-sealed what lives outside the database. One transaction: the caller commits.
+    Returns how many values were re-sealed."""
     rows: list[SealedModel] = []
     for model in sealed_models():
         owner_column = getattr(model, model.__sealed_owner__)
@@ -127,7 +133,18 @@ def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
                 setattr(row, name, value)
                 resealed += 1
     session.flush()
-    destroy_retired(session=session, owner=owner)
+    return resealed
+
+
+def finish_data_key_rotation(
+    *, sessions: SessionFactory, owner: uuid.UUID, resealers: Sequence[ExternalResealer] = ()
+) -> int:
+    """Re-seal what ``owner`` keeps outside the database, then destroy the retired key
+    versions. Crash-safe: until the last step both versions open, and rerunning the
+    rotation finishes it. Returns how many external values were re-sealed."""
+    with sessions.begin() as session:
+        resealed = sum(reseal(session, owner) for reseal in resealers)
+        destroy_retired(session=session, owner=owner)
     return resealed
 
 

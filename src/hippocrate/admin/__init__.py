@@ -1,0 +1,1 @@
+"""Administration and support: staff accounts, account status, sessions, metadata."""

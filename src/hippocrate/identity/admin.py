@@ -1,0 +1,154 @@
+"""What administrators do to accounts, and what support may read of them.
+
+Guarantees:
+
+- support reads account metadata only (``AccountMetadata``): built from plaintext
+  columns, nothing sealed is opened, so no email, name, NIR or health data can reach
+  it by mistake;
+- staff recovery is an administrator's act on *another* account (an administrator
+  cannot recover, disable or unlock themselves); it ends the account's sessions and
+  returns a single-use setup token for a password reset;
+- disabling an account ends its sessions at once.
+
+Each operation records an audit event (``account:status:disabled``,
+``account:recovery:reset`` ...) naming the account acted on; the actor is the
+request's principal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from hippocrate.access.errors import NotFound
+from hippocrate.access.principal import Principal
+from hippocrate.identity import events
+from hippocrate.identity.errors import AccountActionRefused
+from hippocrate.identity.models import Account, AccountStatus, Role
+from hippocrate.identity.service import clear_second_factor, issue_setup_token, unlock
+from hippocrate.identity.sessions import end_all_sessions, end_sessions_of
+
+CONTAINED = "contained"  # the guard's reason when it disables an account
+
+
+def get_account(*, session: Session, account_id: uuid.UUID) -> Account:
+    account = session.get(Account, account_id)
+    if account is None or account.status is AccountStatus.DELETED:
+        raise NotFound("account")
+    return account
+
+
+def accounts_metadata(
+    *, role: Role | None = None, status: AccountStatus | None = None
+) -> Select[Account]:
+    """Accounts in a stable order (oldest first), optionally of one role or status."""
+    statement = select(Account).where(Account.status != AccountStatus.DELETED)
+    if role is not None:
+        statement = statement.where(Account.role == role)
+    if status is not None:
+        statement = statement.where(Account.status == status)
+    return statement.order_by(Account.created_at, Account.id)
+
+
+def _other(actor: Principal, account: Account, action: str) -> None:
+    if account.id == actor.account_id:
+        raise AccountActionRefused(f"you cannot {action} your own account: ask another admin")
+
+
+def disable_account(
+    *, session: Session, actor: Principal, account_id: uuid.UUID, reason: str, now: datetime
+) -> Account:
+    account = get_account(session=session, account_id=account_id)
+    _other(actor, account, "disable")
+    if account.status is AccountStatus.DISABLED:
+        raise AccountActionRefused("this account is already disabled")
+    account.status = AccountStatus.DISABLED
+    account.disabled_reason = reason
+    end_sessions_of(session=session, account_id=account.id, now=now, reason="disabled")
+    events.record(session, "account:status:disabled", account=account, now=now)
+    return account
+
+
+def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID) -> Account:
+    """Re-enable a disabled account (pending again if its email was never verified)."""
+    account = get_account(session=session, account_id=account_id)
+    _other(actor, account, "enable")
+    if account.status is not AccountStatus.DISABLED:
+        raise AccountActionRefused("this account is not disabled")
+    if account.disabled_reason == CONTAINED:
+        raise AccountActionRefused(
+            "the guard contained this account: release it with 'hippocrate guard release' "
+            "(which records why)"
+        )
+    verified = account.role.is_staff or account.email_verified_at is not None
+    account.status = AccountStatus.ACTIVE if verified else AccountStatus.PENDING
+    account.disabled_reason = None
+    unlock(session=session, account=account)
+    events.record(session, "account:status:enabled", account=account)
+    return account
+
+
+def unlock_account(*, session: Session, actor: Principal, account_id: uuid.UUID) -> Account:
+    """Lift a sign-in lock before it runs out (the caller checked who is asking)."""
+    account = get_account(session=session, account_id=account_id)
+    _other(actor, account, "unlock")
+    unlock(session=session, account=account)
+    events.record(session, "account:lock:lifted", account=account)
+    return account
+
+
+@dataclass(frozen=True)
+class StaffRecovery:
+    setup_token: str | None
+    setup_expires_at: datetime | None
+    sessions_ended: int
+
+
+def recover_staff_account(
+    *,
+    session: Session,
+    actor: Principal,
+    account_id: uuid.UUID,
+    reset_password: bool,
+    reset_second_factor: bool,
+    now: datetime,
+) -> StaffRecovery:
+    """Reset a staff member's password (a setup token replaces it) and/or second factor
+    (their next sign-in can only set up a new one). Ends their sessions, lifts a lock."""
+    account = get_account(session=session, account_id=account_id)
+    _other(actor, account, "recover")
+    if not account.role.is_staff:
+        raise AccountActionRefused(
+            "patients recover their account themselves (email link and second factor)"
+        )
+    if not (reset_password or reset_second_factor):
+        raise AccountActionRefused("say what to reset: the password, the second factor, or both")
+    token = expires = None
+    if reset_password:
+        account.password_hash = None
+        token, expires = issue_setup_token(session=session, account=account, now=now)
+    if reset_second_factor:
+        clear_second_factor(account)
+    ended = end_sessions_of(session=session, account_id=account.id, now=now, reason="recovery")
+    unlock(session=session, account=account)
+    if reset_password:
+        events.record(session, "account:password:reset-by-admin", account=account, now=now)
+    if reset_second_factor:
+        events.record(session, "account:mfa:reset-by-admin", account=account, now=now)
+    return StaffRecovery(token, expires, ended)
+
+
+def end_account_sessions(*, session: Session, account_id: uuid.UUID, now: datetime) -> int:
+    account = get_account(session=session, account_id=account_id)
+    events.record(session, "account:sessions:ended", account=account, now=now)
+    return end_sessions_of(session=session, account_id=account.id, now=now, reason="admin")
+
+
+def end_everyone(*, session: Session, now: datetime) -> int:
+    """End every live session, the caller's included (an emergency stop)."""
+    events.record(session, "account:sessions:ended-all", now=now)
+    return end_all_sessions(session=session, now=now, reason="admin-all")

@@ -1,0 +1,172 @@
+"""Typed refusals of the identity domain.
+
+Each carries the HTTP status and title it maps to (``api/problems.py`` registers them
+from these attributes, and the sign-in routes build the same problem when they must
+return it instead of raising). Messages are safe to show: none says whether an
+account exists to someone who has not proved they own it.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import ClassVar
+
+
+class IdentityError(Exception):
+    """Base class; the message is safe to show to the person who made the request."""
+
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+
+
+# -- sign-in (counted: the routes return these rather than raise) ---------------------
+
+
+class SignInRefused(IdentityError):
+    """A refusal whose counters must be committed although the request failed."""
+
+
+class InvalidCredentials(SignInRefused):
+    """Wrong email or wrong password, never told apart."""
+
+    status = 401
+    title = "Sign-in refused"
+
+    def __init__(self) -> None:
+        super().__init__("the email address or the password is wrong")
+
+
+class InvalidCode(SignInRefused):
+    """A second-factor code that is wrong, expired or already used."""
+
+    status = 401
+    title = "Second factor refused"
+
+    def __init__(self) -> None:
+        super().__init__("the code is wrong, expired or already used")
+
+
+class SignInLocked(SignInRefused):
+    """Too many failures for this account or from this address: wait until ``until``."""
+
+    status = 429
+    title = "Too many attempts"
+
+    def __init__(self, until: datetime, now: datetime) -> None:
+        self.until = until
+        self.retry_after = max(1, math.ceil((until - now).total_seconds()))
+        super().__init__(
+            "too many failed attempts: sign-in is blocked until "
+            f"{until.isoformat(timespec='seconds')}"
+        )
+
+
+# -- account state ----------------------------------------------------------------------
+
+
+class AccountInactive(IdentityError):
+    """The password was right but the account cannot sign in (only its owner learns it)."""
+
+    status = 403
+    title = "Account not active"
+
+
+class SecondFactorNotSetUp(IdentityError):
+    status = 409
+    title = "No second factor"
+
+    def __init__(self) -> None:
+        super().__init__("no second factor is set up: set one up with POST /api/v1/me/totp")
+
+
+class SecondFactorAlreadySetUp(IdentityError):
+    status = 409
+    title = "Second factor already set up"
+
+    def __init__(self) -> None:
+        super().__init__("a second factor is already set up for this account")
+
+
+class SecondFactorMandatory(IdentityError):
+    status = 403
+    title = "Second factor mandatory"
+
+    def __init__(self) -> None:
+        super().__init__("staff accounts always use a second factor")
+
+
+class CodeRequired(IdentityError):
+    """A recovery step on an account that has a second factor, without a code."""
+
+    status = 403
+    title = "Second factor required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this account uses a second factor: give a code from the authenticator app "
+            "or one of the recovery codes"
+        )
+
+
+class SessionAlreadyComplete(IdentityError):
+    status = 409
+    title = "Second factor already passed"
+
+    def __init__(self) -> None:
+        super().__init__("this session has already passed its second factor")
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+class WeakPassword(IdentityError):
+    status = 422
+    title = "Password refused"
+
+
+class InvalidLinkToken(IdentityError):
+    """A verification or reset token that is unknown, used, expired or for another
+    purpose: never told apart."""
+
+    status = 400
+    title = "Invalid or expired link"
+
+    def __init__(self) -> None:
+        super().__init__("this link is invalid, already used or expired: ask for a new one")
+
+
+# -- administration -----------------------------------------------------------------------
+
+
+class DuplicateAccount(IdentityError):
+    """Only ever raised to an administrator creating an account, never at registration."""
+
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"an account already uses this {what}")
+
+
+class AccountActionRefused(IdentityError):
+    status = 409
+    title = "Conflict"
+
+
+ALL: tuple[type[IdentityError], ...] = (
+    InvalidCredentials,
+    InvalidCode,
+    SignInLocked,
+    AccountInactive,
+    SecondFactorNotSetUp,
+    SecondFactorAlreadySetUp,
+    SecondFactorMandatory,
+    CodeRequired,
+    SessionAlreadyComplete,
+    WeakPassword,
+    InvalidLinkToken,
+    DuplicateAccount,
+    AccountActionRefused,
+)
+"""Every concrete error, for the problem mapping (``api/problems.py``)."""

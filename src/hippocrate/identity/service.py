@@ -1,0 +1,590 @@
+"""Accounts: creation, email verification, password reset and change, TOTP enrolment.
+
+Keyword-only arguments; nothing here commits. Guarantees:
+
+- registration and password-reset requests do the same work and give the same
+  answer whether or not an account exists: an existing address receives an email
+  (a reset link) instead of the caller learning that it exists;
+- recovery never relies on what a breach leaks (name, birth date, NIR, email, phone):
+  it takes a single-use link sent to the address *and*, for an account with a second
+  factor, a code from it; staff accounts are recovered by an administrator only
+  (``identity/admin.py``);
+- a password change or reset, and a second-factor change, end the account's other
+  sessions.
+
+Patients' credentials are sealed under the patient's data key (crypto-shredding a
+patient erases their login too); staff credentials under the account's own key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hippocrate.config import Settings
+from hippocrate.identifiers import nir_matches_identity, normalise_email
+from hippocrate.identity import events, factors, passwords, throttle, tokens
+from hippocrate.identity.errors import (
+    AccountActionRefused,
+    CodeRequired,
+    DuplicateAccount,
+    InvalidCode,
+    InvalidLinkToken,
+    SecondFactorAlreadySetUp,
+    SecondFactorMandatory,
+    SecondFactorNotSetUp,
+)
+from hippocrate.identity.models import (
+    Account,
+    AccountStatus,
+    Practitioner,
+    Role,
+    TokenPurpose,
+)
+from hippocrate.identity.sessions import Resolved, end_sessions_of
+from hippocrate.identity.signin import (
+    Issued,
+    check_code,
+    check_password,
+    find_account,
+    login_email,
+    replace_with_full_session,
+)
+from hippocrate.keyring.service import vault_of
+from hippocrate.notify.service import send
+from hippocrate.notify.templates import token_link
+from hippocrate.patients.errors import DuplicatePatient, InconsistentIdentity
+from hippocrate.patients.schemas import PatientCreate
+from hippocrate.patients.service import create_patient
+from hippocrate.vault import DecryptionError
+
+
+def _email_link(
+    *,
+    session: Session,
+    settings: Settings,
+    account: Account,
+    template: str,
+    token: str,
+    now: datetime,
+) -> None:
+    """Send ``template`` (``verify_email`` or ``reset_password``) with its token link."""
+    send(
+        session=session,
+        settings=settings,
+        account=account,
+        template=template,
+        now=now,
+        links={"link": token_link(template=template, token=token, public_url=settings.public_url)},
+    )
+
+
+# -- creation -------------------------------------------------------------------------
+
+
+def _new_account(
+    *,
+    role: Role,
+    email: str,
+    status: AccountStatus,
+    now: datetime,
+    owner_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
+    password: str | None = None,
+    totp_secret: str | None = None,
+) -> Account:
+    account_id = uuid.uuid4()
+    account = Account(
+        id=account_id,
+        role=role,
+        status=status,
+        owner_id=owner_id or account_id,
+        patient_id=patient_id,
+        created_at=now,
+        updated_at=now,
+        failed_logins=0,
+        totp_enabled=totp_secret is not None,
+    )
+    account.email = email
+    if password is not None:
+        account.password_hash = passwords.hash_password(password)
+    if totp_secret is not None:
+        account.totp_secret = totp_secret
+        account.recovery_codes = []
+    return account
+
+
+def _check_identity(data: PatientCreate) -> None:
+    """``create_patient``'s consistency check, run before any lookup: a refusal that
+    came only for new addresses would tell which addresses have an account."""
+    if (
+        data.nir
+        and data.sex in ("F", "M")
+        and not nir_matches_identity(
+            data.nir,
+            sex=data.sex,
+            birth_year=data.birth_date.year,
+            birth_month=data.birth_date.month,
+        )
+    ):
+        raise InconsistentIdentity("the NIR does not match the sex and birth date given")
+
+
+def register_patient(
+    *, session: Session, settings: Settings, data: PatientCreate, password: str, now: datetime
+) -> None:
+    """A patient registers: a pending account, and a verification link by email.
+
+    Returns nothing, on purpose: if the address already has an account, its owner is
+    sent a password-reset link instead (staff and disabled accounts: nothing), and if
+    the NIR is already on file nothing is created; the caller cannot tell these apart.
+    Raises ``WeakPassword``, ``InconsistentIdentity`` (about the input only).
+    """
+    passwords.check_policy(password, email=data.email)
+    _check_identity(data)
+    password_hash = passwords.hash_password(password)  # paid on every path
+    existing = find_account(session=session, email=data.email)
+    if existing is not None:
+        send_reset_link(session=session, settings=settings, account=existing, now=now)
+        return
+    try:
+        patient = create_patient(session=session, data=data)
+    except DuplicatePatient:
+        return
+    account = _new_account(
+        role=Role.PATIENT,
+        email=data.email,
+        status=AccountStatus.PENDING,
+        owner_id=patient.id,
+        patient_id=patient.id,
+        now=now,
+    )
+    account.password_hash = password_hash
+    session.add(account)
+    session.flush()
+    token, _ = tokens.issue(
+        session=session,
+        account_id=account.id,
+        purpose=TokenPurpose.VERIFY_EMAIL,
+        lifetime=tokens.VERIFY_EMAIL_LIFETIME,
+        now=now,
+    )
+    _email_link(
+        session=session,
+        settings=settings,
+        account=account,
+        template="verify_email",
+        token=token,
+        now=now,
+    )
+
+
+def create_patient_account(
+    *,
+    session: Session,
+    data: PatientCreate,
+    password: str,
+    now: datetime,
+    totp_secret: str | None = None,
+) -> Account:
+    """A patient with an active, verified account (seeding: demo, tests); no email.
+    Raises ``DuplicateAccount``, ``DuplicatePatient``, ``WeakPassword``."""
+    passwords.check_policy(password, email=data.email)
+    if find_account(session=session, email=data.email) is not None:
+        raise DuplicateAccount("email address")
+    patient = create_patient(session=session, data=data)
+    account = _new_account(
+        role=Role.PATIENT,
+        email=data.email,
+        status=AccountStatus.ACTIVE,
+        owner_id=patient.id,
+        patient_id=patient.id,
+        password=password,
+        totp_secret=totp_secret,
+        now=now,
+    )
+    account.email_verified_at = now
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_staff_account(
+    *,
+    session: Session,
+    role: Role,
+    email: str,
+    now: datetime,
+    password: str | None = None,
+    totp_secret: str | None = None,
+) -> Account:
+    """A support, dpo or admin account (practitioners: :func:`create_practitioner`).
+
+    Without ``password`` the account cannot sign in until its holder sets one with a
+    setup token (:func:`issue_setup_token`); without ``totp_secret`` its first session
+    can only set up TOTP. Raises ``DuplicateAccount``, ``WeakPassword``,
+    ``AccountActionRefused`` (not a staff role), ``InvalidEmail``.
+    """
+    if role not in (Role.SUPPORT, Role.DPO, Role.ADMIN):
+        raise AccountActionRefused(f"a {role.value} account is not created this way")
+    return _staff(
+        session=session, role=role, email=email, password=password, totp=totp_secret, now=now
+    )
+
+
+def _staff(
+    *,
+    session: Session,
+    role: Role,
+    email: str,
+    password: str | None,
+    totp: str | None,
+    now: datetime,
+) -> Account:
+    email = normalise_email(email)
+    if password is not None:
+        passwords.check_policy(password, email=email)
+    if find_account(session=session, email=email) is not None:
+        raise DuplicateAccount("email address")
+    account = _new_account(
+        role=role,
+        email=email,
+        status=AccountStatus.ACTIVE,
+        password=password,
+        totp_secret=totp,
+        now=now,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def find_practitioner_by_rpps(*, session: Session, rpps: str) -> Practitioner | None:
+    index = vault_of(session).blind_index("rpps", rpps)
+    for candidate in session.scalars(
+        select(Practitioner).where(Practitioner.rpps_index == index)
+    ).all():
+        try:
+            if candidate.rpps == rpps:
+                return candidate
+        except DecryptionError:
+            continue
+    return None
+
+
+def create_practitioner(
+    *,
+    session: Session,
+    email: str,
+    rpps: str,
+    specialty: str,
+    given_names: str,
+    family_name: str,
+    now: datetime,
+    password: str | None = None,
+    totp_secret: str | None = None,
+) -> tuple[Account, Practitioner]:
+    """A practitioner's account and professional identity (RPPS, specialty, names,
+    sealed under the account's own key). Same options as :func:`create_staff_account`.
+    Raises ``DuplicateAccount`` (email or RPPS), ``WeakPassword``, ``InvalidEmail``."""
+    if find_practitioner_by_rpps(session=session, rpps=rpps) is not None:
+        raise DuplicateAccount("RPPS number")
+    account = _staff(
+        session=session,
+        role=Role.PRACTITIONER,
+        email=email,
+        password=password,
+        totp=totp_secret,
+        now=now,
+    )
+    practitioner = Practitioner(
+        account_id=account.id, owner_id=account.owner_id, specialty=specialty
+    )
+    practitioner.rpps = rpps
+    practitioner.given_names = given_names
+    practitioner.family_name = family_name
+    session.add(practitioner)
+    session.flush()
+    return account, practitioner
+
+
+def issue_setup_token(*, session: Session, account: Account, now: datetime) -> tuple[str, datetime]:
+    """A single-use token with which a staff member sets their password (through
+    ``POST /api/v1/auth/password-reset/complete``); handed over by the administrator,
+    valid 72 hours. Returns the token (shown once) and its expiry."""
+    token, record = tokens.issue(
+        session=session,
+        account_id=account.id,
+        purpose=TokenPurpose.RESET_PASSWORD,
+        lifetime=tokens.STAFF_SETUP_LIFETIME,
+        now=now,
+    )
+    return token, record.expires_at
+
+
+# -- email verification and password reset ------------------------------------------
+
+
+def verify_email(*, session: Session, token: str, now: datetime) -> None:
+    """Confirm an address with the token sent to it; a pending account becomes active.
+    Raises ``InvalidLinkToken``."""
+    record = tokens.find_usable(
+        session=session, token=token, purpose=TokenPurpose.VERIFY_EMAIL, now=now
+    )
+    account = session.get(Account, record.account_id)
+    if account is None or account.status not in (AccountStatus.PENDING, AccountStatus.ACTIVE):
+        raise InvalidLinkToken()
+    tokens.consume(record, now)
+    account.email_verified_at = now
+    if account.status is AccountStatus.PENDING:
+        account.status = AccountStatus.ACTIVE
+    events.record(session, "account:email:verified", account=account, now=now)
+
+
+def send_reset_link(
+    *, session: Session, settings: Settings, account: Account, now: datetime
+) -> bool:
+    """Email ``account`` a password-reset link, if it may recover by email (a patient,
+    pending or active) and none was sent in the last minute. Returns whether it did."""
+    if account.role is not Role.PATIENT or account.status not in (
+        AccountStatus.PENDING,
+        AccountStatus.ACTIVE,
+    ):
+        return False
+    if tokens.sent_recently(
+        session=session, account_id=account.id, purpose=TokenPurpose.RESET_PASSWORD, now=now
+    ):
+        return False
+    token, _ = tokens.issue(
+        session=session,
+        account_id=account.id,
+        purpose=TokenPurpose.RESET_PASSWORD,
+        lifetime=tokens.RESET_PASSWORD_LIFETIME,
+        now=now,
+    )
+    _email_link(
+        session=session,
+        settings=settings,
+        account=account,
+        template="reset_password",
+        token=token,
+        now=now,
+    )
+    return True
+
+
+def request_password_reset(
+    *, session: Session, settings: Settings, email: str, now: datetime
+) -> None:
+    """Send a reset link if ``email`` belongs to a patient account; returns nothing, so
+    the caller cannot tell whether it did."""
+    account = find_account(session=session, email=login_email(email))
+    if account is not None:
+        send_reset_link(session=session, settings=settings, account=account, now=now)
+
+
+def complete_password_reset(
+    *,
+    session: Session,
+    settings: Settings,
+    token: str,
+    password: str,
+    code: str | None,
+    address: str,
+    now: datetime,
+) -> None:
+    """Set a new password with a reset (or staff setup) token, plus a second-factor
+    code if the account has one. Ends every session of the account.
+
+    Raises ``InvalidLinkToken``, ``WeakPassword``, ``CodeRequired``, and, counted
+    against the account like a failed sign-in, ``InvalidCode`` and ``SignInLocked``.
+    A wrong code does not spend the token.
+    """
+    record = tokens.find_usable(
+        session=session, token=token, purpose=TokenPurpose.RESET_PASSWORD, now=now
+    )
+    account = session.get(Account, record.account_id)
+    if account is None or account.status not in (AccountStatus.PENDING, AccountStatus.ACTIVE):
+        raise InvalidLinkToken()
+    passwords.check_policy(password, email=account.email)
+    if account.totp_enabled:
+        if not code:
+            raise CodeRequired()
+        check_code(
+            session=session,
+            settings=settings,
+            account=account,
+            code=code,
+            address=address,
+            now=now,
+        )
+    account.password_hash = passwords.hash_password(password)
+    tokens.consume(record, now)
+    end_sessions_of(session=session, account_id=account.id, now=now, reason="password-reset")
+    unlock(session=session, account=account)
+    if account.status is AccountStatus.PENDING:
+        # Completing a link sent to the address proves it, like the verification link.
+        account.status = AccountStatus.ACTIVE
+        account.email_verified_at = now
+    events.record(session, "account:password:reset", account=account, now=now)
+
+
+def unlock(*, session: Session, account: Account) -> None:
+    """Forget the account's sign-in failures and lift its lock."""
+    if account.email_index is not None:
+        throttle.clear(session, throttle.account_key(session, account.email_index))
+    account.failed_logins = 0
+    account.locked_until = None
+
+
+# -- signed-in changes ----------------------------------------------------------------------
+
+
+def change_password(
+    *,
+    session: Session,
+    settings: Settings,
+    resolved: Resolved,
+    current_password: str,
+    new_password: str,
+    address: str,
+    now: datetime,
+) -> None:
+    """Change the password (the current one is checked, throttled) and end every other
+    session of the account. Raises ``InvalidCredentials``, ``SignInLocked``, ``WeakPassword``."""
+    account = resolved.account
+    check_password(
+        session=session,
+        settings=settings,
+        account=account,
+        password=current_password,
+        address=address,
+        now=now,
+    )
+    passwords.check_policy(new_password, email=account.email)
+    account.password_hash = passwords.hash_password(new_password)
+    end_sessions_of(
+        session=session,
+        account_id=account.id,
+        now=now,
+        reason="password-changed",
+        keep=resolved.auth_session.id,
+    )
+    events.record(session, "account:password:changed", account=account, now=now)
+
+
+def begin_totp(*, account: Account) -> tuple[str, str]:
+    """A new TOTP secret for ``account`` (not enabled until confirmed with a code);
+    returns the secret and its ``otpauth://`` URI. Raises ``SecondFactorAlreadySetUp``."""
+    if account.totp_enabled:
+        raise SecondFactorAlreadySetUp()
+    secret = factors.new_secret()
+    account.totp_secret = secret
+    account.totp_last_step = None
+    return secret, factors.provisioning_uri(secret, account.email or str(account.id))
+
+
+def confirm_totp(
+    *, session: Session, settings: Settings, resolved: Resolved, code: str, now: datetime
+) -> tuple[list[str], Issued]:
+    """Enable TOTP once a code from the app proves it was set up; returns the recovery
+    codes (shown once) and a full session replacing the caller's. Every other session
+    of the account ends. Raises ``SecondFactorAlreadySetUp``, ``SecondFactorNotSetUp``,
+    ``InvalidCode``."""
+    account = resolved.account
+    if account.totp_enabled:
+        raise SecondFactorAlreadySetUp()
+    secret = account.totp_secret
+    if secret is None:
+        raise SecondFactorNotSetUp()
+    step = factors.totp_step(secret, code.strip(), now=now, last_step=None)
+    if step is None:
+        raise InvalidCode()
+    account.totp_enabled = True
+    account.totp_last_step = step
+    shown, digests = factors.new_recovery_codes()
+    account.recovery_codes = digests
+    end_sessions_of(
+        session=session,
+        account_id=account.id,
+        now=now,
+        reason="second-factor-changed",
+        keep=resolved.auth_session.id,
+    )
+    events.record(session, "account:mfa:enabled", account=account, now=now)
+    issued = replace_with_full_session(
+        session=session, settings=settings, resolved=resolved, now=now
+    )
+    return shown, issued
+
+
+def regenerate_recovery_codes(
+    *,
+    session: Session,
+    settings: Settings,
+    account: Account,
+    code: str,
+    address: str,
+    now: datetime,
+) -> list[str]:
+    """New recovery codes (the old ones stop working), after a second-factor code.
+    Raises ``SecondFactorNotSetUp``, ``InvalidCode``, ``SignInLocked``."""
+    if not account.totp_enabled:
+        raise SecondFactorNotSetUp()
+    check_code(
+        session=session, settings=settings, account=account, code=code, address=address, now=now
+    )
+    shown, digests = factors.new_recovery_codes()
+    account.recovery_codes = digests
+    events.record(session, "account:recovery-codes:regenerated", account=account, now=now)
+    return shown
+
+
+def disable_totp(
+    *,
+    session: Session,
+    settings: Settings,
+    resolved: Resolved,
+    password: str,
+    code: str,
+    address: str,
+    now: datetime,
+) -> None:
+    """A patient turns their second factor off (password and code required); staff
+    cannot. Ends every other session. Raises ``SecondFactorMandatory``,
+    ``SecondFactorNotSetUp``, ``InvalidCredentials``, ``InvalidCode``, ``SignInLocked``."""
+    account = resolved.account
+    if account.role.is_staff:
+        raise SecondFactorMandatory()
+    if not account.totp_enabled:
+        raise SecondFactorNotSetUp()
+    check_password(
+        session=session,
+        settings=settings,
+        account=account,
+        password=password,
+        address=address,
+        now=now,
+    )
+    check_code(
+        session=session, settings=settings, account=account, code=code, address=address, now=now
+    )
+    clear_second_factor(account)
+    end_sessions_of(
+        session=session,
+        account_id=account.id,
+        now=now,
+        reason="second-factor-changed",
+        keep=resolved.auth_session.id,
+    )
+    events.record(session, "account:mfa:disabled", account=account, now=now)
+
+
+def clear_second_factor(account: Account) -> None:
+    account.totp_enabled = False
+    account.totp_secret = None
+    account.totp_last_step = None
+    account.recovery_codes = None

@@ -1,0 +1,321 @@
+"""Sign-in: a password, then the second factor where one is required.
+
+Guarantees (each tested in ``tests/identity``):
+
+- the limiters (per account, per client address) are checked before the password or
+  code is verified, and only failures are counted;
+- an unknown email and a wrong password give the same refusal, after the same work
+  (a dummy argon2 verification for an unknown account), and lock the same way;
+- whether an account is pending, disabled or needs a second factor is only said to
+  someone who gave its password;
+- a session that has not passed a required second factor is short-lived and only
+  reaches the routes that complete it (see ``sessions.principal_for``); when it passes,
+  it is replaced by a new session with a new token.
+
+Refusals raise :class:`~hippocrate.identity.errors.SignInRefused` subclasses *after*
+counting: the routes return them as responses so that the counters are committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hippocrate.config import Settings
+from hippocrate.identifiers import InvalidIdentifier, normalise_email
+from hippocrate.identity import events, factors, passwords, throttle
+from hippocrate.identity.errors import (
+    AccountInactive,
+    InvalidCode,
+    InvalidCredentials,
+    SecondFactorNotSetUp,
+    SessionAlreadyComplete,
+    SignInLocked,
+    SignInRefused,
+)
+from hippocrate.identity.models import Account, AccountStatus, AuthSession
+from hippocrate.identity.sessions import (
+    Resolved,
+    create_session,
+    end_session,
+    mfa_required,
+)
+from hippocrate.keyring.service import vault_of
+from hippocrate.vault import DecryptionError
+
+PENDING_LIFETIME = timedelta(minutes=10)
+"""How long a session waiting for its second factor (or its enrolment) lives."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A session just created; ``token`` is shown once."""
+
+    token: str
+    record: AuthSession
+    mfa_required: bool
+    mfa_setup_required: bool
+
+
+def login_email(raw: str) -> str:
+    """The canonical form of a typed login email; an unparsable one is kept (lowercased)
+    so that it is refused exactly like an unknown address, not with a different answer."""
+    try:
+        return normalise_email(raw)
+    except InvalidIdentifier:
+        return raw.strip().lower()
+
+
+def email_index(session: Session, email: str) -> int:
+    return vault_of(session).blind_index("email", email)
+
+
+def find_account(*, session: Session, email: str) -> Account | None:
+    """The account whose login email is ``email`` (normalised), if any.
+
+    The blind index narrows the candidates; each is confirmed by decryption.
+    Deleted accounts are never found (their keys may be destroyed).
+    """
+    index = email_index(session, email)
+    candidates = session.scalars(
+        select(Account).where(Account.email_index == index, Account.status != AccountStatus.DELETED)
+    ).all()
+    for candidate in candidates:
+        try:
+            if candidate.email == email:
+                return candidate
+        except DecryptionError:
+            continue
+    return None
+
+
+class Attempt:
+    """One throttled attempt at proving a secret (``what``: password or code) for an
+    email."""
+
+    def __init__(
+        self,
+        *,
+        session: Session,
+        settings: Settings,
+        email_index: int,
+        address: str,
+        now: datetime,
+        what: str,
+        account: Account | None = None,
+    ) -> None:
+        self.session, self.settings, self.now = session, settings, now
+        self.what, self.account = what, account
+        self.keys = throttle.keys_for(session, email_index=email_index, address=address)
+
+    @classmethod
+    def on(
+        cls,
+        account: Account,
+        *,
+        session: Session,
+        settings: Settings,
+        address: str,
+        now: datetime,
+        what: str,
+    ) -> Attempt:
+        """An attempt on a known account (it shares the sign-in counters)."""
+        return cls(
+            session=session,
+            settings=settings,
+            email_index=account.email_index or 0,
+            address=address,
+            now=now,
+            what=what,
+            account=account,
+        )
+
+    def check(self) -> None:
+        """Raise ``SignInLocked`` if the account or the address is blocked."""
+        try:
+            throttle.check(self.session, keys=self.keys, now=self.now)
+        except SignInLocked:
+            events.record(
+                self.session,
+                f"account:{self.what}:locked",
+                account=self.account,
+                outcome="refused",
+                now=self.now,
+            )
+            raise
+
+    def fail(self, account: Account | None, error: SignInRefused) -> NoReturn:
+        """Count the failure, then raise ``error``."""
+        until = throttle.record_failure(
+            self.session, settings=self.settings, keys=self.keys, now=self.now
+        )
+        if account is not None:
+            account.failed_logins = (account.failed_logins or 0) + 1
+            if until is not None:
+                account.locked_until = until
+        events.record(
+            self.session,
+            f"account:{self.what}:refused",
+            account=account,
+            outcome="refused",
+            now=self.now,
+        )
+        raise error
+
+    def succeed(self, account: Account) -> None:
+        """Forget the account's failures (the address keeps its count: one valid
+        account must not let an address reset its counter between guesses)."""
+        throttle.clear(self.session, self.keys.account)
+        account.failed_logins = 0
+        account.locked_until = None
+
+
+def sign_in(
+    *,
+    session: Session,
+    settings: Settings,
+    email: str,
+    password: str,
+    address: str,
+    now: datetime,
+) -> Issued:
+    """Check ``password`` for ``email`` and open a session (full, or waiting for the
+    second factor). Raises ``SignInLocked``, ``InvalidCredentials``, ``AccountInactive``."""
+    email = login_email(email)
+    attempt = Attempt(
+        session=session,
+        settings=settings,
+        email_index=email_index(session, email),
+        address=address,
+        now=now,
+        what="signin",
+    )
+    attempt.check()
+    account = find_account(session=session, email=email)
+    stored = account.password_hash if account is not None else None
+    if not passwords.verify(stored, password) or account is None or stored is None:
+        attempt.fail(account, InvalidCredentials())
+    if account.status is AccountStatus.PENDING:
+        raise AccountInactive(
+            "confirm your email address first with the link we sent (ask for a password "
+            "reset to get a new link)"
+        )
+    if account.status is not AccountStatus.ACTIVE:
+        raise AccountInactive("this account is disabled: contact support")
+    attempt.succeed(account)
+    events.record(session, "account:signin:password-accepted", account=account, now=now)
+    if passwords.needs_rehash(stored):
+        account.password_hash = passwords.hash_password(password)
+    if mfa_required(account):
+        return _pending_session(session=session, settings=settings, account=account, now=now)
+    return full_session(
+        session=session, settings=settings, account=account, factor_passed=False, now=now
+    )
+
+
+def complete_second_factor(
+    *,
+    session: Session,
+    settings: Settings,
+    resolved: Resolved,
+    code: str,
+    address: str,
+    now: datetime,
+) -> Issued:
+    """Check a TOTP or recovery code for a session waiting for it; on success the
+    session is ended and a full one (new token) is returned. Raises
+    ``SessionAlreadyComplete``, ``SecondFactorNotSetUp``, ``SignInLocked``, ``InvalidCode``."""
+    account = resolved.account
+    if resolved.auth_session.mfa_passed:
+        raise SessionAlreadyComplete()
+    if not account.totp_enabled:
+        raise SecondFactorNotSetUp()
+    attempt = Attempt.on(
+        account, session=session, settings=settings, address=address, now=now, what="mfa"
+    )
+    attempt.check()
+    if not factors.verify_code(account, code, now=now):
+        attempt.fail(account, InvalidCode())
+    attempt.succeed(account)
+    events.record(session, "account:mfa:passed", account=account, now=now)
+    return replace_with_full_session(session=session, settings=settings, resolved=resolved, now=now)
+
+
+def check_code(
+    *,
+    session: Session,
+    settings: Settings,
+    account: Account,
+    code: str,
+    address: str,
+    now: datetime,
+) -> None:
+    """A throttled check of a second-factor code outside sign-in (recovery codes,
+    disabling TOTP, password reset); spends the code on success."""
+    attempt = Attempt.on(
+        account, session=session, settings=settings, address=address, now=now, what="mfa"
+    )
+    attempt.check()
+    if not factors.verify_code(account, code, now=now):
+        attempt.fail(account, InvalidCode())
+
+
+def check_password(
+    *,
+    session: Session,
+    settings: Settings,
+    account: Account,
+    password: str,
+    address: str,
+    now: datetime,
+) -> None:
+    """A throttled check of the account's current password (e.g. before changing it)."""
+    attempt = Attempt.on(
+        account, session=session, settings=settings, address=address, now=now, what="password"
+    )
+    attempt.check()
+    if not passwords.verify(account.password_hash, password) or account.password_hash is None:
+        attempt.fail(account, InvalidCredentials())
+
+
+def _pending_session(
+    *, session: Session, settings: Settings, account: Account, now: datetime
+) -> Issued:
+    token, record = create_session(
+        session=session, settings=settings, account=account, mfa_passed=False, now=now
+    )
+    record.absolute_expires_at = min(record.absolute_expires_at, now + PENDING_LIFETIME)
+    record.idle_expires_at = min(record.idle_expires_at, record.absolute_expires_at)
+    return Issued(token, record, mfa_required=True, mfa_setup_required=not account.totp_enabled)
+
+
+def full_session(
+    *, session: Session, settings: Settings, account: Account, factor_passed: bool, now: datetime
+) -> Issued:
+    """A usable session. Only call it with ``factor_passed`` once the second factor was
+    checked in this request, or without it for an account that needs none (a session
+    without the factor is refused by ``principal_for`` if the account requires one)."""
+    token, record = create_session(
+        session=session, settings=settings, account=account, mfa_passed=factor_passed, now=now
+    )
+    account.last_login_at = now
+    events.record(session, "account:session:opened", account=account, now=now)
+    return Issued(token, record, mfa_required=False, mfa_setup_required=False)
+
+
+def replace_with_full_session(
+    *, session: Session, settings: Settings, resolved: Resolved, now: datetime
+) -> Issued:
+    """End ``resolved``'s session and open a full one, second factor passed: call it
+    only right after checking the factor. A session that gains its second factor gets a
+    new token (the one that travelled before it did is dead)."""
+    end_session(
+        session=session, session_id=resolved.auth_session.id, now=now, reason="second-factor"
+    )
+    return full_session(
+        session=session, settings=settings, account=resolved.account, factor_passed=True, now=now
+    )
