@@ -159,3 +159,10 @@ def test_normalise_is_idempotent(written: str) -> None:
     assert normalise_phone(once) == once
     # The canonical form does not depend on the default region.
     assert normalise_phone(once, default_region="US") == once
+
+
+def test_over_long_numbers_are_refused() -> None:
+    """Found by the idempotence property: libphonenumber calls this German number
+    valid, but it has 16 digits, more than E.164 allows."""
+    with pytest.raises(InvalidPhone):
+        normalise_phone("+4930000000000000")

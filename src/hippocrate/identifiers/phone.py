@@ -17,6 +17,7 @@ from hippocrate.identifiers.errors import InvalidPhone
 
 __all__ = ["format_phone", "normalise_phone"]
 
+E164_MAX_LENGTH = 16  # "+" and at most 15 digits (ITU-T E.164)
 MAX_INPUT_LENGTH = 100
 """Longer input is refused before any parsing; E.164 numbers have at most 15 digits."""
 
@@ -100,7 +101,12 @@ def normalise_phone(value: str, default_region: str = "FR") -> str:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown default_region {default_region!r}")
     number = _parse(value, region)
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    # libphonenumber accepts some over-long numbers (German ranges with open-ended
+    # lengths); E.164 allows 15 digits at most.
+    if len(e164) > E164_MAX_LENGTH:
+        raise InvalidPhone("The phone number has too many digits.", code="not_valid")
+    return e164
 
 
 def format_phone(e164: str) -> str:
