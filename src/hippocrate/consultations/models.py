@@ -11,15 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hippocrate.db.base import Base, IdMixin, TimestampMixin, utcnow
+from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum, utcnow
 from hippocrate.db.sealed import JSON, TEXT, Sealed, SealedModel
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
 
 
 class ConsultationStatus(enum.StrEnum):
@@ -37,7 +33,7 @@ class Consultation(IdMixin, TimestampMixin, SealedModel, Base):
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     specialty: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[ConsultationStatus] = mapped_column(
-        _enum(ConsultationStatus), default=ConsultationStatus.REQUESTED, index=True
+        str_enum(ConsultationStatus), default=ConsultationStatus.REQUESTED, index=True
     )
     practitioner_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("practitioners.id"), index=True

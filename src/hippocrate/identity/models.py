@@ -11,15 +11,11 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hippocrate.db.base import Base, IdMixin, TimestampMixin, utcnow
+from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum, utcnow
 from hippocrate.db.sealed import JSON, TEXT, Sealed, SealedModel
-
-
-def _enum(kind: type[enum.Enum]) -> Enum:
-    return Enum(kind, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
 
 
 class Role(enum.StrEnum):
@@ -47,9 +43,9 @@ class Account(IdMixin, TimestampMixin, SealedModel, Base):
     __audit_subject__ = "account:profile"
     __owner_is_patient__ = False
 
-    role: Mapped[Role] = mapped_column(_enum(Role), index=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role), index=True)
     status: Mapped[AccountStatus] = mapped_column(
-        _enum(AccountStatus), default=AccountStatus.PENDING
+        str_enum(AccountStatus), default=AccountStatus.PENDING
     )
     owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
     patient_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -134,7 +130,7 @@ class AccountToken(IdMixin, Base):
 
     token_digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
-    purpose: Mapped[TokenPurpose] = mapped_column(_enum(TokenPurpose))
+    purpose: Mapped[TokenPurpose] = mapped_column(str_enum(TokenPurpose))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hippocrate.config import Settings
-from hippocrate.identifiers import nir_matches_identity, normalise_email
+from hippocrate.identifiers import normalise_email
 from hippocrate.identity import events, factors, passwords, throttle, tokens
 from hippocrate.identity.errors import (
     AccountActionRefused,
@@ -56,9 +56,9 @@ from hippocrate.identity.signin import (
 from hippocrate.keyring.service import vault_of
 from hippocrate.notify.service import send
 from hippocrate.notify.templates import token_link
-from hippocrate.patients.errors import DuplicatePatient, InconsistentIdentity
+from hippocrate.patients.errors import DuplicatePatient
 from hippocrate.patients.schemas import PatientCreate
-from hippocrate.patients.service import create_patient
+from hippocrate.patients.service import check_identity, create_patient
 from hippocrate.vault import DecryptionError
 
 
@@ -120,17 +120,7 @@ def _new_account(
 def _check_identity(data: PatientCreate) -> None:
     """``create_patient``'s consistency check, run before any lookup: a refusal that
     came only for new addresses would tell which addresses have an account."""
-    if (
-        data.nir
-        and data.sex in ("F", "M")
-        and not nir_matches_identity(
-            data.nir,
-            sex=data.sex,
-            birth_year=data.birth_date.year,
-            birth_month=data.birth_date.month,
-        )
-    ):
-        raise InconsistentIdentity("the NIR does not match the sex and birth date given")
+    check_identity(data)
 
 
 def register_patient(

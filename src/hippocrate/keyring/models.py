@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, Integer, LargeBinary
+from sqlalchemy import Integer, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hippocrate.db.base import Base, utcnow
+from hippocrate.db.base import Base, str_enum, utcnow
 
 
 class KeyState(enum.StrEnum):
@@ -27,9 +27,7 @@ class DataKeyRecord(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     root_version: Mapped[int] = mapped_column(Integer, index=True)
     wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
-    state: Mapped[KeyState] = mapped_column(
-        Enum(KeyState, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    state: Mapped[KeyState] = mapped_column(str_enum(KeyState, length=16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     destroyed_at: Mapped[datetime | None]
 

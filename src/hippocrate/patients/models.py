@@ -7,10 +7,10 @@ import enum
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Enum, Integer, LargeBinary
+from sqlalchemy import Integer, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hippocrate.db.base import Base, IdMixin, TimestampMixin
+from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum
 from hippocrate.db.sealed import DATE, JSON, TEXT, Sealed, SealedModel
 
 
@@ -25,12 +25,7 @@ class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     __audit_subject__ = "patient:record"
 
     status: Mapped[PatientStatus] = mapped_column(
-        Enum(
-            PatientStatus,
-            native_enum=False,
-            length=16,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(PatientStatus, length=16),
         default=PatientStatus.ACTIVE,
     )
 

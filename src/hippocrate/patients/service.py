@@ -36,10 +36,8 @@ from hippocrate.patients.schemas import Address, PatientCreate, PatientRead
 _INDEXED = {"email": Patient.email_index, "phone": Patient.phone_index, "nir": Patient.nir_index}
 
 
-def create_patient(*, session: Session, data: PatientCreate) -> Patient:
-    """Register a patient; every field is sealed at flush. Raises ``DuplicatePatient``
-    if the email or NIR is already registered, ``InconsistentIdentity`` if the NIR
-    contradicts the sex or birth date."""
+def check_identity(data: PatientCreate) -> None:
+    """``InconsistentIdentity`` if the NIR contradicts the sex or birth date given."""
     if (
         data.nir
         and data.sex in ("F", "M")
@@ -51,6 +49,13 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
         )
     ):
         raise InconsistentIdentity("the NIR does not match the sex and birth date given")
+
+
+def create_patient(*, session: Session, data: PatientCreate) -> Patient:
+    """Register a patient; every field is sealed at flush. Raises ``DuplicatePatient``
+    if the email or NIR is already registered, ``InconsistentIdentity`` if the NIR
+    contradicts the sex or birth date."""
+    check_identity(data)
     if find_by(session=session, field="email", value=data.email):
         raise DuplicatePatient("email")
     if data.nir and find_by(session=session, field="nir", value=data.nir):
