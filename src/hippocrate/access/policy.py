@@ -212,12 +212,19 @@ def ensure_may_take_from_queue(principal: Principal, specialty: str) -> None:
         raise Forbidden(f"this queue is for {specialty}, not your specialty")
 
 
-def may_see_full_nir(principal: Principal, patient_id: uuid.UUID) -> bool:
-    """The patient themselves, or a practitioner caring for them (prescriptions and
+def may_see_full_nir(
+    session: Session, principal: Principal, patient_id: uuid.UUID, *, now: datetime
+) -> bool:
+    """The patient themselves, or a practitioner caring for them now (prescriptions and
     reimbursement need it); never support, dpo, or an admin, even with break-glass."""
     if principal.role is Role.PATIENT:
         return principal.patient_id == patient_id
-    return principal.role is Role.PRACTITIONER
+    if principal.role is not Role.PRACTITIONER:
+        return False
+    in_care = readable_patient_ids(principal, now=now).where(
+        CareRelationship.patient_id == patient_id
+    )
+    return session.scalars(in_care).first() is not None
 
 
 def ensure_staff_role(principal: Principal, *roles: Role) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
 from hippocrate.access.errors import Forbidden
@@ -57,11 +58,13 @@ RevealNir = Annotated[
 ]
 
 
-def _view(principal: Principal, patient: Patient, reveal_nir: bool) -> PatientView:
+def _view(
+    db: Session, principal: Principal, patient: Patient, reveal_nir: bool, now: datetime
+) -> PatientView:
     view = PatientView(**service.to_read(patient).model_dump())
     if not reveal_nir:
         return view
-    if not policy.may_see_full_nir(principal, patient.id):
+    if not policy.may_see_full_nir(db, principal, patient.id, now=now):
         raise Forbidden("your role may not see a NIR in full")
     return view.model_copy(update={"nir": patient.nir})
 
@@ -71,7 +74,7 @@ def get_own_record(
     db: DB, principal: CurrentPrincipal, now: Now, reveal_nir: RevealNir = False
 ) -> PatientView:
     patient = service.own_record(session=db, principal=principal, now=now)
-    return _view(principal, patient, reveal_nir)
+    return _view(db, principal, patient, reveal_nir, now)
 
 
 @router.get("/patients/me/export")
@@ -119,7 +122,7 @@ def get_record(
     patient = service.readable_record(
         session=db, principal=principal, patient_id=patient_id, now=now
     )
-    return _view(principal, patient, reveal_nir)
+    return _view(db, principal, patient, reveal_nir, now)
 
 
 @router.post("/admin/break-glass", response_model=BreakGlassRead, status_code=201)
