@@ -278,19 +278,25 @@ def test_keys_rotate_then_rotate_one_patient(seeded: Seeded) -> None:
     assert "provider: file" in status
     assert "root key versions: 1\n" in status
     assert "current root key version: 1" in status
-    assert "data keys wrapped by root version 1: 8" in status  # 5 patients, 3 honeytokens
+    # 5 patients, 3 honeytokens, and the 15 seeded staff accounts (12 practitioners, an
+    # admin, a support and a dpo), whose credentials are sealed under keys of their own.
+    assert "data keys wrapped by root version 1: 23" in status
 
     rotated = cli.ok("keys", "rotate")
-    assert "root key version 2 finished: 8 data keys rewrapped" in rotated
+    assert "root key version 2 finished: 23 data keys rewrapped" in rotated
 
     status = cli.ok("keys", "status")
     assert "root key versions: 1, 2" in status
     assert "current root key version: 2" in status
-    assert "data keys wrapped by root version 2: 8" in status
+    assert "data keys wrapped by root version 2: 23" in status
     assert "wrapped by root version 1" not in status
 
     out = cli.ok("keys", "rotate-patient", str(patient_id))
-    assert f"patient {patient_id}: 8 fields re-encrypted" in out
+    # The record's 8 fields, and those of the patient's account (email, password hash
+    # at least) and consultations, which the seed now creates too.
+    fields = re.search(rf"patient {patient_id}: (\d+) fields re-encrypted", out)
+    assert fields is not None, out
+    assert int(fields[1]) >= 8 + 2
 
     assert [(v, s, w is None) for v, s, w in data_keys(cli, patient_id)] == [
         (1, KeyState.DESTROYED, True),
@@ -558,10 +564,11 @@ def test_pkcs11_end_to_end(token_env: dict[str, str], tmp_path: Path) -> None:
     assert "key provider: pkcs11, root key version 1" in cli.ok("init")
     assert "3 patients created" in cli.ok("seed", "--patients", "3", "--seed", "2")
     rotated = cli.ok("keys", "rotate")
-    assert "root key version 2 finished: 6 data keys rewrapped" in rotated  # 3 + 3 honeytokens
+    # 3 patients, 3 honeytokens, 15 staff accounts
+    assert "root key version 2 finished: 21 data keys rewrapped" in rotated
     status = cli.ok("keys", "status")
     assert "provider: pkcs11" in status
-    assert "data keys wrapped by root version 2: 6" in status
+    assert "data keys wrapped by root version 2: 21" in status
     credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text("utf-8"))
     first = credentials["patients"][0]
 

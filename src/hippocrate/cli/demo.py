@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 import typer
 from sqlalchemy import func, select
 
+from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime, settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
-from hippocrate.demo.seed import CREDENTIALS_FILE, seed_patients, write_credentials
+from hippocrate.demo.consultations import SeedConflict
+from hippocrate.demo.seed import CREDENTIALS_FILE, seed_demo, sign_in_help, write_credentials
 from hippocrate.guard.honeytokens import plant
+from hippocrate.identity.errors import IdentityError
 from hippocrate.patients.models import Patient
 from hippocrate.vault.factory import initialise_provider
 
@@ -36,14 +42,39 @@ def seed(
     patients: int = typer.Option(20, "--patients", min=1, max=1_000_000, help="How many patients."),
     random_seed: int | None = typer.Option(None, "--seed", help="Make the data reproducible."),
 ) -> None:
-    """Create synthetic French patients and write the demo credentials file (0600)."""
-    with runtime() as rt, rt.sessions.begin() as session:
-        created = seed_patients(session=session, count=patients, seed=random_seed)
-        assert rt.guard is not None
-        # One honeytoken per 20 patients (at least 3), mixed in with the real ones.
-        plant(session=session, guard=rt.guard, count=max(3, patients // 20))
-    path = write_credentials(rt.settings.data_dir, {"patients": created})
-    typer.echo(f"{len(created)} patients created; demo credentials in {path}")
+    """Create synthetic French patients with their accounts, practitioners of every
+    specialty, staff accounts and consultations in every status; write the demo
+    credentials file (0600)."""
+    _seed(patients=patients, random_seed=random_seed, public_url=None)
+
+
+def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> None:
+    """``seed``; the sign-in help names ``public_url`` (default: the configured one)."""
+    with runtime() as rt:
+        try:
+            with rt.sessions.begin() as session:
+                report = seed_demo(
+                    session=session,
+                    settings=rt.settings,
+                    blobs=FileBlobStore(rt.settings.blob_dir),
+                    count=patients,
+                    seed=random_seed,
+                    now=datetime.now(UTC),
+                )
+                assert rt.guard is not None
+                # One honeytoken per 20 patients (at least 3), mixed in with the real ones.
+                plant(session=session, guard=rt.guard, count=max(3, patients // 20))
+        except (IdentityError, SeedConflict) as exc:
+            # Nothing was written: the unit of work rolled back (files included).
+            typer.echo(f"hippocrate: error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        credentials = report.credentials()
+        path = write_credentials(rt.settings.data_dir, credentials)
+        typer.echo(f"{len(report.patients)} patients created; demo credentials in {path}")
+        for line in report.summary():
+            typer.echo(line)
+        url = public_url or rt.settings.public_url
+        typer.echo(sign_in_help(public_url=url, path=path, credentials=credentials))
 
 
 def serve(
@@ -69,11 +100,18 @@ def demo(
     init()
     with runtime() as rt, rt.sessions() as session:
         empty = not session.scalar(select(func.count()).select_from(Patient))
+    served = f"http://{host}:{port}"
     if empty:
-        seed(patients=50, random_seed=None)
+        _seed(patients=50, random_seed=None, public_url=served)
     else:
-        credentials = rt.settings.data_dir / CREDENTIALS_FILE
-        typer.echo(f"existing data kept; demo credentials in {credentials}")
+        path = rt.settings.data_dir / CREDENTIALS_FILE
+        typer.echo(f"existing data kept; demo credentials in {path}")
+        try:
+            credentials = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            credentials = None  # no file, or not ours: nothing to say about signing in
+        if isinstance(credentials, dict):
+            typer.echo(sign_in_help(public_url=served, path=path, credentials=credentials))
     serve(host=host, port=port)
 
 

@@ -1,29 +1,139 @@
-"""Seed a database with synthetic patients and write the demo credentials file."""
+"""Seed a database with a living demo, and write the demo credentials file.
+
+Everything goes through the real services (identity, patients, consultations), inside
+the caller's unit of work; nothing here commits. What is made:
+
+- practitioners in every specialty of the catalogue (two per specialty, one more per
+  250 patients), each with an RPPS number, a password and an enrolled TOTP secret;
+- one admin, one support and one dpo account (password and TOTP);
+- ``count`` synthetic patients, each with an active, verified account and a password,
+  one in three with TOTP; and their consultations in every status: waiting in the
+  queue, in progress (messages both ways, photos and PDF documents), closed (report,
+  acts, often a prescription sent as a PDF), cancelled.
+
+Cost: one argon2id hash (production parameters, ~0.15 s) per account, nothing else of
+note: ``seed --patients 50`` makes 65 accounts.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hippocrate.blobs import BlobStore
+from hippocrate.config import Settings
+from hippocrate.consultations.models import ConsultationStatus
+from hippocrate.consultations.schemas import SPECIALTIES
+from hippocrate.demo.accounts import AccountMaker, DemoAccount
+from hippocrate.demo.consultations import Clinic
 from hippocrate.demo.synthetic import SyntheticPatients
-from hippocrate.patients.service import create_patient
+from hippocrate.identity.models import Role
 
 CREDENTIALS_FILE = "demo-credentials.json"
 
+Status = ConsultationStatus
+# The first consultations seeded take every status, so even a tiny demo shows them all.
+_FIRST = (Status.IN_PROGRESS, Status.CLOSED, Status.REQUESTED, Status.CANCELLED)
+_WEIGHTS = {Status.REQUESTED: 20, Status.IN_PROGRESS: 25, Status.CLOSED: 40, Status.CANCELLED: 15}
 
-def seed_patients(*, session: Session, count: int, seed: int | None = None) -> list[dict[str, Any]]:
-    """Create ``count`` synthetic patients; returns what a demo user needs to know."""
-    generator = SyntheticPatients(seed)
-    created = []
+
+@dataclass
+class SeedReport:
+    """What was seeded: the accounts (with their credentials) and some counts."""
+
+    patients: list[DemoAccount] = field(default_factory=list)
+    practitioners: list[DemoAccount] = field(default_factory=list)
+    staff: list[DemoAccount] = field(default_factory=list)
+    consultations: Counter[str] = field(default_factory=Counter)
+    messages: int = 0
+    attachments: int = 0
+
+    def credentials(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            "patients": [a.credentials() for a in self.patients],
+            "practitioners": [a.credentials() for a in self.practitioners],
+            "staff": [a.credentials() for a in self.staff],
+        }
+
+    def summary(self) -> list[str]:
+        with_totp = sum(1 for p in self.patients if p.totp_secret)
+        specialties = len({p.specialty for p in self.practitioners})
+        staff = ", ".join(f"1 {a.role.value}" for a in self.staff)
+        statuses = ", ".join(
+            f"{self.consultations[s.value]} {s.value.replace('_', ' ')}" for s in Status
+        )
+        return [
+            f"accounts: {len(self.patients)} patients ({with_totp} with TOTP), "
+            f"{len(self.practitioners)} practitioners in {specialties} specialties, {staff}",
+            f"consultations: {statuses}; {self.messages} messages, {self.attachments} attachments",
+        ]
+
+
+def practitioners_per_specialty(patients: int) -> int:
+    return 2 + patients // 250
+
+
+def seed_demo(
+    *,
+    session: Session,
+    settings: Settings,
+    blobs: BlobStore,
+    count: int,
+    now: datetime,
+    seed: int | None = None,
+) -> SeedReport:
+    """Create the demo's accounts and consultations (see the module docstring).
+
+    The same ``seed`` gives the same people, emails, RPPS numbers and consultations
+    (their times follow ``now``); passwords and TOTP secrets are always fresh.
+    Raises ``DuplicateAccount``/``DuplicatePatient`` if they already exist, and
+    ``SeedConflict`` if someone takes from the queue meanwhile.
+    """
+    # Seeding must never email anyone: the notifications go to the outbox folder.
+    settings = settings.model_copy(update={"smtp_host": None})
+    report = SeedReport()
+    maker = AccountMaker(session=session, now=now, seed=seed)
+    for specialty in SPECIALTIES:
+        for _ in range(practitioners_per_specialty(count)):
+            report.practitioners.append(maker.practitioner(specialty))
+    report.staff = [maker.staff(role) for role in (Role.ADMIN, Role.SUPPORT, Role.DPO)]
+    clinic = Clinic(
+        session=session,
+        settings=settings,
+        blobs=blobs,
+        practitioners=report.practitioners,
+        now=now,
+        seed=seed,
+    )
+    people = SyntheticPatients(seed)
+    rng = random.Random(None if seed is None else f"hippocrate-demo-plan-{seed}")
+    planned = 0
     for index in range(count):
-        data = generator.patient(with_nir=index % 4 != 3)
-        patient = create_patient(session=session, data=data)
-        created.append({"id": str(patient.id), "email": data.email})
-    return created
+        data = people.patient(with_nir=index % 4 != 3)
+        patient = maker.patient(data, with_totp=index % 3 == 1)
+        report.patients.append(patient)
+        cases = rng.choice((1, 1, 1, 2, 2, 3))
+        if index == count - 1:
+            cases = max(cases, len(_FIRST) - planned)
+        for _ in range(cases):
+            status = (
+                _FIRST[planned]
+                if planned < len(_FIRST)
+                else rng.choices(list(_WEIGHTS), weights=list(_WEIGHTS.values()))[0]
+            )
+            clinic.consult(patient, data, status)
+            planned += 1
+    report.consultations = clinic.statuses
+    report.messages, report.attachments = clinic.messages, clinic.attachments
+    return report
 
 
 def write_credentials(data_dir: Path, credentials: dict[str, Any]) -> Path:
@@ -39,3 +149,50 @@ def write_credentials(data_dir: Path, credentials: dict[str, Any]) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(existing, handle, indent=2, ensure_ascii=False)
     return path
+
+
+def _pick(entries: list[dict[str, Any]], wanted: str, **match: Any) -> tuple[int, dict[str, Any]]:
+    """The first entry (and its index) matching ``match`` whose consultations include
+    ``wanted``; else the first matching one."""
+    fitting = [
+        (i, e) for i, e in enumerate(entries) if all(e.get(k) == v for k, v in match.items())
+    ]
+    for index, entry in fitting:
+        if wanted in entry.get("consultations", ()):
+            return index, entry
+    return fitting[0] if fitting else (0, entries[0])
+
+
+def sign_in_help(*, public_url: str, path: Path, credentials: dict[str, Any]) -> str:
+    """How to sign in as a demo account, with ``curl``: the text printed after seeding.
+
+    Names accounts by email and by their place in the file; passwords and secrets stay
+    in the file (readable by its owner only), never on the terminal."""
+    api = f"{public_url.rstrip('/')}/api/v1"
+    lines = [f"Sign in through the API ({api}); passwords and TOTP secrets are in {path}."]
+    practitioners = credentials.get("practitioners") or []
+    patients = credentials.get("patients") or []
+    if practitioners:
+        i, who = _pick(practitioners, "in_progress")
+        lines += [
+            f"As a practitioner, e.g. {who['email']} (practitioners[{i}]):",
+            f"  curl -s -X POST {api}/auth/login -H 'Content-Type: application/json' \\",
+            f'       -d \'{{"email": "{who["email"]}", "password": "PASSWORD"}}\'',
+            '  # -> {"mfa_required": true, "token": "PENDING", ...}: a second factor is due',
+            "  CODE=$(python -c \"import pyotp; print(pyotp.TOTP('TOTP_SECRET').now())\")",
+            f"  curl -s -X POST {api}/auth/mfa -H 'Authorization: Bearer PENDING' \\",
+            '       -H \'Content-Type: application/json\' -d "{\\"code\\": \\"$CODE\\"}"',
+            '  # -> {"token": "TOKEN", ...}',
+            f"  curl -s {api}/consultations -H 'Authorization: Bearer TOKEN'",
+        ]
+    if patients:
+        i, who = _pick(patients, "in_progress", totp_secret=None)
+        lines += [
+            f"As a patient without TOTP, e.g. {who['email']} (patients[{i}]): the login "
+            "answers the TOKEN at once; patients with a totp_secret take the same second step.",
+        ]
+    lines.append(
+        "An authenticator app can enrol an account from its otpauth_uri (as a QR code); "
+        "a TOTP code is accepted once."
+    )
+    return "\n".join(lines)

@@ -8,6 +8,7 @@ phone numbers are valid French numbers.
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import date
 
 from faker import Faker
@@ -53,7 +54,7 @@ class SyntheticPatients:
         family = self._faker.last_name()
         birth = self._faker.date_of_birth(minimum_age=1, maximum_age=95)
         token = self._rng.randrange(16**6)
-        email = normalise_email(f"{_ascii(given)}.{_ascii(family)}.{token:06x}@example.fr")
+        email = normalise_email(f"{ascii_slug(given)}.{ascii_slug(family)}.{token:06x}@example.fr")
         return PatientCreate(
             given_names=given,
             family_name=family,
@@ -70,8 +71,7 @@ class SyntheticPatients:
         )
 
 
-def _ascii(text: str) -> str:
-    import unicodedata
-
+def ascii_slug(text: str) -> str:
+    """``text`` folded to lowercase ASCII letters and digits, for an email's local part."""
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return "".join(c for c in folded.lower() if c.isalnum()) or "x"
