@@ -11,7 +11,6 @@ the real way (tests/identity/helpers.py: password, then TOTP).
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 import warnings
@@ -22,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, PngImagePlugin
-
 from hippocrate.access.principal import Principal
 from hippocrate.api.app import create_app
 from hippocrate.api.deps import now as now_dependency
 from hippocrate.config import KeyProviderKind, Settings
+from hippocrate.demo import files
 from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
 from hippocrate.identity.sessions import create_session
@@ -309,50 +307,8 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     return body
 
 
-# -- genuine files ---------------------------------------------------------------------
+# -- genuine files: the demo's generators, one implementation -------------------------
 
-
-def png_bytes(marker: str = "", size: tuple[int, int] = (24, 16)) -> bytes:
-    """A real PNG; ``marker`` goes in a tEXt chunk, in the clear inside the file."""
-    image = Image.new("RGB", size, (200, 80, 60))
-    info = PngImagePlugin.PngInfo()
-    if marker:
-        info.add_text("Comment", marker)
-    out = io.BytesIO()
-    image.save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
-
-
-def jpeg_bytes(size: tuple[int, int] = (64, 48), marker: str = "") -> bytes:
-    image = Image.new("RGB", size, (30, 120, 200))
-    for x in range(size[0]):
-        image.putpixel((x, x % size[1]), (255, 255, 255))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=90, comment=marker.encode() if marker else b"")
-    return out.getvalue()
-
-
-def pdf_bytes(text: str = "Compte rendu") -> bytes:
-    """A small, valid PDF whose page shows ``text`` (ASCII, in the clear in the file)."""
-    content = b"BT /F1 12 Tf 10 100 Td (" + text.encode("ascii") + b") Tj ET"
-    bodies = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 4 0 R"
-        b" /Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"
-    offsets = []
-    for number, body in enumerate(bodies, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(bodies) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(bodies) + 1,
-        xref,
-    )
-    return out
+png_bytes = files.png_bytes
+jpeg_bytes = files.jpeg_bytes
+pdf_bytes = files.pdf_bytes
