@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     guard_breadth_practitioner: int = Field(default=20, ge=1)
     guard_breadth_admin: int = Field(default=5, ge=1)
     guard_breadth_patient: int = Field(default=1, ge=1)
+    # Distinct patients per 24 hours: a thief pacing under the hourly limit is stopped.
+    guard_daily_practitioner: int = Field(default=40, ge=1)
+    guard_daily_admin: int = Field(default=10, ge=1)
     guard_enumeration_limit: int = Field(default=10, ge=1)
     guard_alert_webhook: str | None = None
     guard_alert_email: str | None = None

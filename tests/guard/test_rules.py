@@ -146,3 +146,20 @@ def test_a_sliding_window_forgets_old_reads() -> None:
     for n in range(20):
         state.distinct_patients(account, uuid.uuid4(), now=float(n), window=100)
     assert state.distinct_patients(account, uuid.uuid4(), now=150.0, window=100) == 1
+
+
+def test_a_thief_pacing_under_the_hourly_limit_is_stopped_by_the_daily_one(
+    sqlite_store: Store,
+) -> None:
+    """20 new patients an hour never trips the hourly rule; the daily cap (40) does."""
+    now = [0.0]
+    settings = Settings(guard_breadth_practitioner=20, guard_daily_practitioner=40)
+    guard = Guard(settings, sqlite_store.sessions.vault, LocalState(), now=lambda: now[0])
+    ids = list(make_patients(sqlite_store, 45))
+    thief = Actor(role="practitioner", account_id=uuid.uuid4())
+    read = []
+    for hour, batch in enumerate((ids[:20], ids[20:40], ids[40:])):
+        now[0] = hour * 3700.0  # a little over an hour apart
+        read += read_all(sqlite_store, guard, thief, batch)
+    assert len(read) == 40
+    assert "a day" in (guard.state.contained(thief.account_id) or "")  # type: ignore[arg-type]

@@ -79,6 +79,13 @@ class Guard:
             "dpo": 0,
         }.get(role)
 
+    def daily_limit(self, role: str) -> int | None:
+        """A longer window, so that a thief pacing under the hourly limit is stopped."""
+        return {
+            "practitioner": self.settings.guard_daily_practitioner,
+            "admin": self.settings.guard_daily_admin,
+        }.get(role)
+
     def ensure_not_contained(self, account: uuid.UUID) -> None:
         reason = self.state.contained(account)
         if reason is not None:
@@ -106,6 +113,13 @@ class Guard:
             self._trip(
                 actor, f"breadth: {count} patients in {self.settings.guard_window_seconds} s"
             )
+        daily = self.daily_limit(actor.role)
+        if daily is not None:
+            count = self.state.distinct_patients(
+                actor.account_id, patient, now=self._now(), window=86_400, scope="reads-day"
+            )
+            if count > daily:
+                self._trip(actor, f"breadth: {count} patients in a day")
 
     def note_refusal(self, actor: Actor) -> None:
         """Called after a refused or not-found access; raises ``Contained`` past the

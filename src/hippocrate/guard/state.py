@@ -19,10 +19,17 @@ class GuardUnavailable(RuntimeError):
 
 class GuardState(Protocol):
     def distinct_patients(
-        self, account: uuid.UUID, patient: uuid.UUID, *, now: float, window: float
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        window: float,
+        scope: str = "reads",
     ) -> int:
         """Record that ``account`` read ``patient``; how many distinct patients it read
-        in the last ``window`` seconds (this one included)."""
+        in the last ``window`` seconds (this one included). Each ``scope`` is a
+        separate counter (one per window length)."""
         ...
 
     def refusals(self, account: uuid.UUID, *, now: float, window: float) -> int:
@@ -45,15 +52,21 @@ class LocalState:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reads: dict[uuid.UUID, dict[uuid.UUID, float]] = {}
+        self._reads: dict[tuple[uuid.UUID, str], dict[uuid.UUID, float]] = {}
         self._refusals: dict[uuid.UUID, deque[float]] = {}
         self._contained: dict[uuid.UUID, str] = {}
 
     def distinct_patients(
-        self, account: uuid.UUID, patient: uuid.UUID, *, now: float, window: float
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        window: float,
+        scope: str = "reads",
     ) -> int:
         with self._lock:
-            seen = self._reads.setdefault(account, {})
+            seen = self._reads.setdefault((account, scope), {})
             seen[patient] = now
             for old in [p for p, at in seen.items() if at <= now - window]:
                 del seen[old]
@@ -81,7 +94,8 @@ class LocalState:
     def release(self, account: uuid.UUID) -> None:
         with self._lock:
             self._contained.pop(account, None)
-            self._reads.pop(account, None)
+            for key in [k for k in self._reads if k[0] == account]:
+                del self._reads[key]
             self._refusals.pop(account, None)
 
 
@@ -110,12 +124,16 @@ class RedisState:
         return f"{self._prefix}{kind}:{account}"
 
     def distinct_patients(
-        self, account: uuid.UUID, patient: uuid.UUID, *, now: float, window: float
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        window: float,
+        scope: str = "reads",
     ) -> int:
         try:
-            count = self._count(
-                keys=[self._key("reads", account)], args=[now, str(patient), window]
-            )
+            count = self._count(keys=[self._key(scope, account)], args=[now, str(patient), window])
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
         return int(count)
@@ -146,6 +164,7 @@ class RedisState:
             self._redis.delete(
                 self._key("contained", account),
                 self._key("reads", account),
+                self._key("reads-day", account),
                 self._key("refusals", account),
             )
         except RedisError as exc:

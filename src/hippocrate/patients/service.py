@@ -91,7 +91,7 @@ def find_by(*, session: Session, field: str, value: str) -> Sequence[Patient]:
 def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
     patient = session.get(Patient, patient_id)
     if patient is None:
-        raise PatientNotFound()
+        raise PatientNotFound(patient_id)
     if patient.status is PatientStatus.SHREDDED:
         raise PatientShredded()
     return patient
@@ -123,7 +123,7 @@ def shred_patient(*, session: Session, patient_id: uuid.UUID) -> None:
     """
     patient = session.get(Patient, patient_id)
     if patient is None:
-        raise PatientNotFound()
+        raise PatientNotFound(patient_id)
     destroy_keys(session=session, owner=patient.id)
     patient.status = PatientStatus.SHREDDED
     patient.email_index = patient.phone_index = patient.nir_index = None
