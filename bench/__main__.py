@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "sections",
         nargs="*",
-        choices=["fields", "audit", "api"],
+        choices=["fields", "audit", "containment", "api"],
         help="what to measure (default: all)",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be at least 1")
 
-    sections = args.sections or ["fields", "audit", "api"]
+    sections = args.sections or ["fields", "audit", "containment", "api"]
     started = time.monotonic()
     parts = []
     if "fields" in sections:
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> None:
         parts.append(fields.report(result))
     if "audit" in sections:
         parts.append(audit.report(audit.run(events=args.events, redis_url=args.redis or None)))
+    if "containment" in sections:
+        from bench import containment
+
+        parts.append(containment.report(containment.run()))
     if "api" in sections:
         from bench import api
 
