@@ -238,7 +238,9 @@ class ConsultationSummary(Output):
     id: uuid.UUID
     specialty: str
     status: ConsultationStatus
-    subject: str
+    # In lists, only the patient's own carry the subject: a practitioner's list opens
+    # no patient's data, so browsing it never counts as reading many patients.
+    subject: str | None
     created_at: datetime
     taken_at: datetime | None
     closed_at: datetime | None

@@ -44,12 +44,12 @@ def practitioner_identity(practitioner: Practitioner | None) -> PractitionerIden
     )
 
 
-def summary(consultation: Consultation) -> ConsultationSummary:
+def summary(consultation: Consultation, *, with_subject: bool = True) -> ConsultationSummary:
     return ConsultationSummary(
         id=consultation.id,
         specialty=consultation.specialty,
         status=consultation.status,
-        subject=consultation.subject or "",
+        subject=(consultation.subject or "") if with_subject else None,
         created_at=consultation.created_at,
         taken_at=consultation.taken_at,
         closed_at=consultation.closed_at,
