@@ -14,10 +14,12 @@ from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
 from hippocrate.demo.consultations import SeedConflict
 from hippocrate.demo.seed import CREDENTIALS_FILE, seed_demo, sign_in_help, write_credentials
-from hippocrate.guard.honeytokens import plant
+from hippocrate.guard.honeytokens import plant, planted
 from hippocrate.identity.errors import IdentityError
 from hippocrate.patients.models import Patient
 from hippocrate.vault.factory import initialise_provider
+
+HONEYTOKENS_AT_INIT = 3
 
 
 def init() -> None:
@@ -36,6 +38,11 @@ def init() -> None:
     finally:
         engine.dispose()
     typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+    with runtime() as rt, rt.sessions.begin() as session:
+        assert rt.guard is not None
+        if planted(session=session) == 0:
+            plant(session=session, guard=rt.guard, count=HONEYTOKENS_AT_INIT)
+            typer.echo(f"{HONEYTOKENS_AT_INIT} honeytoken patients planted")
 
 
 def seed(
@@ -62,8 +69,11 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
                     now=datetime.now(UTC),
                 )
                 assert rt.guard is not None
-                # One honeytoken per 20 patients (at least 3), mixed in with the real ones.
-                plant(session=session, guard=rt.guard, count=max(3, patients // 20))
+                # One honeytoken per 20 patients (at least those init planted), mixed
+                # in with the real ones.
+                missing = max(HONEYTOKENS_AT_INIT, patients // 20) - planted(session=session)
+                if missing > 0:
+                    plant(session=session, guard=rt.guard, count=missing)
         except (IdentityError, SeedConflict) as exc:
             # Nothing was written: the unit of work rolled back (files included).
             typer.echo(f"hippocrate: error: {exc}", err=True)
