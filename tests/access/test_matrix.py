@@ -279,13 +279,13 @@ def _take(world: World, role: str, relation: str, target: str | None) -> Setup |
     return Setup(headers=practitioner.headers, account_id=practitioner.account_id)
 
 
-def _account_target(*, disabled: bool = False) -> Prepare:
+def _account_target(*, disabled: bool = False, reason: str = "matrix") -> Prepare:
     """Admin routes that change an account act on a disposable one ("other"); ending
     one's own sessions is done by a disposable admin."""
 
     def prepare(world: World, role: str, relation: str, target: str | None) -> Setup | None:
         if relation == OTHER:
-            return Setup(target=world.fresh_account(Role.SUPPORT, disabled=disabled))
+            return Setup(target=world.fresh_account(Role.SUPPORT, disabled=disabled, reason=reason))
         if relation == OWN and role == "admin":
             person = world.fresh("admin")
             return Setup(
@@ -452,6 +452,12 @@ TABLE: dict[str, Route] = {
     "POST /api/v1/admin/accounts/{account_id}/enable": Route(
         **only({"admin": rel(own=state(409), other=OK)}),
         prepare=_account_target(disabled=True),
+        visible=frozenset({"admin"}),
+    ),
+    "POST /api/v1/admin/accounts/{account_id}/release": Route(
+        **only({"admin": rel(own=state(409), other=OK)}),
+        body=_json({"reason": "faux positif vérifié avec le praticien par téléphone"}),
+        prepare=_account_target(disabled=True, reason="contained"),
         visible=frozenset({"admin"}),
     ),
     "POST /api/v1/admin/accounts/{account_id}/unlock": Route(

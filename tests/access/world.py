@@ -281,7 +281,9 @@ class World:
         assert taken["id"] == consultation, "another consultation waited in the fresh queue"
         return practitioner, consultation
 
-    def fresh_account(self, role: Role = Role.SUPPORT, *, disabled: bool = False) -> str:
+    def fresh_account(
+        self, role: Role = Role.SUPPORT, *, disabled: bool = False, reason: str = "matrix"
+    ) -> str:
         """A disposable account (not signed in) for the admin routes to act on."""
         user = self.user(role)
         if disabled:
@@ -289,7 +291,7 @@ class World:
                 account = session.get(Account, user.account_id)
                 assert account is not None
                 account.status = AccountStatus.DISABLED
-                account.disabled_reason = "matrix"
+                account.disabled_reason = reason
         return str(user.account_id)
 
     # -- the guard -----------------------------------------------------------------------
@@ -301,12 +303,13 @@ class World:
     def release(self, person: Person) -> None:
         """Undo a containment (after reporting it) so later cells are not affected."""
         assert self.runtime.guard is not None
-        self.runtime.guard.release(
-            self.sessions,
-            admin=AuditActor(role="admin", account_id=self.people["admin"].account_id),
-            account_id=person.account_id,
-            reason="authorisation matrix: containment reported as a failure",
-        )
+        with self.sessions.begin() as session:
+            self.runtime.guard.release(
+                session,
+                admin=AuditActor(role="admin", account_id=self.people["admin"].account_id),
+                account_id=person.account_id,
+                reason="authorisation matrix: containment reported as a failure",
+            )
         person.headers = self.sign_in(person.user)
 
 

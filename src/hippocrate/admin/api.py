@@ -11,21 +11,26 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
+from hippocrate.access.errors import NotFound
 from hippocrate.access.policy import ensure_staff_role
 from hippocrate.admin.schemas import (
     DisableIn,
     PractitionerCreateIn,
     RecoveryIn,
     RecoveryIssued,
+    ReleaseIn,
     SessionsEnded,
     StaffCreated,
     StaffCreateIn,
 )
-from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router
+from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router, get_runtime
 from hippocrate.api.pagination import Page, Paging, fetch_page
+from hippocrate.audit.recorder import Actor
+from hippocrate.guard.errors import NotContained
 from hippocrate.identity import admin, events, service
+from hippocrate.identity.errors import AccountActionRefused
 from hippocrate.identity.models import AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
 
@@ -109,6 +114,35 @@ def enable_account(
     """Enable a disabled account again (and lift any sign-in lock)."""
     account = admin.enable_account(session=db, actor=actor, account_id=account_id)
     return AccountMetadata.of(account, now=clock)
+
+
+@admin_routes.post("/accounts/{account_id}/release")
+def release_contained_account(
+    account_id: uuid.UUID,
+    *,
+    body: ReleaseIn,
+    actor: CurrentPrincipal,
+    db: DB,
+    clock: Now,
+    request: Request,
+) -> AccountMetadata:
+    """Release an account the guard contained, with a reason (recorded)."""
+    guard = get_runtime(request).guard
+    assert guard is not None
+    if account_id == actor.account_id:
+        raise AccountActionRefused("an administrator cannot release their own account")
+    try:
+        guard.release(
+            db,
+            admin=Actor(role=actor.role.value, account_id=actor.account_id),
+            account_id=account_id,
+            reason=body.reason,
+        )
+    except LookupError:
+        raise NotFound("account", account_id) from None
+    except NotContained as exc:
+        raise AccountActionRefused(str(exc)) from None
+    return AccountMetadata.of(admin.get_account(session=db, account_id=account_id), now=clock)
 
 
 @admin_routes.post("/accounts/{account_id}/unlock")

@@ -63,6 +63,12 @@ class DisableIn(StrictInput):
     reason: Annotated[str, Field(min_length=1, max_length=64)]
 
 
+class ReleaseIn(StrictInput):
+    """Why a contained account may work again (kept in the security log)."""
+
+    reason: Annotated[str, Field(min_length=20, max_length=500)]
+
+
 class RecoveryIn(StrictInput):
     """What to reset of a staff member's credentials (both, by default)."""
 

@@ -8,6 +8,7 @@ import typer
 
 from hippocrate.audit.recorder import Actor
 from hippocrate.cli.context import runtime
+from hippocrate.guard.errors import NotContained
 from hippocrate.guard.honeytokens import plant
 
 app = typer.Typer(help="The guard: containment and honeytokens.", no_args_is_help=True)
@@ -34,11 +35,12 @@ def release(
     with runtime() as rt:
         assert rt.guard is not None
         try:
-            rt.guard.release(
-                rt.sessions, admin=Actor(role="operator"), account_id=account_id, reason=reason
-            )
-        except LookupError:
-            typer.echo("hippocrate: error: no such account", err=True)
+            with rt.sessions.begin() as session:
+                rt.guard.release(
+                    session, admin=Actor(role="operator"), account_id=account_id, reason=reason
+                )
+        except (LookupError, NotContained) as exc:
+            typer.echo(f"hippocrate: error: {exc}", err=True)
             raise typer.Exit(1) from None
     typer.echo(f"account {account_id} released")
 

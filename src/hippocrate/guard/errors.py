@@ -15,3 +15,10 @@ class Contained(AccessError):
             "this account has been locked for your protection after unusual activity; "
             "contact the administrators"
         )
+
+
+class NotContained(Exception):
+    """Release was asked for an account the guard did not contain."""
+
+    def __init__(self) -> None:
+        super().__init__("the guard did not contain this account")

@@ -29,7 +29,7 @@ from hippocrate.audit.recorder import Actor
 from hippocrate.audit.service import PendingEvent, append
 from hippocrate.config import Settings
 from hippocrate.db.engine import SessionFactory
-from hippocrate.guard.errors import Contained
+from hippocrate.guard.errors import Contained, NotContained
 from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.state import GuardState, LocalState, RedisState, clock
 from hippocrate.identity.models import Account, AccountStatus
@@ -219,32 +219,35 @@ class Guard:
             deliver(self.settings, message, uuid.uuid4())
 
     def release(
-        self, sessions: SessionFactory, *, admin: Actor, account_id: uuid.UUID, reason: str
+        self, session: Session, *, admin: Actor, account_id: uuid.UUID, reason: str
     ) -> None:
-        """An admin releases a contained account, with a reason; recorded."""
-        now = datetime.now(UTC)
-        with sessions() as session, session.begin():
-            account = session.get(Account, account_id)
-            if account is None:
-                raise LookupError("no such account")
-            if account.status is AccountStatus.DISABLED and account.disabled_reason == "contained":
-                account.status = AccountStatus.ACTIVE
-                account.disabled_reason = None
-            append(
-                session,
-                [
-                    PendingEvent(
-                        action="guard:principal:released",
-                        actor_role=admin.role,
-                        outcome="allowed",
-                        at=now,
-                        actor_account_id=admin.account_id,
-                        resources=(f"account:{account_id}",),
-                        purpose="release",
-                        request_id=admin.request_id,
-                    )
-                ],
-            )
+        """An admin releases a contained account, with a reason, in the caller's unit
+        of work (recorded in the trail). ``LookupError`` if there is no such account,
+        ``NotContained`` if the guard did not contain it."""
+        account = session.get(Account, account_id)
+        if account is None:
+            raise LookupError("no such account")
+        contained = account.disabled_reason == "contained"
+        if not contained and self.state.contained(account_id) is None:
+            raise NotContained()
+        if contained and account.status is AccountStatus.DISABLED:
+            account.status = AccountStatus.ACTIVE
+            account.disabled_reason = None
+        append(
+            session,
+            [
+                PendingEvent(
+                    action="guard:principal:released",
+                    actor_role=admin.role,
+                    outcome="allowed",
+                    at=datetime.now(UTC),
+                    actor_account_id=admin.account_id,
+                    resources=(f"account:{account_id}",),
+                    purpose="release",
+                    request_id=admin.request_id,
+                )
+            ],
+        )
         self.state.release(account_id)
         security_log.warning(
             json.dumps({"event": "guard", "what": "released", "account": str(account_id),

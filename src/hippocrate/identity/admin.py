@@ -81,8 +81,9 @@ def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
         raise AccountActionRefused("this account is not disabled")
     if account.disabled_reason == CONTAINED:
         raise AccountActionRefused(
-            "the guard contained this account: release it with 'hippocrate guard release' "
-            "(which records why)"
+            "the guard contained this account: release it with "
+            "POST /api/v1/admin/accounts/{id}/release or 'hippocrate guard release' "
+            "(both record why)"
         )
     verified = account.role.is_staff or account.email_verified_at is not None
     account.status = AccountStatus.ACTIVE if verified else AccountStatus.PENDING
