@@ -23,6 +23,8 @@ from hippocrate.vault import Vault
 from hippocrate.vault.providers.file import FileKeyProvider
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+# The guard's read check: containment flag, the hourly and the daily window.
+WINDOWS = (("reads", 3600.0), ("reads-day", 86_400.0))
 
 
 @dataclass
@@ -79,7 +81,7 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
         samples = []
         for n in range(20_000):
             started = time.perf_counter()
-            local.distinct_patients(account, uuid.UUID(int=n % 15), now=float(n), window=3600)
+            local.observe(account, uuid.UUID(int=n % 15), now=float(n), windows=WINDOWS)
             samples.append(time.perf_counter() - started)
         guard_local = _median_us(samples)
         guard_redis = None
@@ -88,7 +90,7 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
             samples = []
             for n in range(5_000):
                 started = time.perf_counter()
-                remote.distinct_patients(account, uuid.UUID(int=n % 15), now=float(n), window=3600)
+                remote.observe(account, uuid.UUID(int=n % 15), now=float(n), windows=WINDOWS)
                 samples.append(time.perf_counter() - started)
             guard_redis = _median_us(samples)
             remote.release(account)
@@ -165,8 +167,8 @@ def report(result: AuditResult) -> str:
             "|---|--:|",
             f"| append 1 event, in a request's transaction | {result.append_one_us:,.0f} µs |",
             f"| append 5 events, in a request's transaction | {result.append_five_us:,.0f} µs |",
-            f"| guard rule, in-process state | {result.guard_local_us:,.1f} µs |",
-            f"| guard rule, Redis state (loopback) | {redis} µs |",
+            f"| guard read check, in-process state | {result.guard_local_us:,.1f} µs |",
+            f"| guard read check, Redis state (loopback) | {redis} µs |",
             "",
             f"`audit verify` on {result.verify_events:,} events (SQLite, one checkpoint): "
             f"{result.verify_seconds:,.1f} s, {rate:,.0f} events/s "

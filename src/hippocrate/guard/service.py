@@ -97,29 +97,34 @@ class Guard:
             if self.is_honeytoken(session, patient):
                 self._log("honeytoken read without an account", actor, patient)
             return
-        self.ensure_not_contained(actor.account_id)
-        if self.is_honeytoken(session, patient):
-            self._trip(actor, "honeytoken", patient)
-        limit = self.breadth_limit(actor.role)
-        if limit is None:
-            return
-        count = self.state.distinct_patients(
+        rules = [
+            (scope, seconds, limit, label)
+            for scope, seconds, limit, label in (
+                (
+                    "reads",
+                    self.settings.guard_window_seconds,
+                    self.breadth_limit(actor.role),
+                    f"{self.settings.guard_window_seconds:g} s",
+                ),
+                ("reads-day", 86_400.0, self.daily_limit(actor.role), "a day"),
+            )
+            if limit is not None
+        ]
+        # One question to the state store: contained already? and the counts.
+        reason, counts = self.state.observe(
             actor.account_id,
             patient,
             now=self._now(),
-            window=self.settings.guard_window_seconds,
+            windows=[(scope, seconds) for scope, seconds, _, _ in rules],
         )
-        if count > limit:
-            self._trip(
-                actor, f"breadth: {count} patients in {self.settings.guard_window_seconds} s"
-            )
-        daily = self.daily_limit(actor.role)
-        if daily is not None:
-            count = self.state.distinct_patients(
-                actor.account_id, patient, now=self._now(), window=86_400, scope="reads-day"
-            )
-            if count > daily:
-                self._trip(actor, f"breadth: {count} patients in a day")
+        if reason is not None:
+            raise Contained(reason)
+        if self.is_honeytoken(session, patient):
+            self._trip(actor, "honeytoken", patient)
+        for (_, _, limit, label), count in zip(rules, counts, strict=True):
+            assert limit is not None
+            if count > limit:
+                self._trip(actor, f"breadth: {count} patients in {label}")
 
     def note_refusal(self, actor: Actor) -> None:
         """Called after a refused or not-found access; raises ``Contained`` past the

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 import redis
@@ -30,6 +31,19 @@ class GuardState(Protocol):
         """Record that ``account`` read ``patient``; how many distinct patients it read
         in the last ``window`` seconds (this one included). Each ``scope`` is a
         separate counter (one per window length)."""
+        ...
+
+    def observe(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        windows: Sequence[tuple[str, float]],
+    ) -> tuple[str | None, list[int]]:
+        """In one step: the containment reason if ``account`` is contained (then
+        nothing is counted); else record the read in every ``(scope, seconds)`` window
+        and return the distinct patients in each."""
         ...
 
     def refusals(self, account: uuid.UUID, *, now: float, window: float) -> int:
@@ -72,6 +86,23 @@ class LocalState:
                 del seen[old]
             return len(seen)
 
+    def observe(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        windows: Sequence[tuple[str, float]],
+    ) -> tuple[str | None, list[int]]:
+        reason = self.contained(account)
+        if reason is not None:
+            return reason, []
+        counts = [
+            self.distinct_patients(account, patient, now=now, window=seconds, scope=scope)
+            for scope, seconds in windows
+        ]
+        return None, counts
+
     def refusals(self, account: uuid.UUID, *, now: float, window: float) -> int:
         with self._lock:
             times = self._refusals.setdefault(account, deque())
@@ -109,6 +140,22 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 
+# The whole read check in one round trip: the containment flag, then every window.
+_OBSERVE = """
+local reason = redis.call('GET', KEYS[1])
+if reason then return {reason} end
+local counts = {''}
+for i = 2, #KEYS do
+  local window = tonumber(ARGV[i + 1])
+  redis.call('ZADD', KEYS[i], ARGV[1], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1] - window)
+  redis.call('EXPIRE', KEYS[i], math.ceil(window) + 1)
+  counts[#counts + 1] = redis.call('ZCARD', KEYS[i])
+end
+return counts
+"""
+
+
 class RedisState:
     """Shared state in Redis: every app process sees the same counters and
     containments. Any Redis failure raises ``GuardUnavailable`` (fail closed)."""
@@ -119,6 +166,7 @@ class RedisState:
         )
         self._prefix = prefix
         self._count = self._redis.register_script(_WINDOWED_COUNT)
+        self._observe = self._redis.register_script(_OBSERVE)
 
     def _key(self, kind: str, account: uuid.UUID) -> str:
         return f"{self._prefix}{kind}:{account}"
@@ -137,6 +185,25 @@ class RedisState:
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
         return int(count)
+
+    def observe(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        windows: Sequence[tuple[str, float]],
+    ) -> tuple[str | None, list[int]]:
+        keys = [self._key("contained", account), *(self._key(s, account) for s, _ in windows)]
+        args: list[str | float] = [now, str(patient), *(seconds for _, seconds in windows)]
+        try:
+            reply = self._observe(keys=keys, args=args)
+        except RedisError as exc:
+            raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
+        first, *counts = reply
+        if first:
+            return (first.decode() if isinstance(first, bytes) else str(first)), []
+        return None, [int(c) for c in counts]
 
     def refusals(self, account: uuid.UUID, *, now: float, window: float) -> int:
         try:
