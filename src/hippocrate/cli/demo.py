@@ -16,7 +16,7 @@ from hippocrate.demo.consultations import SeedConflict
 from hippocrate.demo.seed import CREDENTIALS_FILE, seed_demo, sign_in_help, write_credentials
 from hippocrate.guard.honeytokens import plant, planted
 from hippocrate.identity.errors import IdentityError
-from hippocrate.patients.models import Patient
+from hippocrate.identity.models import Account
 from hippocrate.vault.factory import initialise_provider
 
 HONEYTOKENS_AT_INIT = 3
@@ -109,7 +109,8 @@ def demo(
     """Initialise, seed synthetic data if the database is empty, and serve."""
     init()
     with runtime() as rt, rt.sessions() as session:
-        empty = not session.scalar(select(func.count()).select_from(Patient))
+        # Accounts, not patients: init plants honeytoken patients in every database.
+        empty = not session.scalar(select(func.count()).select_from(Account))
     served = f"http://{host}:{port}"
     if empty:
         _seed(patients=50, random_seed=None, public_url=served)
