@@ -80,6 +80,9 @@ class Settings(BaseSettings):
 
     # Audit checkpoints: an append-only file outside the database, and an optional mirror.
     audit_checkpoint_file: Path | None = None
+    # The app signs a checkpoint this often (seconds) when the chain moved; 0: never
+    # (then run 'hippocrate audit checkpoint' from cron).
+    audit_checkpoint_seconds: float = Field(default=60, ge=0)
     audit_checkpoint_mirror: Path | None = None
 
     @field_validator("database_url")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +12,7 @@ from sqlalchemy import text
 
 from hippocrate import __version__
 from hippocrate.api import problems, security
+from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.config import Settings
 from hippocrate.runtime import Runtime
 
@@ -22,7 +25,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        interval = rt.settings.audit_checkpoint_seconds
+        task = asyncio.create_task(run_checkpoints(rt, interval)) if interval > 0 else None
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if owned:
             rt.close()
 
