@@ -62,14 +62,14 @@ class Recorder:
     # -- the store's hook ---------------------------------------------------------------
 
     def __call__(self, instance: SealedModel, sealed: Sealed[Any], verb: str) -> None:
-        patient = instance.audit_patient_id()
         subject = type(instance).__audit_subject__
-        resource = f"{subject.split(':')[-1]}:{instance.id}"  # type: ignore[attr-defined]
-        if verb == "read" and patient is not None:
-            self._check(patient, resource)
-        group = self._groups.setdefault((patient, subject, verb), _Group())
-        group.resources.add(resource)
-        group.categories.add(sealed.category)
+        self.note(
+            patient=instance.audit_patient_id(),
+            subject=subject,
+            verb=verb,
+            resource=f"{subject.split(':')[-1]}:{instance.id}",  # type: ignore[attr-defined]
+            category=sealed.category,
+        )
 
     def _check(self, patient: uuid.UUID, resource: str) -> None:
         if self.check is not None and patient not in self._checked:
@@ -175,18 +175,8 @@ def record_failure(
     refusal itself, in a transaction of their own."""
     events = recorder.drain(outcome="aborted")
     if action is not None:
-        events.append(
-            PendingEvent(
-                action=action,
-                actor_role=recorder.actor.role,
-                outcome=outcome,
-                at=datetime.now(UTC),
-                actor_account_id=recorder.actor.account_id,
-                resources=(resource,) if resource else (),
-                purpose=recorder.actor.purpose,
-                request_id=recorder.actor.request_id,
-            )
-        )
+        recorder.event(action, outcome=outcome, resources=(resource,) if resource else ())
+        events += recorder.drain()
     if events:
         with sessions() as session, session.begin():
             append(session, events)

@@ -61,17 +61,20 @@ from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import check_identity, create_patient
 from hippocrate.vault import DecryptionError
 
+_EMAILED_TOKENS = {
+    TokenPurpose.VERIFY_EMAIL: ("verify_email", tokens.VERIFY_EMAIL_LIFETIME),
+    TokenPurpose.RESET_PASSWORD: ("reset_password", tokens.RESET_PASSWORD_LIFETIME),
+}
 
-def _email_link(
-    *,
-    session: Session,
-    settings: Settings,
-    account: Account,
-    template: str,
-    token: str,
-    now: datetime,
+
+def _email_token(
+    *, session: Session, settings: Settings, account: Account, purpose: TokenPurpose, now: datetime
 ) -> None:
-    """Send ``template`` (``verify_email`` or ``reset_password``) with its token link."""
+    """Issue a single-use token for ``purpose`` and email its link to the account."""
+    template, lifetime = _EMAILED_TOKENS[purpose]
+    token, _ = tokens.issue(
+        session=session, account_id=account.id, purpose=purpose, lifetime=lifetime, now=now
+    )
     send(
         session=session,
         settings=settings,
@@ -155,19 +158,11 @@ def register_patient(
     account.password_hash = password_hash
     session.add(account)
     session.flush()
-    token, _ = tokens.issue(
-        session=session,
-        account_id=account.id,
-        purpose=TokenPurpose.VERIFY_EMAIL,
-        lifetime=tokens.VERIFY_EMAIL_LIFETIME,
-        now=now,
-    )
-    _email_link(
+    _email_token(
         session=session,
         settings=settings,
         account=account,
-        template="verify_email",
-        token=token,
+        purpose=TokenPurpose.VERIFY_EMAIL,
         now=now,
     )
 
@@ -348,19 +343,11 @@ def send_reset_link(
         session=session, account_id=account.id, purpose=TokenPurpose.RESET_PASSWORD, now=now
     ):
         return False
-    token, _ = tokens.issue(
-        session=session,
-        account_id=account.id,
-        purpose=TokenPurpose.RESET_PASSWORD,
-        lifetime=tokens.RESET_PASSWORD_LIFETIME,
-        now=now,
-    )
-    _email_link(
+    _email_token(
         session=session,
         settings=settings,
         account=account,
-        template="reset_password",
-        token=token,
+        purpose=TokenPurpose.RESET_PASSWORD,
         now=now,
     )
     return True
