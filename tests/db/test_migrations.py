@@ -35,3 +35,18 @@ def test_upgrade_is_idempotent_and_reaches_head(store: Store) -> None:
     assert current_revision(store.engine) is not None
     tables = set(inspect(store.engine).get_table_names())
     assert {"patients", "data_keys", "root_rotations"} <= tables
+
+
+def test_sqlite_connections_zero_deleted_content_and_check_foreign_keys(
+    sqlite_store: Store,
+) -> None:
+    """CRYPTO.md says shredded keys do not linger in free pages: secure_delete is on for
+    every connection, with foreign keys and WAL."""
+    from sqlalchemy import text
+
+    with sqlite_store.engine.connect() as connection:
+        pragmas = {
+            name: connection.execute(text(f"PRAGMA {name}")).scalar()
+            for name in ("secure_delete", "foreign_keys", "journal_mode")
+        }
+    assert pragmas == {"secure_delete": 1, "foreign_keys": 1, "journal_mode": "wal"}

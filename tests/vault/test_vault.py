@@ -135,3 +135,18 @@ def test_unwrap_budget_limits_distinct_keys_per_minute(key_file: object) -> None
         vault.data_key(owners[3], 1, lambda: stored[owners[3]])
     clock.now = 61  # a minute later the budget is back
     vault.data_key(owners[3], 1, lambda: stored[owners[3]])
+
+
+def test_the_configured_vault_applies_the_unwrap_budget(key_file: object, tmp_path: object) -> None:
+    """GUARD.md's budget is the one ``HIPPOCRATE_KEY_UNWRAP_BUDGET`` sets for the app."""
+    from hippocrate.config import Settings
+    from hippocrate.vault import UnwrapBudgetExceeded
+    from hippocrate.vault.factory import open_vault
+
+    vault = open_vault(Settings(key_file=key_file, key_unwrap_budget=2, key_cache_ttl=0))  # type: ignore[arg-type]
+    stored = {o: vault.new_data_key(o)[0] for o in (A, B, uuid.uuid4())}
+    owners = list(stored)
+    vault.data_key(owners[0], 1, lambda: stored[owners[0]])
+    vault.data_key(owners[1], 1, lambda: stored[owners[1]])
+    with pytest.raises(UnwrapBudgetExceeded):
+        vault.data_key(owners[2], 1, lambda: stored[owners[2]])
