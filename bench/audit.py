@@ -13,9 +13,9 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from hippocrate.audit.chain import GENESIS, link
+from hippocrate.audit.chain import GENESIS
 from hippocrate.audit.models import AuditEvent, AuditHead
-from hippocrate.audit.service import PendingEvent, append, verify, write_checkpoint
+from hippocrate.audit.service import PendingEvent, append, chain, verify, write_checkpoint
 from hippocrate.db.engine import SessionFactory, make_engine
 from hippocrate.db.migrate import upgrade
 from hippocrate.guard.state import LocalState, RedisState
@@ -102,32 +102,12 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
         upgrade(engine)
         sessions = SessionFactory(engine, vault)
         started = time.perf_counter()
-        previous = GENESIS
+        seq, previous = 0, GENESIS
         with engine.begin() as connection:
-            chunk = []
-            for n in range(1, events + 1):
-                pending = _event(n)
-                values = {
-                    "seq": n,
-                    "at": pending.at,
-                    "actor_account_id": pending.actor_account_id,
-                    "actor_role": pending.actor_role,
-                    "action": pending.action,
-                    "patient_id": pending.patient_id,
-                    "resources": list(pending.resources),
-                    "categories": list(pending.categories),
-                    "purpose": pending.purpose,
-                    "outcome": pending.outcome,
-                    "request_id": pending.request_id,
-                }
-                digest = link(previous, values)
-                chunk.append({**values, "prev_hash": previous, "hash": digest})
-                previous = digest
-                if len(chunk) == 20_000:
-                    connection.execute(insert(AuditEvent), chunk)
-                    chunk = []
-            if chunk:
-                connection.execute(insert(AuditEvent), chunk)
+            for start in range(1, events + 1, 20_000):
+                batch = [_event(n) for n in range(start, min(start + 20_000, events + 1))]
+                rows, seq, previous = chain(batch, after_seq=seq, after_hash=previous)
+                connection.execute(insert(AuditEvent), rows)
             connection.execute(
                 AuditHead.__table__.update().values(seq=events, hash=previous)  # type: ignore[attr-defined]
             )

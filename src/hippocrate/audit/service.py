@@ -47,20 +47,13 @@ class PendingEvent:
     request_id: str | None = None
 
 
-def append(session: Session, events: Sequence[PendingEvent]) -> int:
-    """Chain ``events`` after the head, in order, inside the caller's transaction;
-    returns the last sequence number. Core statements, no ORM bookkeeping: this runs
-    in every request."""
-    if not events:
-        return 0
-    head = _HEAD
-    # Take the head's row lock first (a write), so no other writer reads the same head.
-    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=head.c.seq))
-    found = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID)).first()
-    if found is None:
-        raise RuntimeError("the audit head row is missing: the schema is not migrated")
-    seq, previous = int(found.seq), bytes(found.hash)
+def chain(
+    events: Iterable[PendingEvent], *, after_seq: int, after_hash: bytes
+) -> tuple[list[dict[str, Any]], int, bytes]:
+    """The rows of ``events`` chained after (``after_seq``, ``after_hash``), and the new
+    head's sequence number and hash."""
     rows = []
+    seq, previous = after_seq, after_hash
     for pending in events:
         seq += 1
         values: dict[str, Any] = {
@@ -79,6 +72,22 @@ def append(session: Session, events: Sequence[PendingEvent]) -> int:
         digest = link(previous, values)
         rows.append({**values, "prev_hash": previous, "hash": digest})
         previous = digest
+    return rows, seq, previous
+
+
+def append(session: Session, events: Sequence[PendingEvent]) -> int:
+    """Chain ``events`` after the head, in order, inside the caller's transaction;
+    returns the last sequence number. Core statements, no ORM bookkeeping: this runs
+    in every request."""
+    if not events:
+        return 0
+    head = _HEAD
+    # Take the head's row lock first (a write), so no other writer reads the same head.
+    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=head.c.seq))
+    found = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID)).first()
+    if found is None:
+        raise RuntimeError("the audit head row is missing: the schema is not migrated")
+    rows, seq, previous = chain(events, after_seq=int(found.seq), after_hash=bytes(found.hash))
     session.execute(insert(_EVENTS), rows)
     session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=seq, hash=previous))
     return seq
