@@ -9,27 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hippocrate.access.errors import Forbidden, NotAuthenticated, NotFound, SecondFactorRequired
 from hippocrate.api import security
-from hippocrate.blobs import BlobError
-from hippocrate.consultations.errors import (
-    AttachmentRejected,
-    AttachmentTooLarge,
-    InvalidTransition,
-    InvalidUpload,
-    QueueEmpty,
-    TooManyAttachments,
-)
-from hippocrate.guard.errors import Contained
+from hippocrate.errors import HippocrateError
 from hippocrate.guard.state import GuardUnavailable
-from hippocrate.identifiers import InvalidIdentifier
-from hippocrate.identity import errors as identity_errors
-from hippocrate.patients.errors import (
-    DuplicatePatient,
-    InconsistentIdentity,
-    PatientNotFound,
-    PatientShredded,
-)
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
 PROBLEM_JSON = "application/problem+json"
@@ -41,26 +23,6 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
         body["detail"] = detail
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
-
-
-_DOMAIN: list[tuple[type[Exception], int, str]] = [
-    (NotFound, 404, "Not found"),
-    (Forbidden, 403, "Forbidden"),
-    (SecondFactorRequired, 401, "Second factor required"),
-    (PatientNotFound, 404, "Not found"),
-    (PatientShredded, 410, "Erased"),
-    (DuplicatePatient, 409, "Conflict"),
-    (InconsistentIdentity, 422, "Inconsistent identity"),
-    (InvalidIdentifier, 422, "Invalid identifier"),
-    (InvalidTransition, 409, "Conflict"),
-    (QueueEmpty, 409, "Queue empty"),
-    (InvalidUpload, 422, "Invalid request"),
-    (AttachmentRejected, 422, "Attachment refused"),
-    (TooManyAttachments, 422, "Too many attachments"),
-    (AttachmentTooLarge, 413, "Attachment too large"),
-    (BlobError, 503, "Data unavailable"),
-    *((error, error.status, error.title) for error in identity_errors.ALL),
-]
 
 
 def install(app: FastAPI) -> None:
@@ -83,19 +45,15 @@ def install(app: FastAPI) -> None:
             422, "Invalid request", "the request does not match the schema", errors=errors
         )
 
-    for error_type, status, title in _DOMAIN:
+    @app.exception_handler(HippocrateError)
+    async def _domain(request: Request, exc: HippocrateError) -> JSONResponse:
+        # Every domain's refusal says how it is answered: no list of them here.
+        response = problem(exc.status, exc.title, exc.detail, **exc.extensions)
+        response.headers.update(exc.headers)
+        return response
 
-        async def _domain(
-            request: Request, exc: Exception, status: int = status, title: str = title
-        ) -> JSONResponse:
-            return problem(status, title, str(exc))
-
-        app.add_exception_handler(error_type, _domain)
-
-    @app.exception_handler(Contained)
-    async def _contained(request: Request, exc: Contained) -> JSONResponse:
-        return problem(403, "Account locked", str(exc))
-
+    # Infrastructure below the domains, which knows nothing of the web (the vault may
+    # import nothing outside itself), is answered here.
     @app.exception_handler(UnwrapBudgetExceeded)
     async def _budget(request: Request, exc: UnwrapBudgetExceeded) -> JSONResponse:
         response = problem(503, "Temporarily unavailable", "too many records read; retry later")
@@ -107,11 +65,10 @@ def install(app: FastAPI) -> None:
         # Fail closed: without the guard, no patient data is served.
         return problem(503, "Temporarily unavailable", "patient data cannot be served right now")
 
-    @app.exception_handler(NotAuthenticated)
-    async def _unauthenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:
-        response = problem(401, "Unauthorized", str(exc))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+    @app.exception_handler(DecryptionError)
+    async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:
+        # Fail closed: say the data is unavailable, never hand back ciphertext.
+        return problem(503, "Data unavailable", "this record cannot be decrypted")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -119,11 +76,6 @@ def install(app: FastAPI) -> None:
         response = problem(500, "Internal Server Error", "an unexpected error occurred")
         response.headers.update(security.HEADERS)
         return response
-
-    @app.exception_handler(DecryptionError)
-    async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:
-        # Fail closed: say the data is unavailable, never hand back ciphertext.
-        return problem(503, "Data unavailable", "this record cannot be decrypted")
 
 
 def _title(status: int) -> str:

@@ -21,15 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-
-class BlobError(Exception):
-    """A blob cannot be read or written; the message names the id, never content."""
-
-
-class BlobNotFound(BlobError):
-    def __init__(self, blob_id: uuid.UUID) -> None:
-        self.blob_id = blob_id
-        super().__init__(f"the stored file {blob_id} is missing")
+from hippocrate.blobs.errors import BlobNotFound
 
 
 class BlobStore(Protocol):

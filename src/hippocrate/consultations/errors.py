@@ -3,16 +3,24 @@ never repeat what a patient or practitioner wrote."""
 
 from __future__ import annotations
 
+from hippocrate.errors import HippocrateError
 
-class ConsultationError(Exception):
+
+class ConsultationError(HippocrateError):
     """Base class of the domain's refusals."""
 
 
 class InvalidTransition(ConsultationError):
     """The consultation's status does not allow this step (e.g. closing it twice)."""
 
+    status = 409
+    title = "Conflict"
+
 
 class QueueEmpty(ConsultationError):
+    status = 409
+    title = "Queue empty"
+
     def __init__(self, specialty: str) -> None:
         self.specialty = specialty
         super().__init__(f"no consultation is waiting in the {specialty} queue")
@@ -21,9 +29,15 @@ class QueueEmpty(ConsultationError):
 class InvalidUpload(ConsultationError):
     """The request body is not a well-formed upload (multipart or JSON)."""
 
+    status = 422
+    title = "Invalid request"
+
 
 class AttachmentRejected(ConsultationError):
     """A file is not what it claims to be, or not an accepted kind of file."""
+
+    status = 422
+    title = "Attachment refused"
 
     def __init__(self, position: int, reason: str) -> None:
         # The position (1-based, in the order sent), not the name: a file name is
@@ -34,12 +48,18 @@ class AttachmentRejected(ConsultationError):
 
 
 class AttachmentTooLarge(ConsultationError):
+    status = 413
+    title = "Attachment too large"
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"a file is larger than the limit of {limit} bytes")
 
 
 class TooManyAttachments(ConsultationError):
+    status = 422
+    title = "Too many attachments"
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"at most {limit} files may be attached to one message")

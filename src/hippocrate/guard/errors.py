@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from hippocrate.access.errors import AccessError
+from hippocrate.errors import HippocrateError
 
 
 class Contained(AccessError):
     """The principal was contained: locked out, sessions ended, requests refused."""
+
+    status = 403
+    title = "Account locked"
 
     def __init__(self, reason: str, *, new: bool = False) -> None:
         self.reason = reason
@@ -17,8 +21,11 @@ class Contained(AccessError):
         )
 
 
-class NotContained(Exception):
+class NotContained(HippocrateError):
     """Release was asked for an account the guard did not contain."""
+
+    status = 409
+    title = "Conflict"
 
     def __init__(self) -> None:
         super().__init__("the guard did not contain this account")

@@ -1,18 +1,20 @@
 """The identifiers package's exceptions.
 
-Every refusal of a value by a normaliser is an :class:`InvalidIdentifier` (a
-:class:`ValueError`), so a route maps one exception type to a 4xx answer. The message
-is meant for the person who typed the value: it says what is wrong and never repeats
-the value itself (a NIR in a log line is a leak). ``code`` is a stable machine-readable
-reason for callers that need to branch or translate.
+Every refusal of a value by a normaliser is an :class:`InvalidIdentifier`, a
+:class:`ValueError` and a ``HippocrateError`` answered 422 wherever it is raised. The
+message is meant for the person who typed the value: it says what is wrong and never
+repeats the value itself (a NIR in a log line is a leak). ``code`` is a stable
+machine-readable reason for callers that need to branch or translate.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from hippocrate.errors import HippocrateError
 
-class InvalidIdentifier(ValueError):
+
+class InvalidIdentifier(HippocrateError, ValueError):
     """A value was refused by a normaliser.
 
     Attributes:
@@ -22,6 +24,8 @@ class InvalidIdentifier(ValueError):
         message: the human-readable explanation (also ``str(exc)``).
     """
 
+    status = 422
+    title = "Invalid identifier"
     default_field: ClassVar[str] = "identifier"
 
     def __init__(self, message: str, *, code: str = "invalid", field: str | None = None) -> None:

@@ -1,30 +1,30 @@
 """Typed refusals of the identity domain.
 
-Each carries the HTTP status and title it maps to (``api/problems.py`` registers them
-from these attributes, and the sign-in routes build the same problem when they must
-return it instead of raising). Messages are safe to show: none says whether an
-account exists to someone who has not proved they own it.
+Each carries the HTTP status and title it answers (``HippocrateError``). Messages are
+safe to show: none says whether an account exists to someone who has not proved they
+own it.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import ClassVar
+from typing import Any
+
+from hippocrate.errors import HippocrateError
 
 
-class IdentityError(Exception):
+class IdentityError(HippocrateError):
     """Base class; the message is safe to show to the person who made the request."""
 
-    status: ClassVar[int] = 400
-    title: ClassVar[str] = "Bad request"
 
-
-# -- sign-in (counted: the routes return these rather than raise) ---------------------
+# -- sign-in (counted: the unit of work commits before answering these) ---------------
 
 
 class SignInRefused(IdentityError):
     """A refusal whose counters must be committed although the request failed."""
+
+    commit = True
 
 
 class InvalidCredentials(SignInRefused):
@@ -60,6 +60,14 @@ class SignInLocked(SignInRefused):
             "too many failed attempts: sign-in is blocked until "
             f"{until.isoformat(timespec='seconds')}"
         )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {"locked_until": self.until.isoformat()}
 
 
 # -- account state ----------------------------------------------------------------------
@@ -152,21 +160,3 @@ class DuplicateAccount(IdentityError):
 class AccountActionRefused(IdentityError):
     status = 409
     title = "Conflict"
-
-
-ALL: tuple[type[IdentityError], ...] = (
-    InvalidCredentials,
-    InvalidCode,
-    SignInLocked,
-    AccountInactive,
-    SecondFactorNotSetUp,
-    SecondFactorAlreadySetUp,
-    SecondFactorMandatory,
-    CodeRequired,
-    SessionAlreadyComplete,
-    WeakPassword,
-    InvalidLinkToken,
-    DuplicateAccount,
-    AccountActionRefused,
-)
-"""Every concrete error, for the problem mapping (``api/problems.py``)."""
