@@ -413,8 +413,13 @@ class Pkcs11KeyProvider:
     # -- KeyProvider ------------------------------------------------------------------
 
     def current_version(self) -> int:
+        """The newest root key version in the token, read again from it: a version
+        another process created (``hippocrate keys rotate``) is used from the next wrap
+        on. One object search in the token; called once per new data key."""
         with self._lock:
-            self._live_session()
+            self._rescan()
+            if not self._root:
+                raise KeyProviderError(f"token {self._token_label!r} holds no root key")
             return max(self._root)
 
     def versions(self) -> list[int]:
