@@ -12,15 +12,16 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from hippocrate.api.app import create_app
+from hippocrate.app import create_app
 from hippocrate.config import Settings
 from hippocrate.consultations.models import CareRelationship, Consultation, ConsultationStatus
-from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.service import create_practitioner
 from hippocrate.identity.sessions import create_session
+from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.service import create_patient
 from hippocrate.runtime import Runtime
 from hippocrate.vault import Vault
@@ -44,7 +45,9 @@ def run(*, patients: int = 40) -> ContainmentResult:
         vault = Vault(FileKeyProvider.create(root / "root.key"))
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
-        sessions = SessionFactory(engine, vault)
+        sessions = unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="benchmarks of the store and the trail themselves"
+        )
         now = datetime.now(UTC)
         generator = SyntheticPatients(seed=7)
         with sessions.begin() as session:

@@ -2,7 +2,7 @@
 
     uvicorn --factory bench.server:create_app
 
-builds the app exactly as ``hippocrate.api.app.create_app`` does (settings from the
+builds the app exactly as ``hippocrate.app.create_app`` does (settings from the
 environment), then wraps, once at start-up, the functions whose share of request time
 the API benchmark reports:
 
@@ -49,7 +49,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hippocrate.access import policy
-from hippocrate.api.app import create_app as create_real_app
+from hippocrate.app import create_app as create_real_app
 from hippocrate.audit import service as audit_service
 from hippocrate.guard.service import Guard
 from hippocrate.guard.state import LocalState, RedisState

@@ -13,10 +13,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import inspect
 
-from hippocrate.api.app import create_app
+from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
-from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import current_revision, upgrade
+from hippocrate.keyring.service import KEYRING
 from hippocrate.runtime import NotInitialised, Runtime
 from hippocrate.vault import KeyProviderError, Vault
 from hippocrate.vault.providers.file import FileKeyProvider
@@ -144,7 +145,12 @@ def test_wrong_method_says_which_methods_are_allowed(client: TestClient) -> None
 def test_a_server_error_still_carries_the_security_headers(tmp_path: Path, vault: Vault) -> None:
     # The database goes away under a running server: its folder no longer exists.
     engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'hippocrate.db'}")
-    runtime = Runtime(settings_for(tmp_path), SessionFactory(engine, vault))
+    runtime = Runtime(
+        settings_for(tmp_path),
+        unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="tests of the layers below the entry points"
+        ),
+    )
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
         response = client.get("/api/v1/health")
     engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from hippocrate.api.app import create_app
+from hippocrate.app import create_app
 from hippocrate.audit.scheduler import checkpoint_once
 from hippocrate.audit.service import append, read_checkpoints, verify
 from hippocrate.config import Settings

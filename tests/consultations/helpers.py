@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hippocrate.access.principal import Principal
-from hippocrate.api.app import create_app
 from hippocrate.api.deps import now as now_dependency
+from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.demo import files
 from hippocrate.demo.synthetic import SyntheticPatients

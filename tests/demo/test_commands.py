@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hippocrate.api.app import create_app
+from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.runtime import Runtime
 from tests.cli.test_cli import Cli, assert_one_line_error, mode

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hippocrate.api.app import create_app
+from hippocrate.app import create_app
 from hippocrate.demo.seed import write_credentials
 from hippocrate.runtime import Runtime
 from tests.conftest import Store

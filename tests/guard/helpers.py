@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from hippocrate.api.app import create_app
 from hippocrate.api.deps import now as now_dependency
+from hippocrate.app import create_app
 from hippocrate.audit.models import AuditEvent
 from hippocrate.audit.service import Verification, verify, write_checkpoint
 from hippocrate.config import Settings
@@ -367,7 +367,7 @@ def _start(env: dict[str, str], cwd: Path, name: str) -> AppProcess:
                 "-m",
                 "uvicorn",
                 "--factory",
-                "hippocrate.api.app:create_app",
+                "hippocrate.app:create_app",
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from hippocrate.api.app import create_app
 from hippocrate.api.deps import now as now_dependency
+from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.identity.models import Role
 from hippocrate.runtime import Runtime

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hippocrate.api.app import create_app
+from hippocrate.app import create_app
 from hippocrate.config import Settings
 from hippocrate.identity.models import Account
 from hippocrate.identity.sessions import create_session

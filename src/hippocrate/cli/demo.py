@@ -99,7 +99,7 @@ def serve(
     typer.echo(
         f"Hippocrate on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/openapi.json)"
     )
-    uvicorn.run("hippocrate.api.app:create_app", factory=True, host=host, port=port)
+    uvicorn.run("hippocrate.app:create_app", factory=True, host=host, port=port)
 
 
 def demo(

@@ -1,4 +1,9 @@
-"""The FastAPI application factory."""
+"""The FastAPI application factory, above the domains.
+
+It assembles the web kit (``hippocrate.api``: problems, security headers) and every
+domain's router; nothing below imports it, so a domain never depends on the whole app
+(an import-linter contract holds it).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,15 @@ from fastapi import FastAPI, Request
 from sqlalchemy import text
 
 from hippocrate import __version__
+from hippocrate.admin.api import router as admin
 from hippocrate.api import problems, security
+from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.config import Settings
+from hippocrate.consultations.api import router as consultations
+from hippocrate.identity.api import router as identity
+from hippocrate.notify.api import router as notify
+from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
 
 
@@ -48,13 +59,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = rt
     problems.install(app)
     security.install(app)
-    from hippocrate.admin.api import router as admin
-    from hippocrate.audit.api import router as audit
-    from hippocrate.consultations.api import router as consultations
-    from hippocrate.identity.api import router as identity
-    from hippocrate.notify.api import router as notify
-    from hippocrate.patients.api import router as patients
-
     for router in (identity, patients, consultations, notify, admin, audit):
         app.include_router(router, prefix="/api/v1")
 
