@@ -28,10 +28,9 @@ from hippocrate.admin.schemas import (
 from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router, get_runtime
 from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.audit.recorder import Actor
-from hippocrate.guard.errors import NotContained
 from hippocrate.identity import admin, events, service
 from hippocrate.identity.errors import AccountActionRefused
-from hippocrate.identity.models import AccountStatus, Role
+from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
 
 
@@ -41,6 +40,14 @@ def require_admin(principal: CurrentPrincipal) -> None:
 
 def require_support(principal: CurrentPrincipal) -> None:
     ensure_staff_role(principal, Role.SUPPORT, Role.ADMIN)
+
+
+def target_account(db: DB, account_id: uuid.UUID) -> Account:
+    """The account of the path, once per request (``NotFound`` if absent or deleted)."""
+    return admin.get_account(session=db, account_id=account_id)
+
+
+TargetAccount = Annotated[Account, Depends(target_account)]
 
 
 admin_routes = authenticated_router(
@@ -140,8 +147,6 @@ def release_contained_account(
         )
     except LookupError:
         raise NotFound("account", account_id) from None
-    except NotContained as exc:
-        raise AccountActionRefused(str(exc)) from None
     return AccountMetadata.of(admin.get_account(session=db, account_id=account_id), now=clock)
 
 
@@ -211,9 +216,9 @@ def list_accounts(
 
 
 @support_routes.get("/accounts/{account_id}")
-def read_account(account_id: uuid.UUID, db: DB, clock: Now) -> AccountMetadata:
+def read_account(account: TargetAccount, clock: Now) -> AccountMetadata:
     """One account's metadata (the account holder can read their id in ``GET /me``)."""
-    return AccountMetadata.of(admin.get_account(session=db, account_id=account_id), now=clock)
+    return AccountMetadata.of(account, now=clock)
 
 
 router = APIRouter()

@@ -22,7 +22,7 @@ from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.blobs import BlobStore, FileBlobStore
 from hippocrate.consultations import service, views
 from hippocrate.consultations.errors import InvalidUpload
-from hippocrate.consultations.models import ConsultationStatus
+from hippocrate.consultations.models import Consultation, ConsultationStatus, Message
 from hippocrate.consultations.schemas import (
     CatalogueRead,
     CloseInput,
@@ -55,6 +55,27 @@ def blob_store(settings: AppSettings) -> BlobStore:
 
 
 Blobs = Annotated[BlobStore, Depends(blob_store)]
+
+
+def current_consultation(
+    db: DB, principal: CurrentPrincipal, now: Now, consultation_id: uuid.UUID
+) -> Consultation:
+    """The consultation of the path, fetched once per request through the access policy:
+    ``NotFound`` alike when it does not exist and when the caller may not see it."""
+    return service.get_consultation(
+        session=db, principal=principal, consultation_id=consultation_id, now=now
+    )
+
+
+def current_message(
+    db: DB, principal: CurrentPrincipal, now: Now, message_id: uuid.UUID
+) -> Message:
+    """The message of the path, through the access policy (``NotFound`` if hidden)."""
+    return service.get_message(session=db, principal=principal, message_id=message_id, now=now)
+
+
+CurrentConsultation = Annotated[Consultation, Depends(current_consultation)]
+CurrentMessage = Annotated[Message, Depends(current_message)]
 
 
 # -- bodies that may carry files -------------------------------------------------------
@@ -184,21 +205,20 @@ def open_consultation(
 
 
 @router.get("/consultations/{consultation_id}", response_model=ConsultationRead)
-def get_consultation(
-    db: DB, principal: CurrentPrincipal, now: Now, consultation_id: uuid.UUID
-) -> ConsultationRead:
-    consultation = service.get_consultation(
-        session=db, principal=principal, consultation_id=consultation_id, now=now
-    )
+def get_consultation(db: DB, consultation: CurrentConsultation) -> ConsultationRead:
     return views.consultation_read(db, consultation)
 
 
 @router.post("/consultations/{consultation_id}/cancel", response_model=ConsultationRead)
 def cancel_consultation(
-    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings, consultation_id: uuid.UUID
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    settings: AppSettings,
+    consultation: CurrentConsultation,
 ) -> ConsultationRead:
-    consultation = service.cancel(
-        session=db, settings=settings, principal=principal, consultation_id=consultation_id, now=now
+    service.cancel(
+        session=db, settings=settings, principal=principal, consultation=consultation, now=now
     )
     return views.consultation_read(db, consultation)
 
@@ -210,14 +230,14 @@ def close_consultation(
     principal: CurrentPrincipal,
     now: Now,
     settings: AppSettings,
-    consultation_id: uuid.UUID,
+    consultation: CurrentConsultation,
     data: CloseInput,
 ) -> ConsultationRead:
-    consultation = service.close(
+    service.close(
         session=db,
         settings=settings,
         principal=principal,
-        consultation_id=consultation_id,
+        consultation=consultation,
         data=data,
         now=now,
     )
@@ -228,12 +248,16 @@ def close_consultation(
     "/consultations/{consultation_id}/incidents", response_model=ConsultationRead, status_code=201
 )
 def record_incident(
-    db: DB, principal: CurrentPrincipal, now: Now, consultation_id: uuid.UUID, data: IncidentCreate
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    consultation: CurrentConsultation,
+    data: IncidentCreate,
 ) -> ConsultationRead:
-    consultation = service.record_incident(
+    service.record_incident(
         session=db,
         principal=principal,
-        consultation_id=consultation_id,
+        consultation=consultation,
         description=data.description,
         now=now,
     )
@@ -245,14 +269,9 @@ def record_incident(
 
 @router.get("/consultations/{consultation_id}/messages", response_model=Page[MessageRead])
 def list_messages(
-    db: DB, principal: CurrentPrincipal, now: Now, paging: Paging, consultation_id: uuid.UUID
+    db: DB, principal: CurrentPrincipal, now: Now, paging: Paging, consultation: CurrentConsultation
 ) -> Page[MessageRead]:
-    consultation = service.get_consultation(
-        session=db, principal=principal, consultation_id=consultation_id, now=now
-    )
-    statement = service.messages_statement(
-        session=db, principal=principal, consultation_id=consultation.id, now=now
-    )
+    statement = service.messages_statement(principal=principal, consultation=consultation, now=now)
     rows, total = fetch_page(db, statement, paging)
     return Page(
         items=views.messages_read(db, principal, consultation, rows, now),
@@ -275,30 +294,27 @@ def post_message(
     now: Now,
     settings: AppSettings,
     blobs: Blobs,
-    consultation_id: uuid.UUID,
     submitted: Annotated[_WithFiles, Depends(message_input)],
+    consultation: CurrentConsultation,
 ) -> MessageRead:
     message = service.post_message(
         session=db,
         settings=settings,
         blobs=blobs,
         principal=principal,
-        consultation_id=consultation_id,
+        consultation=consultation,
         body=submitted.data.body,
         files=submitted.files,
         now=now,
-    )
-    consultation = service.get_consultation(
-        session=db, principal=principal, consultation_id=consultation_id, now=now
     )
     return views.messages_read(db, principal, consultation, [message], now)[0]
 
 
 @router.get("/messages/{message_id}", response_model=MessageRead)
 def get_message(
-    db: DB, principal: CurrentPrincipal, now: Now, message_id: uuid.UUID
+    db: DB, principal: CurrentPrincipal, now: Now, message: CurrentMessage
 ) -> MessageRead:
-    message = service.get_message(session=db, principal=principal, message_id=message_id, now=now)
+    # The consultation the message belongs to (its practitioner names the author).
     consultation = service.get_consultation(
         session=db, principal=principal, consultation_id=message.consultation_id, now=now
     )

@@ -1,9 +1,10 @@
 """Operations on consultations: opening, the queue, taking, messages and attachments,
 closing, cancelling, incidents. Keyword-only arguments; nothing here commits.
 
-Every read starts from a scoped statement of ``access.policy``; every change first
-fetches the consultation through ``get_readable`` (so "not yours" is "not found"), then
-asks the policy whether this principal may do this to it.
+Every read starts from a scoped statement of ``access.policy``; every change takes the
+consultation as :func:`get_consultation` gave it to the same principal (``get_readable``,
+so "not yours" is "not found"; a route fetches it once, in a dependency), then asks the
+policy whether this principal may do this to it.
 """
 
 from __future__ import annotations
@@ -340,12 +341,10 @@ def cancel(
     session: Session,
     settings: Settings,
     principal: Principal,
-    consultation_id: uuid.UUID,
+    consultation: Consultation,
     now: datetime,
 ) -> Consultation:
-    consultation = get_consultation(
-        session=session, principal=principal, consultation_id=consultation_id, now=now
-    )
+    """``consultation`` as :func:`get_consultation` gave it to ``principal``."""
     policy.ensure_may_cancel(principal, consultation)
     if consultation.status not in OPEN:
         raise InvalidTransition(
@@ -367,15 +366,13 @@ def close(
     session: Session,
     settings: Settings,
     principal: Principal,
-    consultation_id: uuid.UUID,
+    consultation: Consultation,
     data: CloseInput,
     now: datetime,
 ) -> Consultation:
     """The practitioner in charge closes with a report (required), acts, and maybe a
-    prescription; the care relationship ends ``care_period_days`` later."""
-    consultation = get_consultation(
-        session=session, principal=principal, consultation_id=consultation_id, now=now
-    )
+    prescription; the care relationship ends ``care_period_days`` later. ``consultation``
+    as :func:`get_consultation` gave it to ``principal``."""
     policy.ensure_may_close(principal, consultation)
     if consultation.status is not ConsultationStatus.IN_PROGRESS:
         raise InvalidTransition(
@@ -410,15 +407,13 @@ def record_incident(
     *,
     session: Session,
     principal: Principal,
-    consultation_id: uuid.UUID,
+    consultation: Consultation,
     description: str,
     now: datetime,
 ) -> Consultation:
     """A technical incident (lost connection, unreadable file…), kept on the record as
-    French telemedicine rules require."""
-    consultation = get_consultation(
-        session=session, principal=principal, consultation_id=consultation_id, now=now
-    )
+    French telemedicine rules require. ``consultation`` as :func:`get_consultation` gave
+    it to ``principal``."""
     policy.ensure_may_record_incident(principal, consultation)
     consultation.incidents = [*(consultation.incidents or []), encode_incident(now, description)]
     consultation.updated_at = now
@@ -434,14 +429,12 @@ def post_message(
     settings: Settings,
     blobs: BlobStore,
     principal: Principal,
-    consultation_id: uuid.UUID,
+    consultation: Consultation,
     body: str,
     files: Sequence[UploadedFile] = (),
     now: datetime,
 ) -> Message:
-    consultation = get_consultation(
-        session=session, principal=principal, consultation_id=consultation_id, now=now
-    )
+    """``consultation`` as :func:`get_consultation` gave it to ``principal``."""
     policy.ensure_may_post_message(principal, consultation)
     checked = check_files(settings=settings, files=files)
     if not body.strip() and not checked:
@@ -462,13 +455,13 @@ def post_message(
 
 
 def messages_statement(
-    *, session: Session, principal: Principal, consultation_id: uuid.UUID, now: datetime
+    *, principal: Principal, consultation: Consultation, now: datetime
 ) -> Select[Message]:
-    """The messages of one readable consultation, oldest first (``NotFound`` else)."""
-    get_consultation(session=session, principal=principal, consultation_id=consultation_id, now=now)
+    """The messages of ``consultation`` (as :func:`get_consultation` gave it to
+    ``principal``), oldest first."""
     return (
         policy.readable_messages(principal, now=now)
-        .where(Message.consultation_id == consultation_id)
+        .where(Message.consultation_id == consultation.id)
         .order_by(Message.created_at, Message.id)
     )
 

@@ -183,7 +183,7 @@ class Clinic:
             session=self._session,
             settings=self._settings,
             principal=patient.principal,
-            consultation_id=consultation.id,
+            consultation=consultation,
             now=clock.after(0.5, 1),
         )
 
@@ -250,7 +250,7 @@ class Clinic:
                 session=self._session,
                 settings=self._settings,
                 principal=patient.principal,
-                consultation_id=consultation.id,
+                consultation=consultation,
                 now=clock.after(0.5, 1),
             )
             return
@@ -270,7 +270,7 @@ class Clinic:
             service.record_incident(
                 session=self._session,
                 principal=practitioner.principal,
-                consultation_id=consultation.id,
+                consultation=consultation,
                 description=rng.choice(INCIDENTS),
                 now=clock.after(1, 5),
             )
@@ -282,7 +282,7 @@ class Clinic:
             session=self._session,
             settings=self._settings,
             principal=practitioner.principal,
-            consultation_id=consultation.id,
+            consultation=consultation,
             data=CloseInput(
                 report=say(scenario.report, sex=sex),
                 prescription=scenario.prescription,
@@ -339,7 +339,7 @@ class Clinic:
             settings=self._settings,
             blobs=self._blobs,
             principal=author.principal,
-            consultation_id=consultation.id,
+            consultation=consultation,
             body=body,
             files=files,
             now=at,

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Depends, Query, Response
 from pydantic import Field
 from sqlalchemy.orm import Session
 
@@ -53,6 +53,22 @@ class BreakGlassRead(Output):
     active: bool
 
 
+def own_record(db: DB, principal: CurrentPrincipal, now: Now) -> Patient:
+    """The caller's own patient record, once per request (``NotFound`` for staff)."""
+    return service.own_record(session=db, principal=principal, now=now)
+
+
+def current_patient(
+    db: DB, principal: CurrentPrincipal, now: Now, patient_id: uuid.UUID
+) -> Patient:
+    """The patient of the path, fetched once per request through the access policy:
+    ``NotFound`` alike when absent and when the caller may not read the record."""
+    return service.readable_record(session=db, principal=principal, patient_id=patient_id, now=now)
+
+
+OwnRecord = Annotated[Patient, Depends(own_record)]
+CurrentPatient = Annotated[Patient, Depends(current_patient)]
+
 RevealNir = Annotated[
     bool, Query(description="Show the NIR in full (the patient, or a practitioner in care)")
 ]
@@ -71,9 +87,8 @@ def _view(
 
 @router.get("/patients/me", response_model=PatientView)
 def get_own_record(
-    db: DB, principal: CurrentPrincipal, now: Now, reveal_nir: RevealNir = False
+    db: DB, principal: CurrentPrincipal, now: Now, patient: OwnRecord, reveal_nir: RevealNir = False
 ) -> PatientView:
-    patient = service.own_record(session=db, principal=principal, now=now)
     return _view(db, principal, patient, reveal_nir, now)
 
 
@@ -116,12 +131,9 @@ def get_record(
     db: DB,
     principal: CurrentPrincipal,
     now: Now,
-    patient_id: uuid.UUID,
+    patient: CurrentPatient,
     reveal_nir: RevealNir = False,
 ) -> PatientView:
-    patient = service.readable_record(
-        session=db, principal=principal, patient_id=patient_id, now=now
-    )
     return _view(db, principal, patient, reveal_nir, now)
 
 
