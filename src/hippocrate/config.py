@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     # (then run 'hippocrate audit checkpoint' from cron).
     audit_checkpoint_seconds: float = Field(default=60, ge=0)
     audit_checkpoint_mirror: Path | None = None
+    # 'audit verify' fails when an event older than audit_checkpoint_seconds plus this
+    # grace (seconds) lies beyond the last checkpoint (with the cron mode, 0 above, the
+    # grace alone is the bound: set it above the cron period).
+    audit_checkpoint_grace_seconds: float = Field(default=300, ge=0)
+    # Witnesses of every checkpoint, out of the deployment's reach: a webhook that is
+    # POSTed each checkpoint as one JSON line, and/or the DPO's email address.
+    audit_witness_webhook: str | None = None
+    audit_witness_email: str | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -182,7 +182,10 @@ def test_deleting_the_checkpoint_file_is_covered_by_the_mirror(
         assert kept is not None
         session.execute(delete(AuditEvent).where(AuditEvent.seq > 30))
         session.execute(update(AuditHead).values(seq=30, hash=kept.hash))
-    assert check(store, files).first_bad_seq == 31
+    report = check(store, files)
+    assert report.first_bad_seq == 31
+    assert "the tail was removed" in report.first_problem  # type: ignore[operator]
+    assert any("is missing while the trail holds 30 events" in p for p in report.problems)
 
 
 def test_concurrent_appends_form_one_chain(store: Store, tmp_path: Path) -> None:

@@ -2,23 +2,37 @@
 
 Each app process runs one; a checkpoint is written only when the chain moved since the
 last one, and appending a short line to a file opened with O_APPEND is atomic, so
-several processes may share the files.
+several processes may share the files. Every round also sends the new checkpoint, and
+any still pending, to the witnesses (``witness.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hippocrate.audit.service import write_checkpoint
+from hippocrate.audit.checkpoints import Checkpoint, write_checkpoint
+from hippocrate.audit.witness import Delivery, publish
 from hippocrate.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def checkpoint_once(runtime: Runtime) -> int | None:
-    """Write a checkpoint if the chain moved; its sequence number, or None."""
+@dataclass(frozen=True)
+class Round:
+    """One checkpoint round: the checkpoint written (None: the chain had not moved)
+    and what the witnesses took."""
+
+    written: Checkpoint | None
+    delivery: Delivery
+
+
+def checkpoint_round(runtime: Runtime) -> Round:
+    """Sign the head if the chain moved, append it to the checkpoint files, and send
+    it with whatever is pending to the witnesses. A witness failure is logged and kept
+    pending, never raised; a failure to write the files is raised."""
     with runtime.sessions() as session:
         written = write_checkpoint(
             session=session,
@@ -26,12 +40,18 @@ def checkpoint_once(runtime: Runtime) -> int | None:
             files=runtime.settings.checkpoint_files,
             now=datetime.now(UTC),
         )
+    return Round(written, publish(runtime.settings, written))
+
+
+def checkpoint_once(runtime: Runtime) -> int | None:
+    """A checkpoint round; the sequence number written, or None."""
+    written = checkpoint_round(runtime).written
     return written.seq if written is not None else None
 
 
 async def run_checkpoints(runtime: Runtime, interval: float) -> None:
-    """Until cancelled: a checkpoint every ``interval`` seconds. A failure is logged
-    and retried at the next tick; it never stops the app."""
+    """Until cancelled: a checkpoint round every ``interval`` seconds. A failure is
+    logged and retried at the next tick; it never stops the app."""
     while True:
         await asyncio.sleep(interval)
         try:
