@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,98 @@ def test_never_prints_or_pickles_keys(key_file: Path) -> None:
     assert all(k not in text for k in secrets["root"].values())
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(provider)
+
+
+# -- several processes on one key file ----------------------------------------------------
+
+
+def _in_another_process(code: str, key_file: Path) -> None:
+    """Run ``code`` with ``provider`` open on ``key_file`` in a fresh Python process."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from hippocrate.vault.providers.file import FileKeyProvider\n"
+        "provider = FileKeyProvider(Path(sys.argv[1]))\n" + code
+    )
+    subprocess.run([sys.executable, "-c", script, str(key_file)], check=True, timeout=60)
+
+
+def test_a_version_created_by_another_process_is_used_for_the_next_wrap(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    assert provider.current_version() == 1
+    _in_another_process("provider.create_version(2)\n", key_file)
+
+    assert provider.current_version() == 2
+    assert provider.versions() == [1, 2]
+    wrapped = provider.wrap(2, b"k" * 32, b"b")
+    assert FileKeyProvider(key_file).unwrap(2, wrapped, b"b") == b"k" * 32
+
+
+def test_an_unknown_version_reloads_the_file_before_failing(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    other = FileKeyProvider(key_file)
+    other.create_version(2)
+    wrapped = other.wrap(2, b"k" * 32, b"b")
+    # Same size and, on a coarse clock, the same modification time: only the version
+    # asked for tells this provider to look again.
+    assert provider.unwrap(2, wrapped, b"b") == b"k" * 32
+    with pytest.raises(UnknownKeyVersion, match="version 3"):
+        provider.unwrap(3, wrapped, b"b")
+
+
+def test_retire_removes_a_version_in_every_process(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    old = provider.wrap(1, b"k" * 32, b"b")
+    index_before = provider.derive_index_key(b"email")
+    public_before = provider.signing_public_key()
+    _in_another_process("provider.create_version(2)\nprovider.retire_version(1)\n", key_file)
+
+    assert provider.versions() == [2]
+    with pytest.raises(UnknownKeyVersion, match="version 1"):
+        provider.unwrap(1, old, b"b")
+    assert "1" not in json.loads(key_file.read_bytes())["root"]
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    # Neither the index key nor the audit signing key depends on a root key version.
+    assert provider.derive_index_key(b"email") == index_before
+    assert provider.signing_public_key() == public_before
+
+
+def test_retire_refuses_the_current_and_unknown_versions(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    with pytest.raises(KeyProviderError, match="version 1 is the current one"):
+        provider.retire_version(1)
+    provider.create_version(2)
+    with pytest.raises(UnknownKeyVersion, match="version 5"):
+        provider.retire_version(5)
+    with pytest.raises(KeyProviderError, match="version 2 is the current one"):
+        provider.retire_version(2)
+    assert provider.versions() == [1, 2]
+
+
+def test_a_key_file_exposed_while_running_is_refused_at_next_use(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    key_file.chmod(0o644)
+    with pytest.raises(KeyProviderError, match="readable by others"):
+        provider.current_version()
+
+
+def test_concurrent_writers_lose_no_version(key_file: Path) -> None:
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys\n"
+                "from pathlib import Path\n"
+                "from hippocrate.vault.providers.file import FileKeyProvider\n"
+                "provider = FileKeyProvider(Path(sys.argv[1]))\n"
+                "for v in range(int(sys.argv[2]), int(sys.argv[2]) + 10):\n"
+                "    provider.create_version(v)\n",
+                str(key_file),
+                str(start),
+            ]
+        )
+        for start in (2, 12, 22)
+    ]
+    assert [p.wait(timeout=60) for p in processes] == [0, 0, 0]
+    assert FileKeyProvider(key_file).versions() == list(range(1, 32))

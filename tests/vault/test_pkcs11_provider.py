@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -623,3 +625,58 @@ def test_repr_does_not_reveal_the_pin(softhsm_dir: Path) -> None:
 def test_cannot_be_pickled(provider: Pkcs11KeyProvider) -> None:
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(provider)
+
+
+# -- several processes on one token --------------------------------------------------------
+
+
+def _in_another_process(token: Token, code: str) -> None:
+    """Run ``code`` with ``provider`` open on ``token`` in a fresh Python process (the
+    CLI beside a running server)."""
+    script = (
+        "import sys\n"
+        "from hippocrate.vault.providers.pkcs11 import Pkcs11KeyProvider\n"
+        "provider = Pkcs11KeyProvider(\n"
+        "    module=sys.argv[1], token_label=sys.argv[2], pin=sys.argv[3]\n"
+        ")\n" + code + "provider.close()\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(token.module), token.label, token.pin],
+        check=True,
+        timeout=60,
+    )
+
+
+def test_a_version_created_by_another_process_is_used_for_the_next_wrap(
+    token: Token, provider: Pkcs11KeyProvider
+) -> None:
+    data_key = os.urandom(32)
+    old = provider.wrap(1, data_key, BINDING)
+    assert provider.current_version() == 1
+    _in_another_process(token, "provider.create_version(2)\n")
+
+    assert provider.current_version() == 2
+    assert provider.versions() == [1, 2]
+    assert provider.unwrap(2, provider.wrap(2, data_key, BINDING), BINDING) == data_key
+    assert provider.unwrap(1, old, BINDING) == data_key
+
+
+def test_retire_destroys_the_token_object_in_every_process(
+    token: Token, provider: Pkcs11KeyProvider
+) -> None:
+    old = provider.wrap(1, os.urandom(32), BINDING)
+    with pytest.raises(KeyProviderError, match="version 1 is the current one"):
+        provider.retire_version(1)
+    _in_another_process(token, "provider.create_version(2)\nprovider.retire_version(1)\n")
+
+    assert provider.versions() == [2]
+    with pytest.raises(DecryptionError):
+        provider.unwrap(1, old, BINDING)
+    with pytest.raises(UnknownKeyVersion, match="version 9"):
+        provider.retire_version(9)
+    with pytest.raises(KeyProviderError, match="version 2 is the current one"):
+        provider.retire_version(2)
+    provider.close()
+    with token_session(token) as session:
+        assert "hippocrate-root-1" not in _labels(session)
+        assert "hippocrate-root-2" in _labels(session)

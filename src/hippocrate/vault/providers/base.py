@@ -21,7 +21,8 @@ class KeyProvider(Protocol):
     name: str
 
     def current_version(self) -> int:
-        """The newest root key version; new wraps use it."""
+        """The newest root key version; new wraps use it. Read again from where the
+        keys live, so a version another process created is seen at once."""
         ...
 
     def versions(self) -> list[int]:
@@ -30,6 +31,14 @@ class KeyProvider(Protocol):
 
     def create_version(self, version: int) -> None:
         """Create root key ``version`` if it does not exist yet (idempotent)."""
+        ...
+
+    def retire_version(self, version: int) -> None:
+        """Remove root key ``version`` for good (every process stops using it).
+
+        Raises ``UnknownKeyVersion`` for a version not held and ``KeyProviderError``
+        for the current one. Checking that nothing is still wrapped under it is the
+        keyring's job (``keyring.rotation.retire_root``), not the provider's."""
         ...
 
     def wrap(self, version: int, key: bytes, binding: bytes) -> bytes:

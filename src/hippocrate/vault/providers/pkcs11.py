@@ -450,6 +450,32 @@ class Pkcs11KeyProvider:
                 ) from None
             self._rescan()
 
+    def retire_version(self, version: int) -> None:
+        """Destroy the token object ``hippocrate-root-<version>``.
+
+        Refuses the newest version and a version the token does not hold. What was
+        wrapped under it can never be unwrapped again, by any process: the caller
+        (``keyring.rotation.retire_root``) checks that nothing is."""
+        with self._lock:
+            self._rescan()
+            key = self._root.get(version)
+            if key is None:
+                raise UnknownKeyVersion(
+                    f"root key version {version} is not in token {self._token_label!r}"
+                )
+            if version == max(self._root):
+                raise KeyProviderError(
+                    f"root key version {version} is the current one; it cannot be retired"
+                )
+            try:
+                cast(Object, key).destroy()
+            except PKCS11Error as exc:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} refused to destroy root key version "
+                    f"{version} ({_why(exc)})"
+                ) from None
+            self._rescan()
+
     def _rescan(self) -> None:
         """Re-read the root keys; the caller holds the lock."""
         self._live_session()
