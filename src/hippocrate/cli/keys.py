@@ -1,4 +1,4 @@
-"""``hippocrate keys``: root key status and rotation, patient data key rotation."""
+"""``hippocrate keys``: root key status, rotation and retirement, patient data key rotation."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from sqlalchemy import select
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime
 from hippocrate.consultations.service import reseal_attachments
+from hippocrate.keyring.errors import RetireRefused
 from hippocrate.keyring.models import RootRotation
 from hippocrate.keyring.rotation import (
     finish_data_key_rotation,
     key_versions,
+    retire_root,
     rotate_data_key,
     rotate_root,
 )
@@ -56,6 +58,25 @@ def rotate(
         f"rotation to root key version {report.target_version} {verb}: "
         f"{report.rewrapped} data keys rewrapped"
     )
+
+
+@app.command("retire")
+def retire(
+    version: int = typer.Argument(..., min=1, help="The root key version to remove."),
+) -> None:
+    """Remove an old root key version from the key provider, for good.
+
+    Refused while any live data key is wrapped under it, while a rotation is
+    unfinished, or when it is the current version. Afterwards backups of the database
+    made before the rotation can no longer be read, by anyone."""
+    with runtime() as rt:
+        try:
+            retire_root(sessions=rt.sessions, version=version)
+        except RetireRefused as exc:
+            typer.echo(f"hippocrate: error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        remaining = ", ".join(map(str, rt.sessions.vault.provider.versions()))
+    typer.echo(f"root key version {version} retired; root key versions left: {remaining}")
 
 
 @app.command("rotate-patient")

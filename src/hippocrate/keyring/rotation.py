@@ -5,6 +5,11 @@ touching the data. It is crash-safe and resumable: the rotation is recorded befo
 anything changes, each batch of rewraps is one transaction (a row's wrapped bytes and
 root version change together), and a rerun picks up the unfinished rotation.
 
+Retiring a root key version removes it from the provider once nothing depends on it:
+no live data key wrapped under it, no unfinished rotation, and not the current version.
+No audit checkpoint depends on one: checkpoints are signed by the provider's Ed25519
+audit key, which is not a root key version and is never rotated with them.
+
 Data key rotation gives one owner a new data key and re-seals every sealed field of
 theirs in one transaction.
 """
@@ -17,12 +22,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from hippocrate.db.base import Base, utcnow
 from hippocrate.db.engine import SessionFactory
 from hippocrate.db.sealed import SealedModel
+from hippocrate.keyring.errors import RetireRefused
 from hippocrate.keyring.models import DataKeyRecord, KeyState, RootRotation
 from hippocrate.keyring.service import destroy_retired, start_new_version
 from hippocrate.vault import WrappedKey
@@ -100,6 +106,70 @@ def rotate_root(
         assert rotation is not None
         rotation.finished_at = utcnow()
     return RotationReport(target, done, resumed)
+
+
+def _hold_writers(session: Session) -> None:
+    """Make data key writers of every process wait until this transaction ends, and
+    wait for those in flight: a data key a slow transaction wrapped under an older
+    version before the rotation is then counted, never lost."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE data_keys IN SHARE MODE"))
+    else:
+        # SQLite has one writer at a time: a write statement (matching no row) takes
+        # the write lock for the rest of the transaction.
+        session.execute(
+            update(RootRotation).where(false()).values(rewrapped=RootRotation.rewrapped)
+        )
+
+
+def retire_root(*, sessions: SessionFactory, version: int) -> None:
+    """Remove root key ``version`` from the provider, for good.
+
+    Refuses (``RetireRefused``, nothing changed) when ``version`` is not held, is the
+    current version (new data keys are wrapped under it), while a rotation is
+    unfinished, or while any live data key is wrapped under it. The check and the
+    removal happen while data key writers are held off, so a key wrapped under
+    ``version`` cannot slip in between. Afterwards no process can unwrap what was
+    wrapped under it: this is what makes database backups older than the rotation
+    unreadable."""
+    provider = sessions.vault.provider
+    held = provider.versions()
+    if version not in held:
+        listed = ", ".join(map(str, held))
+        raise RetireRefused(
+            f"root key version {version} is not held by the {provider.name} key provider "
+            f"(it holds {listed})"
+        )
+    if version == max(held):
+        raise RetireRefused(
+            f"root key version {version} is the current one: new data keys are wrapped "
+            "under it; run 'hippocrate keys rotate' first, then retire it"
+        )
+    with sessions.begin() as session:
+        _hold_writers(session)
+        unfinished = session.scalars(
+            select(RootRotation.target_version).where(RootRotation.finished_at.is_(None))
+        ).first()
+        if unfinished is not None:
+            raise RetireRefused(
+                f"an unfinished rotation to root key version {unfinished} still needs "
+                f"version {version}; run 'hippocrate keys rotate' to finish it first"
+            )
+        live = session.scalar(
+            select(func.count())
+            .select_from(DataKeyRecord)
+            .where(
+                DataKeyRecord.root_version == version,
+                DataKeyRecord.state != KeyState.DESTROYED,
+                DataKeyRecord.wrapped.is_not(None),
+            )
+        )
+        if live:
+            raise RetireRefused(
+                f"root key version {version} still wraps {live} live data keys; "
+                "run 'hippocrate keys rotate' first"
+            )
+        provider.retire_version(version)
 
 
 def sealed_models() -> list[type[SealedModel]]:
