@@ -16,9 +16,10 @@ from sqlalchemy import insert
 from hippocrate.audit.chain import GENESIS
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.audit.service import PendingEvent, append, chain, verify, write_checkpoint
-from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.guard.state import LocalState, RedisState
+from hippocrate.keyring.service import KEYRING
 from hippocrate.vault import Vault
 from hippocrate.vault.providers.file import FileKeyProvider
 
@@ -63,7 +64,9 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
         vault = Vault(FileKeyProvider.create(root / "root.key"))
         engine = make_engine(f"sqlite:///{root / 'bench.db'}")
         upgrade(engine)
-        sessions = SessionFactory(engine, vault)
+        sessions = unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="benchmarks of the store and the trail themselves"
+        )
 
         # Append: inside the request's transaction, as the unit of work does; the commit
         # the request makes anyway is not counted.
@@ -100,7 +103,9 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
         (root / "bench.db").unlink()
         engine = make_engine(f"sqlite:///{root / 'bench.db'}")
         upgrade(engine)
-        sessions = SessionFactory(engine, vault)
+        sessions = unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="benchmarks of the store and the trail themselves"
+        )
         started = time.perf_counter()
         seq, previous = 0, GENESIS
         with engine.begin() as connection:

@@ -18,8 +18,9 @@ from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.engine import SessionFactory, make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
+from hippocrate.keyring.service import KEYRING
 from hippocrate.vault import Vault
 from hippocrate.vault.providers.file import FileKeyProvider
 
@@ -109,7 +110,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, vault: Vault) -> Itera
         url = request.getfixturevalue("postgres_database")
         engine = _fresh_postgres(url)
     upgrade(engine)
-    yield Store(request.param, url, engine, SessionFactory(engine, vault), path)
+    yield Store(
+        request.param,
+        url,
+        engine,
+        unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="tests of the layers below the entry points"
+        ),
+        path,
+    )
     engine.dispose()
 
 
@@ -120,5 +129,13 @@ def sqlite_store(tmp_path: Path, vault: Vault) -> Iterator[Store]:
     url = f"sqlite:///{path}"
     engine = make_engine(url)
     upgrade(engine)
-    yield Store("sqlite", url, engine, SessionFactory(engine, vault), path)
+    yield Store(
+        "sqlite",
+        url,
+        engine,
+        unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="tests of the layers below the entry points"
+        ),
+        path,
+    )
     engine.dispose()

@@ -63,15 +63,19 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
 
-    # The guard: shared counters in Redis when set (several app processes), else in process.
+    # The guard: shared state in Redis when set, else in the database (both shared by
+    # every process of the deployment).
     redis_url: str | None = None
     guard_window_seconds: float = Field(default=3600, gt=0)
     guard_breadth_practitioner: int = Field(default=20, ge=1)
     guard_breadth_admin: int = Field(default=5, ge=1)
     guard_breadth_patient: int = Field(default=1, ge=1)
+    # A CLI operator reads patients one by one, each with a stated reason.
+    guard_breadth_operator: int = Field(default=5, ge=1)
     # Distinct patients per 24 hours: a thief pacing under the hourly limit is stopped.
     guard_daily_practitioner: int = Field(default=40, ge=1)
     guard_daily_admin: int = Field(default=10, ge=1)
+    guard_daily_operator: int = Field(default=10, ge=1)
     guard_enumeration_limit: int = Field(default=10, ge=1)
     guard_alert_webhook: str | None = None
     guard_alert_email: str | None = None

@@ -8,6 +8,7 @@ from hippocrate.config import Settings
 from hippocrate.db.engine import SessionFactory, make_engine
 from hippocrate.db.migrate import current_revision
 from hippocrate.guard.service import Guard, open_state
+from hippocrate.keyring.service import KEYRING
 from hippocrate.vault.factory import open_vault
 
 
@@ -23,7 +24,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if self.guard is None:
-            self.guard = Guard(self.settings, self.sessions.vault, open_state(self.settings))
+            state = open_state(self.settings, self.sessions)
+            self.guard = Guard(self.settings, self.sessions.vault, state)
 
     @classmethod
     def open(cls, settings: Settings, *, require_schema: bool = True) -> Runtime:
@@ -36,7 +38,7 @@ class Runtime:
         except BaseException:
             vault.close()
             raise
-        return cls(settings, SessionFactory(engine, vault))
+        return cls(settings, SessionFactory(engine, vault, KEYRING))
 
     def close(self) -> None:
         self.sessions.engine.dispose()

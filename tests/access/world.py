@@ -34,9 +34,10 @@ from typing import Any
 from sqlalchemy import select
 
 from hippocrate.audit.recorder import Actor as AuditActor
-from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.engine import SessionFactory, make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.identity.models import Account, AccountStatus, Role
+from hippocrate.keyring.service import KEYRING
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.notify.service import new_code
 from hippocrate.patients.schemas import Address
@@ -123,7 +124,15 @@ def module_store(root: Path) -> Iterator[Store]:
     engine = make_engine(url)
     upgrade(engine)
     try:
-        yield Store("sqlite", url, engine, SessionFactory(engine, vault), path)
+        yield Store(
+            "sqlite",
+            url,
+            engine,
+            unsafe_unaudited_sessions(
+                engine, vault, KEYRING, why="tests of the layers below the entry points"
+            ),
+            path,
+        )
     finally:
         engine.dispose()
         vault.close()

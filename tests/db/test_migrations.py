@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from hippocrate.db.migrate import current_revision, upgrade
-from hippocrate.db.registry import Base
+from hippocrate.migrations.registry import Base
 from tests.conftest import Store
 
 

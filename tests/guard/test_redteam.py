@@ -27,11 +27,12 @@ from sqlalchemy import event, func, or_, select, text
 
 from hippocrate.audit.models import AuditEvent
 from hippocrate.config import Settings
-from hippocrate.db.engine import SessionFactory, make_engine
+from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.guard.honeytokens import plant
 from hippocrate.guard.state import RedisState
 from hippocrate.identity.models import Account, AccountStatus, Role
+from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.models import Patient
 from hippocrate.vault import Vault
 from tests.conftest import IN_CI, Store
@@ -228,7 +229,14 @@ def postgres_store(postgres_database: str, vault: Vault) -> Iterator[Store]:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
     upgrade(engine)
-    yield Store("postgresql", postgres_database, engine, SessionFactory(engine, vault))
+    yield Store(
+        "postgresql",
+        postgres_database,
+        engine,
+        unsafe_unaudited_sessions(
+            engine, vault, KEYRING, why="tests of the layers below the entry points"
+        ),
+    )
     engine.dispose()
 
 

@@ -7,6 +7,7 @@ import uuid
 
 from sqlalchemy import select
 
+from hippocrate.db.engine import unsafe_unaudited_sessions
 from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.keyring.models import DataKeyRecord, KeyState, RootRotation
 from hippocrate.keyring.rotation import (
@@ -15,9 +16,10 @@ from hippocrate.keyring.rotation import (
     rotate_data_key,
     rotate_root,
 )
+from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientCreate
-from hippocrate.patients.service import create_patient, get_patient, to_read
+from hippocrate.patients.service import create_patient, to_read, unsafe_get_patient
 from hippocrate.vault import Vault, peek_key_version
 from hippocrate.vault.providers.file import FileKeyProvider
 from tests.conftest import Store
@@ -52,17 +54,19 @@ def sealed_bytes(store: Store) -> dict[uuid.UUID, tuple[bytes | None, ...]]:
 def assert_all_readable(store: Store, made: dict[uuid.UUID, PatientCreate]) -> None:
     """Read everything back with a vault that has never seen these keys."""
     fresh = Vault(FileKeyProvider(store.sessions.vault.provider._path))  # type: ignore[attr-defined]
-    sessions = type(store.sessions)(store.engine, fresh)
+    sessions = unsafe_unaudited_sessions(
+        store.engine, fresh, KEYRING, why="reads back with a fresh vault"
+    )
     with sessions() as session:
         for patient_id, data in made.items():
-            read = to_read(get_patient(session=session, patient_id=patient_id))
+            read = to_read(unsafe_get_patient(session=session, patient_id=patient_id))
             assert (read.given_names, read.family_name, read.email, read.phone) == (
                 data.given_names,
                 data.family_name,
                 data.email,
                 data.phone,
             )
-            assert get_patient(session=session, patient_id=patient_id).nir == data.nir
+            assert unsafe_get_patient(session=session, patient_id=patient_id).nir == data.nir
 
 
 def test_root_rotation_rewraps_every_key_and_leaves_data_untouched(store: Store) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from hippocrate.db.engine import unsafe_unaudited_sessions
 from hippocrate.keyring.models import DataKeyRecord, KeyState
+from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.errors import PatientShredded
 from hippocrate.patients.models import Patient
-from hippocrate.patients.service import find_by, get_patient, shred_patient, to_read
+from hippocrate.patients.service import find_by, shred_patient, to_read, unsafe_get_patient
 from hippocrate.vault import DecryptionError, KeyDestroyed, Vault
 from hippocrate.vault.providers.file import FileKeyProvider
 from tests.conftest import Store
@@ -20,7 +22,7 @@ def test_shredded_patient_is_unreadable_and_others_are_not(store: Store) -> None
     made = make_patients(store, 3)
     victim, *others = list(made)
     with store.sessions() as session:
-        to_read(get_patient(session=session, patient_id=victim))  # warm the key cache
+        to_read(unsafe_get_patient(session=session, patient_id=victim))  # warm the key cache
 
     with store.sessions.begin() as session:
         shred_patient(session=session, patient_id=victim)
@@ -31,7 +33,7 @@ def test_shredded_patient_is_unreadable_and_others_are_not(store: Store) -> None
         ).one()
         assert (record.state, record.wrapped) == (KeyState.DESTROYED, None)
         with pytest.raises(PatientShredded):
-            get_patient(session=session, patient_id=victim)
+            unsafe_get_patient(session=session, patient_id=victim)
         # The ciphertext is still there, and no longer opens: not in this process (the
         # cached key was dropped)...
         patient = session.get(Patient, victim)
@@ -45,7 +47,9 @@ def test_shredded_patient_is_unreadable_and_others_are_not(store: Store) -> None
 
     # ...nor in a fresh process holding the root key.
     fresh = Vault(FileKeyProvider(store.sessions.vault.provider._path))  # type: ignore[attr-defined]
-    with type(store.sessions)(store.engine, fresh)() as session:
+    with unsafe_unaudited_sessions(
+        store.engine, fresh, KEYRING, why="reads back with a fresh vault"
+    )() as session:
         patient = session.get(Patient, victim)
         assert patient is not None
         with pytest.raises(DecryptionError):

@@ -15,7 +15,7 @@ from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.patients.errors import DuplicatePatient, InconsistentIdentity, PatientNotFound
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientCreate
-from hippocrate.patients.service import create_patient, find_by, get_patient, to_read
+from hippocrate.patients.service import create_patient, find_by, to_read, unsafe_get_patient
 from hippocrate.vault import blind_index
 from tests.conftest import Store
 
@@ -34,7 +34,7 @@ def test_create_and_read_back(sqlite_store: Store) -> None:
         patient_id = create_patient(session=session, data=data).id
     sqlite_store.sessions.vault.forget_all()
     with sqlite_store.sessions() as session:
-        read = to_read(get_patient(session=session, patient_id=patient_id))
+        read = to_read(unsafe_get_patient(session=session, patient_id=patient_id))
     assert read.model_dump(exclude={"id", "created_at", "nir_masked"}) == data.model_dump(
         exclude={"nir"}
     )
@@ -128,4 +128,4 @@ def test_invalid_input_is_refused_with_a_clear_message(
 
 def test_unknown_patient(sqlite_store: Store) -> None:
     with sqlite_store.sessions() as session, pytest.raises(PatientNotFound):
-        get_patient(session=session, patient_id=uuid.uuid4())
+        unsafe_get_patient(session=session, patient_id=uuid.uuid4())

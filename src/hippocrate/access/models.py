@@ -1,11 +1,12 @@
-"""Break-glass grants: an administrator's time-limited, reasoned access to one patient."""
+"""Break-glass grants: an administrator's (or a CLI operator's) time-limited, reasoned
+access to one patient."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, LargeBinary
+from sqlalchemy import ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, utcnow
@@ -19,7 +20,11 @@ class BreakGlassGrant(IdMixin, SealedModel, Base):
     __sealed_owner__ = "patient_id"
     __audit_subject__ = "patient:break-glass"
 
-    admin_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
+    #: The administrator who opened it, or ``operator``: a CLI operator's name.
+    admin_account_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("accounts.id"), index=True
+    )
+    operator: Mapped[str | None] = mapped_column(String(64))
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

@@ -13,6 +13,8 @@ Rules (see DESIGN.md, "Who may see what"):
   care relationship lasts (from taking the consultation until the configured period
   after it closes);
 - admin: one patient's data only under an active break-glass grant (reason, expiry);
+- operator (a person at the command line, a principal without an account): the same,
+  under a break-glass grant of their own;
 - support and dpo: no patient data at all (account metadata is ``accounts_metadata``).
 """
 
@@ -36,6 +38,7 @@ from hippocrate.consultations.models import (
     Message,
 )
 from hippocrate.identity.models import Role
+from hippocrate.patients.errors import PatientShredded
 from hippocrate.patients.models import Patient, PatientStatus
 
 T = TypeVar("T")
@@ -51,9 +54,18 @@ def _care_active(now: datetime) -> Any:
     )
 
 
+def _grants_of(principal: Principal) -> Any:
+    """The break-glass grants ``principal`` opened (an admin's, or an operator's)."""
+    if principal.role is Role.OPERATOR and principal.operator is not None:
+        return BreakGlassGrant.operator == principal.operator
+    if principal.role is Role.ADMIN:
+        return BreakGlassGrant.admin_account_id == principal.account_id
+    return false()
+
+
 def _break_glass_patients(principal: Principal, now: datetime) -> Select[uuid.UUID]:
     return select(BreakGlassGrant.patient_id).where(
-        BreakGlassGrant.admin_account_id == principal.account_id,
+        _grants_of(principal),
         BreakGlassGrant.started_at <= now,
         BreakGlassGrant.expires_at > now,
         BreakGlassGrant.revoked_at.is_(None),
@@ -68,7 +80,7 @@ def readable_patient_ids(principal: Principal, *, now: datetime) -> Select[uuid.
         return select(CareRelationship.patient_id).where(
             CareRelationship.practitioner_id == principal.practitioner_id, _care_active(now)
         )
-    if principal.role is Role.ADMIN:
+    if principal.role in (Role.ADMIN, Role.OPERATOR):
         return _break_glass_patients(principal, now)
     return select(Patient.id).where(false())
 
@@ -94,7 +106,7 @@ def readable_consultations(principal: Principal, *, now: datetime) -> Select[Con
             _care_active(now),
         )
         return statement.where(Consultation.practitioner_id == principal.practitioner_id, in_care)
-    if principal.role is Role.ADMIN:
+    if principal.role in (Role.ADMIN, Role.OPERATOR):
         return statement.where(Consultation.patient_id.in_(_break_glass_patients(principal, now)))
     return statement.where(false())
 
@@ -110,13 +122,12 @@ def readable_attachments(principal: Principal, *, now: datetime) -> Select[Attac
 
 
 def readable_break_glass_grants(principal: Principal, *, now: datetime) -> Select[BreakGlassGrant]:
-    """A patient sees every grant on their record; an admin the grants they opened."""
+    """A patient sees every grant on their record; an admin or an operator the grants
+    they opened."""
     statement = select(BreakGlassGrant)
     if principal.role is Role.PATIENT and principal.patient_id is not None:
         return statement.where(BreakGlassGrant.patient_id == principal.patient_id)
-    if principal.role is Role.ADMIN:
-        return statement.where(BreakGlassGrant.admin_account_id == principal.account_id)
-    return statement.where(false())
+    return statement.where(_grants_of(principal))
 
 
 def queue_entries(principal: Principal, specialty: str) -> Select[uuid.UUID, datetime]:
@@ -200,9 +211,21 @@ def ensure_may_record_incident(principal: Principal, consultation: Consultation)
 
 
 def ensure_may_break_glass(principal: Principal) -> None:
-    """Only an admin opens a break-glass grant (the second factor is already required
-    of every staff session)."""
-    ensure_staff_role(principal, Role.ADMIN)
+    """Only an admin (the second factor is already required of every staff session) or
+    an operator at the command line opens a break-glass grant."""
+    ensure_staff_role(principal, Role.ADMIN, Role.OPERATOR)
+
+
+def ensure_patient_exists(session: Session, patient_id: uuid.UUID) -> uuid.UUID:
+    """The id of an active patient; ``NotFound``, or ``PatientShredded`` once erased.
+    Nothing of theirs is loaded, so nothing is opened (for opening a break-glass grant
+    on them)."""
+    status = session.scalar(select(Patient.status).where(Patient.id == patient_id))
+    if status is None:
+        raise NotFound("patient", patient_id)
+    if status is PatientStatus.SHREDDED:
+        raise PatientShredded()
+    return patient_id
 
 
 def ensure_may_take_from_queue(principal: Principal, specialty: str) -> None:
@@ -238,4 +261,5 @@ def purpose_of(principal: Principal) -> str:
         Role.PATIENT: "self",
         Role.PRACTITIONER: "care",
         Role.ADMIN: "break-glass",
+        Role.OPERATOR: "break-glass",
     }.get(principal.role, "none")

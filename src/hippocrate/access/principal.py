@@ -18,6 +18,8 @@ class Principal:
     patient_id: uuid.UUID | None = None
     practitioner_id: uuid.UUID | None = None
     specialty: str | None = None
+    #: A CLI operator's name (role ``operator``: a principal without an account).
+    operator: str | None = None
 
     @property
     def is_patient(self) -> bool:

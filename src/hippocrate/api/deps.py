@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from hippocrate.access.errors import AccessError, NotAuthenticated, NotFound
+from hippocrate import work
+from hippocrate.access.errors import NotAuthenticated
 from hippocrate.access.policy import purpose_of
 from hippocrate.access.principal import Principal
-from hippocrate.audit.recorder import Actor, attach, record_failure, recorder_of
+from hippocrate.audit.recorder import Actor, recorder_of
 from hippocrate.config import Settings
-from hippocrate.guard.errors import Contained
 from hippocrate.identity.sessions import Resolved, principal_for, resolve
 from hippocrate.runtime import Runtime
 
@@ -43,47 +43,12 @@ def request_id(request: Request) -> str:
 
 
 def unit_of_work(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed if the route returns, rolled back if it
-    raises. It ends before the response is sent, so a failed commit is a failed request.
-
-    Its session carries the audit recorder: every sealed read and write is recorded and
-    written to the trail in the same transaction; a refused or failed request is
-    written to the trail in a transaction of its own.
-    """
-    runtime = get_runtime(request)
-    sessions, guard = runtime.sessions, runtime.guard
-    assert guard is not None
-    session = sessions()
-    recorder = attach(
-        session,
-        Actor(role="anonymous", request_id=request_id(request)),
-        check=lambda actor, patient, _resource: guard.check_read(session, actor, patient),
-    )
-    try:
-        with session.begin():
-            yield session
-    except Contained as exc:
-        record_failure(sessions, recorder, action="guard:access:refused", outcome="contained")
-        guard.complete_containment(sessions, recorder.actor, exc)
-        raise
-    except NotFound as exc:
-        resource = f"{exc.kind}:{exc.object_id}" if exc.object_id else None
-        record_failure(sessions, recorder, action=f"{exc.kind}:access:refused", resource=resource)
-        try:
-            guard.note_refusal(recorder.actor)
-        except Contained as contained:
-            guard.complete_containment(sessions, recorder.actor, contained)
-            raise contained from None
-        raise
-    except AccessError as exc:
-        action = f"access:{type(exc).__name__.lower()}:refused"
-        record_failure(sessions, recorder, action=action)
-        raise
-    except Exception:
-        record_failure(sessions, recorder)
-        raise
-    finally:
-        session.close()
+    """One transaction per request (``hippocrate.work.unit_of_work``): committed if the
+    route returns, rolled back if it raises. It ends before the response is sent, so a
+    failed commit is a failed request. Anonymous until the principal is known."""
+    actor = Actor(role="anonymous", request_id=request_id(request))
+    with work.unit_of_work(get_runtime(request), actor) as session:
+        yield session
 
 
 def now() -> datetime:
@@ -116,7 +81,7 @@ def current_principal(request: Request, db: DB, resolved: CurrentSession) -> Pri
     principal = principal_for(session=db, resolved=resolved)
     guard = get_runtime(request).guard
     if guard is not None:
-        guard.ensure_not_contained(principal.account_id)
+        guard.ensure_not_contained(principal.account_id, session=db)
     recorder = recorder_of(db)
     if recorder is not None:
         recorder.actor = Actor(

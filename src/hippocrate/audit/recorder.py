@@ -52,9 +52,13 @@ ReadCheck = Callable[[Actor, uuid.UUID, str], None]
 
 
 class Recorder:
-    def __init__(self, actor: Actor, check: ReadCheck | None = None) -> None:
+    """The store's access hook (``db.sealed.AccessHook``) for one unit of work."""
+
+    def __init__(self, actor: Actor, check: ReadCheck) -> None:
         self.actor = actor
         self.check = check
+        #: The store opens sealed values only for a hook that checks reads.
+        self.checks_reads = True
         self._groups: dict[tuple[uuid.UUID | None, str, str], _Group] = {}
         self._extra: list[PendingEvent] = []
         self._checked: set[uuid.UUID] = set()  # patients the check passed in this unit
@@ -72,7 +76,7 @@ class Recorder:
         )
 
     def _check(self, patient: uuid.UUID, resource: str) -> None:
-        if self.check is not None and patient not in self._checked:
+        if patient not in self._checked:
             self.check(self.actor, patient, resource)
             self._checked.add(patient)
 
@@ -143,8 +147,10 @@ class Recorder:
         return events
 
 
-def attach(session: Session, actor: Actor, check: ReadCheck | None = None) -> Recorder:
-    """Give ``session`` a recorder for ``actor`` (replacing any other)."""
+def attach(session: Session, actor: Actor, check: ReadCheck) -> Recorder:
+    """Give ``session`` a recorder for ``actor`` (replacing any other), whose ``check``
+    (the guard's) runs before the first read of each patient. Entry points do not call
+    this themselves: ``hippocrate.work.unit_of_work`` does."""
     recorder = Recorder(actor, check)
     session.info[RECORDER] = recorder
     session.info[ACCESS_HOOK] = recorder

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from hippocrate.cli.context import runtime
+from hippocrate.cli.context import platform_work, runtime
 from hippocrate.identity import admin, events, service
 from hippocrate.identity.errors import IdentityError
 from hippocrate.identity.models import AccountStatus, Role
@@ -33,7 +33,7 @@ def create_admin(
     now = datetime.now(UTC)
     with runtime() as rt:
         try:
-            with rt.sessions.begin() as session:
+            with platform_work(rt, "setup") as session:
                 account = service.create_staff_account(
                     session=session, role=Role.ADMIN, email=email, now=now
                 )
@@ -73,7 +73,7 @@ def list_accounts(
     """List accounts, oldest first: id, role, status, second factor, creation and last
     sign-in dates (never an email or a name)."""
     now = datetime.now(UTC)
-    with runtime() as rt, rt.sessions.begin() as session:
+    with runtime() as rt, platform_work(rt, "operations") as session:
         rows = [
             AccountMetadata.of(account, now=now)
             for account in session.scalars(admin.accounts_metadata(role=role, status=status))

@@ -1,27 +1,94 @@
-"""Shared helpers for CLI commands: settings and an open runtime."""
+"""Shared helpers for CLI commands: settings, an open runtime, and the two kinds of
+units of work a command may open.
+
+A command is a second process beside the running servers; it goes through the same
+unit of work as a request (``hippocrate.work``): recorded, checked by the guard.
+
+- ``platform_work``: the platform itself sets up or maintains (init, seed, honeytokens,
+  the first administrator); it reads only what it writes, and the trail names it
+  "platform operator".
+- ``operator_work``: a named operator reads patient data, one patient at a time,
+  under a break-glass grant with a stated reason, counted and contained by the guard
+  like any staff member, and shown to the patient in their access history.
+"""
 
 from __future__ import annotations
 
+import getpass
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hippocrate.audit.recorder import Actor, attach
+import typer
+from sqlalchemy.orm import Session
+
+from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import Actor
 from hippocrate.config import Settings
+from hippocrate.guard.errors import Contained
+from hippocrate.identity.models import Role
 from hippocrate.runtime import Runtime
+from hippocrate.work import unit_of_work
+
+#: Operators are principals without an account: their id is derived from their name.
+OPERATOR_NAMESPACE = uuid.UUID("5b0d6a52-7f3e-4c8e-9a51-0f3f0c1e7a11")
+_OPERATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def settings() -> Settings:
     return Settings()
 
 
+def fail(message: str) -> typer.Exit:
+    """Print one readable line on stderr; raise what this returns (exit status 1)."""
+    typer.echo(f"hippocrate: error: {message}", err=True)
+    return typer.Exit(1)
+
+
 @contextmanager
 def runtime(*, require_schema: bool = True) -> Iterator[Runtime]:
     opened = Runtime.open(settings(), require_schema=require_schema)
-    # Every session of a command records what it touches, as the operator.
-    opened.sessions.on_open.append(
-        lambda session: attach(session, Actor(role="operator", purpose="operations"))
-    )
     try:
         yield opened
     finally:
         opened.close()
+
+
+@contextmanager
+def platform_work(rt: Runtime, purpose: str) -> Iterator[Session]:
+    """A unit of work of the platform itself (setup, maintenance)."""
+    with unit_of_work(rt, Actor(role="operator", purpose=purpose)) as session:
+        yield session
+
+
+def operator_principal(name: str | None) -> Principal:
+    """The operator running this command: ``--operator``, else the system user."""
+    chosen = (name or getpass.getuser()).strip()
+    if not _OPERATOR_NAME.fullmatch(chosen):
+        raise fail("an operator name is 1 to 64 letters, digits, '.', '_', '@' or '-'")
+    return Principal(
+        account_id=uuid.uuid5(OPERATOR_NAMESPACE, chosen),
+        role=Role.OPERATOR,
+        operator=chosen,
+    )
+
+
+def operator_actor(principal: Principal) -> Actor:
+    return Actor(role=Role.OPERATOR.value, account_id=principal.account_id, purpose="break-glass")
+
+
+@contextmanager
+def operator_work(rt: Runtime, principal: Principal) -> Iterator[Session]:
+    """A unit of work of a named operator; a contained operator is refused here, and
+    one the guard contains during it gets one line and exit status 1."""
+    assert rt.guard is not None
+    try:
+        with unit_of_work(rt, operator_actor(principal)) as session:
+            rt.guard.ensure_not_contained(principal.account_id, session=session)
+            yield session
+    except Contained as exc:
+        raise fail(
+            f"operator {principal.operator} is contained ({exc.reason}); "
+            f"an administrator must release {principal.account_id}"
+        ) from None

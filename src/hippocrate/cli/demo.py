@@ -9,7 +9,7 @@ import typer
 from sqlalchemy import func, select
 
 from hippocrate.blobs import FileBlobStore
-from hippocrate.cli.context import runtime, settings
+from hippocrate.cli.context import platform_work, runtime, settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
 from hippocrate.demo.consultations import SeedConflict
@@ -38,7 +38,7 @@ def init() -> None:
     finally:
         engine.dispose()
     typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
-    with runtime() as rt, rt.sessions.begin() as session:
+    with runtime() as rt, platform_work(rt, "setup") as session:
         assert rt.guard is not None
         if planted(session=session) == 0:
             plant(session=session, guard=rt.guard, count=HONEYTOKENS_AT_INIT)
@@ -59,7 +59,7 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
     """``seed``; the sign-in help names ``public_url`` (default: the configured one)."""
     with runtime() as rt:
         try:
-            with rt.sessions.begin() as session:
+            with platform_work(rt, "demo-seed") as session:
                 report = seed_demo(
                     session=session,
                     settings=rt.settings,

@@ -1,4 +1,9 @@
-"""``hippocrate guard``: containment status and release."""
+"""``hippocrate guard``: containment status and release, honeytokens.
+
+Every command reads and writes the deployment's shared guard state (the database, or
+Redis when configured), so what it says and does holds at once in every running
+server.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,14 @@ import uuid
 
 import typer
 
-from hippocrate.audit.recorder import Actor
-from hippocrate.cli.context import runtime
+from hippocrate.cli.context import (
+    fail,
+    operator_actor,
+    operator_principal,
+    operator_work,
+    platform_work,
+    runtime,
+)
 from hippocrate.guard.errors import NotContained
 from hippocrate.guard.honeytokens import plant
 
@@ -16,7 +27,7 @@ app = typer.Typer(help="The guard: containment and honeytokens.", no_args_is_hel
 
 @app.command("status")
 def status(account_id: uuid.UUID) -> None:
-    """Whether an account is contained, and why."""
+    """Whether an account (or an operator) is contained, and why."""
     with runtime() as rt:
         assert rt.guard is not None
         reason = rt.guard.state.contained(account_id)
@@ -27,28 +38,32 @@ def status(account_id: uuid.UUID) -> None:
 def release(
     account_id: uuid.UUID,
     reason: str = typer.Option(..., min=10, help="Why the account may work again."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Your name (default: the system user)."
+    ),
 ) -> None:
     """Release a contained account (recorded in the audit trail)."""
     if len(reason.strip()) < 10:
-        typer.echo("hippocrate: error: give a reason of at least 10 characters", err=True)
-        raise typer.Exit(1)
+        raise fail("give a reason of at least 10 characters")
+    principal = operator_principal(operator)
+    if principal.account_id == account_id:
+        raise fail("an operator cannot release themselves")
     with runtime() as rt:
         assert rt.guard is not None
         try:
-            with rt.sessions.begin() as session:
+            with operator_work(rt, principal) as session:
                 rt.guard.release(
-                    session, admin=Actor(role="operator"), account_id=account_id, reason=reason
+                    session, admin=operator_actor(principal), account_id=account_id, reason=reason
                 )
         except (LookupError, NotContained) as exc:
-            typer.echo(f"hippocrate: error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise fail(str(exc)) from None
     typer.echo(f"account {account_id} released")
 
 
 @app.command("plant")
 def plant_command(count: int = typer.Option(5, min=1, max=1000)) -> None:
     """Plant honeytoken patients, indistinguishable from real ones."""
-    with runtime() as rt, rt.sessions.begin() as session:
+    with runtime() as rt, platform_work(rt, "setup") as session:
         assert rt.guard is not None
         plant(session=session, guard=rt.guard, count=count)
     typer.echo(f"{count} honeytokens planted")

@@ -7,6 +7,7 @@ import uuid
 import typer
 from sqlalchemy import select
 
+from hippocrate.audit.recorder import Actor
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime
 from hippocrate.consultations.service import reseal_attachments
@@ -19,7 +20,8 @@ from hippocrate.keyring.rotation import (
     rotate_data_key,
     rotate_root,
 )
-from hippocrate.patients.service import get_patient
+from hippocrate.patients.service import unsafe_get_patient
+from hippocrate.work import Units
 
 app = typer.Typer(help="Root keys and data keys.", no_args_is_help=True)
 
@@ -83,12 +85,15 @@ def retire(
 def rotate_patient(patient_id: uuid.UUID) -> None:
     """Give one patient a new data key and re-encrypt all their fields under it."""
     with runtime() as rt:
-        with rt.sessions.begin() as session:
-            get_patient(session=session, patient_id=patient_id)
+        # Key maintenance: every field is opened and sealed again, recorded as the
+        # platform's (the trail names the purpose), nothing is shown.
+        units = Units(rt, Actor(role="operator", purpose="key-rotation"))
+        with units.begin() as session:
+            unsafe_get_patient(session=session, patient_id=patient_id)
             count = rotate_data_key(session=session, owner=patient_id)
         store = FileBlobStore(rt.settings.blob_dir)
         files = finish_data_key_rotation(
-            sessions=rt.sessions,
+            sessions=units,
             owner=patient_id,
             resealers=[lambda session, owner: reseal_attachments(session, store, owner)],
         )

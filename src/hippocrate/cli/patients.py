@@ -1,22 +1,63 @@
-"""``hippocrate patients``: operations on one patient from the command line."""
+"""``hippocrate patients``: operations on one patient from the command line.
+
+Reading a patient's record is a break-glass: the operator states why (``--reason``),
+the grant is shown to the patient with that reason, the read is recorded in the trail
+and checked by the guard like any staff member's (a honeytoken contains the operator).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import typer
 
-from hippocrate.cli.context import runtime
-from hippocrate.patients.service import get_patient, shred_patient, to_read
+from hippocrate.access.errors import NotFound
+from hippocrate.audit.recorder import recorder_of
+from hippocrate.cli.context import fail, operator_principal, operator_work, runtime
+from hippocrate.patients.errors import PatientNotFound, PatientShredded
+from hippocrate.patients.service import grant_break_glass, readable_record, shred_patient, to_read
 
 app = typer.Typer(help="Patients.", no_args_is_help=True)
 
+#: How long the grant of one ``patients show`` lasts (the command reads once).
+SHOW_GRANT_MINUTES = 5
+
 
 @app.command("show")
-def show(patient_id: uuid.UUID) -> None:
-    """Print one patient's record as JSON (NIR masked)."""
-    with runtime() as rt, rt.sessions.begin() as session:
-        record = to_read(get_patient(session=session, patient_id=patient_id))
+def show(
+    patient_id: uuid.UUID,
+    reason: str = typer.Option(
+        ..., "--reason", help="Why you read this record (the patient reads it)."
+    ),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Your name (default: the system user)."
+    ),
+) -> None:
+    """Print one patient's record as JSON (NIR masked), under a break-glass grant."""
+    if len(reason.strip()) < 10:
+        raise fail("give a reason of at least 10 characters; the patient will read it")
+    principal = operator_principal(operator)
+    now = datetime.now(UTC)
+    with runtime() as rt:
+        try:
+            with operator_work(rt, principal) as session:
+                grant_break_glass(
+                    session=session,
+                    principal=principal,
+                    patient_id=patient_id,
+                    reason=reason.strip(),
+                    minutes=SHOW_GRANT_MINUTES,
+                    now=now,
+                )
+                patient = readable_record(
+                    session=session, principal=principal, patient_id=patient_id, now=now
+                )
+                record = to_read(patient)
+        except NotFound:
+            raise fail(f"no such patient {patient_id}") from None
+        except PatientShredded:
+            raise fail(f"patient {patient_id} is erased: nothing of theirs opens") from None
     typer.echo(record.model_dump_json(indent=2))
 
 
@@ -24,11 +65,21 @@ def show(patient_id: uuid.UUID) -> None:
 def shred(
     patient_id: uuid.UUID,
     yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+    operator: str | None = typer.Option(
+        None, "--operator", help="Your name (default: the system user)."
+    ),
 ) -> None:
     """Crypto-shred a patient: destroy their data key; nothing of theirs opens again."""
     if not yes:
-        typer.echo("hippocrate: error: shredding cannot be undone; add --yes to confirm", err=True)
-        raise typer.Exit(1)
-    with runtime() as rt, rt.sessions.begin() as session:
-        shred_patient(session=session, patient_id=patient_id)
+        raise fail("shredding cannot be undone; add --yes to confirm")
+    principal = operator_principal(operator)
+    with runtime() as rt:
+        try:
+            with operator_work(rt, principal) as session:
+                shred_patient(session=session, patient_id=patient_id)
+                recorder = recorder_of(session)
+                assert recorder is not None
+                recorder.event("patient:record:shredded", patient=patient_id)
+        except PatientNotFound:
+            raise fail(f"no such patient {patient_id}") from None
     typer.echo(f"patient {patient_id}: data key destroyed, data unreadable")

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
 from hippocrate.access.principal import Principal
-from hippocrate.audit.recorder import recorder_of
 from hippocrate.blobs import BlobStore, put_in_transaction
 from hippocrate.config import Settings
 from hippocrate.consultations.errors import (
@@ -38,8 +37,9 @@ from hippocrate.consultations.models import (
 )
 from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
+from hippocrate.db.sealed import require_hook, vault_of
 from hippocrate.identity.models import Account, AccountStatus
-from hippocrate.keyring.service import active_key, key_for, vault_of
+from hippocrate.keyring.service import active_key, key_for
 from hippocrate.notify.service import send
 from hippocrate.vault import FieldContext, peek_key_version
 
@@ -58,16 +58,15 @@ def body_context(attachment_id: uuid.UUID) -> FieldContext:
 
 def _note_body(session: Session, attachment: Attachment, verb: str) -> None:
     """Tell the audit trail (and through it the guard, which may refuse) of a body read
-    or written: bodies do not pass through a sealed attribute."""
-    recorder = recorder_of(session)
-    if recorder is not None:
-        recorder.note(
-            patient=attachment.patient_id,
-            subject=Attachment.__audit_subject__,
-            verb=verb,
-            resource=f"attachment:{attachment.id}",
-            category="attachment",
-        )
+    or written: bodies do not pass through a sealed attribute. Fails closed like the
+    store: a session that records nothing (or checks no read) opens no body."""
+    require_hook(session, verb, f"the body of attachment {attachment.id}").note(
+        patient=attachment.patient_id,
+        subject=Attachment.__audit_subject__,
+        verb=verb,
+        resource=f"attachment:{attachment.id}",
+        category="attachment",
+    )
 
 
 def seal_body(*, session: Session, attachment: Attachment, content: bytes) -> bytes:

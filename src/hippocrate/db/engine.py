@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError
@@ -19,6 +19,13 @@ class HippocrateSession(Session):
 
 
 sealed.install(HippocrateSession)
+
+
+class UnitsOfWork(Protocol):
+    """Whatever opens units of work: a ``SessionFactory``, or ``hippocrate.work.Units``
+    (the same with the recorder and the guard)."""
+
+    def begin(self) -> AbstractContextManager[Session]: ...
 
 
 class BadDatabaseURL(ValueError):
@@ -60,23 +67,43 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
 class SessionFactory:
     """Opens sessions bound to one engine and one vault."""
 
-    def __init__(self, engine: Engine, vault: Vault) -> None:
+    def __init__(self, engine: Engine, vault: Vault, keys: sealed.KeySource) -> None:
         self.engine = engine
         self.vault = vault
-        #: Called with every new session (the CLI attaches its audit recorder here).
-        self.on_open: list[Callable[[Session], object]] = []
+        self.keys = keys
         self._maker = sessionmaker(
             bind=engine, class_=HippocrateSession, expire_on_commit=False, autoflush=True
         )
 
     def __call__(self) -> Session:
-        session = self._maker(info={"vault": self.vault})
-        for hook in self.on_open:
-            hook(session)
-        return session
+        """A session that can seal and open, once a recorder is attached to it: bare,
+        it reads no sealed value (see ``db.sealed``). Entry points open their units of
+        work with ``hippocrate.work``, which attaches the recorder and the read check."""
+        return self._maker(info={sealed.VAULT: self.vault, sealed.KEYS: self.keys})
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on any error."""
         with self() as session, session.begin():
             yield session
+
+
+class UnauditedSessionFactory(SessionFactory):
+    """Sessions that open sealed values with no recorder, no policy and no guard."""
+
+    def __init__(self, engine: Engine, vault: Vault, keys: sealed.KeySource, why: str) -> None:
+        super().__init__(engine, vault, keys)
+        self.why = why
+
+    def __call__(self) -> Session:
+        return sealed.unsafe_unaudited(super().__call__(), self.why)
+
+
+def unsafe_unaudited_sessions(
+    engine: Engine, vault: Vault, keys: sealed.KeySource, *, why: str
+) -> SessionFactory:
+    """A session factory whose sessions skip the audit trail and the guard (see
+    ``db.sealed.unsafe_unaudited``): for benchmarks of the store itself and tests of
+    the layers below the entry points. An entry point's unit of work still attaches
+    its recorder, which replaces the bypass."""
+    return UnauditedSessionFactory(engine, vault, keys, why)

@@ -11,6 +11,14 @@ flushes; a ``before_flush`` hook then seals every pending value with the owner's
 active data key, bound to (table, column, row id), and computes the blind indexes.
 Reading opens the stored value with the key version it names; any failure raises
 ``DecryptionError`` (never ciphertext, never partial plaintext).
+
+Fail closed by construction: a sealed value is opened only for a session that carries
+an access hook (the audit recorder, attached with the access policy's and the guard's
+read check), and sealed only for a session that records writes. A session opened
+without one raises :class:`UnauditedAccess` instead of decrypting: a new entry point
+(a page, a job, a worker, a CLI command) inherits the guarantees or cannot read at all.
+The one way around it is :func:`unsafe_unaudited`, named so that a reviewer sees it.
+The session also hands the store its keys (``KEYS``): the store imports no domain.
 """
 
 from __future__ import annotations
@@ -20,14 +28,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import flag_modified
 
-from hippocrate.keyring.service import active_key, key_for, vault_of
-from hippocrate.vault import DecryptionError, FieldContext, peek_key_version
+from hippocrate.vault import DataKey, DecryptionError, FieldContext, Vault, peek_key_version
 
 T = TypeVar("T")
 
@@ -53,6 +60,43 @@ JSON: Codec[Any] = Codec(
     lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
     json.loads,
 )
+
+
+#: ``session.info`` keys: the vault, and the :class:`KeySource` that finds data keys.
+VAULT = "vault"
+KEYS = "hippocrate.keys"
+
+
+class KeySource(Protocol):
+    """Finds the data keys of an owner for the store (the keyring implements it)."""
+
+    def active_key(self, *, session: Session, owner: uuid.UUID) -> DataKey:
+        """The key that seals new values of ``owner``."""
+        ...
+
+    def key_for(self, *, session: Session, owner: uuid.UUID, version: int) -> DataKey:
+        """The key version that opens a value of ``owner``."""
+        ...
+
+
+class UnauditedAccess(DecryptionError):
+    """A sealed value was about to be opened or sealed in a session that carries no
+    audit recorder (or none that checks reads): refused, nothing decrypted."""
+
+
+def vault_of(session: Session) -> Vault:
+    """The vault a session was opened with (see ``db.engine.SessionFactory``)."""
+    vault = session.info.get(VAULT)
+    if vault is None:
+        raise RuntimeError("this session has no vault: open it with the session factory")
+    return vault  # type: ignore[no-any-return]
+
+
+def keys_of(session: Session) -> KeySource:
+    keys = session.info.get(KEYS)
+    if keys is None:
+        raise RuntimeError("this session has no key source: open it with the session factory")
+    return keys  # type: ignore[no-any-return]
 
 
 class SealedModel:
@@ -168,7 +212,9 @@ class Sealed(Generic[T]):
         assert isinstance(instance, SealedModel)
         _notify(session, instance, self, "read")  # before decrypting: it may refuse
         version = peek_key_version(blob)
-        key = key_for(session=session, owner=instance.sealed_owner_id(), version=version)
+        key = keys_of(session).key_for(
+            session=session, owner=instance.sealed_owner_id(), version=version
+        )
         return vault_of(session).open(key, blob, self.context(instance))
 
     def seal_pending(self, session: Session, instance: SealedModel, value: Any) -> None:
@@ -178,7 +224,7 @@ class Sealed(Generic[T]):
                 setattr(instance, self.blind_index, None)
             return
         _notify(session, instance, self, "write")
-        key = active_key(session=session, owner=instance.sealed_owner_id())
+        key = keys_of(session).active_key(session=session, owner=instance.sealed_owner_id())
         vault = vault_of(session)
         blob = vault.seal(key, self.codec.encode(value), self.context(instance))
         setattr(instance, self.column_attr, blob)
@@ -188,16 +234,69 @@ class Sealed(Generic[T]):
             setattr(instance, self.blind_index, vault.blind_index(self.index_field, str(value)))
 
 
-#: ``session.info`` key of a callable told of every sealed read and write, before it
+#: ``session.info`` key of the hook told of every sealed read and write, before it
 #: happens: ``hook(instance, field, verb)``. The audit recorder installs it; it may
-#: raise to refuse the access (the guard's containment).
+#: raise to refuse the access (the guard's containment). A hook whose ``checks_reads``
+#: is false may only be told of writes.
 ACCESS_HOOK = "hippocrate.on_access"
 
 
+class AccessHook(Protocol):
+    checks_reads: bool
+
+    def __call__(self, instance: SealedModel, field: Sealed[Any], verb: str) -> None: ...
+
+    def note(
+        self, *, patient: uuid.UUID | None, subject: str, verb: str, resource: str, category: str
+    ) -> None:
+        """An access that does not go through a sealed attribute (attachment bodies)."""
+        ...
+
+
+def require_hook(session: Session, verb: str, what: str) -> AccessHook:
+    """The session's access hook, or ``UnauditedAccess``: nothing sealed is opened
+    (``verb`` "read") without a read check, nor sealed ("write") unrecorded."""
+    hook: AccessHook | None = session.info.get(ACCESS_HOOK)
+    if hook is None:
+        raise UnauditedAccess(f"refused to {verb} {what}: this session records no access")
+    if verb == "read" and not hook.checks_reads:
+        raise UnauditedAccess(f"refused to read {what}: this session checks no read")
+    return hook
+
+
 def _notify(session: Session, instance: SealedModel, field: Sealed[Any], verb: str) -> None:
-    hook = session.info.get(ACCESS_HOOK)
-    if hook is not None:
-        hook(instance, field, verb)
+    require_hook(session, verb, f"{type(instance).__name__}.{field.name}")(instance, field, verb)
+
+
+class _Unaudited:
+    """The hook of :func:`unsafe_unaudited`: allows everything, records nothing."""
+
+    checks_reads = True
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __call__(self, instance: SealedModel, field: Sealed[Any], verb: str) -> None:
+        return None
+
+    def note(
+        self, *, patient: uuid.UUID | None, subject: str, verb: str, resource: str, category: str
+    ) -> None:
+        return None
+
+
+def unsafe_unaudited(session: Session, why: str) -> Session:
+    """Let ``session`` open and seal values with no recorder, no policy and no guard.
+
+    Unsafe: nothing it reads reaches the audit trail or the guard. For the code that
+    must touch ciphertext below the domain (benchmarks of the store itself, tests of
+    the sealed format); ``why`` says which, and stays on the session for a debugger.
+    Never call it from an entry point that serves a person.
+    """
+    if len(why.strip()) < 10:
+        raise ValueError("say why this session may skip the audit trail")
+    session.info[ACCESS_HOOK] = _Unaudited(why)
+    return session
 
 
 def seal_pending(session: Session) -> None:

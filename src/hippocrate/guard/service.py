@@ -31,7 +31,7 @@ from hippocrate.config import Settings
 from hippocrate.db.engine import SessionFactory
 from hippocrate.guard.errors import Contained, NotContained
 from hippocrate.guard.models import HoneytokenMarker
-from hippocrate.guard.state import GuardState, LocalState, RedisState, clock
+from hippocrate.guard.state import DatabaseState, GuardState, RedisState, clock
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
 from hippocrate.vault import Vault
@@ -40,9 +40,10 @@ security_log = logging.getLogger("hippocrate.security")
 HONEYTOKEN_PURPOSE = b"hippocrate.honeytoken.v1"
 
 
-def open_state(settings: Settings) -> GuardState:
-    """Redis when ``HIPPOCRATE_REDIS_URL`` is set (several processes), else in process."""
-    return RedisState(settings.redis_url) if settings.redis_url else LocalState()
+def open_state(settings: Settings, sessions: SessionFactory) -> GuardState:
+    """Redis when ``HIPPOCRATE_REDIS_URL`` is set, else the database: either way every
+    process of the deployment (workers, the CLI) shares the same state."""
+    return RedisState(settings.redis_url) if settings.redis_url else DatabaseState(sessions)
 
 
 class Guard:
@@ -75,6 +76,7 @@ class Guard:
             "practitioner": self.settings.guard_breadth_practitioner,
             "admin": self.settings.guard_breadth_admin,
             "patient": self.settings.guard_breadth_patient,
+            "operator": self.settings.guard_breadth_operator,
             "support": 0,
             "dpo": 0,
         }.get(role)
@@ -84,10 +86,11 @@ class Guard:
         return {
             "practitioner": self.settings.guard_daily_practitioner,
             "admin": self.settings.guard_daily_admin,
+            "operator": self.settings.guard_daily_operator,
         }.get(role)
 
-    def ensure_not_contained(self, account: uuid.UUID) -> None:
-        reason = self.state.contained(account)
+    def ensure_not_contained(self, account: uuid.UUID, *, session: Session | None = None) -> None:
+        reason = self.state.contained(account, session=session)
         if reason is not None:
             raise Contained(reason)
 
@@ -116,15 +119,16 @@ class Guard:
             patient,
             now=self._now(),
             windows=[(scope, seconds) for scope, seconds, _, _ in rules],
+            session=session,
         )
         if reason is not None:
             raise Contained(reason)
         if self.is_honeytoken(session, patient):
-            self._trip(actor, "honeytoken", patient)
+            self._trip(actor, "honeytoken", patient, session=session)
         for (_, _, limit, label), count in zip(rules, counts, strict=True):
             assert limit is not None
             if count > limit:
-                self._trip(actor, f"breadth: {count} patients in {label}")
+                self._trip(actor, f"breadth: {count} patients in {label}", session=session)
 
     def note_refusal(self, actor: Actor) -> None:
         """Called after a refused or not-found access; raises ``Contained`` past the
@@ -137,9 +141,16 @@ class Guard:
         if count > self.settings.guard_enumeration_limit:
             self._trip(actor, f"enumeration: {count} refused ids")
 
-    def _trip(self, actor: Actor, reason: str, patient: uuid.UUID | None = None) -> None:
+    def _trip(
+        self,
+        actor: Actor,
+        reason: str,
+        patient: uuid.UUID | None = None,
+        *,
+        session: Session | None = None,
+    ) -> None:
         assert actor.account_id is not None
-        new = self.state.contain(actor.account_id, reason)
+        new = self.state.contain(actor.account_id, reason, session=session)
         if new:
             self._log(f"containment: {reason}", actor, patient)
         raise Contained(reason, new=new)
@@ -188,6 +199,8 @@ class Guard:
                     )
                 ],
             )
+        # Now for every process (the database state held it in this one until here).
+        self.state.contain(actor.account_id, exc.reason)
         self.alert(actor, exc.reason, now)
 
     def alert(self, actor: Actor, reason: str, now: datetime) -> None:
@@ -226,16 +239,18 @@ class Guard:
     def release(
         self, session: Session, *, admin: Actor, account_id: uuid.UUID, reason: str
     ) -> None:
-        """An admin releases a contained account, with a reason, in the caller's unit
-        of work (recorded in the trail). ``LookupError`` if there is no such account,
-        ``NotContained`` if the guard did not contain it."""
+        """An admin (or an operator) releases a contained principal, with a reason, in
+        the caller's unit of work (recorded in the trail). ``LookupError`` if there is
+        no such account nor contained operator, ``NotContained`` if the guard did not
+        contain it."""
         account = session.get(Account, account_id)
-        if account is None:
+        held = self.state.contained(account_id, session=session) is not None
+        if account is None and not held:
             raise LookupError("no such account")
-        contained = account.disabled_reason == "contained"
-        if not contained and self.state.contained(account_id) is None:
+        contained = account is not None and account.disabled_reason == "contained"
+        if not contained and not held:
             raise NotContained()
-        if contained and account.status is AccountStatus.DISABLED:
+        if account is not None and contained and account.status is AccountStatus.DISABLED:
             account.status = AccountStatus.ACTIVE
             account.disabled_reason = None
         append(
@@ -253,7 +268,7 @@ class Guard:
                 )
             ],
         )
-        self.state.release(account_id)
+        self.state.release(account_id, session=session)
         security_log.warning(
             json.dumps({"event": "guard", "what": "released", "account": str(account_id),
                         "by": str(admin.account_id), "reason": reason[:500]})

@@ -1,5 +1,12 @@
-"""Where the guard keeps its counters: in process (one machine) or in Redis (several
-app processes). Both answer the same questions, atomically."""
+"""Where the guard keeps its counters and containments, so that every process of a
+deployment agrees: in the database (the embedded default: the server, a second worker
+and the CLI beside them share it) or in Redis (when configured). ``LocalState`` keeps
+them in one process's memory, for tests of the rules alone. All answer the same
+questions, atomically.
+
+Methods take the caller's database ``session`` when there is one: the database state
+then writes in the caller's transaction (SQLite has one writer; a second connection
+would wait on the first). Without one it uses a short transaction of its own."""
 
 from __future__ import annotations
 
@@ -8,10 +15,18 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 from redis.exceptions import RedisError
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from hippocrate.db.engine import SessionFactory
+from hippocrate.guard.models import Containment, WindowRead, WindowRefusal
 
 
 class GuardUnavailable(RuntimeError):
@@ -40,6 +55,7 @@ class GuardState(Protocol):
         *,
         now: float,
         windows: Sequence[tuple[str, float]],
+        session: Session | None = None,
     ) -> tuple[str | None, list[int]]:
         """In one step: the containment reason if ``account`` is contained (then
         nothing is counted); else record the read in every ``(scope, seconds)`` window
@@ -50,15 +66,17 @@ class GuardState(Protocol):
         """Record one refused or not-found access; how many in the window."""
         ...
 
-    def contain(self, account: uuid.UUID, reason: str) -> bool:
-        """Mark ``account`` contained; False if it already was."""
+    def contain(self, account: uuid.UUID, reason: str, *, session: Session | None = None) -> bool:
+        """Mark ``account`` contained; False if it already was. With a ``session`` (a
+        unit of work that is about to be rolled back), the mark holds in this process
+        at once and in every process once :meth:`contain` runs again without one."""
         ...
 
-    def contained(self, account: uuid.UUID) -> str | None:
+    def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
         """The containment reason, or None."""
         ...
 
-    def release(self, account: uuid.UUID) -> None: ...
+    def release(self, account: uuid.UUID, *, session: Session | None = None) -> None: ...
 
 
 class LocalState:
@@ -93,6 +111,7 @@ class LocalState:
         *,
         now: float,
         windows: Sequence[tuple[str, float]],
+        session: Session | None = None,
     ) -> tuple[str | None, list[int]]:
         reason = self.contained(account)
         if reason is not None:
@@ -111,18 +130,18 @@ class LocalState:
                 times.popleft()
             return len(times)
 
-    def contain(self, account: uuid.UUID, reason: str) -> bool:
+    def contain(self, account: uuid.UUID, reason: str, *, session: Session | None = None) -> bool:
         with self._lock:
             if account in self._contained:
                 return False
             self._contained[account] = reason
             return True
 
-    def contained(self, account: uuid.UUID) -> str | None:
+    def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
         with self._lock:
             return self._contained.get(account)
 
-    def release(self, account: uuid.UUID) -> None:
+    def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
         with self._lock:
             self._contained.pop(account, None)
             for key in [k for k in self._reads if k[0] == account]:
@@ -193,6 +212,7 @@ class RedisState:
         *,
         now: float,
         windows: Sequence[tuple[str, float]],
+        session: Session | None = None,
     ) -> tuple[str | None, list[int]]:
         keys = [self._key("contained", account), *(self._key(s, account) for s, _ in windows)]
         args: list[str | float] = [now, str(patient), *(seconds for _, seconds in windows)]
@@ -213,20 +233,20 @@ class RedisState:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
         return int(count)
 
-    def contain(self, account: uuid.UUID, reason: str) -> bool:
+    def contain(self, account: uuid.UUID, reason: str, *, session: Session | None = None) -> bool:
         try:
             return bool(self._redis.set(self._key("contained", account), reason, nx=True))
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
 
-    def contained(self, account: uuid.UUID) -> str | None:
+    def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
         try:
             value = self._redis.get(self._key("contained", account))
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
         return value.decode() if isinstance(value, bytes) else None
 
-    def release(self, account: uuid.UUID) -> None:
+    def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
         try:
             self._redis.delete(
                 self._key("contained", account),
@@ -236,6 +256,137 @@ class RedisState:
             )
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
+
+
+class DatabaseState:
+    """Shared state in the database: the embedded default, where the server, a second
+    worker and the CLI share one SQLite file (or one PostgreSQL). Any database failure
+    raises ``GuardUnavailable`` (fail closed).
+
+    A containment decided inside a unit of work that will be rolled back is held in
+    this process at once (``_pending``) and written for every process when the guard
+    completes it in a transaction of its own; a pending mark lapses after
+    ``PENDING_SECONDS`` if that never happens (the process died)."""
+
+    PENDING_SECONDS = 30.0
+
+    def __init__(self, sessions: SessionFactory, *, now: Any = None) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._pending: dict[uuid.UUID, tuple[str, float]] = {}
+        self._now = now or time.monotonic
+
+    def _run(self, session: Session | None, work: Any) -> Any:
+        try:
+            if session is not None:
+                with session.no_autoflush:
+                    return work(session)
+            with self._sessions.begin() as own:
+                return work(own)
+        except SQLAlchemyError as exc:
+            raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
+
+    def _upsert(self, session: Session) -> Any:
+        dialect = session.get_bind().dialect.name
+        return pg_insert if dialect == "postgresql" else sqlite_insert
+
+    def distinct_patients(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        window: float,
+        scope: str = "reads",
+    ) -> int:
+        return self.observe(account, patient, now=now, windows=[(scope, window)])[1][0]
+
+    def observe(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        now: float,
+        windows: Sequence[tuple[str, float]],
+        session: Session | None = None,
+    ) -> tuple[str | None, list[int]]:
+        def work(db: Session) -> tuple[str | None, list[int]]:
+            reason = self._contained(db, account)
+            if reason is not None:
+                return reason, []
+            counts = []
+            insert = self._upsert(db)
+            for scope, seconds in windows:
+                db.execute(
+                    insert(WindowRead)
+                    .values(account_id=account, scope=scope, patient_id=patient, at=now)
+                    .on_conflict_do_update(
+                        index_elements=["account_id", "scope", "patient_id"], set_={"at": now}
+                    )
+                )
+                mine = (WindowRead.account_id == account, WindowRead.scope == scope)
+                db.execute(delete(WindowRead).where(*mine, WindowRead.at <= now - seconds))
+                counts.append(
+                    int(db.scalar(select(func.count()).select_from(WindowRead).where(*mine)) or 0)
+                )
+            return None, counts
+
+        result: tuple[str | None, list[int]] = self._run(session, work)
+        return result
+
+    def refusals(self, account: uuid.UUID, *, now: float, window: float) -> int:
+        def work(db: Session) -> int:
+            db.add(WindowRefusal(account_id=account, at=now))
+            db.flush()
+            mine = WindowRefusal.account_id == account
+            db.execute(delete(WindowRefusal).where(mine, WindowRefusal.at <= now - window))
+            return int(db.scalar(select(func.count()).select_from(WindowRefusal).where(mine)) or 0)
+
+        count: int = self._run(None, work)
+        return count
+
+    def _contained(self, db: Session, account: uuid.UUID) -> str | None:
+        with self._lock:
+            pending = self._pending.get(account)
+            if pending is not None and pending[1] > self._now():
+                return pending[0]
+        found: str | None = db.scalar(
+            select(Containment.reason).where(Containment.account_id == account)
+        )
+        return found
+
+    def contain(self, account: uuid.UUID, reason: str, *, session: Session | None = None) -> bool:
+        if session is not None:
+            if self.contained(account, session=session) is not None:
+                return False
+            with self._lock:
+                self._pending[account] = (reason, self._now() + self.PENDING_SECONDS)
+            return True
+
+        def work(db: Session) -> bool:
+            if db.get(Containment, account) is not None:
+                return False
+            db.add(Containment(account_id=account, reason=reason[:200]))
+            return True
+
+        new: bool = self._run(None, work)
+        with self._lock:
+            self._pending.pop(account, None)
+        return new
+
+    def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
+        found: str | None = self._run(session, lambda db: self._contained(db, account))
+        return found
+
+    def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
+        def work(db: Session) -> None:
+            db.execute(delete(Containment).where(Containment.account_id == account))
+            db.execute(delete(WindowRead).where(WindowRead.account_id == account))
+            db.execute(delete(WindowRefusal).where(WindowRefusal.account_id == account))
+
+        self._run(session, work)
+        with self._lock:
+            self._pending.pop(account, None)
 
 
 def clock() -> float:

@@ -24,6 +24,9 @@ class Role(enum.StrEnum):
     SUPPORT = "support"
     DPO = "dpo"
     ADMIN = "admin"
+    #: A person running the command line; never an account's role (no route creates
+    #: one), only a principal's.
+    OPERATOR = "operator"
 
     @property
     def is_staff(self) -> bool:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hippocrate.config import Settings
+from hippocrate.db.sealed import vault_of
 from hippocrate.identifiers import normalise_email
 from hippocrate.identity import events, factors, passwords, throttle, tokens
 from hippocrate.identity.errors import (
@@ -53,7 +54,6 @@ from hippocrate.identity.signin import (
     login_email,
     replace_with_full_session,
 )
-from hippocrate.keyring.service import vault_of
 from hippocrate.notify.service import send
 from hippocrate.notify.templates import token_link
 from hippocrate.patients.errors import DuplicatePatient

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hippocrate.config import Settings
+from hippocrate.db.sealed import vault_of
 from hippocrate.identifiers import InvalidIdentifier, normalise_email
 from hippocrate.identity import events, factors, passwords, throttle
 from hippocrate.identity.errors import (
@@ -44,7 +45,6 @@ from hippocrate.identity.sessions import (
     end_session,
     mfa_required,
 )
-from hippocrate.keyring.service import vault_of
 from hippocrate.vault import DecryptionError
 
 PENDING_LIFETIME = timedelta(minutes=10)

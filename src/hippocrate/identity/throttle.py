@@ -28,9 +28,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hippocrate.config import Settings
+from hippocrate.db.sealed import vault_of
 from hippocrate.identity.errors import SignInLocked
 from hippocrate.identity.models import Throttle
-from hippocrate.keyring.service import vault_of
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from hippocrate.db.base import Base, utcnow
-from hippocrate.db.engine import SessionFactory
+from hippocrate.db.engine import SessionFactory, UnitsOfWork
 from hippocrate.db.sealed import SealedModel
 from hippocrate.keyring.errors import RetireRefused
 from hippocrate.keyring.models import DataKeyRecord, KeyState, RootRotation
@@ -207,7 +207,7 @@ def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
 
 
 def finish_data_key_rotation(
-    *, sessions: SessionFactory, owner: uuid.UUID, resealers: Sequence[ExternalResealer] = ()
+    *, sessions: UnitsOfWork, owner: uuid.UUID, resealers: Sequence[ExternalResealer] = ()
 ) -> int:
     """Re-seal what ``owner`` keeps outside the database, then destroy the retired key
     versions. Crash-safe: until the last step both versions open, and rerunning the

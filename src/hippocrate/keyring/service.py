@@ -12,18 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.db.base import utcnow
+from hippocrate.db.sealed import vault_of
 from hippocrate.keyring.models import DataKeyRecord, KeyState
-from hippocrate.vault import DataKey, KeyDestroyed, Vault, WrappedKey
+from hippocrate.vault import DataKey, KeyDestroyed, WrappedKey
 
 _ACTIVE = "hippocrate.active_keys"
-
-
-def vault_of(session: Session) -> Vault:
-    """The vault a session was opened with (see ``db.engine.SessionFactory``)."""
-    vault = session.info.get("vault")
-    if vault is None:
-        raise RuntimeError("this session has no vault: open it with the session factory")
-    return vault  # type: ignore[no-any-return]
 
 
 def _active_map(session: Session) -> dict[uuid.UUID, DataKey]:
@@ -126,3 +119,14 @@ def destroy_retired(*, session: Session, owner: uuid.UUID) -> None:
         .execution_options(synchronize_session="fetch")
     )
     vault_of(session).forget(owner)
+
+
+class Keyring:
+    """The store's key source (``db.sealed.KeySource``): sessions carry it, so sealed
+    attributes find their keys without the store importing the keyring."""
+
+    active_key = staticmethod(active_key)
+    key_for = staticmethod(key_for)
+
+
+KEYRING = Keyring()

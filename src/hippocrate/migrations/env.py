@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from hippocrate.db.registry import Base
+from hippocrate.migrations.registry import Base
 
 engine = context.config.attributes.get("engine")
 if not isinstance(engine, Engine):

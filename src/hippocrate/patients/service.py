@@ -20,10 +20,11 @@ from hippocrate.consultations.models import (
     Consultation,
     ConsultationStatus,
 )
+from hippocrate.db.sealed import vault_of
 from hippocrate.identifiers import nir_matches_identity
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
-from hippocrate.keyring.service import destroy_keys, vault_of
+from hippocrate.keyring.service import destroy_keys
 from hippocrate.patients.errors import (
     DuplicatePatient,
     InconsistentIdentity,
@@ -88,7 +89,10 @@ def find_by(*, session: Session, field: str, value: str) -> Sequence[Patient]:
     return [p for p in candidates if getattr(p, field) == value]
 
 
-def get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
+def unsafe_get_patient(*, session: Session, patient_id: uuid.UUID) -> Patient:
+    """One patient by id, whoever asks: unsafe, it skips the access policy. For the
+    operator's maintenance commands (data key rotation) and tests; a reader's path is
+    :func:`readable_record`. Its fields still open only in an audited session."""
     patient = session.get(Patient, patient_id)
     if patient is None:
         raise PatientNotFound(patient_id)
@@ -258,13 +262,13 @@ def grant_break_glass(
     minutes: int,
     now: datetime,
 ) -> BreakGlassGrant:
-    """An admin opens time-limited access to one patient's data, with a stated reason
-    that the patient reads later."""
+    """An admin (or a CLI operator) opens time-limited access to one patient's data,
+    with a stated reason that the patient reads later."""
     policy.ensure_may_break_glass(principal)
-    patient = get_patient(session=session, patient_id=patient_id)
     grant = BreakGlassGrant(
-        admin_account_id=principal.account_id,
-        patient_id=patient.id,
+        admin_account_id=principal.account_id if principal.operator is None else None,
+        operator=principal.operator,
+        patient_id=policy.ensure_patient_exists(session, patient_id),
         started_at=now,
         expires_at=now + timedelta(minutes=minutes),
     )

@@ -1,10 +1,11 @@
-"""Imports every model so that ``Base.metadata`` knows every table."""
+"""Every model, so that ``Base.metadata`` (and Alembic) knows every table. It lives beside
+the migrations: the store (``hippocrate.db``) imports no domain."""
 
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
-from hippocrate.guard.models import HoneytokenMarker
+from hippocrate.guard.models import Containment, HoneytokenMarker, WindowRead, WindowRefusal
 from hippocrate.identity.models import Account, AccountToken, AuthSession, Practitioner, Throttle
 from hippocrate.keyring.models import DataKeyRecord, RootRotation
 from hippocrate.notify.models import OutboundEmail
@@ -21,6 +22,7 @@ __all__ = [
     "BreakGlassGrant",
     "CareRelationship",
     "Consultation",
+    "Containment",
     "DataKeyRecord",
     "HoneytokenMarker",
     "Message",
@@ -29,4 +31,6 @@ __all__ = [
     "Practitioner",
     "RootRotation",
     "Throttle",
+    "WindowRead",
+    "WindowRefusal",
 ]

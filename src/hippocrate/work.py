@@ -1,0 +1,73 @@
+"""Units of work for every entry point: an API request, a CLI command, a job.
+
+:func:`unit_of_work` is the one way in to patient data. Its session carries the audit
+recorder, with the guard's read check: every sealed read and write is recorded and
+chained in the same transaction, every first read of a patient is checked by the guard
+(containment, honeytokens, breadth) before anything is decrypted, and a refused or
+failed unit writes what it touched, and the refusal, in a transaction of its own. A
+session opened any other way reads nothing sealed (``db.sealed`` fails closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from sqlalchemy.orm import Session
+
+from hippocrate.access.errors import AccessError, NotFound
+from hippocrate.audit.recorder import Actor, attach, record_failure
+from hippocrate.guard.errors import Contained
+from hippocrate.runtime import Runtime
+
+
+@contextmanager
+def unit_of_work(runtime: Runtime, actor: Actor) -> Iterator[Session]:
+    """A transaction acting as ``actor``: committed if the block ends, rolled back if
+    it raises (the error goes on to the caller). Whoever later learns who acts (the
+    API, once the bearer token is resolved) sets ``recorder_of(session).actor``."""
+    sessions, guard = runtime.sessions, runtime.guard
+    assert guard is not None
+    session = sessions()
+    recorder = attach(
+        session,
+        actor,
+        check=lambda who, patient, _resource: guard.check_read(session, who, patient),
+    )
+    try:
+        with session.begin():
+            yield session
+    except Contained as exc:
+        record_failure(sessions, recorder, action="guard:access:refused", outcome="contained")
+        guard.complete_containment(sessions, recorder.actor, exc)
+        raise
+    except NotFound as exc:
+        resource = f"{exc.kind}:{exc.object_id}" if exc.object_id else None
+        record_failure(sessions, recorder, action=f"{exc.kind}:access:refused", resource=resource)
+        try:
+            guard.note_refusal(recorder.actor)
+        except Contained as contained:
+            guard.complete_containment(sessions, recorder.actor, contained)
+            raise contained from None
+        raise
+    except AccessError as exc:
+        action = f"access:{type(exc).__name__.lower()}:refused"
+        record_failure(sessions, recorder, action=action)
+        raise
+    except Exception:
+        record_failure(sessions, recorder)
+        raise
+    finally:
+        session.close()
+
+
+class Units:
+    """Units of work of one actor, opened one after the other (a job in batches): the
+    shape of ``SessionFactory.begin`` with the recorder and the guard attached."""
+
+    def __init__(self, runtime: Runtime, actor: Actor) -> None:
+        self.runtime = runtime
+        self.actor = actor
+
+    def begin(self) -> AbstractContextManager[Session]:
+        return unit_of_work(self.runtime, self.actor)
