@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # (then run 'hippocrate audit checkpoint' from cron).
     audit_checkpoint_seconds: float = Field(default=60, ge=0)
     audit_checkpoint_mirror: Path | None = None
+    # The key file provider's Ed25519 checkpoint signing key in a file of its own (0600),
+    # so that it can live outside DATA_DIR; unset: inside the root key file.
+    audit_signing_key_file: Path | None = None
     # 'audit verify' fails when an event older than audit_checkpoint_seconds plus this
     # grace (seconds) lies beyond the last checkpoint (with the cron mode, 0 above, the
     # grace alone is the bound: set it above the cron period).

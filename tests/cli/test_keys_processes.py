@@ -204,3 +204,15 @@ def test_retire_refuses_what_would_lose_data(cli: Cli) -> None:
     assert "resumed and finished" in cli.ok("keys", "rotate")
     assert "root key versions left: 2" in cli.ok("keys", "retire", "1")
     assert_one_line_error(cli.run("keys", "retire", "2"), "version 2 is the current")
+
+
+def test_init_keeps_the_signing_key_outside_the_data_folder(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "audit-signing.key"
+    deployment = Cli(tmp_path / "home", {"HIPPOCRATE_AUDIT_SIGNING_KEY_FILE": str(outside)})
+    (tmp_path / "home").mkdir()
+    deployment.ok("init")
+
+    assert outside.is_file()
+    assert outside.stat().st_mode & 0o777 == 0o600
+    assert '"audit"' not in deployment.key_file.read_text()
+    assert not any("audit" in p.name and p.suffix == ".key" for p in deployment.data_dir.rglob("*"))

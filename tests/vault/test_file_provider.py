@@ -14,6 +14,7 @@ import pytest
 
 from hippocrate.vault import DecryptionError, KeyProviderError, UnknownKeyVersion
 from hippocrate.vault.providers.file import FileKeyProvider
+from hippocrate.vault.signatures import verify_signature
 
 
 def test_created_with_owner_only_permissions(tmp_path: Path) -> None:
@@ -217,3 +218,53 @@ def test_concurrent_writers_lose_no_version(key_file: Path) -> None:
     ]
     assert [p.wait(timeout=60) for p in processes] == [0, 0, 0]
     assert FileKeyProvider(key_file).versions() == list(range(1, 32))
+
+
+# -- the audit signing key in a file of its own ---------------------------------------------
+
+
+def test_the_signing_key_can_live_in_a_file_of_its_own(tmp_path: Path) -> None:
+    key_file, signing_file = tmp_path / "data" / "root.key", tmp_path / "outside" / "audit.key"
+    provider = FileKeyProvider.initialise(key_file, signing_key_file=signing_file)
+
+    assert "audit" not in json.loads(key_file.read_bytes())
+    assert "audit" in json.loads(signing_file.read_bytes())
+    assert stat.S_IMODE(signing_file.stat().st_mode) == 0o600
+    signature = provider.sign(b"checkpoint")
+    assert verify_signature(provider.signing_public_key(), b"checkpoint", signature)
+    # Without the setting, the key file alone cannot sign.
+    with pytest.raises(KeyProviderError, match="holds no audit signing key"):
+        FileKeyProvider(key_file).sign(b"checkpoint")
+    # Run again (init is idempotent): the same key.
+    again = FileKeyProvider.initialise(key_file, signing_key_file=signing_file)
+    assert again.signing_public_key() == provider.signing_public_key()
+
+
+def test_init_moves_the_signing_key_out_of_the_key_file(key_file: Path, tmp_path: Path) -> None:
+    public = FileKeyProvider(key_file).signing_public_key()
+    signing_file = tmp_path / "outside" / "audit.key"
+
+    moved = FileKeyProvider.initialise(key_file, signing_key_file=signing_file)
+
+    # Checkpoints signed before still verify: it is the same key, now only outside.
+    assert moved.signing_public_key() == public
+    assert "audit" not in json.loads(key_file.read_bytes())
+    assert FileKeyProvider(key_file, signing_key_file=signing_file).signing_public_key() == public
+
+
+def test_an_exposed_or_missing_signing_key_file_is_refused(key_file: Path, tmp_path: Path) -> None:
+    signing_file = tmp_path / "audit.key"
+    with pytest.raises(KeyProviderError, match="does not exist; run 'hippocrate init'"):
+        FileKeyProvider(key_file, signing_key_file=signing_file)
+    FileKeyProvider.initialise(key_file, signing_key_file=signing_file)
+    signing_file.chmod(0o640)
+    with pytest.raises(KeyProviderError, match=r"audit signing key file .* readable by others"):
+        FileKeyProvider(key_file, signing_key_file=signing_file)
+
+
+def test_two_different_signing_keys_are_refused(key_file: Path, tmp_path: Path) -> None:
+    signing_file = tmp_path / "audit.key"
+    FileKeyProvider.create(tmp_path / "other.key", signing_key_file=signing_file)
+    with pytest.raises(KeyProviderError, match="hold different audit signing keys"):
+        FileKeyProvider.initialise(key_file, signing_key_file=signing_file)
+    assert "audit" in json.loads(key_file.read_bytes())  # nothing lost

@@ -15,7 +15,10 @@ def open_provider(settings: Settings) -> KeyProvider:
     if settings.key_provider is KeyProviderKind.FILE:
         from hippocrate.vault.providers.file import FileKeyProvider
 
-        return FileKeyProvider(settings.resolved_key_file)
+        return FileKeyProvider(
+            settings.resolved_key_file, signing_key_file=settings.audit_signing_key_file
+        )
+    _no_signing_key_file(settings)
     from hippocrate.vault.providers.pkcs11 import Pkcs11KeyProvider
 
     module, token, pin = _pkcs11_settings(settings)
@@ -27,16 +30,23 @@ def initialise_provider(settings: Settings) -> KeyProvider:
     if settings.key_provider is KeyProviderKind.FILE:
         from hippocrate.vault.providers.file import FileKeyProvider
 
-        path = settings.resolved_key_file
-        if not path.exists():
-            return FileKeyProvider.create(path)
-        provider = FileKeyProvider(path)
-        provider.ensure_signing_key()
-        return provider
+        return FileKeyProvider.initialise(
+            settings.resolved_key_file, signing_key_file=settings.audit_signing_key_file
+        )
+    _no_signing_key_file(settings)
     from hippocrate.vault.providers.pkcs11 import Pkcs11KeyProvider
 
     module, token, pin = _pkcs11_settings(settings)
     return Pkcs11KeyProvider.initialise(module=module, token_label=token, pin=pin)
+
+
+def _no_signing_key_file(settings: Settings) -> None:
+    """A signing key file set for the HSM would be silently ignored: refuse it."""
+    if settings.audit_signing_key_file is not None:
+        raise KeyProviderError(
+            "HIPPOCRATE_AUDIT_SIGNING_KEY_FILE is for the file key provider; with pkcs11 "
+            "the audit signing key is in the token: unset it"
+        )
 
 
 def _pkcs11_settings(settings: Settings) -> tuple[Path, str, str]:

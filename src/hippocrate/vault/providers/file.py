@@ -107,6 +107,19 @@ class FileKeyProvider:
         _write_private(path, document)
         return cls(path, signing_key_file=signing_key_file)
 
+    @classmethod
+    def initialise(cls, path: Path, *, signing_key_file: Path | None = None) -> FileKeyProvider:
+        """What ``hippocrate init`` does (idempotent): create the key file if absent,
+        and the audit signing key where the settings keep it (see
+        :meth:`ensure_signing_key`)."""
+        path = Path(path)
+        if not path.exists():
+            return cls.create(path, signing_key_file=signing_key_file)
+        provider = cls(path)  # the signing key file may not exist yet
+        provider._signing_path = None if signing_key_file is None else Path(signing_key_file)
+        provider.ensure_signing_key()
+        return provider
+
     # -- loading --------------------------------------------------------------------
 
     def _load(self) -> None:
