@@ -19,9 +19,14 @@ from pathlib import Path
 from sqlalchemy import delete, update
 
 from hippocrate.audit.chain import FIELDS, GENESIS, link
-from hippocrate.audit.checkpoints import Checkpoint, checkpoint_payload, read_checkpoints
 from hippocrate.audit.models import AuditEvent, AuditHead
-from hippocrate.audit.service import PendingEvent, append
+from hippocrate.audit.service import (
+    Checkpoint,
+    PendingEvent,
+    append,
+    checkpoint_payload,
+    read_checkpoints,
+)
 from hippocrate.vault.providers.file import FileKeyProvider
 from tests.conftest import Store
 

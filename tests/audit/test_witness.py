@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hippocrate.audit.checkpoints import read_checkpoints
 from hippocrate.audit.scheduler import checkpoint_once, checkpoint_round
-from hippocrate.audit.service import append
+from hippocrate.audit.service import append, read_checkpoints
 from hippocrate.audit.witness import pending_dir
 from hippocrate.config import Settings
 from hippocrate.runtime import Runtime

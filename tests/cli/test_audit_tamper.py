@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hippocrate.audit.checkpoints import read_checkpoints
+from hippocrate.audit.service import read_checkpoints
 from tests.audit.helpers import (
     Deployment,
     WebhookWitness,
