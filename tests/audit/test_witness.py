@@ -13,7 +13,7 @@ import pytest
 
 from hippocrate.audit.scheduler import checkpoint_once, checkpoint_round
 from hippocrate.audit.service import append, read_checkpoints
-from hippocrate.audit.witness import pending_dir
+from hippocrate.audit.witness import limits, pending_dir
 from hippocrate.config import Settings
 from hippocrate.runtime import Runtime
 from tests.audit.helpers import WebhookWitness, event, serve_webhook
@@ -138,3 +138,13 @@ def test_a_failing_email_witness_keeps_the_checkpoint_for_later(
     done = checkpoint_round(runtime)
     assert done.delivery.pending == {"email": 1}
     assert "email" in done.delivery.failures
+
+
+def test_verify_names_a_signing_key_inside_the_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    inside = Settings(data_dir=data, key_file=None, audit_signing_key_file=None)
+    assert any("signing key file is inside the data folder" in n for n in limits(inside, []))
+    outside = Settings(
+        data_dir=data, key_file=None, audit_signing_key_file=tmp_path / "keys" / "signing.key"
+    )
+    assert not any("signing key file is inside" in n for n in limits(outside, []))

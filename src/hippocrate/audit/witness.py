@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hippocrate.audit.checkpoints import Checkpoint, read_checkpoints
-from hippocrate.config import Settings
+from hippocrate.config import KeyProviderKind, Settings
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +237,10 @@ def limits(settings: Settings, witness_files: Sequence[Path]) -> list[str]:
     data = settings.data_dir.resolve()
     if settings.audit_checkpoint_mirror and _inside(settings.audit_checkpoint_mirror, data):
         notes.append("the mirror is inside the data folder: whoever copies it has both")
-    key_file = getattr(settings, "audit_signing_key_file", None) or (
-        settings.resolved_key_file if settings.key_provider == "file" else None
+    key_file = settings.audit_signing_key_file or (
+        settings.resolved_key_file if settings.key_provider == KeyProviderKind.FILE else None
     )
-    if key_file is not None and _inside(Path(key_file), data):
+    if key_file is not None and _inside(key_file, data):
         notes.append(
             "the signing key file is inside the data folder: whoever copies that folder "
             "can re-sign history (set HIPPOCRATE_AUDIT_SIGNING_KEY_FILE outside it, or use "
