@@ -28,3 +28,11 @@ class Principal:
     @property
     def is_practitioner(self) -> bool:
         return self.role is Role.PRACTITIONER
+
+
+#: Operators are principals without an account: their id is derived from their name.
+OPERATOR_NAMESPACE = uuid.UUID("5b0d6a52-7f3e-4c8e-9a51-0f3f0c1e7a11")
+
+
+def operator_id(name: str) -> uuid.UUID:
+    return uuid.uuid5(OPERATOR_NAMESPACE, name)

@@ -9,6 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from hippocrate.access.models import BreakGlassGrant
+from hippocrate.access.principal import operator_id
 from hippocrate.audit.models import AuditEvent
 from hippocrate.audit.schemas import AccessEntry
 from hippocrate.identity.models import Practitioner
@@ -58,6 +59,10 @@ def _who(
     session: Session, event: AuditEvent, patient_id: uuid.UUID, names: dict[uuid.UUID, str]
 ) -> str:
     role, account = event.actor_role, event.actor_account_id
+    if role == "operator" and account is not None:
+        grant = _operator_grant(session, account, patient_id, event.at)
+        if grant is not None:
+            return f"operator {grant.operator} with break-glass: {grant.reason}"
     if role in _PLAIN_ROLES or account is None:
         return _PLAIN_ROLES.get(role, role)
     if role == "practitioner":
@@ -68,6 +73,26 @@ def _who(
         reason = _break_glass_reason(session, account, patient_id, event.at)
         return f"administrator with break-glass: {reason}" if reason else "administrator"
     return role
+
+
+def _operator_grant(
+    session: Session, operator: uuid.UUID, patient_id: uuid.UUID, at: datetime
+) -> BreakGlassGrant | None:
+    """The grant under which a CLI operator (id derived from their name) read."""
+    grants = session.scalars(
+        select(BreakGlassGrant)
+        .where(
+            BreakGlassGrant.operator.is_not(None),
+            BreakGlassGrant.patient_id == patient_id,
+            BreakGlassGrant.started_at <= at,
+        )
+        .order_by(BreakGlassGrant.started_at.desc())
+    )
+    for grant in grants:
+        assert grant.operator is not None
+        if operator_id(grant.operator) == operator:
+            return grant
+    return None
 
 
 def _practitioner_name(session: Session, account: uuid.UUID) -> str:

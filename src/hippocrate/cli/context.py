@@ -15,15 +15,15 @@ unit of work as a request (``hippocrate.work``): recorded, checked by the guard.
 from __future__ import annotations
 
 import getpass
+import logging
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 from sqlalchemy.orm import Session
 
-from hippocrate.access.principal import Principal
+from hippocrate.access.principal import Principal, operator_id
 from hippocrate.audit.recorder import Actor
 from hippocrate.config import Settings
 from hippocrate.guard.errors import Contained
@@ -31,8 +31,6 @@ from hippocrate.identity.models import Role
 from hippocrate.runtime import Runtime
 from hippocrate.work import unit_of_work
 
-#: Operators are principals without an account: their id is derived from their name.
-OPERATOR_NAMESPACE = uuid.UUID("5b0d6a52-7f3e-4c8e-9a51-0f3f0c1e7a11")
 _OPERATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
@@ -55,9 +53,23 @@ def runtime(*, require_schema: bool = True) -> Iterator[Runtime]:
         opened.close()
 
 
+def _security_log_to_file(rt: Runtime) -> None:
+    """A command's security events (containment) go to ``DATA_DIR/security.log``
+    (0600): its output stays one line, and the event is kept (the trail and the alerts
+    have it too)."""
+    log = logging.getLogger("hippocrate.security")
+    if any(isinstance(h, logging.FileHandler) for h in log.handlers):
+        return
+    path = rt.settings.data_dir / "security.log"
+    path.touch(mode=0o600, exist_ok=True)
+    log.addHandler(logging.FileHandler(path, encoding="utf-8"))
+    log.propagate = False
+
+
 @contextmanager
 def platform_work(rt: Runtime, purpose: str) -> Iterator[Session]:
     """A unit of work of the platform itself (setup, maintenance)."""
+    _security_log_to_file(rt)
     with unit_of_work(rt, Actor(role="operator", purpose=purpose)) as session:
         yield session
 
@@ -68,7 +80,7 @@ def operator_principal(name: str | None) -> Principal:
     if not _OPERATOR_NAME.fullmatch(chosen):
         raise fail("an operator name is 1 to 64 letters, digits, '.', '_', '@' or '-'")
     return Principal(
-        account_id=uuid.uuid5(OPERATOR_NAMESPACE, chosen),
+        account_id=operator_id(chosen),
         role=Role.OPERATOR,
         operator=chosen,
     )
@@ -83,6 +95,7 @@ def operator_work(rt: Runtime, principal: Principal) -> Iterator[Session]:
     """A unit of work of a named operator; a contained operator is refused here, and
     one the guard contains during it gets one line and exit status 1."""
     assert rt.guard is not None
+    _security_log_to_file(rt)
     try:
         with unit_of_work(rt, operator_actor(principal)) as session:
             rt.guard.ensure_not_contained(principal.account_id, session=session)
