@@ -50,12 +50,12 @@ from hippocrate.consultations import service as consultations
 from hippocrate.consultations.schemas import ConsultationCreate
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.guard.state import RedisState
 from hippocrate.identity import factors
 from hippocrate.identity import service as identity
 from hippocrate.identity.models import Role
 from hippocrate.patients.service import create_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.runtime import Runtime
 from hippocrate.vault.factory import initialise_provider
 

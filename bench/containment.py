@@ -17,12 +17,12 @@ from hippocrate.config import Settings
 from hippocrate.consultations.models import CareRelationship, Consultation, ConsultationStatus
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.service import create_practitioner
 from hippocrate.identity.sessions import create_session
 from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.service import create_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.runtime import Runtime
 from hippocrate.vault import Vault
 from hippocrate.vault.providers.file import FileKeyProvider

@@ -30,8 +30,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine, StringEncryptedType
 
 from bench.timing import Case, Timing, measure
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.patients.models import Patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.vault import DataKey, FieldContext, Vault
 from hippocrate.vault.blind_index import BITS
 from hippocrate.vault.providers.file import FileKeyProvider

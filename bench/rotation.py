@@ -47,9 +47,9 @@ from sqlalchemy import func, insert, select
 from bench import api
 from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identity import service as identity
 from hippocrate.keyring.models import DataKeyRecord, KeyState
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.runtime import Runtime
 from hippocrate.vault import Vault
 from hippocrate.vault.factory import open_provider

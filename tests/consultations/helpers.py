@@ -26,11 +26,11 @@ from hippocrate.api.deps import now as now_dependency
 from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.demo import files
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
 from hippocrate.identity.sessions import create_session
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import create_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.runtime import Runtime
 from tests.conftest import Store
 

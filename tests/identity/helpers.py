@@ -36,11 +36,11 @@ import pyotp
 from argon2 import Parameters, Type
 
 from hippocrate.db.engine import SessionFactory
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identifiers import normalise_email
 from hippocrate.identity import factors, passwords, service
 from hippocrate.identity.models import Role
 from hippocrate.patients.schemas import PatientCreate
+from hippocrate.patients.synthetic import SyntheticPatients
 
 FAST_PARAMETERS = Parameters(
     type=Type.ID,

@@ -8,7 +8,6 @@ import uuid
 from sqlalchemy import select
 
 from hippocrate.db.engine import unsafe_unaudited_sessions
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.keyring.models import DataKeyRecord, KeyState, RootRotation
 from hippocrate.keyring.rotation import (
     finish_data_key_rotation,
@@ -20,6 +19,7 @@ from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import create_patient, to_read, unsafe_get_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.vault import Vault, peek_key_version
 from hippocrate.vault.providers.file import FileKeyProvider
 from tests.conftest import Store

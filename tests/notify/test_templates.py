@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.notify.service import CODE_ALPHABET, new_code
 from hippocrate.notify.templates import (
     TEMPLATES,
@@ -27,6 +26,7 @@ from hippocrate.notify.templates import (
     render,
     token_link,
 )
+from hippocrate.patients.synthetic import SyntheticPatients
 from tests.plaintext import find_in, spellings_of_patient
 
 LINK_TEMPLATES = {"verify_email", "reset_password"}

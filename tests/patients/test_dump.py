@@ -12,8 +12,8 @@ import subprocess
 import pytest
 from sqlalchemy import make_url
 
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.patients.service import create_patient, to_read, unsafe_get_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from tests.conftest import Store
 from tests.plaintext import find_in, spellings_of_patient
 

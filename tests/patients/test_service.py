@@ -9,13 +9,13 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identifiers import normalise_email, normalise_nir, normalise_phone
 from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.patients.errors import DuplicatePatient, InconsistentIdentity, PatientNotFound
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import create_patient, find_by, to_read, unsafe_get_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.vault import blind_index
 from tests.conftest import Store
 

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from stdnum import luhn
 
 from hippocrate.access.principal import Principal
-from hippocrate.demo.synthetic import ascii_slug
 from hippocrate.identity import events, factors, service
 from hippocrate.identity.models import Role
 from hippocrate.patients.schemas import PatientCreate
+from hippocrate.patients.synthetic import ascii_slug
 
 STAFF_DOMAIN = "hippocrate.example.fr"
 RPPS_PREFIX = "997"

@@ -34,8 +34,8 @@ from hippocrate.consultations.models import ConsultationStatus
 from hippocrate.consultations.schemas import SPECIALTIES
 from hippocrate.demo.accounts import AccountMaker, DemoAccount
 from hippocrate.demo.consultations import Clinic
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.identity.models import Role
+from hippocrate.patients.synthetic import SyntheticPatients
 
 CREDENTIALS_FILE = "demo-credentials.json"
 

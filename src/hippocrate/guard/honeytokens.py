@@ -10,10 +10,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hippocrate.demo.synthetic import SyntheticPatients
 from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.service import Guard
 from hippocrate.patients.service import create_patient
+from hippocrate.patients.synthetic import SyntheticPatients
 
 
 def plant(*, session: Session, guard: Guard, count: int, seed: int | None = None) -> int:

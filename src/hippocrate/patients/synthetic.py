@@ -2,7 +2,8 @@
 
 NIRs are valid (sex, birth year and month, department including 2A/2B, check key
 computed by python-stdnum) and consistent with the patient's sex and birth date;
-phone numbers are valid French numbers.
+phone numbers are valid French numbers. The demo seeds with them, and the guard plants
+honeytokens with them (so production code needs no part of the demo).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class SyntheticPatients:
 
     def __init__(self, seed: int | None = None) -> None:
         self._faker = Faker("fr_FR")
-        self._rng = random.Random(seed)
+        # Reproducible when seeded (the demo); unpredictable enough unseeded: a
+        # honeytoken's identity is sealed like any other, it needs no secret.
+        self._rng = random.Random(seed)  # noqa: S311
         if seed is not None:
             self._faker.seed_instance(seed)
 
