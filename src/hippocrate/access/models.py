@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, utcnow
 from hippocrate.db.sealed import TEXT, Sealed, SealedModel
+from hippocrate.tags import Category, Subject
 
 
 class BreakGlassGrant(IdMixin, SealedModel, Base):
@@ -18,7 +19,7 @@ class BreakGlassGrant(IdMixin, SealedModel, Base):
 
     __tablename__ = "break_glass_grants"
     __sealed_owner__ = "patient_id"
-    __audit_subject__ = "patient:break-glass"
+    __audit_subject__ = Subject.PATIENT_BREAK_GLASS
 
     #: The administrator who opened it, or ``operator``: a CLI operator's name.
     admin_account_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -31,4 +32,4 @@ class BreakGlassGrant(IdMixin, SealedModel, Base):
     revoked_at: Mapped[datetime | None]
 
     reason_sealed: Mapped[bytes | None] = mapped_column("reason", LargeBinary)
-    reason = Sealed[str]("reason_sealed", TEXT, category="access")
+    reason = Sealed[str]("reason_sealed", TEXT, category=Category.ACCESS)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from hippocrate.audit.service import PendingEvent, append
 from hippocrate.db.engine import HippocrateSession, SessionFactory
 from hippocrate.db.sealed import ACCESS_HOOK, Sealed, SealedModel
+from hippocrate.tags import Category, Outcome, Purpose, Subject, Tag, Verb
 
 RECORDER = "hippocrate.recorder"
 
@@ -34,7 +35,7 @@ class Actor:
 
     role: str
     account_id: uuid.UUID | None = None
-    purpose: str | None = None
+    purpose: Purpose | None = None
     request_id: str | None = None
 
 
@@ -44,7 +45,7 @@ ANONYMOUS = Actor(role="anonymous")
 @dataclass
 class _Group:
     resources: set[str] = field(default_factory=set)
-    categories: set[str] = field(default_factory=set)
+    categories: set[Category] = field(default_factory=set)
 
 
 #: Called for every read of a patient's data by an actor; may raise to refuse it.
@@ -59,19 +60,19 @@ class Recorder:
         self.check = check
         #: The store opens sealed values only for a hook that checks reads.
         self.checks_reads = True
-        self._groups: dict[tuple[uuid.UUID | None, str, str], _Group] = {}
+        self._groups: dict[tuple[uuid.UUID | None, Subject, Verb], _Group] = {}
         self._extra: list[PendingEvent] = []
         self._checked: set[uuid.UUID] = set()  # patients the check passed in this unit
 
     # -- the store's hook ---------------------------------------------------------------
 
-    def __call__(self, instance: SealedModel, sealed: Sealed[Any], verb: str) -> None:
+    def __call__(self, instance: SealedModel, sealed: Sealed[Any], verb: Verb) -> None:
         subject = type(instance).__audit_subject__
         self.note(
             patient=instance.audit_patient_id(),
             subject=subject,
             verb=verb,
-            resource=f"{subject.split(':')[-1]}:{instance.id}",  # type: ignore[attr-defined]
+            resource=f"{subject.noun}:{instance.id}",  # type: ignore[attr-defined]
             category=sealed.category,
         )
 
@@ -84,13 +85,13 @@ class Recorder:
         self,
         *,
         patient: uuid.UUID | None,
-        subject: str,
-        verb: str,
+        subject: Subject,
+        verb: Verb,
         resource: str,
-        category: str,
+        category: Category,
     ) -> None:
         """Record an access that does not go through a sealed attribute (blob bodies)."""
-        if verb == "read" and patient is not None:
+        if verb == Verb.READ and patient is not None:
             self._check(patient, resource)
         group = self._groups.setdefault((patient, subject, verb), _Group())
         group.resources.add(resource)
@@ -98,12 +99,12 @@ class Recorder:
 
     def event(
         self,
-        action: str,
+        action: Tag,
         *,
-        outcome: str = "allowed",
+        outcome: Outcome = Outcome.ALLOWED,
         patient: uuid.UUID | None = None,
         resources: tuple[str, ...] = (),
-        categories: tuple[str, ...] = (),
+        categories: tuple[Category, ...] = (),
         actor: Actor | None = None,
         now: datetime | None = None,
     ) -> None:
@@ -124,12 +125,14 @@ class Recorder:
             )
         )
 
-    def drain(self, *, outcome: str = "allowed", now: datetime | None = None) -> list[PendingEvent]:
+    def drain(
+        self, *, outcome: Outcome = Outcome.ALLOWED, now: datetime | None = None
+    ) -> list[PendingEvent]:
         """Every event recorded so far, grouped; the recorder starts empty again."""
         at = now or datetime.now(UTC)
         events = [
             PendingEvent(
-                action=f"{subject}:{verb}",
+                action=Tag.of(subject, verb),
                 actor_role=self.actor.role,
                 outcome=outcome,
                 at=at,
@@ -173,13 +176,13 @@ def record_failure(
     sessions: SessionFactory,
     recorder: Recorder,
     *,
-    action: str | None = None,
+    action: Tag | None = None,
     resource: str | None = None,
-    outcome: str = "refused",
+    outcome: Outcome = Outcome.REFUSED,
 ) -> None:
     """After a failed unit of work: write what it touched (outcome ``aborted``) and the
     refusal itself, in a transaction of their own."""
-    events = recorder.drain(outcome="aborted")
+    events = recorder.drain(outcome=Outcome.ABORTED)
     if action is not None:
         recorder.event(action, outcome=outcome, resources=(resource,) if resource else ())
         events += recorder.drain()

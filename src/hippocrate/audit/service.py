@@ -29,6 +29,7 @@ from hippocrate.audit.checkpoints import (
 )
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.audit.verification import Verification, verify
+from hippocrate.tags import Category, Outcome, Purpose, Tag
 
 __all__ = [
     "CHECKPOINT_CONTEXT",
@@ -50,17 +51,19 @@ _EVENTS = cast(Table, AuditEvent.__table__)
 
 @dataclass(frozen=True)
 class PendingEvent:
-    """An event to append: ids and categories only, never personal data."""
+    """An event to append: ids and categories only, never personal data. The tag,
+    the outcome, the categories and the purpose come from the trail's vocabulary
+    (``hippocrate.tags``); their values are what the trail stores."""
 
-    action: str
+    action: Tag
     actor_role: str
-    outcome: str
+    outcome: Outcome
     at: datetime
     actor_account_id: uuid.UUID | None = None
     patient_id: uuid.UUID | None = None
     resources: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
-    purpose: str | None = None
+    categories: tuple[Category, ...] = ()
+    purpose: Purpose | None = None
     request_id: str | None = None
 
 

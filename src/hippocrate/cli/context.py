@@ -29,6 +29,7 @@ from hippocrate.config import Settings
 from hippocrate.guard.errors import Contained
 from hippocrate.identity.models import Role
 from hippocrate.runtime import Runtime
+from hippocrate.tags import Purpose
 from hippocrate.work import unit_of_work
 
 _OPERATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -67,7 +68,7 @@ def _security_log_to_file(rt: Runtime) -> None:
 
 
 @contextmanager
-def platform_work(rt: Runtime, purpose: str) -> Iterator[Session]:
+def platform_work(rt: Runtime, purpose: Purpose) -> Iterator[Session]:
     """A unit of work of the platform itself (setup, maintenance)."""
     _security_log_to_file(rt)
     with unit_of_work(rt, Actor(role="operator", purpose=purpose)) as session:
@@ -87,7 +88,9 @@ def operator_principal(name: str | None) -> Principal:
 
 
 def operator_actor(principal: Principal) -> Actor:
-    return Actor(role=Role.OPERATOR.value, account_id=principal.account_id, purpose="break-glass")
+    return Actor(
+        role=Role.OPERATOR.value, account_id=principal.account_id, purpose=Purpose.BREAK_GLASS
+    )
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from hippocrate.demo.seed import CREDENTIALS_FILE, seed_demo, sign_in_help, writ
 from hippocrate.guard.honeytokens import plant, planted
 from hippocrate.identity.errors import IdentityError
 from hippocrate.identity.models import Account
+from hippocrate.tags import Purpose
 from hippocrate.vault.factory import initialise_provider
 
 HONEYTOKENS_AT_INIT = 3
@@ -38,7 +39,7 @@ def init() -> None:
     finally:
         engine.dispose()
     typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
-    with runtime() as rt, platform_work(rt, "setup") as session:
+    with runtime() as rt, platform_work(rt, Purpose.SETUP) as session:
         assert rt.guard is not None
         if planted(session=session) == 0:
             plant(session=session, guard=rt.guard, count=HONEYTOKENS_AT_INIT)
@@ -59,7 +60,7 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
     """``seed``; the sign-in help names ``public_url`` (default: the configured one)."""
     with runtime() as rt:
         try:
-            with platform_work(rt, "demo-seed") as session:
+            with platform_work(rt, Purpose.DEMO_SEED) as session:
                 report = seed_demo(
                     session=session,
                     settings=rt.settings,

@@ -21,6 +21,7 @@ from hippocrate.cli.context import (
 )
 from hippocrate.guard.errors import NotContained
 from hippocrate.guard.honeytokens import plant
+from hippocrate.tags import Purpose
 
 app = typer.Typer(help="The guard: containment and honeytokens.", no_args_is_help=True)
 
@@ -63,7 +64,7 @@ def release(
 @app.command("plant")
 def plant_command(count: int = typer.Option(5, min=1, max=1000)) -> None:
     """Plant honeytoken patients, indistinguishable from real ones."""
-    with runtime() as rt, platform_work(rt, "setup") as session:
+    with runtime() as rt, platform_work(rt, Purpose.SETUP) as session:
         assert rt.guard is not None
         plant(session=session, guard=rt.guard, count=count)
     typer.echo(f"{count} honeytokens planted")

@@ -17,6 +17,7 @@ from hippocrate.audit.recorder import recorder_of
 from hippocrate.cli.context import fail, operator_principal, operator_work, runtime
 from hippocrate.patients.errors import PatientNotFound, PatientShredded
 from hippocrate.patients.service import grant_break_glass, readable_record, shred_patient, to_read
+from hippocrate.tags import Tag
 
 app = typer.Typer(help="Patients.", no_args_is_help=True)
 
@@ -79,7 +80,7 @@ def shred(
                 shred_patient(session=session, patient_id=patient_id)
                 recorder = recorder_of(session)
                 assert recorder is not None
-                recorder.event("patient:record:shredded", patient=patient_id)
+                recorder.event(Tag.PATIENT_RECORD_SHREDDED, patient=patient_id)
         except PatientNotFound:
             raise fail(f"no such patient {patient_id}") from None
     typer.echo(f"patient {patient_id}: data key destroyed, data unreadable")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum, utcnow
 from hippocrate.db.sealed import JSON, TEXT, Sealed, SealedModel
+from hippocrate.tags import Category, Subject
 
 
 class ConsultationStatus(enum.StrEnum):
@@ -28,7 +29,7 @@ class ConsultationStatus(enum.StrEnum):
 class Consultation(IdMixin, TimestampMixin, SealedModel, Base):
     __tablename__ = "consultations"
     __sealed_owner__ = "patient_id"
-    __audit_subject__ = "consultation:record"
+    __audit_subject__ = Subject.CONSULTATION_RECORD
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     specialty: Mapped[str] = mapped_column(String(64), index=True)
@@ -50,21 +51,21 @@ class Consultation(IdMixin, TimestampMixin, SealedModel, Base):
     acts_sealed: Mapped[bytes | None] = mapped_column("acts", LargeBinary)
     incidents_sealed: Mapped[bytes | None] = mapped_column("incidents", LargeBinary)
 
-    subject = Sealed[str]("subject_sealed", TEXT)
-    description = Sealed[str]("description_sealed", TEXT)
-    questionnaire = Sealed[dict[str, Any]]("questionnaire_sealed", JSON)
+    subject = Sealed[str]("subject_sealed", TEXT, category=Category.HEALTH)
+    description = Sealed[str]("description_sealed", TEXT, category=Category.HEALTH)
+    questionnaire = Sealed[dict[str, Any]]("questionnaire_sealed", JSON, category=Category.HEALTH)
     # The compte rendu, written by the practitioner when closing.
-    report = Sealed[str]("report_sealed", TEXT)
-    prescription = Sealed[str]("prescription_sealed", TEXT)
+    report = Sealed[str]("report_sealed", TEXT, category=Category.HEALTH)
+    prescription = Sealed[str]("prescription_sealed", TEXT, category=Category.HEALTH)
     # Acts performed (telemedicine act codes), and technical incidents, as lists.
-    acts = Sealed[list[str]]("acts_sealed", JSON)
-    incidents = Sealed[list[str]]("incidents_sealed", JSON)
+    acts = Sealed[list[str]]("acts_sealed", JSON, category=Category.HEALTH)
+    incidents = Sealed[list[str]]("incidents_sealed", JSON, category=Category.HEALTH)
 
 
 class Message(IdMixin, SealedModel, Base):
     __tablename__ = "messages"
     __sealed_owner__ = "patient_id"
-    __audit_subject__ = "consultation:message"
+    __audit_subject__ = Subject.CONSULTATION_MESSAGE
 
     consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -72,7 +73,7 @@ class Message(IdMixin, SealedModel, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     body_sealed: Mapped[bytes | None] = mapped_column("body", LargeBinary)
-    body = Sealed[str]("body_sealed", TEXT)
+    body = Sealed[str]("body_sealed", TEXT, category=Category.HEALTH)
 
 
 class Attachment(IdMixin, SealedModel, Base):
@@ -81,7 +82,7 @@ class Attachment(IdMixin, SealedModel, Base):
 
     __tablename__ = "attachments"
     __sealed_owner__ = "patient_id"
-    __audit_subject__ = "consultation:attachment"
+    __audit_subject__ = Subject.CONSULTATION_ATTACHMENT
 
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id"), index=True)
     consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
@@ -91,8 +92,8 @@ class Attachment(IdMixin, SealedModel, Base):
 
     filename_sealed: Mapped[bytes | None] = mapped_column("filename", LargeBinary)
     media_type_sealed: Mapped[bytes | None] = mapped_column("media_type", LargeBinary)
-    filename = Sealed[str]("filename_sealed", TEXT, category="attachment")
-    media_type = Sealed[str]("media_type_sealed", TEXT, category="attachment")
+    filename = Sealed[str]("filename_sealed", TEXT, category=Category.ATTACHMENT)
+    media_type = Sealed[str]("media_type_sealed", TEXT, category=Category.ATTACHMENT)
 
 
 class CareRelationship(IdMixin, Base):

@@ -34,6 +34,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import flag_modified
 
+from hippocrate.tags import Category, Subject, Verb
 from hippocrate.vault import DataKey, DecryptionError, FieldContext, Vault, peek_key_version
 
 T = TypeVar("T")
@@ -108,8 +109,9 @@ class SealedModel:
 
     __sealed_owner__: ClassVar[str]
     __sealed_fields__: ClassVar[dict[str, Sealed[Any]]]
-    #: What the audit trail calls rows of this model, ``domain:subject``.
-    __audit_subject__: ClassVar[str] = "data:record"
+    #: What the audit trail calls rows of this model, ``domain:subject``: required of
+    #: every model with a sealed attribute (checked when the class is made).
+    __audit_subject__: ClassVar[Subject]
     #: Whether the owner is a patient (their id is the event's patient id).
     __owner_is_patient__: ClassVar[bool] = True
 
@@ -121,6 +123,8 @@ class SealedModel:
                 if isinstance(value, Sealed):
                     fields[name] = value
         cls.__sealed_fields__ = fields
+        if fields and not isinstance(getattr(cls, "__audit_subject__", None), Subject):
+            raise TypeError(f"{cls.__name__} has sealed attributes: name its __audit_subject__")
 
     def sealed_owner_id(self) -> uuid.UUID:
         owner = getattr(self, self.__sealed_owner__)
@@ -137,7 +141,8 @@ class Sealed(Generic[T]):
     """A plaintext attribute stored sealed in the column mapped by ``column_attr``.
 
     ``blind_index`` names an integer column to fill with the vault's blind index of
-    ``normalise(value)`` under field ``index_field``.
+    ``normalise(value)`` under field ``index_field``. ``category`` says what kind of
+    data it holds, for the audit trail (a breach scope asks by it).
     """
 
     def __init__(
@@ -147,7 +152,7 @@ class Sealed(Generic[T]):
         *,
         blind_index: str | None = None,
         index_field: str | None = None,
-        category: str = "health",
+        category: Category,
     ) -> None:
         self.column_attr = column_attr
         self.category = category
@@ -210,7 +215,7 @@ class Sealed(Generic[T]):
                 f"cannot open {self.name}: the object is detached from its session"
             )
         assert isinstance(instance, SealedModel)
-        _notify(session, instance, self, "read")  # before decrypting: it may refuse
+        _notify(session, instance, self, Verb.READ)  # before decrypting: it may refuse
         version = peek_key_version(blob)
         key = keys_of(session).key_for(
             session=session, owner=instance.sealed_owner_id(), version=version
@@ -223,7 +228,7 @@ class Sealed(Generic[T]):
             if self.blind_index:
                 setattr(instance, self.blind_index, None)
             return
-        _notify(session, instance, self, "write")
+        _notify(session, instance, self, Verb.WRITE)
         key = keys_of(session).active_key(session=session, owner=instance.sealed_owner_id())
         vault = vault_of(session)
         blob = vault.seal(key, self.codec.encode(value), self.context(instance))
@@ -244,27 +249,33 @@ ACCESS_HOOK = "hippocrate.on_access"
 class AccessHook(Protocol):
     checks_reads: bool
 
-    def __call__(self, instance: SealedModel, field: Sealed[Any], verb: str) -> None: ...
+    def __call__(self, instance: SealedModel, field: Sealed[Any], verb: Verb) -> None: ...
 
     def note(
-        self, *, patient: uuid.UUID | None, subject: str, verb: str, resource: str, category: str
+        self,
+        *,
+        patient: uuid.UUID | None,
+        subject: Subject,
+        verb: Verb,
+        resource: str,
+        category: Category,
     ) -> None:
         """An access that does not go through a sealed attribute (attachment bodies)."""
         ...
 
 
-def require_hook(session: Session, verb: str, what: str) -> AccessHook:
+def require_hook(session: Session, verb: Verb, what: str) -> AccessHook:
     """The session's access hook, or ``UnauditedAccess``: nothing sealed is opened
     (``verb`` "read") without a read check, nor sealed ("write") unrecorded."""
     hook: AccessHook | None = session.info.get(ACCESS_HOOK)
     if hook is None:
         raise UnauditedAccess(f"refused to {verb} {what}: this session records no access")
-    if verb == "read" and not hook.checks_reads:
+    if verb == Verb.READ and not hook.checks_reads:
         raise UnauditedAccess(f"refused to read {what}: this session checks no read")
     return hook
 
 
-def _notify(session: Session, instance: SealedModel, field: Sealed[Any], verb: str) -> None:
+def _notify(session: Session, instance: SealedModel, field: Sealed[Any], verb: Verb) -> None:
     require_hook(session, verb, f"{type(instance).__name__}.{field.name}")(instance, field, verb)
 
 
@@ -276,11 +287,17 @@ class _Unaudited:
     def __init__(self, why: str) -> None:
         self.why = why
 
-    def __call__(self, instance: SealedModel, field: Sealed[Any], verb: str) -> None:
+    def __call__(self, instance: SealedModel, field: Sealed[Any], verb: Verb) -> None:
         return None
 
     def note(
-        self, *, patient: uuid.UUID | None, subject: str, verb: str, resource: str, category: str
+        self,
+        *,
+        patient: uuid.UUID | None,
+        subject: Subject,
+        verb: Verb,
+        resource: str,
+        category: Category,
     ) -> None:
         return None
 

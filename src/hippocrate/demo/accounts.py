@@ -29,6 +29,7 @@ from hippocrate.identity import events, factors, service
 from hippocrate.identity.models import Role
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.synthetic import ascii_slug
+from hippocrate.tags import Tag, account_created
 
 STAFF_DOMAIN = "hippocrate.example.fr"
 RPPS_PREFIX = "997"
@@ -140,7 +141,7 @@ class AccountMaker:
             now=created,
         )
         # Recorded at the real time: the trail says when seeding happened.
-        events.record(self._session, "account:practitioner:created", account=account)
+        events.record(self._session, Tag.ACCOUNT_PRACTITIONER_CREATED, account=account)
         return DemoAccount(
             role=Role.PRACTITIONER,
             email=email,
@@ -165,7 +166,7 @@ class AccountMaker:
             totp_secret=secret,
             now=created,
         )
-        events.record(self._session, f"account:{role.value}:created", account=account)
+        events.record(self._session, account_created(role.value), account=account)
         return DemoAccount(
             role=role, email=email, password=password, account_id=account.id, totp_secret=secret
         )

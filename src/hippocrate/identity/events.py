@@ -1,4 +1,4 @@
-"""Audit events of the identity domain, named ``account:<subject>:<action>``.
+"""Audit events of the identity domain, tagged ``account:<subject>:<action>`` (``Tag``).
 
 They go through the unit of work's audit recorder (``audit/recorder.py``), so they are
 chained with the rest of the trail when it commits, or written as ``aborted`` with the
@@ -14,14 +14,15 @@ from sqlalchemy.orm import Session
 
 from hippocrate.audit.recorder import recorder_of
 from hippocrate.identity.models import Account
+from hippocrate.tags import Outcome, Tag
 
 
 def record(
     session: Session,
-    action: str,
+    action: Tag,
     *,
     account: Account | None = None,
-    outcome: str = "allowed",
+    outcome: Outcome = Outcome.ALLOWED,
     now: datetime | None = None,
 ) -> None:
     """Record ``action`` (about ``account``, if known) in the current unit of work."""

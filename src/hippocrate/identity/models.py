@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum, utcnow
 from hippocrate.db.sealed import JSON, TEXT, Sealed, SealedModel
+from hippocrate.tags import Category, Subject
 
 
 class Role(enum.StrEnum):
@@ -43,7 +44,7 @@ class AccountStatus(enum.StrEnum):
 class Account(IdMixin, TimestampMixin, SealedModel, Base):
     __tablename__ = "accounts"
     __sealed_owner__ = "owner_id"
-    __audit_subject__ = "account:profile"
+    __audit_subject__ = Subject.ACCOUNT_PROFILE
     __owner_is_patient__ = False
 
     role: Mapped[Role] = mapped_column(str_enum(Role), index=True)
@@ -62,12 +63,16 @@ class Account(IdMixin, TimestampMixin, SealedModel, Base):
     recovery_sealed: Mapped[bytes | None] = mapped_column("recovery_codes", LargeBinary)
 
     email = Sealed[str](
-        "email_sealed", TEXT, blind_index="email_index", index_field="email", category="contact"
+        "email_sealed",
+        TEXT,
+        blind_index="email_index",
+        index_field="email",
+        category=Category.CONTACT,
     )
-    password_hash = Sealed[str]("password_sealed", TEXT, category="credentials")
-    totp_secret = Sealed[str]("totp_sealed", TEXT, category="credentials")
+    password_hash = Sealed[str]("password_sealed", TEXT, category=Category.CREDENTIALS)
+    totp_secret = Sealed[str]("totp_sealed", TEXT, category=Category.CREDENTIALS)
     # SHA-256 digests (hex) of the unused recovery codes; a code is 80 random bits.
-    recovery_codes = Sealed[list[str]]("recovery_sealed", JSON, category="credentials")
+    recovery_codes = Sealed[list[str]]("recovery_sealed", JSON, category=Category.CREDENTIALS)
 
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
@@ -86,7 +91,7 @@ class Practitioner(IdMixin, TimestampMixin, SealedModel, Base):
 
     __tablename__ = "practitioners"
     __sealed_owner__ = "owner_id"
-    __audit_subject__ = "practitioner:profile"
+    __audit_subject__ = Subject.PRACTITIONER_PROFILE
     __owner_is_patient__ = False
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), unique=True)
@@ -99,10 +104,14 @@ class Practitioner(IdMixin, TimestampMixin, SealedModel, Base):
     family_name_sealed: Mapped[bytes | None] = mapped_column("family_name", LargeBinary)
 
     rpps = Sealed[str](
-        "rpps_sealed", TEXT, blind_index="rpps_index", index_field="rpps", category="identity"
+        "rpps_sealed",
+        TEXT,
+        blind_index="rpps_index",
+        index_field="rpps",
+        category=Category.IDENTITY,
     )
-    given_names = Sealed[str]("given_names_sealed", TEXT, category="identity")
-    family_name = Sealed[str]("family_name_sealed", TEXT, category="identity")
+    given_names = Sealed[str]("given_names_sealed", TEXT, category=Category.IDENTITY)
+    family_name = Sealed[str]("family_name_sealed", TEXT, category=Category.IDENTITY)
 
 
 class AuthSession(IdMixin, Base):

@@ -14,12 +14,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, utcnow
 from hippocrate.db.sealed import TEXT, Sealed, SealedModel
+from hippocrate.tags import Category, Subject
 
 
 class OutboundEmail(IdMixin, SealedModel, Base):
     __tablename__ = "outbound_emails"
     __sealed_owner__ = "owner_id"
-    __audit_subject__ = "account:notification"
+    __audit_subject__ = Subject.ACCOUNT_NOTIFICATION
     __owner_is_patient__ = False
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
@@ -30,4 +31,4 @@ class OutboundEmail(IdMixin, SealedModel, Base):
     failed_at: Mapped[datetime | None]
 
     code_sealed: Mapped[bytes | None] = mapped_column("verification_code", LargeBinary)
-    verification_code = Sealed[str]("code_sealed", TEXT, category="notification")
+    verification_code = Sealed[str]("code_sealed", TEXT, category=Category.NOTIFICATION)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum
 from hippocrate.db.sealed import DATE, JSON, TEXT, Sealed, SealedModel
+from hippocrate.tags import Category, Subject
 
 
 class PatientStatus(enum.StrEnum):
@@ -22,7 +23,7 @@ class PatientStatus(enum.StrEnum):
 class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     __tablename__ = "patients"
     __sealed_owner__ = "id"
-    __audit_subject__ = "patient:record"
+    __audit_subject__ = Subject.PATIENT_RECORD
 
     status: Mapped[PatientStatus] = mapped_column(
         str_enum(PatientStatus, length=16),
@@ -42,17 +43,25 @@ class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     phone_index: Mapped[int | None] = mapped_column(Integer, index=True)
     nir_index: Mapped[int | None] = mapped_column(Integer, index=True)
 
-    given_names = Sealed[str]("given_names_sealed", TEXT, category="identity")
-    family_name = Sealed[str]("family_name_sealed", TEXT, category="identity")
-    birth_date = Sealed[date]("birth_date_sealed", DATE, category="identity")
-    sex = Sealed[str]("sex_sealed", TEXT, category="identity")
+    given_names = Sealed[str]("given_names_sealed", TEXT, category=Category.IDENTITY)
+    family_name = Sealed[str]("family_name_sealed", TEXT, category=Category.IDENTITY)
+    birth_date = Sealed[date]("birth_date_sealed", DATE, category=Category.IDENTITY)
+    sex = Sealed[str]("sex_sealed", TEXT, category=Category.IDENTITY)
     email = Sealed[str](
-        "email_sealed", TEXT, blind_index="email_index", index_field="email", category="contact"
+        "email_sealed",
+        TEXT,
+        blind_index="email_index",
+        index_field="email",
+        category=Category.CONTACT,
     )
     phone = Sealed[str](
-        "phone_sealed", TEXT, blind_index="phone_index", index_field="phone", category="contact"
+        "phone_sealed",
+        TEXT,
+        blind_index="phone_index",
+        index_field="phone",
+        category=Category.CONTACT,
     )
-    address = Sealed[dict[str, Any]]("address_sealed", JSON, category="contact")
+    address = Sealed[dict[str, Any]]("address_sealed", JSON, category=Category.CONTACT)
     nir = Sealed[str](
-        "nir_sealed", TEXT, blind_index="nir_index", index_field="nir", category="nir"
+        "nir_sealed", TEXT, blind_index="nir_index", index_field="nir", category=Category.NIR
     )
