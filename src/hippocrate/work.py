@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hippocrate.access.errors import AccessError, NotFound
 from hippocrate.audit.recorder import Actor, attach, record_failure
+from hippocrate.errors import HippocrateError
 from hippocrate.guard.errors import Contained
 from hippocrate.runtime import Runtime
 
@@ -34,9 +35,15 @@ def unit_of_work(runtime: Runtime, actor: Actor) -> Iterator[Session]:
         actor,
         check=lambda who, patient, _resource: guard.check_read(session, who, patient),
     )
+    refusal: HippocrateError | None = None
     try:
         with session.begin():
-            yield session
+            try:
+                yield session
+            except HippocrateError as exc:
+                if not exc.commit:
+                    raise
+                refusal = exc  # a counted refusal: its counters commit with the unit
     except Contained as exc:
         record_failure(sessions, recorder, action="guard:access:refused", outcome="contained")
         guard.complete_containment(sessions, recorder.actor, exc)
@@ -59,6 +66,8 @@ def unit_of_work(runtime: Runtime, actor: Actor) -> Iterator[Session]:
         raise
     finally:
         session.close()
+    if refusal is not None:
+        raise refusal
 
 
 class Units:

@@ -9,9 +9,10 @@ Three routers, by what a caller must have shown:
   session);
 - ``me``: an authenticated principal, second factor passed where required.
 
-Refusals that count failures (wrong password or code, lock) are *returned* by the
-routes (:func:`committed_refusal`), not raised: the request's unit of work commits
-when a route returns and rolls back when it raises, and the counters must survive.
+Refusals that count failures (wrong password or code, lock) are raised like any other
+error: they are ``SignInRefused`` (``commit = True``), so the request's unit of work
+commits the counters recorded before them instead of rolling back, and the one problem
+handler answers them (a lock with ``locked_until`` and ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from hippocrate.api.deps import (
     DB,
@@ -29,9 +29,7 @@ from hippocrate.api.deps import (
     authenticated_router,
     public_router,
 )
-from hippocrate.api.problems import problem
 from hippocrate.identity import service, signin
-from hippocrate.identity.errors import SignInLocked, SignInRefused
 from hippocrate.identity.schemas import (
     Accepted,
     AccountView,
@@ -68,19 +66,6 @@ def client_address(request: Request) -> str:
 Address = Annotated[str, Depends(client_address)]
 
 
-def committed_refusal(exc: SignInRefused) -> JSONResponse:
-    """The problem for ``exc``, returned rather than raised so that the failure counters
-    recorded before it are committed. A lock says when it ends (``locked_until`` and
-    ``Retry-After``)."""
-    extra: dict[str, Any] = {}
-    if isinstance(exc, SignInLocked):
-        extra["locked_until"] = exc.until.isoformat()
-    response = problem(exc.status, exc.title, str(exc), **extra)
-    if isinstance(exc, SignInLocked):
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
-
-
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong credentials or code (never says which)"},
     429: {"description": "Too many failures: blocked until `locked_until`"},
@@ -101,17 +86,14 @@ def login(body: LoginIn, db: DB, settings: AppSettings, clock: Now, address: Add
     """Sign in with an email and a password. The answer is a bearer token, or a request
     for the second factor carrying a short-lived token for ``POST /auth/mfa`` (or, for
     a staff member without TOTP yet, for ``POST /me/totp``)."""
-    try:
-        issued = signin.sign_in(
-            session=db,
-            settings=settings,
-            email=body.email,
-            password=body.password,
-            address=address,
-            now=clock,
-        )
-    except SignInRefused as exc:
-        return committed_refusal(exc)
+    issued = signin.sign_in(
+        session=db,
+        settings=settings,
+        email=body.email,
+        password=body.password,
+        address=address,
+        now=clock,
+    )
     if issued.mfa_required:
         return SecondFactorChallenge(
             mfa_setup_required=issued.mfa_setup_required,
@@ -156,18 +138,15 @@ def complete_password_reset(
     """Choose a new password with the token from a reset link (or a staff setup token).
     An account with a second factor must also give a code (``code``): a reset link
     alone never takes over such an account. Every session of the account ends."""
-    try:
-        service.complete_password_reset(
-            session=db,
-            settings=settings,
-            token=body.token,
-            password=body.password,
-            code=body.code,
-            address=address,
-            now=clock,
-        )
-    except SignInRefused as exc:
-        return committed_refusal(exc)
+    service.complete_password_reset(
+        session=db,
+        settings=settings,
+        token=body.token,
+        password=body.password,
+        code=body.code,
+        address=address,
+        now=clock,
+    )
     return Response(status_code=204)
 
 
@@ -192,20 +171,17 @@ def second_factor(
     settings: AppSettings,
     clock: Now,
     address: Address,
-) -> BearerToken | JSONResponse:
+) -> BearerToken:
     """Complete a sign-in with a TOTP code or a recovery code (bearer: the token from
     ``/auth/login``). The answer is a new token; the pending one ends."""
-    try:
-        issued = signin.complete_second_factor(
-            session=db,
-            settings=settings,
-            resolved=resolved,
-            code=body.code,
-            address=address,
-            now=clock,
-        )
-    except SignInRefused as exc:
-        return committed_refusal(exc)
+    issued = signin.complete_second_factor(
+        session=db,
+        settings=settings,
+        resolved=resolved,
+        code=body.code,
+        address=address,
+        now=clock,
+    )
     return _bearer(issued)
 
 
@@ -271,18 +247,15 @@ def change_password(
     address: Address,
 ) -> Response:
     """Change the password; every other session of the account ends."""
-    try:
-        service.change_password(
-            session=db,
-            settings=settings,
-            resolved=resolved,
-            current_password=body.current_password,
-            new_password=body.new_password,
-            address=address,
-            now=clock,
-        )
-    except SignInRefused as exc:
-        return committed_refusal(exc)
+    service.change_password(
+        session=db,
+        settings=settings,
+        resolved=resolved,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        address=address,
+        now=clock,
+    )
     return Response(status_code=204)
 
 
@@ -295,19 +268,16 @@ def regenerate_recovery_codes(
     settings: AppSettings,
     clock: Now,
     address: Address,
-) -> RecoveryCodes | JSONResponse:
+) -> RecoveryCodes:
     """New recovery codes (shown once; the old ones stop working), after a code."""
-    try:
-        codes = service.regenerate_recovery_codes(
-            session=db,
-            settings=settings,
-            account=resolved.account,
-            code=body.code,
-            address=address,
-            now=clock,
-        )
-    except SignInRefused as exc:
-        return committed_refusal(exc)
+    codes = service.regenerate_recovery_codes(
+        session=db,
+        settings=settings,
+        account=resolved.account,
+        code=body.code,
+        address=address,
+        now=clock,
+    )
     return RecoveryCodes(recovery_codes=codes)
 
 
@@ -322,18 +292,15 @@ def disable_totp(
     address: Address,
 ) -> Response:
     """A patient turns the second factor off (password and code); staff cannot."""
-    try:
-        service.disable_totp(
-            session=db,
-            settings=settings,
-            resolved=resolved,
-            password=body.password,
-            code=body.code,
-            address=address,
-            now=clock,
-        )
-    except SignInRefused as exc:
-        return committed_refusal(exc)
+    service.disable_totp(
+        session=db,
+        settings=settings,
+        resolved=resolved,
+        password=body.password,
+        code=body.code,
+        address=address,
+        now=clock,
+    )
     return Response(status_code=204)
 
 
