@@ -20,6 +20,7 @@ from hippocrate.audit.recorder import Actor, attach, record_failure
 from hippocrate.errors import HippocrateError
 from hippocrate.guard.errors import Contained
 from hippocrate.runtime import Runtime
+from hippocrate.tags import Outcome, Tag, refused, rule_refused
 
 
 @contextmanager
@@ -45,12 +46,14 @@ def unit_of_work(runtime: Runtime, actor: Actor) -> Iterator[Session]:
                     raise
                 refusal = exc  # a counted refusal: its counters commit with the unit
     except Contained as exc:
-        record_failure(sessions, recorder, action="guard:access:refused", outcome="contained")
+        record_failure(
+            sessions, recorder, action=Tag.GUARD_ACCESS_REFUSED, outcome=Outcome.CONTAINED
+        )
         guard.complete_containment(sessions, recorder.actor, exc)
         raise
     except NotFound as exc:
         resource = f"{exc.kind}:{exc.object_id}" if exc.object_id else None
-        record_failure(sessions, recorder, action=f"{exc.kind}:access:refused", resource=resource)
+        record_failure(sessions, recorder, action=refused(exc.kind), resource=resource)
         try:
             guard.note_refusal(recorder.actor)
         except Contained as contained:
@@ -58,8 +61,7 @@ def unit_of_work(runtime: Runtime, actor: Actor) -> Iterator[Session]:
             raise contained from None
         raise
     except AccessError as exc:
-        action = f"access:{type(exc).__name__.lower()}:refused"
-        record_failure(sessions, recorder, action=action)
+        record_failure(sessions, recorder, action=rule_refused(type(exc).__name__))
         raise
     except Exception:
         record_failure(sessions, recorder)

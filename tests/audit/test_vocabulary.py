@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from hippocrate.audit.models import AuditEvent
 from hippocrate.audit.scope import patients_touched
-from hippocrate.identity.models import Role
 from hippocrate.tags import (
     ATTEMPTS,
     READS,
