@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from sqlalchemy import text
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from hippocrate import __version__
 from hippocrate.admin.api import router as admin
@@ -22,10 +25,52 @@ from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.config import Settings
 from hippocrate.consultations.api import router as consultations
+from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identity.api import router as identity
+from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
 from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
+
+
+def check_health(runtime: Runtime) -> dict[str, str] | JSONResponse:
+    """What ``/health`` answers (see there)."""
+    report = {"status": "ok"}
+    failing: list[str] = []
+    held: list[int] = []
+    try:
+        held = runtime.sessions.vault.provider.versions()
+        report["root_key_version"] = str(max(held))
+        report["key_provider"] = "ok"
+    except Exception:  # noqa: BLE001 - any failure of the provider is a failing part
+        report["key_provider"] = "unavailable"
+        failing.append("key_provider")
+    try:
+        with runtime.sessions() as session:
+            needed = session.scalars(
+                select(DataKeyRecord.root_version)
+                .where(DataKeyRecord.wrapped.is_not(None), DataKeyRecord.root_version.not_in(held))
+                .limit(1)
+            ).first()
+        report["database"] = "ok"
+        if held and needed is not None:
+            report["key_provider"] = f"root key version {needed} is not held"
+            failing.append("key_provider")
+    except SQLAlchemyError:
+        report["database"] = "unavailable"
+        failing.append("database")
+    try:
+        assert runtime.guard is not None
+        runtime.guard.state.contained(uuid.UUID(int=0))
+        report["guard"] = "ok"
+    except GuardUnavailable:
+        report["guard"] = "unavailable"
+        failing.append("guard")
+    if not failing:
+        return report
+    report["status"] = "unavailable"
+    report["failing"] = ", ".join(dict.fromkeys(failing))
+    return JSONResponse(report, status_code=503, headers={"Retry-After": "5"})
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -62,13 +107,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for router in (identity, patients, consultations, notify, admin, audit):
         app.include_router(router, prefix="/api/v1")
 
-    @app.get("/api/v1/health", tags=["meta"])
-    def health(request: Request) -> dict[str, str]:
-        """Liveness and readiness: the database answers and the key provider holds a key."""
+    @app.get("/api/v1/health", tags=["meta"], response_model=None)
+    def health(request: Request) -> dict[str, str] | JSONResponse:
+        """Readiness that tells the truth: 200 only if the database answers, the key
+        provider holds every root key version a live data key is wrapped under (so
+        records open), and the guard's state store answers (so reads are allowed);
+        otherwise 503 naming the failing part."""
         runtime: Runtime = request.app.state.runtime
-        with runtime.sessions() as session:
-            session.execute(text("SELECT 1"))
-        version = runtime.sessions.vault.provider.current_version()
-        return {"status": "ok", "database": "ok", "root_key_version": str(version)}
+        return check_health(runtime)
 
     return app

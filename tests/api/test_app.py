@@ -7,21 +7,25 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import current_revision, upgrade
+from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.keyring.service import KEYRING
+from hippocrate.patients.service import create_patient
 from hippocrate.runtime import NotInitialised, Runtime
 from hippocrate.vault import KeyProviderError, Vault
 from hippocrate.vault.providers.file import FileKeyProvider
 from tests.conftest import Store
+from tests.identity.helpers import patient_data
 
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 under its TestClient; the warning concerns the test
@@ -33,19 +37,21 @@ PROBLEM_JSON = "application/problem+json"
 ONE_YEAR = 365 * 24 * 3600
 
 
-def settings_for(data_dir: Path, database_url: str | None = None) -> Settings:
+def settings_for(data_dir: Path, database_url: str | None = None, **changes: Any) -> Settings:
     """Settings naming everything, so no HIPPOCRATE_ variable of the caller leaks in."""
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         key_provider=KeyProviderKind.FILE,
         key_file=None,
+        **{"redis_url": None, **changes},
     )
 
 
-def app_on(store: Store, tmp_path: Path) -> FastAPI:
+def app_on(store: Store, tmp_path: Path, **changes: Any) -> FastAPI:
     """The app on a migrated store and a vault on a fresh key file."""
-    return create_app(runtime=Runtime(settings_for(tmp_path, store.url), store.sessions))
+    settings = settings_for(tmp_path, store.url, **changes)
+    return create_app(runtime=Runtime(settings, store.sessions))
 
 
 @pytest.fixture
@@ -89,7 +95,40 @@ def test_health_says_ok(store: Store, tmp_path: Path) -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"status": "ok", "database": "ok", "root_key_version": "1"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "key_provider": "ok",
+        "guard": "ok",
+        "root_key_version": "1",
+    }
+
+
+def test_health_is_503_when_records_cannot_be_opened(store: Store, tmp_path: Path) -> None:
+    """A data key wrapped under a root version the provider does not hold (retired too
+    early, or a key file from another deployment): records would answer 503, so health
+    must not say ok."""
+    with store.sessions.begin() as session:
+        create_patient(session=session, data=patient_data())
+    with TestClient(app_on(store, tmp_path)) as client:
+        assert client.get("/api/v1/health").status_code == 200
+        with store.engine.begin() as connection:
+            connection.execute(update(DataKeyRecord).values(root_version=7))
+        response = client.get("/api/v1/health")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    body = response.json()
+    assert body["failing"] == "key_provider"
+    assert body["key_provider"] == "root key version 7 is not held"
+
+
+def test_health_is_503_when_the_guard_state_is_down(sqlite_store: Store, tmp_path: Path) -> None:
+    with TestClient(app_on(sqlite_store, tmp_path, redis_url="redis://127.0.0.1:1/0")) as client:
+        response = client.get("/api/v1/health")
+
+    assert response.status_code == 503
+    assert (response.json()["failing"], response.json()["guard"]) == ("guard", "unavailable")
 
 
 def test_openapi_document_lists_the_health_route(client: TestClient) -> None:
@@ -152,9 +191,14 @@ def test_a_server_error_still_carries_the_security_headers(tmp_path: Path, vault
         ),
     )
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
-        response = client.get("/api/v1/health")
+        health = client.get("/api/v1/health")
+        response = client.post(
+            "/api/v1/auth/login", json={"email": "a@example.org", "password": "x" * 12}
+        )
     engine.dispose()
 
+    # The guard keeps its state in the database here: it is down with it.
+    assert (health.status_code, health.json()["failing"]) == (503, "database, guard")
     assert response.status_code == 500
     assert_security_headers(response.headers)
 
@@ -184,7 +228,8 @@ def test_the_app_opens_its_own_runtime_and_closes_it_at_shutdown(tmp_path: Path)
         assert client.get("/api/v1/health").json()["status"] == "ok"
 
     # At shutdown the key provider forgets the root keys.
-    assert app.state.runtime.sessions.vault.provider.versions() == []
+    with pytest.raises(KeyProviderError, match="closed"):
+        app.state.runtime.sessions.vault.provider.versions()
 
 
 def test_start_refused_without_key_file(tmp_path: Path) -> None:
