@@ -23,9 +23,10 @@ serve: $(STAMP)
 	$(BIN)/hippocrate serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/lint_sealed_queries.py src/hippocrate
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

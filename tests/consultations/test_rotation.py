@@ -10,7 +10,7 @@ from sqlalchemy import select
 from hippocrate.blobs import FileBlobStore
 from hippocrate.consultations.models import Attachment
 from hippocrate.consultations.schemas import ConsultationCreate
-from hippocrate.consultations.service import open_body, open_consultation, reseal_attachments
+from hippocrate.consultations.service import open_body, open_consultation, unsafe_reseal_attachments
 from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.keyring.models import DataKeyRecord, KeyState
 from hippocrate.keyring.rotation import finish_data_key_rotation, rotate_data_key
@@ -61,7 +61,7 @@ def test_rotation_reseals_attachment_files(sqlite_store: Store, tmp_path: Path) 
     resealed = finish_data_key_rotation(
         sessions=sqlite_store.sessions,
         owner=owner,
-        resealers=[lambda session, who: reseal_attachments(session, blobs, who)],
+        resealers=[lambda session, who: unsafe_reseal_attachments(session, blobs, who)],
     )
 
     assert resealed == 2

@@ -11,7 +11,7 @@ from hippocrate.keyring.models import DataKeyRecord, KeyState
 from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.errors import PatientShredded
 from hippocrate.patients.models import Patient
-from hippocrate.patients.service import find_by, shred_patient, to_read, unsafe_get_patient
+from hippocrate.patients.service import shred_patient, to_read, unsafe_find_by, unsafe_get_patient
 from hippocrate.vault import DecryptionError, KeyDestroyed, Vault
 from hippocrate.vault.providers.file import FileKeyProvider
 from tests.conftest import Store
@@ -43,7 +43,7 @@ def test_shredded_patient_is_unreadable_and_others_are_not(store: Store) -> None
             with pytest.raises(KeyDestroyed):
                 getattr(patient, name)
         # ...and the blind indexes no longer find the patient.
-        assert find_by(session=session, field="email", value=made[victim].email) == []
+        assert unsafe_find_by(session=session, field="email", value=made[victim].email) == []
 
     # ...nor in a fresh process holding the root key.
     fresh = Vault(FileKeyProvider(store.sessions.vault.provider._path))  # type: ignore[attr-defined]

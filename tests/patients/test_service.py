@@ -14,7 +14,7 @@ from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.patients.errors import DuplicatePatient, InconsistentIdentity, PatientNotFound
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientCreate
-from hippocrate.patients.service import create_patient, find_by, to_read, unsafe_get_patient
+from hippocrate.patients.service import create_patient, to_read, unsafe_find_by, unsafe_get_patient
 from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.vault import blind_index
 from tests.conftest import Store
@@ -52,12 +52,18 @@ def test_find_by_email_phone_and_nir_in_any_writing(sqlite_store: Store) -> None
         national = "0" + (target.phone or "").removeprefix("+33")
         spaced_nir = " ".join([target.nir[0], target.nir[1:3], target.nir[3:5], target.nir[5:]])
         email = normalise_email("  " + (target.email or "").upper() + " ")
-        assert [p.id for p in find_by(session=session, field="email", value=email)] == [target.id]
+        assert [p.id for p in unsafe_find_by(session=session, field="email", value=email)] == [
+            target.id
+        ]
         phone = normalise_phone(national)
-        assert [p.id for p in find_by(session=session, field="phone", value=phone)] == [target.id]
+        assert [p.id for p in unsafe_find_by(session=session, field="phone", value=phone)] == [
+            target.id
+        ]
         nir = normalise_nir(spaced_nir.lower())
-        assert [p.id for p in find_by(session=session, field="nir", value=nir)] == [target.id]
-        assert find_by(session=session, field="email", value="nobody@example.fr") == []
+        assert [p.id for p in unsafe_find_by(session=session, field="nir", value=nir)] == [
+            target.id
+        ]
+        assert unsafe_find_by(session=session, field="email", value="nobody@example.fr") == []
 
 
 def test_blind_index_collisions_are_confirmed_by_decryption(
@@ -72,7 +78,7 @@ def test_blind_index_collisions_are_confirmed_by_decryption(
         indexes = {p.email_index for p in session.scalars(select(Patient))}
         assert indexes <= {0, 1}
         for person in people:
-            found = find_by(session=session, field="email", value=person.email or "")
+            found = unsafe_find_by(session=session, field="email", value=person.email or "")
             assert [p.id for p in found] == [person.id]
 
 

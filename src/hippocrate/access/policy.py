@@ -15,7 +15,9 @@ Rules (see DESIGN.md, "Who may see what"):
 - admin: one patient's data only under an active break-glass grant (reason, expiry);
 - operator (a person at the command line, a principal without an account): the same,
   under a break-glass grant of their own;
-- support and dpo: no patient data at all (account metadata is ``accounts_metadata``).
+- support and dpo: no patient data at all (account metadata is ``accounts_metadata``);
+- everyone: the emails the platform sent to their own account, and no others;
+- a patient: the history of who accessed their record (no one else has one to read).
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from hippocrate.consultations.models import (
     ConsultationStatus,
     Message,
 )
-from hippocrate.identity.models import Role
+from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
+from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.errors import PatientShredded
 from hippocrate.patients.models import Patient, PatientStatus
+from hippocrate.tags import Purpose
 
 T = TypeVar("T")
 
@@ -128,6 +132,60 @@ def readable_break_glass_grants(principal: Principal, *, now: datetime) -> Selec
     if principal.role is Role.PATIENT and principal.patient_id is not None:
         return statement.where(BreakGlassGrant.patient_id == principal.patient_id)
     return statement.where(_grants_of(principal))
+
+
+def readable_practitioners(principal: Principal, *, now: datetime) -> Select[Practitioner]:
+    """Practitioners whose identity (names, specialty, RPPS) ``principal`` may read: those
+    who care or cared for a patient whose record ``principal`` may read at ``now`` (a
+    patient is told who took their consultations and who read their record), and a
+    practitioner themselves. A care relationship is kept after it ends, so a patient
+    still sees who read their record years ago."""
+    cared = select(CareRelationship.practitioner_id).where(
+        CareRelationship.patient_id.in_(readable_patient_ids(principal, now=now))
+    )
+    themselves = (
+        Practitioner.id == principal.practitioner_id
+        if principal.practitioner_id is not None
+        else false()
+    )
+    return select(Practitioner).where(or_(Practitioner.id.in_(cared), themselves))
+
+
+def readable_emails(principal: Principal) -> Select[OutboundEmail]:
+    """The emails ``principal`` may read: those sent to their own account, and no others
+    (a verification code sent to someone else is not found, so checking one says
+    nothing about other accounts)."""
+    return select(OutboundEmail).where(OutboundEmail.account_id == principal.account_id)
+
+
+def access_history_owner(principal: Principal) -> uuid.UUID:
+    """The patient whose access history ``principal`` may read: their own. Everyone
+    else is refused (``Forbidden``): staff have no record, and no role reads another
+    patient's history."""
+    if principal.patient_id is None:
+        raise Forbidden("only patients have an access history")
+    return principal.patient_id
+
+
+def accounts_metadata(
+    *, role: Role | None = None, status: AccountStatus | None = None
+) -> Select[Account]:
+    """Accounts in a stable order (oldest first), optionally of one role or status, for
+    the support and admin routes and the operator's listing (the callers check the
+    role). Whoever shows them shows metadata only (``AccountMetadata``: status, lockout,
+    verification), never an email or a name."""
+    statement = select(Account).where(Account.status != AccountStatus.DELETED)
+    if role is not None:
+        statement = statement.where(Account.role == role)
+    if status is not None:
+        statement = statement.where(Account.status == status)
+    return statement.order_by(Account.created_at, Account.id)
+
+
+def get_account(*, session: Session, account_id: uuid.UUID) -> Account:
+    """One account an admin or support member manages (the routes check the role),
+    ``NotFound`` if absent or deleted."""
+    return get_readable(session, accounts_metadata(), Account, account_id, "account")
 
 
 def queue_entries(principal: Principal, specialty: str) -> Select[uuid.UUID, datetime]:
@@ -255,11 +313,11 @@ def ensure_staff_role(principal: Principal, *roles: Role) -> None:
         raise Forbidden("your role does not allow this")
 
 
-def purpose_of(principal: Principal) -> str:
+def purpose_of(principal: Principal) -> Purpose:
     """Why this principal touches patient data, for the audit trail."""
     return {
-        Role.PATIENT: "self",
-        Role.PRACTITIONER: "care",
-        Role.ADMIN: "break-glass",
-        Role.OPERATOR: "break-glass",
-    }.get(principal.role, "none")
+        Role.PATIENT: Purpose.SELF,
+        Role.PRACTITIONER: Purpose.CARE,
+        Role.ADMIN: Purpose.BREAK_GLASS,
+        Role.OPERATOR: Purpose.BREAK_GLASS,
+    }.get(principal.role, Purpose.NONE)

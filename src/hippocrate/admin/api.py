@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from hippocrate.access import policy
 from hippocrate.access.errors import NotFound
 from hippocrate.access.policy import ensure_staff_role
 from hippocrate.admin.schemas import (
@@ -32,6 +33,7 @@ from hippocrate.identity import admin, events, service
 from hippocrate.identity.errors import AccountActionRefused
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
+from hippocrate.tags import Tag, account_created
 
 
 def require_admin(principal: CurrentPrincipal) -> None:
@@ -44,7 +46,7 @@ def require_support(principal: CurrentPrincipal) -> None:
 
 def target_account(db: DB, account_id: uuid.UUID) -> Account:
     """The account of the path, once per request (``NotFound`` if absent or deleted)."""
-    return admin.get_account(session=db, account_id=account_id)
+    return policy.get_account(session=db, account_id=account_id)
 
 
 TargetAccount = Annotated[Account, Depends(target_account)]
@@ -75,7 +77,7 @@ def create_practitioner(body: PractitionerCreateIn, db: DB, clock: Now) -> Staff
         now=clock,
     )
     token, expires = service.issue_setup_token(session=db, account=account, now=clock)
-    events.record(db, "account:practitioner:created", account=account, now=clock)
+    events.record(db, Tag.ACCOUNT_PRACTITIONER_CREATED, account=account, now=clock)
     return StaffCreated(
         account=AccountMetadata.of(account, now=clock),
         practitioner_id=practitioner.id,
@@ -92,7 +94,7 @@ def create_staff(body: StaffCreateIn, db: DB, clock: Now) -> StaffCreated:
         session=db, role=Role(body.role), email=body.email, now=clock
     )
     token, expires = service.issue_setup_token(session=db, account=account, now=clock)
-    events.record(db, f"account:{body.role}:created", account=account, now=clock)
+    events.record(db, account_created(body.role), account=account, now=clock)
     return StaffCreated(
         account=AccountMetadata.of(account, now=clock),
         setup_token=token,
@@ -147,7 +149,7 @@ def release_contained_account(
         )
     except LookupError:
         raise NotFound("account", account_id) from None
-    return AccountMetadata.of(admin.get_account(session=db, account_id=account_id), now=clock)
+    return AccountMetadata.of(policy.get_account(session=db, account_id=account_id), now=clock)
 
 
 @admin_routes.post("/accounts/{account_id}/unlock")
@@ -206,7 +208,7 @@ def list_accounts(
     status: Annotated[AccountStatus | None, Query(description="Only this status")] = None,
 ) -> Page[AccountMetadata]:
     """Account metadata, oldest first, a page at a time."""
-    rows, total = fetch_page(db, admin.accounts_metadata(role=role, status=status), paging)
+    rows, total = fetch_page(db, policy.accounts_metadata(role=role, status=status), paging)
     return Page[AccountMetadata](
         items=[AccountMetadata.of(a, now=clock) for a in rows],
         total=total,

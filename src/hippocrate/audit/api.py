@@ -7,32 +7,34 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from hippocrate.access.errors import Forbidden
-from hippocrate.api.deps import DB, CurrentPrincipal, authenticated_router
-from hippocrate.api.pagination import Page, Paging, fetch_page
+from hippocrate.access.policy import access_history_owner
+from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router
+from hippocrate.api.pagination import Page, Paging
 from hippocrate.audit.schemas import AccessEntry
-from hippocrate.audit.views import access_log_statement, describe
+from hippocrate.audit.views import access_history
 
 router = authenticated_router(tags=["audit"])
 
 
 def history_owner(principal: CurrentPrincipal) -> uuid.UUID:
-    """The patient whose access history the caller reads: their own, once per request."""
-    if principal.patient_id is None:
-        raise Forbidden("only patients have an access history")
-    return principal.patient_id
+    """The patient whose access history the caller reads: their own, once per request
+    (``Forbidden`` for anyone else)."""
+    return access_history_owner(principal)
 
 
 HistoryOwner = Annotated[uuid.UUID, Depends(history_owner)]
 
 
 @router.get("/patients/me/access-log", response_model=Page[AccessEntry])
-def my_access_log(db: DB, patient_id: HistoryOwner, paging: Paging) -> Page[AccessEntry]:
-    """Who accessed my record: when, who, what kind of data, why (newest first)."""
-    rows, total = fetch_page(db, access_log_statement(patient_id), paging)
+def my_access_log(
+    db: DB, principal: CurrentPrincipal, _owner: HistoryOwner, paging: Paging, clock: Now
+) -> Page[AccessEntry]:
+    """Who accessed my record: when, who, what kind of data, why (newest first),
+    repeated accesses grouped into one entry with their count."""
+    entries = access_history(db, principal, now=clock)
     return Page(
-        items=describe(db, rows, patient_id),
-        total=total,
+        items=entries[paging.offset : paging.offset + paging.limit],
+        total=len(entries),
         limit=paging.limit,
         offset=paging.offset,
     )

@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 
 import typer
 
+from hippocrate.access import policy
 from hippocrate.cli.context import platform_work, runtime
-from hippocrate.identity import admin, events, service
+from hippocrate.identity import events, service
 from hippocrate.identity.errors import IdentityError
 from hippocrate.identity.models import AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
+from hippocrate.tags import Purpose, Tag
 
 app = typer.Typer(help="Accounts: bootstrap an administrator, list metadata.", no_args_is_help=True)
 
@@ -33,14 +35,14 @@ def create_admin(
     now = datetime.now(UTC)
     with runtime() as rt:
         try:
-            with platform_work(rt, "setup") as session:
+            with platform_work(rt, Purpose.SETUP) as session:
                 account = service.create_staff_account(
                     session=session, role=Role.ADMIN, email=email, now=now
                 )
                 token, expires = service.issue_setup_token(
                     session=session, account=account, now=now
                 )
-                events.record(session, "account:admin:created", account=account, now=now)
+                events.record(session, Tag.ACCOUNT_ADMIN_CREATED, account=account, now=now)
                 account_id = account.id
         except IdentityError as exc:
             typer.echo(f"hippocrate: error: {exc}", err=True)
@@ -73,10 +75,10 @@ def list_accounts(
     """List accounts, oldest first: id, role, status, second factor, creation and last
     sign-in dates (never an email or a name)."""
     now = datetime.now(UTC)
-    with runtime() as rt, platform_work(rt, "operations") as session:
+    with runtime() as rt, platform_work(rt, Purpose.OPERATIONS) as session:
         rows = [
             AccountMetadata.of(account, now=now)
-            for account in session.scalars(admin.accounts_metadata(role=role, status=status))
+            for account in session.scalars(policy.accounts_metadata(role=role, status=status))
         ]
     typer.echo(f"{'id':36}  {'role':12}  {'status':8}  {'mfa':3}  {'created':16}  last sign-in")
     for row in rows:

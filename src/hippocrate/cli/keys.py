@@ -10,7 +10,7 @@ from sqlalchemy import select
 from hippocrate.audit.recorder import Actor
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime
-from hippocrate.consultations.service import reseal_attachments
+from hippocrate.consultations.service import unsafe_reseal_attachments
 from hippocrate.keyring.errors import RetireRefused
 from hippocrate.keyring.models import RootRotation
 from hippocrate.keyring.rotation import (
@@ -21,6 +21,7 @@ from hippocrate.keyring.rotation import (
     rotate_root,
 )
 from hippocrate.patients.service import unsafe_get_patient
+from hippocrate.tags import Purpose
 from hippocrate.work import Units
 
 app = typer.Typer(help="Root keys and data keys.", no_args_is_help=True)
@@ -87,7 +88,7 @@ def rotate_patient(patient_id: uuid.UUID) -> None:
     with runtime() as rt:
         # Key maintenance: every field is opened and sealed again, recorded as the
         # platform's (the trail names the purpose), nothing is shown.
-        units = Units(rt, Actor(role="operator", purpose="key-rotation"))
+        units = Units(rt, Actor(role="operator", purpose=Purpose.KEY_ROTATION))
         with units.begin() as session:
             unsafe_get_patient(session=session, patient_id=patient_id)
             count = rotate_data_key(session=session, owner=patient_id)
@@ -95,7 +96,7 @@ def rotate_patient(patient_id: uuid.UUID) -> None:
         files = finish_data_key_rotation(
             sessions=units,
             owner=patient_id,
-            resealers=[lambda session, owner: reseal_attachments(session, store, owner)],
+            resealers=[lambda session, owner: unsafe_reseal_attachments(session, store, owner)],
         )
     typer.echo(f"patient {patient_id}: {files} attachment files re-encrypted")
     typer.echo(f"patient {patient_id}: {count} fields re-encrypted under a new data key")

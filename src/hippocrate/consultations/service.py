@@ -38,9 +38,9 @@ from hippocrate.consultations.models import (
 from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.db.sealed import require_hook, vault_of
-from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.keyring.service import active_key, key_for
-from hippocrate.notify.service import send
+from hippocrate.notify.service import send, unsafe_patient_account
+from hippocrate.tags import Category, Verb
 from hippocrate.vault import FieldContext, peek_key_version
 
 OPEN = (ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS)
@@ -56,7 +56,7 @@ def body_context(attachment_id: uuid.UUID) -> FieldContext:
     return FieldContext("attachments", "body", attachment_id)
 
 
-def _note_body(session: Session, attachment: Attachment, verb: str) -> None:
+def _note_body(session: Session, attachment: Attachment, verb: Verb) -> None:
     """Tell the audit trail (and through it the guard, which may refuse) of a body read
     or written: bodies do not pass through a sealed attribute. Fails closed like the
     store: a session that records nothing (or checks no read) opens no body."""
@@ -65,26 +65,31 @@ def _note_body(session: Session, attachment: Attachment, verb: str) -> None:
         subject=Attachment.__audit_subject__,
         verb=verb,
         resource=f"attachment:{attachment.id}",
-        category="attachment",
+        category=Category.ATTACHMENT,
     )
 
 
 def seal_body(*, session: Session, attachment: Attachment, content: bytes) -> bytes:
-    _note_body(session, attachment, "write")
+    _note_body(session, attachment, Verb.WRITE)
     key = active_key(session=session, owner=attachment.patient_id)
     return vault_of(session).seal(key, content, body_context(attachment.id))
 
 
 def open_body(*, session: Session, attachment: Attachment, sealed: bytes) -> bytes:
     """The plaintext body; ``DecryptionError`` (``KeyDestroyed`` once shredded)."""
-    _note_body(session, attachment, "read")  # before decrypting: the guard may refuse
+    _note_body(session, attachment, Verb.READ)  # before decrypting: the guard may refuse
     key = key_for(session=session, owner=attachment.patient_id, version=peek_key_version(sealed))
     return vault_of(session).open(key, sealed, body_context(attachment.id))
 
 
-def reseal_attachments(session: Session, blobs: BlobStore, owner: uuid.UUID) -> int:
+def unsafe_reseal_attachments(session: Session, blobs: BlobStore, owner: uuid.UUID) -> int:
     """Re-seal every attachment body of ``owner`` under their active data key (after a
-    data key rotation); each file is replaced atomically. Returns how many changed."""
+    data key rotation); each file is replaced atomically. Returns how many changed.
+
+    Unsafe, it skips the access policy: key rotation is maintenance on every body of
+    one owner, whoever may read them, and shows nothing to its caller (what it opens it
+    seals again). The bodies still open only in an audited session, so each is in the
+    trail under the rotation's actor."""
     active = active_key(session=session, owner=owner)
     changed = 0
     for attachment in session.scalars(select(Attachment).where(Attachment.patient_id == owner)):
@@ -325,12 +330,7 @@ def _notify_patient(
 ) -> None:
     """Tell the patient something waits in the app (the email says nothing more)."""
     # The account of a patient whose consultation the caller already reads.
-    account = session.scalars(
-        select(Account).where(
-            Account.patient_id == consultation.patient_id,
-            Account.status == AccountStatus.ACTIVE,
-        )
-    ).first()
+    account = unsafe_patient_account(session=session, patient_id=consultation.patient_id)
     if account is not None:
         send(session=session, settings=settings, account=account, template="new_message", now=now)
 

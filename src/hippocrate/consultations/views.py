@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
@@ -28,7 +29,13 @@ from hippocrate.consultations.schemas import (
 from hippocrate.identity.models import Practitioner
 
 
-def practitioner_of(session: Session, practitioner_id: uuid.UUID | None) -> Practitioner | None:
+def unsafe_practitioner_of(
+    session: Session, practitioner_id: uuid.UUID | None
+) -> Practitioner | None:
+    """The practitioner in charge of a consultation: unsafe, it skips the access policy.
+    Only for the consultation its caller already got from the policy, whose reader is
+    told who takes care of it (``policy.readable_practitioners`` holds the same rule
+    for a principal)."""
     return None if practitioner_id is None else session.get(Practitioner, practitioner_id)
 
 
@@ -64,7 +71,9 @@ def consultation_read(session: Session, consultation: Consultation) -> Consultat
         patient_id=consultation.patient_id,
         description=consultation.description or "",
         questionnaire=consultation.questionnaire or {},
-        practitioner=practitioner_identity(practitioner_of(session, consultation.practitioner_id)),
+        practitioner=practitioner_identity(
+            unsafe_practitioner_of(session, consultation.practitioner_id)
+        ),
         report=consultation.report,
         prescription=consultation.prescription,
         acts=consultation.acts or [],
@@ -93,8 +102,9 @@ def messages_read(
     attachments = service.attachments_of(
         session=session, principal=principal, messages=messages, now=now
     )
-    practitioner = practitioner_of(session, consultation.practitioner_id)
-    practitioner_account = practitioner.account_id if practitioner else None
+    practitioner_account = session.scalar(
+        select(Practitioner.account_id).where(Practitioner.id == consultation.practitioner_id)
+    )
     return [
         MessageRead(
             id=message.id,

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.audit.recorder import Actor
@@ -34,6 +35,7 @@ from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.state import DatabaseState, GuardState, RedisState, clock
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
+from hippocrate.tags import Outcome, Purpose, Tag
 from hippocrate.vault import Vault
 
 security_log = logging.getLogger("hippocrate.security")
@@ -178,10 +180,12 @@ class Guard:
             return
         now = datetime.now(UTC)
         with sessions() as session, session.begin():
-            account = session.get(Account, actor.account_id)
-            if account is not None:
-                account.status = AccountStatus.DISABLED
-                account.disabled_reason = "contained"
+            # Plaintext columns only: containing opens nothing of the account.
+            session.execute(
+                update(Account)
+                .where(Account.id == actor.account_id)
+                .values(status=AccountStatus.DISABLED, disabled_reason="contained")
+            )
             ended = end_sessions_of(
                 session=session, account_id=actor.account_id, now=now, reason="contained"
             )
@@ -189,9 +193,9 @@ class Guard:
                 session,
                 [
                     PendingEvent(
-                        action="guard:principal:contained",
+                        action=Tag.GUARD_PRINCIPAL_CONTAINED,
                         actor_role=actor.role,
-                        outcome="contained",
+                        outcome=Outcome.CONTAINED,
                         at=now,
                         actor_account_id=actor.account_id,
                         resources=(f"reason:{exc.reason.split(':')[0]}", f"sessions:{ended}"),
@@ -243,7 +247,10 @@ class Guard:
         the caller's unit of work (recorded in the trail). ``LookupError`` if there is
         no such account nor contained operator, ``NotContained`` if the guard did not
         contain it."""
-        account = session.get(Account, account_id)
+        # Plaintext columns only: releasing opens nothing of the account.
+        account = session.execute(
+            select(Account.status, Account.disabled_reason).where(Account.id == account_id)
+        ).first()
         held = self.state.contained(account_id, session=session) is not None
         if account is None and not held:
             raise LookupError("no such account")
@@ -251,19 +258,22 @@ class Guard:
         if not contained and not held:
             raise NotContained()
         if account is not None and contained and account.status is AccountStatus.DISABLED:
-            account.status = AccountStatus.ACTIVE
-            account.disabled_reason = None
+            session.execute(
+                update(Account)
+                .where(Account.id == account_id)
+                .values(status=AccountStatus.ACTIVE, disabled_reason=None)
+            )
         append(
             session,
             [
                 PendingEvent(
-                    action="guard:principal:released",
+                    action=Tag.GUARD_PRINCIPAL_RELEASED,
                     actor_role=admin.role,
-                    outcome="allowed",
+                    outcome=Outcome.ALLOWED,
                     at=datetime.now(UTC),
                     actor_account_id=admin.account_id,
                     resources=(f"account:{account_id}",),
-                    purpose="release",
+                    purpose=Purpose.RELEASE,
                     request_id=admin.request_id,
                 )
             ],

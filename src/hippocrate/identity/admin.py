@@ -21,37 +21,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from hippocrate.access.errors import NotFound
+from hippocrate.access.policy import get_account
 from hippocrate.access.principal import Principal
 from hippocrate.identity import events
 from hippocrate.identity.errors import AccountActionRefused
-from hippocrate.identity.models import Account, AccountStatus, Role
+from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.service import clear_second_factor, issue_setup_token, unlock
 from hippocrate.identity.sessions import end_all_sessions, end_sessions_of
+from hippocrate.tags import Tag
 
 CONTAINED = "contained"  # the guard's reason when it disables an account
-
-
-def get_account(*, session: Session, account_id: uuid.UUID) -> Account:
-    account = session.get(Account, account_id)
-    if account is None or account.status is AccountStatus.DELETED:
-        raise NotFound("account")
-    return account
-
-
-def accounts_metadata(
-    *, role: Role | None = None, status: AccountStatus | None = None
-) -> Select[Account]:
-    """Accounts in a stable order (oldest first), optionally of one role or status."""
-    statement = select(Account).where(Account.status != AccountStatus.DELETED)
-    if role is not None:
-        statement = statement.where(Account.role == role)
-    if status is not None:
-        statement = statement.where(Account.status == status)
-    return statement.order_by(Account.created_at, Account.id)
 
 
 def _other(actor: Principal, account: Account, action: str) -> None:
@@ -69,7 +50,7 @@ def disable_account(
     account.status = AccountStatus.DISABLED
     account.disabled_reason = reason
     end_sessions_of(session=session, account_id=account.id, now=now, reason="disabled")
-    events.record(session, "account:status:disabled", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_STATUS_DISABLED, account=account, now=now)
     return account
 
 
@@ -89,7 +70,7 @@ def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
     account.status = AccountStatus.ACTIVE if verified else AccountStatus.PENDING
     account.disabled_reason = None
     unlock(session=session, account=account)
-    events.record(session, "account:status:enabled", account=account)
+    events.record(session, Tag.ACCOUNT_STATUS_ENABLED, account=account)
     return account
 
 
@@ -98,7 +79,7 @@ def unlock_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
     account = get_account(session=session, account_id=account_id)
     _other(actor, account, "unlock")
     unlock(session=session, account=account)
-    events.record(session, "account:lock:lifted", account=account)
+    events.record(session, Tag.ACCOUNT_LOCK_LIFTED, account=account)
     return account
 
 
@@ -137,19 +118,19 @@ def recover_staff_account(
     ended = end_sessions_of(session=session, account_id=account.id, now=now, reason="recovery")
     unlock(session=session, account=account)
     if reset_password:
-        events.record(session, "account:password:reset-by-admin", account=account, now=now)
+        events.record(session, Tag.ACCOUNT_PASSWORD_RESET_BY_ADMIN, account=account, now=now)
     if reset_second_factor:
-        events.record(session, "account:mfa:reset-by-admin", account=account, now=now)
+        events.record(session, Tag.ACCOUNT_MFA_RESET_BY_ADMIN, account=account, now=now)
     return StaffRecovery(token, expires, ended)
 
 
 def end_account_sessions(*, session: Session, account_id: uuid.UUID, now: datetime) -> int:
     account = get_account(session=session, account_id=account_id)
-    events.record(session, "account:sessions:ended", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_SESSIONS_ENDED, account=account, now=now)
     return end_sessions_of(session=session, account_id=account.id, now=now, reason="admin")
 
 
 def end_everyone(*, session: Session, now: datetime) -> int:
     """End every live session, the caller's included (an emergency stop)."""
-    events.record(session, "account:sessions:ended-all", now=now)
+    events.record(session, Tag.ACCOUNT_SESSIONS_ENDED_ALL, now=now)
     return end_all_sessions(session=session, now=now, reason="admin-all")

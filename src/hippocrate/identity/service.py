@@ -45,20 +45,21 @@ from hippocrate.identity.models import (
     Role,
     TokenPurpose,
 )
-from hippocrate.identity.sessions import Resolved, end_sessions_of
+from hippocrate.identity.sessions import Resolved, end_sessions_of, unsafe_get_account
 from hippocrate.identity.signin import (
     Issued,
     check_code,
     check_password,
-    find_account,
     login_email,
     replace_with_full_session,
+    unsafe_account_by_email,
 )
 from hippocrate.notify.service import send
 from hippocrate.notify.templates import token_link
 from hippocrate.patients.errors import DuplicatePatient
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import check_identity, create_patient
+from hippocrate.tags import Tag
 from hippocrate.vault import DecryptionError
 
 _EMAILED_TOKENS = {
@@ -139,7 +140,7 @@ def register_patient(
     passwords.check_policy(password, email=data.email)
     _check_identity(data)
     password_hash = passwords.hash_password(password)  # paid on every path
-    existing = find_account(session=session, email=data.email)
+    existing = unsafe_account_by_email(session=session, email=data.email)
     if existing is not None:
         send_reset_link(session=session, settings=settings, account=existing, now=now)
         return
@@ -178,7 +179,7 @@ def create_patient_account(
     """A patient with an active, verified account (seeding: demo, tests); no email.
     Raises ``DuplicateAccount``, ``DuplicatePatient``, ``WeakPassword``."""
     passwords.check_policy(password, email=data.email)
-    if find_account(session=session, email=data.email) is not None:
+    if unsafe_account_by_email(session=session, email=data.email) is not None:
         raise DuplicateAccount("email address")
     patient = create_patient(session=session, data=data)
     account = _new_account(
@@ -232,7 +233,7 @@ def _staff(
     email = normalise_email(email)
     if password is not None:
         passwords.check_policy(password, email=email)
-    if find_account(session=session, email=email) is not None:
+    if unsafe_account_by_email(session=session, email=email) is not None:
         raise DuplicateAccount("email address")
     account = _new_account(
         role=role,
@@ -247,7 +248,10 @@ def _staff(
     return account
 
 
-def find_practitioner_by_rpps(*, session: Session, rpps: str) -> Practitioner | None:
+def unsafe_practitioner_by_rpps(*, session: Session, rpps: str) -> Practitioner | None:
+    """The practitioner whose RPPS number is ``rpps``, if any: unsafe, it skips the
+    access policy. Only for enrolment's duplicate check, by an admin who gives the
+    number and learns only whether it is taken."""
     index = vault_of(session).blind_index("rpps", rpps)
     for candidate in session.scalars(
         select(Practitioner).where(Practitioner.rpps_index == index)
@@ -275,7 +279,7 @@ def create_practitioner(
     """A practitioner's account and professional identity (RPPS, specialty, names,
     sealed under the account's own key). Same options as :func:`create_staff_account`.
     Raises ``DuplicateAccount`` (email or RPPS), ``WeakPassword``, ``InvalidEmail``."""
-    if find_practitioner_by_rpps(session=session, rpps=rpps) is not None:
+    if unsafe_practitioner_by_rpps(session=session, rpps=rpps) is not None:
         raise DuplicateAccount("RPPS number")
     account = _staff(
         session=session,
@@ -319,14 +323,14 @@ def verify_email(*, session: Session, token: str, now: datetime) -> None:
     record = tokens.find_usable(
         session=session, token=token, purpose=TokenPurpose.VERIFY_EMAIL, now=now
     )
-    account = session.get(Account, record.account_id)
+    account = unsafe_get_account(session=session, account_id=record.account_id)
     if account is None or account.status not in (AccountStatus.PENDING, AccountStatus.ACTIVE):
         raise InvalidLinkToken()
     tokens.consume(record, now)
     account.email_verified_at = now
     if account.status is AccountStatus.PENDING:
         account.status = AccountStatus.ACTIVE
-    events.record(session, "account:email:verified", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_EMAIL_VERIFIED, account=account, now=now)
 
 
 def send_reset_link(
@@ -358,7 +362,7 @@ def request_password_reset(
 ) -> None:
     """Send a reset link if ``email`` belongs to a patient account; returns nothing, so
     the caller cannot tell whether it did."""
-    account = find_account(session=session, email=login_email(email))
+    account = unsafe_account_by_email(session=session, email=login_email(email))
     if account is not None:
         send_reset_link(session=session, settings=settings, account=account, now=now)
 
@@ -383,7 +387,7 @@ def complete_password_reset(
     record = tokens.find_usable(
         session=session, token=token, purpose=TokenPurpose.RESET_PASSWORD, now=now
     )
-    account = session.get(Account, record.account_id)
+    account = unsafe_get_account(session=session, account_id=record.account_id)
     if account is None or account.status not in (AccountStatus.PENDING, AccountStatus.ACTIVE):
         raise InvalidLinkToken()
     passwords.check_policy(password, email=account.email)
@@ -406,7 +410,7 @@ def complete_password_reset(
         # Completing a link sent to the address proves it, like the verification link.
         account.status = AccountStatus.ACTIVE
         account.email_verified_at = now
-    events.record(session, "account:password:reset", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_PASSWORD_RESET, account=account, now=now)
 
 
 def unlock(*, session: Session, account: Account) -> None:
@@ -450,7 +454,7 @@ def change_password(
         reason="password-changed",
         keep=resolved.auth_session.id,
     )
-    events.record(session, "account:password:changed", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_PASSWORD_CHANGED, account=account, now=now)
 
 
 def begin_totp(*, account: Account) -> tuple[str, str]:
@@ -491,7 +495,7 @@ def confirm_totp(
         reason="second-factor-changed",
         keep=resolved.auth_session.id,
     )
-    events.record(session, "account:mfa:enabled", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_MFA_ENABLED, account=account, now=now)
     issued = replace_with_full_session(
         session=session, settings=settings, resolved=resolved, now=now
     )
@@ -516,7 +520,7 @@ def regenerate_recovery_codes(
     )
     shown, digests = factors.new_recovery_codes()
     account.recovery_codes = digests
-    events.record(session, "account:recovery-codes:regenerated", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_RECOVERY_CODES_REGENERATED, account=account, now=now)
     return shown
 
 
@@ -557,7 +561,7 @@ def disable_totp(
         reason="second-factor-changed",
         keep=resolved.auth_session.id,
     )
-    events.record(session, "account:mfa:disabled", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_MFA_DISABLED, account=account, now=now)
 
 
 def clear_second_factor(account: Account) -> None:

@@ -45,6 +45,7 @@ from hippocrate.identity.sessions import (
     end_session,
     mfa_required,
 )
+from hippocrate.tags import ATTEMPTS, Attempted, Outcome, Tag
 from hippocrate.vault import DecryptionError
 
 PENDING_LIFETIME = timedelta(minutes=10)
@@ -74,11 +75,15 @@ def email_index(session: Session, email: str) -> int:
     return vault_of(session).blind_index("email", email)
 
 
-def find_account(*, session: Session, email: str) -> Account | None:
+def unsafe_account_by_email(*, session: Session, email: str) -> Account | None:
     """The account whose login email is ``email`` (normalised), if any.
 
     The blind index narrows the candidates; each is confirmed by decryption.
     Deleted accounts are never found (their keys may be destroyed).
+
+    Unsafe, it skips the access policy: sign-in, registration's duplicate check and
+    recovery must find an account by its email before there is a principal. Callers
+    answer alike whether or not it exists, and never show what it opened.
     """
     index = email_index(session, email)
     candidates = session.scalars(
@@ -105,7 +110,7 @@ class Attempt:
         email_index: int,
         address: str,
         now: datetime,
-        what: str,
+        what: Attempted,
         account: Account | None = None,
     ) -> None:
         self.session, self.settings, self.now = session, settings, now
@@ -121,7 +126,7 @@ class Attempt:
         settings: Settings,
         address: str,
         now: datetime,
-        what: str,
+        what: Attempted,
     ) -> Attempt:
         """An attempt on a known account (it shares the sign-in counters)."""
         return cls(
@@ -141,9 +146,9 @@ class Attempt:
         except SignInLocked:
             events.record(
                 self.session,
-                f"account:{self.what}:locked",
+                ATTEMPTS[self.what][0],
                 account=self.account,
-                outcome="refused",
+                outcome=Outcome.REFUSED,
                 now=self.now,
             )
             raise
@@ -159,9 +164,9 @@ class Attempt:
                 account.locked_until = until
         events.record(
             self.session,
-            f"account:{self.what}:refused",
+            ATTEMPTS[self.what][1],
             account=account,
-            outcome="refused",
+            outcome=Outcome.REFUSED,
             now=self.now,
         )
         raise error
@@ -195,7 +200,7 @@ def sign_in(
         what="signin",
     )
     attempt.check()
-    account = find_account(session=session, email=email)
+    account = unsafe_account_by_email(session=session, email=email)
     stored = account.password_hash if account is not None else None
     if not passwords.verify(stored, password) or account is None or stored is None:
         attempt.fail(account, InvalidCredentials())
@@ -207,7 +212,7 @@ def sign_in(
     if account.status is not AccountStatus.ACTIVE:
         raise AccountInactive("this account is disabled: contact support")
     attempt.succeed(account)
-    events.record(session, "account:signin:password-accepted", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_SIGNIN_PASSWORD_ACCEPTED, account=account, now=now)
     if passwords.needs_rehash(stored):
         account.password_hash = passwords.hash_password(password)
     if mfa_required(account):
@@ -241,7 +246,7 @@ def complete_second_factor(
     if not factors.verify_code(account, code, now=now):
         attempt.fail(account, InvalidCode())
     attempt.succeed(account)
-    events.record(session, "account:mfa:passed", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_MFA_PASSED, account=account, now=now)
     return replace_with_full_session(session=session, settings=settings, resolved=resolved, now=now)
 
 
@@ -303,7 +308,7 @@ def full_session(
         session=session, settings=settings, account=account, mfa_passed=factor_passed, now=now
     )
     account.last_login_at = now
-    events.record(session, "account:session:opened", account=account, now=now)
+    events.record(session, Tag.ACCOUNT_SESSION_OPENED, account=account, now=now)
     return Issued(token, record, mfa_required=False, mfa_setup_required=False)
 
 

@@ -21,9 +21,10 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from hippocrate.access.policy import readable_emails
 from hippocrate.access.principal import Principal
 from hippocrate.config import Settings
-from hippocrate.identity.models import Account
+from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.notify import delivery
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.notify.templates import UnsafeLink, render, template_for
@@ -102,24 +103,45 @@ def send(
     return record
 
 
+def unsafe_patient_account(*, session: Session, patient_id: uuid.UUID) -> Account | None:
+    """The active account of ``patient_id``, to write to: unsafe, it skips the access
+    policy. The platform opens the address to deliver a message that says only that
+    something waits in the app; whoever caused it (a practitioner's reply, a notice)
+    never sees the address, and the caller must already read what the message is about.
+    """
+    return session.scalars(
+        select(Account).where(
+            Account.patient_id == patient_id, Account.status == AccountStatus.ACTIVE
+        )
+    ).first()
+
+
 def _fresh_code(session: Session, account_id: uuid.UUID) -> str:
     """A code that no message a check can find (:data:`CODE_WINDOW`) already carries,
     so a code names one message."""
-    taken = {normalise_code(code) for _, code in _codes_of(session, account_id)}
+    emails = unsafe_emails_to(account_id)
+    taken = {normalise_code(code) for _, code in _codes_of(session, emails, account_id)}
     while True:
         code = new_code()
         if normalise_code(code) not in taken:
             return code
 
 
-def _codes_of(session: Session, account_id: uuid.UUID) -> list[tuple[OutboundEmail, str]]:
-    """The account's :data:`CODE_WINDOW` latest messages with their codes, unflushed
-    ones included."""
-    latest = (
-        select(OutboundEmail)
-        .where(OutboundEmail.account_id == account_id)
-        .order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc())
-        .limit(CODE_WINDOW)
+def unsafe_emails_to(account_id: uuid.UUID) -> Select[OutboundEmail]:
+    """Every email sent to ``account_id``, whoever asks: unsafe, it skips the access
+    policy. Only for sending, where the platform keeps a new code unlike the recipient's
+    latest ones: the codes are compared here and never shown to the caller, who may be
+    anyone that triggers an email (a practitioner's message, a sign-in, a reset)."""
+    return select(OutboundEmail).where(OutboundEmail.account_id == account_id)
+
+
+def _codes_of(
+    session: Session, emails: Select[OutboundEmail], account_id: uuid.UUID
+) -> list[tuple[OutboundEmail, str]]:
+    """The :data:`CODE_WINDOW` latest of ``emails`` (a statement of the emails to
+    ``account_id``) with their codes, unflushed ones to that account included."""
+    latest = emails.order_by(OutboundEmail.created_at.desc(), OutboundEmail.id.desc()).limit(
+        CODE_WINDOW
     )
     with session.no_autoflush:  # never flush the caller's work half-way
         records = list(session.scalars(latest))
@@ -132,11 +154,6 @@ def _codes_of(session: Session, account_id: uuid.UUID) -> list[tuple[OutboundEma
 
 
 # -- reading, for the recipient ---------------------------------------------------------
-
-
-def readable_emails(principal: Principal) -> Select[OutboundEmail]:
-    """The one query behind every read: the principal's own messages, and no others."""
-    return select(OutboundEmail).where(OutboundEmail.account_id == principal.account_id)
 
 
 def list_emails(
@@ -163,7 +180,8 @@ def verify_code(*, session: Session, principal: Principal, code: str) -> Outboun
     if typed is None:
         return None
     found: OutboundEmail | None = None
-    for record, stored in _codes_of(session, principal.account_id):
+    emails = readable_emails(principal)
+    for record, stored in _codes_of(session, emails, principal.account_id):
         candidate = normalise_code(stored) or ""
         if hmac.compare_digest(candidate.encode("ascii"), typed.encode("ascii")):
             found = record

@@ -57,9 +57,9 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
     if the email or NIR is already registered, ``InconsistentIdentity`` if the NIR
     contradicts the sex or birth date."""
     check_identity(data)
-    if find_by(session=session, field="email", value=data.email):
+    if unsafe_find_by(session=session, field="email", value=data.email):
         raise DuplicatePatient("email")
-    if data.nir and find_by(session=session, field="nir", value=data.nir):
+    if data.nir and unsafe_find_by(session=session, field="nir", value=data.nir):
         raise DuplicatePatient("NIR")
     patient = Patient(id=uuid.uuid4(), status=PatientStatus.ACTIVE)
     patient.given_names = data.given_names
@@ -75,11 +75,16 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
     return patient
 
 
-def find_by(*, session: Session, field: str, value: str) -> Sequence[Patient]:
+def unsafe_find_by(*, session: Session, field: str, value: str) -> Sequence[Patient]:
     """Patients whose ``field`` (email, phone or NIR) equals the normalised ``value``.
 
     The blind index narrows the candidates; each is confirmed by decryption, so a
     truncated-index collision never returns the wrong patient.
+
+    Unsafe, it skips the access policy: registration's duplicate check must look among
+    every patient before the new one has a principal, and answers only "taken" (as
+    :class:`DuplicatePatient`), never who. Also for tests. The candidates' fields still
+    open only in an audited session.
     """
     column = _INDEXED[field]
     index = vault_of(session).blind_index(field, value)
@@ -125,12 +130,15 @@ def shred_patient(*, session: Session, patient_id: uuid.UUID) -> None:
     Once committed nothing of theirs can be decrypted again, by anyone, from this
     database or any copy of it whose root key versions are retired.
     """
-    patient = session.get(Patient, patient_id)
-    if patient is None:
+    # Plaintext columns only: shredding opens nothing of the patient.
+    if session.scalar(select(Patient.id).where(Patient.id == patient_id)) is None:
         raise PatientNotFound(patient_id)
-    destroy_keys(session=session, owner=patient.id)
-    patient.status = PatientStatus.SHREDDED
-    patient.email_index = patient.phone_index = patient.nir_index = None
+    destroy_keys(session=session, owner=patient_id)
+    session.execute(
+        update(Patient)
+        .where(Patient.id == patient_id)
+        .values(status=PatientStatus.SHREDDED, email_index=None, phone_index=None, nir_index=None)
+    )
 
 
 # -- the patient's own account ---------------------------------------------------------
@@ -238,14 +246,20 @@ def delete_own_account(
         .execution_options(synchronize_session=False)
     )
     end_sessions_of(session=session, account_id=principal.account_id, now=now, reason="deleted")
-    account = session.get(Account, principal.account_id)
-    assert account is not None
-    account.status = AccountStatus.DELETED
-    account.email_index = None
+    # Plaintext columns only: deleting the account opens nothing of it.
+    account_owner = session.scalar(
+        select(Account.owner_id).where(Account.id == principal.account_id)
+    )
+    assert account_owner is not None
+    session.execute(
+        update(Account)
+        .where(Account.id == principal.account_id)
+        .values(status=AccountStatus.DELETED, email_index=None)
+    )
     session.flush()
     shred_patient(session=session, patient_id=patient.id)
-    if account.owner_id != patient.id:
-        destroy_keys(session=session, owner=account.owner_id)
+    if account_owner != patient.id:
+        destroy_keys(session=session, owner=account_owner)
     for attachment_id in attachments:
         delete_after_commit(session=session, store=blobs, blob_id=attachment_id)
 
