@@ -8,7 +8,11 @@ from hippocrate.schemas import Output
 
 
 class AccessEntry(Output):
-    """One access to the patient's record: when, who, what kind of data, why."""
+    """One access to the patient's record: when, who, what kind of data, why.
+
+    Repeated accesses (the same actor, action, purpose and outcome, one soon after the
+    other) are one entry: ``count`` of them, the first at ``at``, the last at ``until``
+    (``until`` equals ``at`` for a single one)."""
 
     at: datetime
     who: str
@@ -17,3 +21,5 @@ class AccessEntry(Output):
     categories: list[str]
     purpose: str | None
     outcome: str
+    count: int = 1
+    until: datetime
