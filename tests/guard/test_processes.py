@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,19 +23,26 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from hippocrate.access.principal import OPERATOR_NAMESPACE
+from hippocrate.access.principal import operator_id
 from hippocrate.audit.models import AuditEvent
+from hippocrate.audit.recorder import Actor
+from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine
 from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.service import HONEYTOKEN_PURPOSE
 from hippocrate.patients.models import Patient
+from hippocrate.runtime import Runtime
+from hippocrate.tags import Purpose
 from hippocrate.vault.providers.file import FileKeyProvider
+from hippocrate.work import unit_of_work
 from tests.cli.test_cli import Cli, assert_one_line_error
 from tests.cli.test_keys_processes import PASSWORD, Server, register, serving
 from tests.conftest import _fresh_postgres
 
 REDIS_URL = os.environ.get("HIPPOCRATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
+#: The operator every command of these tests runs as: this process's system user.
+ME = pwd.getpwuid(os.getuid()).pw_name
 REASON = ("--reason", "ticket 4312: the patient called about her record")
 
 
@@ -47,7 +55,8 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
         env["HIPPOCRATE_DATABASE_URL"] = url
     if request.param.endswith("redis"):
         try:
-            redis.Redis.from_url(REDIS_URL).ping()  # keys are per account: no flush needed
+            # The operator is this system user in every test: start from a clean state.
+            redis.Redis.from_url(REDIS_URL).flushdb()
         except redis.RedisError:
             pytest.skip("no Redis server")
         env["HIPPOCRATE_REDIS_URL"] = REDIS_URL
@@ -170,60 +179,78 @@ def test_a_cli_read_is_a_break_glass_the_patient_sees(cli: Cli) -> None:
         refused = cli.run("patients", "show", patient_id)
         assert refused.code != 0
         assert "--reason" in refused.err
-        shown = json.loads(cli.ok("patients", "show", patient_id, *REASON, "--operator", "alice"))
+        shown = json.loads(cli.ok("patients", "show", patient_id, *REASON))
         assert shown["family_name"] == patient.family_name
 
         with server.http() as http:
             history = http.get("/patients/me/access-log", headers=headers).json()["items"]
     operator_reads = [e for e in history if e["role"] == "operator"]
     assert operator_reads, history
-    assert all("alice" in e["who"] and REASON[1] in e["who"] for e in operator_reads)
+    assert all(f"operator {ME} with break-glass: {REASON[1]}" in e["who"] for e in operator_reads)
     assert all(e["purpose"] == "break-glass" for e in operator_reads)
-    alice = uuid.uuid5(OPERATOR_NAMESPACE, "alice")
-    reads = trail(cli, actor_account_id=alice, action="patient:record:read")
+    reads = trail(cli, actor_account_id=operator_id(ME), action="patient:record:read")
     assert [str(e.patient_id) for e in reads] == [patient_id]
 
 
 def test_a_honeytoken_read_from_the_cli_contains_the_operator_and_alerts(cli: Cli) -> None:
     decoy, *_ = honeytokens(cli)
+    me = operator_id(ME)
     with webhook() as received:
         cli.env["HIPPOCRATE_GUARD_ALERT_WEBHOOK"] = received[0]["url"]
-        ran = cli.run("patients", "show", str(decoy), *REASON, "--operator", "mallory")
+        ran = cli.run("patients", "show", str(decoy), *REASON)
         assert_one_line_error(ran, "contained")
-        assert decoy.hex not in ran.out.replace("-", "")
         alerts = [a for a in received[1:] if a.get("event") == "hippocrate.containment"]
-    mallory = uuid.uuid5(OPERATOR_NAMESPACE, "mallory")
-    assert [(a["account"], a["reason"]) for a in alerts] == [(str(mallory), "honeytoken")]
-    assert cli.ok("guard", "status", str(mallory)).startswith("contained: honeytoken")
+    assert [(a["account"], a["reason"]) for a in alerts] == [(str(me), "honeytoken")]
+    assert cli.ok("guard", "status", str(me)).startswith("contained: honeytoken")
 
-    # Contained: the next command of the same operator reads nothing, even a real patient.
-    real = next(p for p in all_patients(cli) if p != decoy)
+    # Contained: the next command of the same operator reads nothing, even a real patient;
+    # and the operator is the system user, not a name the command is told.
+    cli.ok("seed", "--patients", "1", "--seed", "5")
+    decoys = set(honeytokens(cli))
+    real = next(p for p in all_patients(cli) if p not in decoys)
+    assert_one_line_error(cli.run("patients", "show", str(real), *REASON), "contained")
     assert_one_line_error(
-        cli.run("patients", "show", str(real), *REASON, "--operator", "mallory"), "contained"
+        cli.run("patients", "show", str(real), *REASON, USER="someone-else", LOGNAME="x"),
+        "contained",
     )
-    assert not trail(cli, actor_account_id=mallory, action="patient:record:read", outcome="allowed")
-    assert trail(cli, actor_account_id=mallory, action="guard:principal:contained")
+    assert not trail(cli, actor_account_id=me, action="patient:record:read", outcome="allowed")
+    assert trail(cli, actor_account_id=me, action="guard:principal:contained")
 
-    # Another operator releases mallory; an operator cannot release themselves.
-    assert_one_line_error(
-        cli.run("guard", "release", str(mallory), *REASON, "--operator", "mallory"), "themselves"
+    # Nobody releases themselves; another operator does, and it holds for the CLI at once.
+    assert_one_line_error(cli.run("guard", "release", str(me), *REASON), "themselves")
+    release_by_another_operator(cli, me)
+    assert cli.ok("guard", "status", str(me)).strip() == "not contained"
+    shown = json.loads(cli.ok("patients", "show", str(real), *REASON))
+    assert shown["id"] == str(real)
+
+
+def release_by_another_operator(cli: Cli, account: uuid.UUID) -> None:
+    """What ``guard release`` does when another system user runs it (the tests run as
+    one user), from this test's own process: a third one."""
+    settings = Settings(
+        data_dir=cli.data_dir,
+        database_url=database_url(cli),
+        redis_url=cli.env.get("HIPPOCRATE_REDIS_URL"),
     )
-    cli.ok("guard", "release", str(mallory), *REASON, "--operator", "bob")
-    assert cli.ok("guard", "status", str(mallory)).strip() == "not contained"
+    runtime = Runtime.open(settings)
+    try:
+        admin = Actor(role="operator", account_id=operator_id("another"), purpose=Purpose.RELEASE)
+        assert runtime.guard is not None
+        with unit_of_work(runtime, admin) as session:
+            runtime.guard.release(session, admin=admin, account_id=account, reason=REASON[1])
+    finally:
+        runtime.close()
 
 
 def test_an_operator_reading_many_patients_is_contained(cli: Cli) -> None:
     decoys = set(honeytokens(cli))
     cli.ok("seed", "--patients", "8", "--seed", "3")
     real = [p for p in all_patients(cli) if p not in decoys]
-    outcomes = [
-        cli.run("patients", "show", str(p), *REASON, "--operator", "carol").code for p in real
-    ]
+    outcomes = [cli.run("patients", "show", str(p), *REASON).code for p in real]
     # The operator's breadth limit is 5 patients an hour: the sixth is refused, and after.
     assert outcomes[:5] == [0] * 5
     assert set(outcomes[5:]) == {1}
-    carol = uuid.uuid5(OPERATOR_NAMESPACE, "carol")
-    assert cli.ok("guard", "status", str(carol)).startswith("contained: breadth")
+    assert cli.ok("guard", "status", str(operator_id(ME))).startswith("contained: breadth")
 
 
 def all_patients(cli: Cli) -> list[uuid.UUID]:

@@ -14,8 +14,9 @@ unit of work as a request (``hippocrate.work``): recorded, checked by the guard.
 
 from __future__ import annotations
 
-import getpass
 import logging
+import os
+import pwd
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,11 +76,18 @@ def platform_work(rt: Runtime, purpose: Purpose) -> Iterator[Session]:
         yield session
 
 
-def operator_principal(name: str | None) -> Principal:
-    """The operator running this command: ``--operator``, else the system user."""
-    chosen = (name or getpass.getuser()).strip()
+def operator_principal() -> Principal:
+    """The operator running this command: the system account of the process's real
+    user id. Not a name the command is told (``--operator``, ``$USER``): a contained
+    operator could then come back under another one. Each person who runs commands on
+    the server has a system account of their own, with read access to the data folder
+    (under ``sudo -u`` the command runs as, and is counted as, the target user)."""
+    try:
+        chosen = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        chosen = f"uid-{os.getuid()}"
     if not _OPERATOR_NAME.fullmatch(chosen):
-        raise fail("an operator name is 1 to 64 letters, digits, '.', '_', '@' or '-'")
+        raise fail(f"the system user {chosen!r} cannot name an operator")
     return Principal(
         account_id=operator_id(chosen),
         role=Role.OPERATOR,

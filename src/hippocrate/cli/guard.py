@@ -39,14 +39,11 @@ def status(account_id: uuid.UUID) -> None:
 def release(
     account_id: uuid.UUID,
     reason: str = typer.Option(..., min=10, help="Why the account may work again."),
-    operator: str | None = typer.Option(
-        None, "--operator", help="Your name (default: the system user)."
-    ),
 ) -> None:
     """Release a contained account (recorded in the audit trail)."""
     if len(reason.strip()) < 10:
         raise fail("give a reason of at least 10 characters")
-    principal = operator_principal(operator)
+    principal = operator_principal()
     if principal.account_id == account_id:
         raise fail("an operator cannot release themselves")
     with runtime() as rt:

@@ -31,14 +31,11 @@ def show(
     reason: str = typer.Option(
         ..., "--reason", help="Why you read this record (the patient reads it)."
     ),
-    operator: str | None = typer.Option(
-        None, "--operator", help="Your name (default: the system user)."
-    ),
 ) -> None:
     """Print one patient's record as JSON (NIR masked), under a break-glass grant."""
     if len(reason.strip()) < 10:
         raise fail("give a reason of at least 10 characters; the patient will read it")
-    principal = operator_principal(operator)
+    principal = operator_principal()
     now = datetime.now(UTC)
     with runtime() as rt:
         try:
@@ -66,14 +63,11 @@ def show(
 def shred(
     patient_id: uuid.UUID,
     yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
-    operator: str | None = typer.Option(
-        None, "--operator", help="Your name (default: the system user)."
-    ),
 ) -> None:
     """Crypto-shred a patient: destroy their data key; nothing of theirs opens again."""
     if not yes:
         raise fail("shredding cannot be undone; add --yes to confirm")
-    principal = operator_principal(operator)
+    principal = operator_principal()
     with runtime() as rt:
         try:
             with operator_work(rt, principal) as session:
