@@ -45,7 +45,12 @@ HONEYTOKEN_PURPOSE = b"hippocrate.honeytoken.v1"
 def open_state(settings: Settings, sessions: SessionFactory) -> GuardState:
     """Redis when ``HIPPOCRATE_REDIS_URL`` is set, else the database: either way every
     process of the deployment (workers, the CLI) shares the same state."""
-    return RedisState(settings.redis_url) if settings.redis_url else DatabaseState(sessions)
+    if not settings.redis_url:
+        return DatabaseState(sessions)
+    # Keys named after the deployment (a digest its key provider derives), so that two
+    # deployments sharing one Redis never mix their counters or containments.
+    deployment = sessions.vault.provider.derive_index_key(b"hippocrate.guard.redis-prefix.v1")
+    return RedisState(settings.redis_url, prefix=f"hippocrate:{deployment.hex()[:16]}:guard:")
 
 
 class Guard:
