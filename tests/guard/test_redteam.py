@@ -30,6 +30,7 @@ from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.guard.honeytokens import plant
+from hippocrate.guard.service import redis_prefix
 from hippocrate.guard.state import RedisState
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.keyring.service import KEYRING
@@ -206,8 +207,9 @@ REDIS_URL = os.environ.get("HIPPOCRATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 
 
 @pytest.fixture
-def shared_state() -> RedisState:
-    """The guard state the app processes share, seen as they see it (default key prefix).
+def shared_state(vault: Vault) -> RedisState:
+    """The guard state the app processes share, seen as they see it (the deployment's
+    key prefix, from the same key file).
     Every key names an account the test made: nothing is shared with other tests."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -218,7 +220,7 @@ def shared_state() -> RedisState:
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
     finally:
         client.close()
-    return RedisState(REDIS_URL)
+    return RedisState(REDIS_URL, prefix=redis_prefix(vault.provider))
 
 
 @pytest.fixture

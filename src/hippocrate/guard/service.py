@@ -37,6 +37,7 @@ from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
 from hippocrate.tags import Outcome, Purpose, Tag
 from hippocrate.vault import Vault
+from hippocrate.vault.providers.base import KeyProvider
 
 security_log = logging.getLogger("hippocrate.security")
 HONEYTOKEN_PURPOSE = b"hippocrate.honeytoken.v1"
@@ -47,10 +48,14 @@ def open_state(settings: Settings, sessions: SessionFactory) -> GuardState:
     process of the deployment (workers, the CLI) shares the same state."""
     if not settings.redis_url:
         return DatabaseState(sessions)
-    # Keys named after the deployment (a digest its key provider derives), so that two
-    # deployments sharing one Redis never mix their counters or containments.
-    deployment = sessions.vault.provider.derive_index_key(b"hippocrate.guard.redis-prefix.v1")
-    return RedisState(settings.redis_url, prefix=f"hippocrate:{deployment.hex()[:16]}:guard:")
+    return RedisState(settings.redis_url, prefix=redis_prefix(sessions.vault.provider))
+
+
+def redis_prefix(provider: KeyProvider) -> str:
+    """The deployment's Redis keys are named after a digest its key provider derives, so
+    that two deployments sharing one Redis never mix their counters or containments."""
+    deployment = provider.derive_index_key(b"hippocrate.guard.redis-prefix.v1")
+    return f"hippocrate:{deployment.hex()[:16]}:guard:"
 
 
 class Guard:
