@@ -10,7 +10,7 @@ throughput and latency figures.
 
 Deployments, each skipped (and said so) when its services are not there:
 
-- SQLite, one worker, guard state in process: the embedded default;
+- SQLite, one worker, guard state in the database: the embedded default;
 - PostgreSQL (a database created for the run and dropped after), guard state in Redis,
   one worker, then two: the scale-out path.
 """
@@ -44,20 +44,22 @@ import pyotp
 import redis
 
 from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import Actor
 from hippocrate.blobs import FileBlobStore
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.consultations import service as consultations
 from hippocrate.consultations.schemas import ConsultationCreate
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
-from hippocrate.guard.state import RedisState
 from hippocrate.identity import factors
 from hippocrate.identity import service as identity
 from hippocrate.identity.models import Role
 from hippocrate.patients.service import create_patient
 from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.runtime import Runtime
+from hippocrate.tags import Purpose
 from hippocrate.vault.factory import initialise_provider
+from hippocrate.work import unit_of_work
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432"
@@ -77,6 +79,10 @@ QUESTIONNAIRE = {
 }
 SCENARIOS = ("read", "list", "post")
 
+#: The benchmark seeds as the platform does (recorded, guarded): the store opens
+#: nothing sealed outside a unit of work.
+SEEDER = Actor(role="operator", purpose=Purpose.DEMO_SEED)
+
 
 @dataclass(frozen=True)
 class Deployment:
@@ -85,9 +91,10 @@ class Deployment:
     workers: int
 
 
-# The guard's state is in process with SQLite (one process), in Redis with PostgreSQL.
+# The guard's state is in the database with SQLite (the embedded default), in Redis with
+# PostgreSQL.
 DEPLOYMENTS = (
-    Deployment("SQLite, 1 worker, guard in process", "sqlite", 1),
+    Deployment("SQLite, 1 worker, guard in the database", "sqlite", 1),
     Deployment("PostgreSQL, 1 worker, guard in Redis", "postgresql", 1),
     Deployment("PostgreSQL, 2 workers, guard in Redis", "postgresql", 2),
 )
@@ -315,7 +322,7 @@ def _seed(settings: Settings, *, seats: int, seed: int = 2024) -> list[Seat]:
     try:
         made = []
         for index in range(seats):
-            with runtime.sessions.begin() as session:
+            with unit_of_work(runtime, SEEDER) as session:
                 made.append(_seat(session, settings, generator, index))
         return made
     finally:
@@ -644,11 +651,15 @@ def _postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _forget_guard_state(seats: list[Seat]) -> None:
-    state = RedisState(REDIS_URL)
-    for seat in seats:
-        state.release(seat.practitioner.account_id)
-        state.release(seat.patient.account_id)
+def _forget_guard_state(settings: Settings, seats: list[Seat]) -> None:
+    runtime = Runtime.open(settings)  # the deployment's own keys in Redis
+    try:
+        assert runtime.guard is not None
+        for seat in seats:
+            runtime.guard.state.release(seat.practitioner.account_id)
+            runtime.guard.state.release(seat.patient.account_id)
+    finally:
+        runtime.close()
 
 
 def run() -> ApiResult:
@@ -689,7 +700,7 @@ def run() -> ApiResult:
                 for deployment in postgres:
                     result.runs.append(_run_one(deployment, settings, seats, log))
             finally:
-                _forget_guard_state(seats)
+                _forget_guard_state(settings, seats)
     return result
 
 

@@ -18,7 +18,7 @@ from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.audit.service import PendingEvent, append, chain, verify, write_checkpoint
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
-from hippocrate.guard.state import LocalState, RedisState
+from hippocrate.guard.state import DatabaseState, LocalState, RedisState
 from hippocrate.keyring.service import KEYRING
 from hippocrate.vault import Vault
 from hippocrate.vault.providers.file import FileKeyProvider
@@ -33,6 +33,7 @@ class AuditResult:
     append_one_us: float
     append_five_us: float
     guard_local_us: float
+    guard_database_us: float
     guard_redis_us: float | None
     verify_events: int
     verify_seconds: float
@@ -87,6 +88,18 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
             local.observe(account, uuid.UUID(int=n % 15), now=float(n), windows=WINDOWS)
             samples.append(time.perf_counter() - started)
         guard_local = _median_us(samples)
+        # The embedded default: the state in the database, written in the request's own
+        # transaction (the commit, which the request makes anyway, is not counted).
+        shared = DatabaseState(sessions)
+        samples = []
+        for n in range(2_000):
+            with sessions.begin() as session:
+                started = time.perf_counter()
+                shared.observe(
+                    account, uuid.UUID(int=n % 15), now=float(n), windows=WINDOWS, session=session
+                )
+                samples.append(time.perf_counter() - started)
+        guard_database = _median_us(samples)
         guard_redis = None
         if redis_url:
             remote = RedisState(redis_url, prefix=f"bench:{uuid.uuid4().hex}:")
@@ -134,6 +147,7 @@ def run(*, events: int = 1_000_000, redis_url: str | None = None) -> AuditResult
             append_one_us=_median_us(one),
             append_five_us=_median_us(five),
             guard_local_us=guard_local,
+            guard_database_us=guard_database,
             guard_redis_us=guard_redis,
             verify_events=report.events,
             verify_seconds=seconds,
@@ -153,6 +167,8 @@ def report(result: AuditResult) -> str:
             f"| append 1 event, in a request's transaction | {result.append_one_us:,.0f} µs |",
             f"| append 5 events, in a request's transaction | {result.append_five_us:,.0f} µs |",
             f"| guard read check, in-process state | {result.guard_local_us:,.1f} µs |",
+            f"| guard read check, database state (SQLite, the embedded default) "
+            f"| {result.guard_database_us:,.1f} µs |",
             f"| guard read check, Redis state (loopback) | {redis} µs |",
             "",
             f"`audit verify` on {result.verify_events:,} events (SQLite, one checkpoint): "

@@ -52,7 +52,7 @@ from hippocrate.access import policy
 from hippocrate.app import create_app as create_real_app
 from hippocrate.audit import service as audit_service
 from hippocrate.guard.service import Guard
-from hippocrate.guard.state import LocalState, RedisState
+from hippocrate.guard.state import DatabaseState, LocalState, RedisState
 from hippocrate.runtime import Runtime
 from hippocrate.vault import Vault
 
@@ -196,7 +196,7 @@ def install(profiler: Profiler, runtime: Runtime) -> None:
         GUARD_METHODS,
         lambda name: ("guard", "guard.check_read") if name == "check_read" else ("guard",),
     )
-    for state in (LocalState, RedisState):
+    for state in (LocalState, DatabaseState, RedisState):
         _wrap_methods(profiler, state, STATE_METHODS, lambda _name: ("guard.state",))
     _wrap_dialect(profiler, runtime.sessions.engine.dialect)
 

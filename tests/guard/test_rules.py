@@ -10,13 +10,21 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from sqlalchemy import select
 
 from hippocrate.audit.recorder import Actor, attach
 from hippocrate.config import Settings
 from hippocrate.guard.errors import Contained
 from hippocrate.guard.honeytokens import plant
+from hippocrate.guard.models import WindowRead
 from hippocrate.guard.service import Guard
-from hippocrate.guard.state import GuardState, GuardUnavailable, LocalState, RedisState
+from hippocrate.guard.state import (
+    DatabaseState,
+    GuardState,
+    GuardUnavailable,
+    LocalState,
+    RedisState,
+)
 from hippocrate.patients.models import Patient
 from hippocrate.vault import Vault
 from tests.conftest import IN_CI, Store
@@ -140,12 +148,34 @@ def test_unreachable_redis_fails_closed(sqlite_store: Store) -> None:
             _ = patient.family_name
 
 
-def test_a_sliding_window_forgets_old_reads() -> None:
-    state = LocalState()
+@pytest.mark.parametrize("kind", ["local", "database"])
+def test_a_sliding_window_forgets_old_reads(kind: str, store: Store) -> None:
+    state = LocalState() if kind == "local" else DatabaseState(store.sessions)
     account = uuid.uuid4()
     for n in range(20):
         state.distinct_patients(account, uuid.uuid4(), now=float(n), window=100)
     assert state.distinct_patients(account, uuid.uuid4(), now=150.0, window=100) == 1
+
+
+def test_the_database_state_counts_distinct_patients_per_window(store: Store) -> None:
+    """Two windows at once, a patient read again counted once, old rows pruned."""
+    state = DatabaseState(store.sessions)
+    account, other = uuid.uuid4(), uuid.uuid4()
+    patients = [uuid.uuid4() for _ in range(5)]
+    windows = [("reads", 100.0), ("reads-day", 1000.0)]
+    for n, patient in enumerate([*patients, patients[0], patients[1]]):
+        _, counts = state.observe(account, patient, now=float(n), windows=windows)
+    assert counts == [5, 5]
+    state.observe(other, patients[0], now=7.0, windows=windows)  # another account's own
+    _, counts = state.observe(account, uuid.uuid4(), now=500.0, windows=windows)
+    assert counts == [1, 6]  # the hour forgot them, the day did not
+    for n in range(DatabaseState.PRUNE_EVERY):  # enough checks to prune once
+        state.observe(account, patients[0], now=2000.0 + n, windows=windows)
+    with store.sessions() as session:
+        left = session.scalars(
+            select(WindowRead.patient_id).where(WindowRead.account_id == account)
+        )
+        assert set(left) == {patients[0]}
 
 
 def test_a_thief_pacing_under_the_hourly_limit_is_stopped_by_the_daily_one(

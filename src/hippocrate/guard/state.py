@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -269,12 +269,14 @@ class DatabaseState:
     ``PENDING_SECONDS`` if that never happens (the process died)."""
 
     PENDING_SECONDS = 30.0
+    PRUNE_EVERY = 64
 
     def __init__(self, sessions: SessionFactory, *, now: Any = None) -> None:
         self._sessions = sessions
         self._lock = threading.Lock()
         self._pending: dict[uuid.UUID, tuple[str, float]] = {}
         self._now = now or time.monotonic
+        self._checks = 0
 
     def _run(self, session: Session | None, work: Any) -> Any:
         try:
@@ -285,6 +287,13 @@ class DatabaseState:
                 return work(own)
         except SQLAlchemyError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
+
+    def _prune_due(self) -> bool:
+        """Rows that left their window are not counted; they are deleted now and then
+        (one read check in ``PRUNE_EVERY``), off the hot path."""
+        with self._lock:
+            self._checks += 1
+            return self._checks % self.PRUNE_EVERY == 1
 
     def _upsert(self, session: Session) -> Any:
         dialect = session.get_bind().dialect.name
@@ -312,24 +321,42 @@ class DatabaseState:
     ) -> tuple[str | None, list[int]]:
         def work(db: Session) -> tuple[str | None, list[int]]:
             reason = self._contained(db, account)
-            if reason is not None:
+            if reason is not None or not windows:
                 return reason, []
-            counts = []
-            insert = self._upsert(db)
-            for scope, seconds in windows:
-                db.execute(
-                    insert(WindowRead)
-                    .values(account_id=account, scope=scope, patient_id=patient, at=now)
-                    .on_conflict_do_update(
-                        index_elements=["account_id", "scope", "patient_id"], set_={"at": now}
+            # Three statements whatever the number of windows: the containment above,
+            # one upsert of (patient, now) into every window, one count of each.
+            insert = self._upsert(db)(WindowRead).values(
+                [
+                    {"account_id": account, "scope": scope, "patient_id": patient, "at": now}
+                    for scope, _ in windows
+                ]
+            )
+            db.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["account_id", "scope", "patient_id"],
+                    set_={"at": insert.excluded.at},
+                )
+            )
+            live = [
+                and_(WindowRead.scope == scope, WindowRead.at > now - seconds)
+                for scope, seconds in windows
+            ]
+            counted = db.execute(
+                select(WindowRead.scope, func.count())
+                .where(WindowRead.account_id == account, or_(*live))
+                .group_by(WindowRead.scope)
+            )
+            found: dict[str, int] = {row[0]: row[1] for row in counted}
+            if self._prune_due():
+                for scope, seconds in windows:
+                    db.execute(
+                        delete(WindowRead).where(
+                            WindowRead.account_id == account,
+                            WindowRead.scope == scope,
+                            WindowRead.at <= now - seconds,
+                        )
                     )
-                )
-                mine = (WindowRead.account_id == account, WindowRead.scope == scope)
-                db.execute(delete(WindowRead).where(*mine, WindowRead.at <= now - seconds))
-                counts.append(
-                    int(db.scalar(select(func.count()).select_from(WindowRead).where(*mine)) or 0)
-                )
-            return None, counts
+            return None, [int(found.get(scope, 0)) for scope, _ in windows]
 
         result: tuple[str | None, list[int]] = self._run(session, work)
         return result
