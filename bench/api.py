@@ -288,12 +288,15 @@ def _seat(session: Any, settings: Settings, generator: SyntheticPatients, index:
     }
     read_id = _open_and_take(session=session, settings=settings, n=0, **pair)
     for n in range(MESSAGES):
+        author = pair["patient" if n % 2 == 0 else "practitioner"]
         consultations.post_message(
             session=session,
             settings=settings,
             blobs=FileBlobStore(settings.blob_dir),
-            principal=pair["patient" if n % 2 == 0 else "practitioner"],
-            consultation_id=read_id,
+            principal=author,
+            consultation=consultations.get_consultation(
+                session=session, principal=author, consultation_id=read_id, now=datetime.now(UTC)
+            ),
             body=f"Message {n + 1} : la toux est moins forte le matin, "
             "toujours présente le soir après le repas.",
             now=datetime.now(UTC),

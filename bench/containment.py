@@ -118,7 +118,7 @@ def report(result: ContainmentResult) -> str:
             "",
             "A stolen practitioner session reads, one after another and as fast as it can, "
             f"the {result.patients_in_care} patients in that practitioner's care "
-            "(SQLite, one process, in-process guard state).",
+            "(SQLite, one process, guard state in the database: the embedded default).",
             "",
             "| Figure | Value |",
             "|---|--:|",
