@@ -31,7 +31,7 @@ from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.guard.honeytokens import plant
 from hippocrate.guard.service import redis_prefix
-from hippocrate.guard.state import RedisState
+from hippocrate.guard.state import DatabaseState, GuardState, RedisState
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.models import Patient
@@ -243,13 +243,21 @@ def postgres_store(postgres_database: str, vault: Vault) -> Iterator[Store]:
 
 
 @pytest.mark.slow  # two app processes to start
+@pytest.mark.parametrize("shared", ["redis", "database"])
 def test_the_attack_spread_over_two_processes_is_contained_at_the_same_threshold(
+    shared: str,
     postgres_store: Store,
-    shared_state: RedisState,
     key_file: Path,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
+    """Two app processes share the guard's state: in Redis, or (no Redis configured) in
+    the database, the default, so that several workers are never each a fresh budget."""
+    shared_state: GuardState = (
+        request.getfixturevalue("shared_state")
+        if shared == "redis"
+        else DatabaseState(postgres_store.sessions)
+    )
     # The world, built in the test's process over the last hours (its own guard state):
     # two practitioners with 30 patients each in their care.
     start = datetime.now(UTC) - timedelta(hours=8)
@@ -265,7 +273,7 @@ def test_the_attack_spread_over_two_processes_is_contained_at_the_same_threshold
         "HIPPOCRATE_DATABASE_URL": postgres_store.url,
         "HIPPOCRATE_KEY_PROVIDER": "file",
         "HIPPOCRATE_KEY_FILE": str(key_file),
-        "HIPPOCRATE_REDIS_URL": REDIS_URL,
+        **({"HIPPOCRATE_REDIS_URL": REDIS_URL} if shared == "redis" else {}),
     }
     with (
         app_processes(2, environment, tmp_path) as servers,

@@ -320,6 +320,11 @@ class DatabaseState:
         session: Session | None = None,
     ) -> tuple[str | None, list[int]]:
         def work(db: Session) -> tuple[str | None, list[int]]:
+            if db.get_bind().dialect.name == "postgresql":
+                # One read check per account at a time, across processes, until the
+                # unit of work ends: concurrent first reads cannot both count under the
+                # limit. (SQLite's single writer serialises them already.)
+                db.execute(select(func.pg_advisory_xact_lock(_lock_key(account))))
             reason = self._contained(db, account)
             if reason is not None or not windows:
                 return reason, []
@@ -414,6 +419,11 @@ class DatabaseState:
         self._run(session, work)
         with self._lock:
             self._pending.pop(account, None)
+
+
+def _lock_key(account: uuid.UUID) -> int:
+    """A signed 64-bit advisory lock key for ``account``, in the guard's own range."""
+    return int.from_bytes(account.bytes[:8], "big", signed=True) ^ 0x6775617264  # "guard"
 
 
 def clock() -> float:
