@@ -25,6 +25,7 @@ from hippocrate.access.principal import Principal
 from hippocrate.api.deps import now as now_dependency
 from hippocrate.app import create_app
 from hippocrate.config import KeyProviderKind, Settings
+from hippocrate.consultations.files import check_file
 from hippocrate.demo import files
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
 from hippocrate.identity.sessions import create_session
@@ -312,3 +313,11 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 png_bytes = files.png_bytes
 jpeg_bytes = files.jpeg_bytes
 pdf_bytes = files.pdf_bytes
+
+
+def stored_as(filename: str, content: bytes) -> bytes:
+    """What the platform keeps of an upload, and hands back: an image re-encoded without
+    its metadata, a PDF as sent."""
+    return check_file(
+        position=1, filename=filename, declared_type=None, content=content, max_bytes=len(content)
+    ).content

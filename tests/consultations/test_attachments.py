@@ -25,6 +25,7 @@ from tests.consultations.helpers import (
     pdf_bytes,
     png_bytes,
     running_api,
+    stored_as,
 )
 
 
@@ -171,7 +172,7 @@ def test_upload_accepted_and_downloaded_unchanged(opened: tuple[Api, Actor, str]
     assert response.status_code == 201, response.text
     attachments = response.json()["attachments"]
     assert [(a["filename"], a["media_type"], a["size"]) for a in attachments] == [
-        ("photo.jpeg", "image/jpeg", len(photo)),
+        ("photo.jpeg", "image/jpeg", len(stored_as("photo.jpeg", photo))),  # re-encoded
         (name, "application/pdf", len(report)),
     ]
     download = api.client.get(

@@ -104,7 +104,7 @@ def test_a_pdf_with_javascript_is_refused() -> None:
     head, _, tail = scripted.rpartition(b"startxref\n")
     old = int(tail.split(b"\n", 1)[0])
     scripted = head + b"startxref\n" + str(old + delta).encode() + b"\n%%EOF\n"
-    assert refused("bilan.pdf", scripted) == "PDF files with scripts or launch actions are refused"
+    assert refused("bilan.pdf", scripted) == "PDF files with JavaScript are refused"
 
 
 @pytest.mark.parametrize("cut", [0.5, 0.8, 0.95])

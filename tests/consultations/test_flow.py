@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 
 from hippocrate.identity.models import Role
 from hippocrate.notify.models import OutboundEmail
-from tests.consultations.helpers import QUESTIONNAIRE, Api, jpeg_bytes, pdf_bytes, png_bytes
+from tests.consultations.helpers import (
+    QUESTIONNAIRE,
+    Api,
+    jpeg_bytes,
+    pdf_bytes,
+    png_bytes,
+    stored_as,
+)
 from tests.identity.helpers import fast_password_hashing, login_as, make_user
 
 SUBJECT = "Douleur thoracique à l'effort"
@@ -131,7 +138,12 @@ def test_full_consultation(api: Api) -> None:
         "patient",
         "practitioner",
     ]
-    uploads = {"bilan.pdf": analysis, "cicatrice.png": photo, "ecg.jpg": scan}
+    # Images come back re-encoded without their metadata, PDFs as sent.
+    uploads = {
+        "bilan.pdf": analysis,
+        "cicatrice.png": stored_as("cicatrice.png", photo),
+        "ecg.jpg": stored_as("ecg.jpg", scan),
+    }
     uploads["ordonnance.pdf"] = prescription_pdf
     downloaded = {}
     for message in messages["items"]:

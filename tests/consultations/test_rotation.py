@@ -16,7 +16,14 @@ from hippocrate.keyring.models import DataKeyRecord, KeyState
 from hippocrate.keyring.rotation import finish_data_key_rotation, rotate_data_key
 from hippocrate.vault import peek_key_version
 from tests.conftest import Store
-from tests.consultations.helpers import T0, new_patient, pdf_bytes, png_bytes, settings_for
+from tests.consultations.helpers import (
+    T0,
+    new_patient,
+    pdf_bytes,
+    png_bytes,
+    settings_for,
+    stored_as,
+)
 
 ANSWERS = {
     "symptoms_duration": "1_to_3_days",
@@ -78,4 +85,4 @@ def test_rotation_reseals_attachment_files(sqlite_store: Store, tmp_path: Path) 
             for a in session.scalars(select(Attachment))
         )
     assert states == {1: KeyState.DESTROYED, 2: KeyState.ACTIVE}
-    assert bodies == sorted(f.content for f in files)
+    assert bodies == sorted(stored_as(f.filename or "", f.content) for f in files)

@@ -1,5 +1,6 @@
 """What an attached file must be before it is stored: a PDF, JPEG or PNG whose content
-says so, whose structure is whole, and whose name and declared type agree with it.
+says so, whose structure is whole, whose name and declared type agree with it, and that
+carries no active content or metadata.
 
 The checks read the bytes, never trust the extension or the declared type alone:
 
@@ -9,11 +10,14 @@ The checks read the bytes, never trust the extension or the declared type alone:
 4. the name's extension and the declared media type (when one is sent) must match the
    type the content shows;
 5. structure: a PDF ends with ``%%EOF`` after a ``startxref`` whose offset points at a
-   cross-reference table or stream, and names no JavaScript or launch action in
-   uncompressed objects (best effort: compressed object streams are not inflated); an
-   image opens in Pillow, passes ``verify()`` (PNG: every chunk's CRC up to ``IEND``)
-   and, for JPEG, decodes to the end at a reduced scale, so a truncated file fails;
-   images above a pixel limit are refused before decoding (decompression bombs).
+   cross-reference table or stream; an image opens in Pillow, passes ``verify()``
+   (PNG: every chunk's CRC up to ``IEND``) and decodes to the end, so a truncated file
+   fails; images above a pixel limit are refused before decoding (decompression bombs);
+6. content: a PDF is parsed (``pdfs.py``) and refused when any of its objects carries
+   active content (JavaScript, launch, URI, submit or import actions, actions that open
+   other files, embedded files, XFA, rich media) or when it is encrypted or unreadable;
+   an image is re-encoded without metadata (``images.py``), and that cleaned image is
+   what the caller stores. A PDF is stored as sent.
 
 Nothing here writes anything: a refusal leaves no trace.
 """
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from hippocrate.consultations import images, pdfs
 from hippocrate.consultations.errors import AttachmentRejected, AttachmentTooLarge
 
 PDF = "application/pdf"
@@ -44,14 +49,14 @@ MAX_PIXELS = 64_000_000  # a 64-megapixel photo; larger is refused before decodi
 MAX_NAME_CHARS = 200
 _PDF_TAIL = 2048
 _PDF_HEADER = re.compile(rb"%PDF-[12]\.\d")
-_PDF_ACTIVE = re.compile(rb"/(?:JavaScript|JS|Launch)(?=[\s/<>\[\]()%{}]|$)")
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF[\s\x00]*\Z")
 _XREF_AT = re.compile(rb"\s*(?:xref\b|\d+\s+\d+\s+obj\b)")
 
 
 @dataclass(frozen=True)
 class CheckedFile:
-    """A file that passed every check: its clean name, its true type, its bytes."""
+    """A file that passed every check: its clean name, its true type, and the bytes to
+    store (for an image, the re-encoded one without metadata)."""
 
     filename: str
     media_type: str
@@ -91,9 +96,10 @@ def check_file(
         )
     if actual == PDF:
         _check_pdf(position, content)
+        cleaned = content
     else:
-        _check_image(position, content, actual)
-    return CheckedFile(filename=name, media_type=actual, content=content)
+        cleaned = _clean_image(position, content, actual)
+    return CheckedFile(filename=name, media_type=actual, content=cleaned)
 
 
 def sniff(content: bytes) -> str | None:
@@ -139,14 +145,15 @@ def _check_pdf(position: int, content: bytes) -> None:
         raise AttachmentRejected(
             position, "the PDF is truncated or damaged (its cross-reference is missing)"
         )
-    if _PDF_ACTIVE.search(content):
-        raise AttachmentRejected(position, "PDF files with scripts or launch actions are refused")
+    reason = pdfs.refusal(content)
+    if reason is not None:
+        raise AttachmentRejected(position, reason)
 
 
 _PIL_FORMAT = {JPEG: "JPEG", PNG: "PNG"}
 
 
-def _check_image(position: int, content: bytes, media_type: str) -> None:
+def _clean_image(position: int, content: bytes, media_type: str) -> bytes:
     expected = _PIL_FORMAT[media_type]
     too_large = AttachmentRejected(
         position, f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels"
@@ -159,11 +166,11 @@ def _check_image(position: int, content: bytes, media_type: str) -> None:
                 if width * height > MAX_PIXELS:
                     raise too_large
                 image.verify()
-            if media_type == JPEG:
-                # verify() does not read a JPEG's scan data: decode it, at 1/8 scale.
-                with Image.open(io.BytesIO(content), formats=[expected]) as image:
-                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                    image.load()
+            # verify() does not read a JPEG's scan data: the full decode that the
+            # re-encoding needs fails on a truncated image.
+            with Image.open(io.BytesIO(content), formats=[expected]) as image:
+                image.load()
+                return images.without_metadata(image, expected)
     except AttachmentRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

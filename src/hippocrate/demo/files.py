@@ -2,9 +2,10 @@
 minimal PDF documents.
 
 Every file passes the checks of ``consultations/files.py`` (magic bytes, structure,
-Pillow's ``verify()``, a ``startxref`` that points at the cross-reference table), so
-the demo and the tests attach files exactly as a client would. The same arguments give
-the same bytes.
+Pillow's ``verify()``, a ``startxref`` that points at the cross-reference table, no
+active content in the PDFs), so the demo and the tests attach files exactly as a client
+would. The same arguments give the same bytes. Images are re-encoded on upload: a
+marker written in a PNG text chunk or a JPEG comment is not in what the platform keeps.
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""Whether an attached PDF carries active content, read with a real PDF parser (qpdf,
+through pikepdf) rather than by searching the bytes.
+
+The parser resolves what a byte search misses: names spelled with ``#xx`` escapes
+(``/J#61vaScript`` is ``/JavaScript``), objects packed in compressed object streams,
+cross-reference streams. Every object of the file is visited (``Pdf.objects``, which
+includes the objects of object streams and those that nothing references), with the
+direct dictionaries and arrays nested in it, and the trailer; one finding refuses the
+file:
+
+- actions that run code or leave the document: JavaScript (and any ``/JS`` entry),
+  Launch, URI, SubmitForm, ImportData, GoToR, GoToE, Rendition, RichMediaExecute,
+  wherever they hang (OpenAction, ``/AA`` of the document, a page, a field or an
+  annotation, link annotations, the ``/Next`` of another action);
+- the ``JavaScript`` and ``EmbeddedFiles`` name trees, file specifications with an
+  ``/EF`` entry, embedded file streams and FileAttachment annotations;
+- XFA forms (an ``/XFA`` entry), RichMedia and 3D annotations;
+- encryption (an encrypted file cannot be inspected the same way, and a password is
+  not ours to ask for) and files the parser cannot open.
+
+What is not guaranteed: the parser is not the viewer. A file that is damaged in a way
+one viewer repairs differently from qpdf may show that viewer objects qpdf did not see
+(the structural checks in ``files.py`` refuse the common truncations first). Content
+that is not active by the PDF specification's definition is kept: text, images, fonts,
+internal links (GoTo), metadata (the document information dictionary, XMP), and
+exploits against a viewer's font or image decoders, which no structural check finds.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pikepdf
+
+# Action types (the /S of an action dictionary) that run code, reach outside the
+# document or open something else; the reason names them the way a user's PDF tool
+# would.
+_ACTIONS = {
+    "/JavaScript": "JavaScript",
+    "/Launch": "launch actions (Launch)",
+    "/URI": "web link actions (URI)",
+    "/SubmitForm": "form submission actions (SubmitForm)",
+    "/ImportData": "data import actions (ImportData)",
+    "/GoToR": "actions that open another file (GoToR)",
+    "/GoToE": "actions that open an embedded file (GoToE)",
+    "/Rendition": "media rendition actions (Rendition)",
+    "/RichMediaExecute": "rich media (RichMediaExecute)",
+}
+# Keys whose mere presence says what the file carries.
+_KEYS = {
+    "/JS": "JavaScript",
+    "/JavaScript": "JavaScript",  # the document's JavaScript name tree
+    "/EmbeddedFiles": "embedded files",
+    "/EF": "embedded files",
+    "/XFA": "XFA forms",
+    "/RichMediaContent": "rich media",
+    "/RichMediaSettings": "rich media",
+}
+_SUBTYPES = {
+    "/FileAttachment": "embedded files",
+    "/RichMedia": "rich media",
+    "/3D": "3D content",
+}
+_TYPES = {"/EmbeddedFile": "embedded files"}
+
+
+def refusal(content: bytes) -> str | None:
+    """Why the PDF in ``content`` is refused (a reason fit to show the sender), or None
+    when it carries none of the active content listed in the module docstring."""
+    try:
+        with pikepdf.open(io.BytesIO(content)) as pdf:
+            if pdf.is_encrypted:
+                return "encrypted PDF files are refused"
+            found = _first_finding(pdf)
+    except pikepdf.PasswordError:
+        return "encrypted PDF files are refused"
+    except (pikepdf.PdfError, ValueError, RecursionError):
+        return "the PDF is damaged and cannot be read"
+    return None if found is None else f"PDF files with {found} are refused"
+
+
+def _first_finding(pdf: pikepdf.Pdf) -> str | None:
+    roots: list[pikepdf.Object] = [pdf.trailer, *pdf.objects]
+    for root in roots:
+        # Indirect objects nested in this one are visited as roots of their own.
+        pending = [root]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, pikepdf.Array):
+                pending.extend(v for v in item if _direct_container(v))
+            elif isinstance(item, pikepdf.Dictionary | pikepdf.Stream):
+                found = _finding_in(item)
+                if found is not None:
+                    return found
+                pending.extend(v for v in item.values() if _direct_container(v))
+    return None
+
+
+def _direct_container(value: object) -> bool:
+    return isinstance(value, pikepdf.Array | pikepdf.Dictionary | pikepdf.Stream) and not (
+        value.is_indirect
+    )
+
+
+def _finding_in(item: pikepdf.Object) -> str | None:
+    for key, what in _KEYS.items():
+        if key in item:
+            return what
+    kind = _name(item.get("/Type"))
+    if kind in _TYPES:
+        return _TYPES[kind]
+    subtype = _name(item.get("/Subtype"))
+    if subtype in _SUBTYPES and kind in (None, "/Annot"):
+        return _SUBTYPES[subtype]
+    action = _name(item.get("/S"))
+    # /S also names structure element types, transitions and groups: only a
+    # dictionary that is, or may be, an action counts.
+    if action in _ACTIONS and kind in (None, "/Action"):
+        return _ACTIONS[action]
+    return None
+
+
+def _name(value: object) -> str | None:
+    return str(value) if isinstance(value, pikepdf.Name) else None
