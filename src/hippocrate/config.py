@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -17,6 +18,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class KeyProviderKind(StrEnum):
     FILE = "file"
     PKCS11 = "pkcs11"
+
+
+class ProxyHeader(StrEnum):
+    X_FORWARDED_FOR = "x-forwarded-for"
+    FORWARDED = "forwarded"
 
 
 class Settings(BaseSettings):
@@ -49,6 +55,16 @@ class Settings(BaseSettings):
     login_failures_per_client: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
     login_lock_seconds: int = Field(default=15 * 60, ge=1)
+    # Wrong second-factor codes in a row (TOTP or recovery) before the account locks
+    # until an administrator lifts it; a correct password does not reset this count.
+    mfa_failures_per_account: int = Field(default=5, ge=1)
+
+    # Proxies whose forwarded header is believed (addresses or CIDR networks, comma-
+    # separated); none by default: the client is the socket's peer.
+    trusted_proxies: str = ""
+    # The one header those proxies set ("x-forwarded-for" or "forwarded"); the other
+    # is ignored, since a client could forge the one the proxy does not overwrite.
+    proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR
 
     # Attachments.
     attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -107,6 +123,16 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        _parse_networks(value)  # fails at start, not at the first request
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return _parse_networks(self.trusted_proxies)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -129,6 +155,19 @@ class Settings(BaseSettings):
     @cached_property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
+
+
+def _parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``"10.0.0.1, 192.168.0.0/24"`` as networks; an entry that is neither an address
+    nor a network is an error (a typo must not silently trust nobody, or everybody)."""
+    networks = []
+    for item in value.split(","):
+        if item := item.strip():
+            try:
+                networks.append(ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"not an address or a network: {item!r}") from None
+    return tuple(networks)
 
 
 def get_settings() -> Settings:

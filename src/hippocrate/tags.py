@@ -146,6 +146,7 @@ class Tag(StrEnum):
     ACCOUNT_ADMIN_CREATED = "account:admin:created"
     ACCOUNT_STATUS_DISABLED = "account:status:disabled"
     ACCOUNT_STATUS_ENABLED = "account:status:enabled"
+    ACCOUNT_LOCK_SET = "account:lock:set"
     ACCOUNT_LOCK_LIFTED = "account:lock:lifted"
     ACCOUNT_SESSIONS_ENDED = "account:sessions:ended"
     ACCOUNT_SESSIONS_ENDED_ALL = "account:sessions:ended-all"

@@ -20,6 +20,7 @@ METADATA_FIELDS = {
     "locked",
     "locked_until",
     "failed_logins",
+    "second_factor_locked_at",
     "disabled_reason",
     "created_at",
     "last_login_at",

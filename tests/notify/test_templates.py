@@ -37,6 +37,7 @@ EXPECTED = {
     "consultation_taken",
     "report_ready",
     "account_locked",
+    "second_factor_locked",
     "security_alert",
     "account_deleted",
 }

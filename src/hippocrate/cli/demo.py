@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 from sqlalchemy import func, select
@@ -19,6 +20,9 @@ from hippocrate.identity.errors import IdentityError
 from hippocrate.identity.models import Account
 from hippocrate.tags import Purpose
 from hippocrate.vault.factory import initialise_provider
+
+if TYPE_CHECKING:
+    import uvicorn
 
 HONEYTOKENS_AT_INIT = 3
 
@@ -100,7 +104,23 @@ def serve(
     typer.echo(
         f"Hippocrate on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/openapi.json)"
     )
-    uvicorn.run("hippocrate.app:create_app", factory=True, host=host, port=port)
+    uvicorn.Server(server_config("hippocrate.app:create_app", host=host, port=port)).run()
+
+
+def server_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
+    """How ``serve`` runs uvicorn: without its proxy-header middleware, which believes
+    ``X-Forwarded-For`` from 127.0.0.1; the app decides who is a trusted proxy
+    (``HIPPOCRATE_TRUSTED_PROXIES``, ``hippocrate.api.client``). ``app`` is the factory's
+    import path, or an app (tests)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        factory=isinstance(app, str),
+        host=host,
+        port=port,
+        proxy_headers=False,
+    )
 
 
 def demo(

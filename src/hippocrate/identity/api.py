@@ -17,10 +17,11 @@ handler answers them (a lock with ``locked_until`` and ``Retry-After``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 
+from hippocrate.api.client import ClientAddress
 from hippocrate.api.deps import (
     DB,
     AppSettings,
@@ -57,13 +58,8 @@ REGISTERED = (
 RESET_REQUESTED = "if an account uses this address, an email with a link is on its way to it"
 
 
-def client_address(request: Request) -> str:
-    """The client's address as the server sees it (behind a proxy, run uvicorn with
-    ``--proxy-headers`` and the proxy's address in ``--forwarded-allow-ips``)."""
-    return request.client.host if request.client else "unknown"
-
-
-Address = Annotated[str, Depends(client_address)]
+# The client's address, computed in one place (trusted proxies only: hippocrate.api.client).
+Address = ClientAddress
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {

@@ -70,6 +70,21 @@ class SignInLocked(SignInRefused):
         return {"locked_until": self.until.isoformat()}
 
 
+class SecondFactorLocked(SignInRefused):
+    """Too many wrong second-factor codes: the account stays locked until an
+    administrator lifts the lock (only said to someone who gave the password, or who
+    holds a session of the account)."""
+
+    status = 423
+    title = "Account locked"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "too many wrong second-factor codes: this account is locked; its owner has "
+            "been emailed and must contact support to unlock it"
+        )
+
+
 # -- account state ----------------------------------------------------------------------
 
 

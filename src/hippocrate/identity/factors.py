@@ -8,7 +8,12 @@ Guarantees:
   own step, and an older code cannot follow a newer one;
 - a recovery code (80 random bits) works once: only SHA-256 digests of the unused
   codes are kept, sealed, and a used one is removed;
-- codes are compared in constant time.
+- codes are compared in constant time;
+- codes are parsed strictly: a TOTP code is exactly six ASCII digits, a recovery code
+  sixteen characters of its base32 alphabet (ASCII letters A-Z, digits 2-7, any case,
+  dashes and spaces ignored). Anything else (Arabic-Indic or full-width digits, any
+  other non-ASCII character) is simply a wrong code: refused and counted by the caller,
+  never an error.
 
 Not guaranteed here: throttling of wrong codes (the sign-in code counts them).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime
 
@@ -32,6 +38,8 @@ DRIFT_STEPS = 1
 RECOVERY_CODE_COUNT = 10
 RECOVERY_CODE_BYTES = 10  # 80 bits, 16 base32 characters
 MAX_CODE_LENGTH = 64
+_TOTP_CODE = re.compile(rf"[0-9]{{{DIGITS}}}")
+_RECOVERY_CODE = re.compile(r"[A-Z2-7]{16}")
 
 
 def new_secret() -> str:
@@ -53,7 +61,7 @@ def step_at(now: datetime) -> int:
 def totp_step(secret: str, code: str, *, now: datetime, last_step: int | None) -> int | None:
     """The step whose code ``code`` is, if it is within the drift window and later than
     ``last_step``; else None."""
-    if len(code) != DIGITS or not code.isdigit():
+    if not is_totp_code(code):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = step_at(now)
@@ -65,8 +73,19 @@ def totp_step(secret: str, code: str, *, now: datetime, last_step: int | None) -
     return None
 
 
+def is_totp_code(code: str) -> bool:
+    """Whether ``code`` is six ASCII digits (``str.isdigit`` also accepts ``١٢٣٤٥٦``)."""
+    return _TOTP_CODE.fullmatch(code) is not None
+
+
 def normalise_recovery_code(code: str) -> str:
     return code.replace("-", "").replace(" ", "").upper()
+
+
+def is_recovery_code(code: str) -> bool:
+    """Whether ``code`` (normalised) is written in the recovery codes' alphabet only;
+    checked before ``upper()`` can turn a non-ASCII letter into an ASCII one."""
+    return code.isascii() and _RECOVERY_CODE.fullmatch(normalise_recovery_code(code)) is not None
 
 
 def recovery_digest(code: str) -> str:
@@ -105,10 +124,12 @@ def verify_code(account: Account, code: str, *, now: datetime) -> bool:
     secret = account.totp_secret
     if secret is None:
         return False
-    if code.isdigit():
+    if is_totp_code(code):
         step = totp_step(secret, code, now=now, last_step=account.totp_last_step)
         if step is None:
             return False
         account.totp_last_step = step
         return True
+    if not is_recovery_code(code):
+        return False
     return _use_recovery_code(account, code)

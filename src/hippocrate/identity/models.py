@@ -79,6 +79,10 @@ class Account(IdMixin, TimestampMixin, SealedModel, Base):
     email_verified_at: Mapped[datetime | None]
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
+    # Wrong second-factor codes since the last right one (a right password does not
+    # reset it), and when reaching the limit locked the account until an admin lifts it.
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mfa_locked_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
     disabled_reason: Mapped[str | None] = mapped_column(String(64))
 

@@ -143,6 +143,8 @@ class AccountMetadata(Output):
     locked: bool
     locked_until: datetime | None
     failed_logins: int
+    # Locked for wrong second-factor codes, until an admin unlocks (``locked`` too).
+    second_factor_locked_at: datetime | None
     disabled_reason: str | None
     created_at: datetime
     last_login_at: datetime | None
@@ -156,9 +158,11 @@ class AccountMetadata(Output):
             status=account.status,
             email_verified=account.email_verified_at is not None,
             mfa_enabled=account.totp_enabled,
-            locked=locked_until is not None and locked_until > now,
+            locked=(locked_until is not None and locked_until > now)
+            or account.mfa_locked_at is not None,
             locked_until=locked_until,
             failed_logins=account.failed_logins or 0,
+            second_factor_locked_at=account.mfa_locked_at,
             disabled_reason=account.disabled_reason,
             created_at=account.created_at,
             last_login_at=account.last_login_at,

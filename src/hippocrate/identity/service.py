@@ -414,11 +414,15 @@ def complete_password_reset(
 
 
 def unlock(*, session: Session, account: Account) -> None:
-    """Forget the account's sign-in failures and lift its lock."""
+    """Forget the account's sign-in and second-factor failures and lift its locks (the
+    second-factor lock too: only an administrator's unlock or enable, or a reset that
+    gave a right code, gets here)."""
     if account.email_index is not None:
         throttle.clear(session, throttle.account_key(session, account.email_index))
     account.failed_logins = 0
     account.locked_until = None
+    account.mfa_failures = 0
+    account.mfa_locked_at = None
 
 
 # -- signed-in changes ----------------------------------------------------------------------

@@ -10,7 +10,13 @@ Guarantees (each tested in ``tests/identity``):
   someone who gave its password;
 - a session that has not passed a required second factor is short-lived and only
   reaches the routes that complete it (see ``sessions.principal_for``); when it passes,
-  it is replaced by a new session with a new token.
+  it is replaced by a new session with a new token;
+- wrong second-factor codes also count on the account itself (``Account.mfa_failures``,
+  in the database, so every process shares it): a right password does not reset that
+  count, only a right code does. The ``mfa_failures_per_account``-th wrong code in a row
+  locks the account (``mfa_locked_at``) until an administrator lifts it, and emails its
+  owner (``second_factor_locked``); while it holds, no code is checked, the right one
+  included, and a right password answers the lock instead of a pending session.
 
 Refusals raise :class:`~hippocrate.identity.errors.SignInRefused` subclasses *after*
 counting: the routes return them as responses so that the counters are committed.
@@ -22,8 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hippocrate.config import Settings
 from hippocrate.db.sealed import vault_of
@@ -33,6 +40,7 @@ from hippocrate.identity.errors import (
     AccountInactive,
     InvalidCode,
     InvalidCredentials,
+    SecondFactorLocked,
     SecondFactorNotSetUp,
     SessionAlreadyComplete,
     SignInLocked,
@@ -43,13 +51,18 @@ from hippocrate.identity.sessions import (
     Resolved,
     create_session,
     end_session,
+    end_sessions_of,
     mfa_required,
 )
+from hippocrate.notify.service import send
 from hippocrate.tags import ATTEMPTS, Attempted, Outcome, Tag
 from hippocrate.vault import DecryptionError
 
 PENDING_LIFETIME = timedelta(minutes=10)
 """How long a session waiting for its second factor (or its enrolment) lives."""
+
+LOCKED_TEMPLATE = "second_factor_locked"
+"""The email its owner receives when wrong codes lock an account."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +153,10 @@ class Attempt:
         )
 
     def check(self) -> None:
-        """Raise ``SignInLocked`` if the account or the address is blocked."""
+        """Raise ``SecondFactorLocked`` (a code, on a locked account) or ``SignInLocked``
+        (the account or the address is blocked)."""
+        if self.what == "mfa" and self.account is not None:
+            refuse_if_second_factor_locked(self.session, self.account, now=self.now)
         try:
             throttle.check(self.session, keys=self.keys, now=self.now)
         except SignInLocked:
@@ -162,6 +178,8 @@ class Attempt:
             account.failed_logins = (account.failed_logins or 0) + 1
             if until is not None:
                 account.locked_until = until
+            if self.what == "mfa":
+                _count_code_failure(self.session, self.settings, account, now=self.now)
         events.record(
             self.session,
             ATTEMPTS[self.what][1],
@@ -173,10 +191,62 @@ class Attempt:
 
     def succeed(self, account: Account) -> None:
         """Forget the account's failures (the address keeps its count: one valid
-        account must not let an address reset its counter between guesses)."""
+        account must not let an address reset its counter between guesses). Only a
+        right code forgets wrong codes: a right password must not give a thief who has
+        it a fresh allowance of codes."""
         throttle.clear(self.session, self.keys.account)
         account.failed_logins = 0
         account.locked_until = None
+        if self.what == "mfa" and account.mfa_failures:
+            account.mfa_failures = 0
+
+
+def second_factor_locked(session: Session, account: Account) -> bool:
+    """Whether ``account`` is locked for wrong codes, as the database says now (another
+    process may have locked it since the account was loaded)."""
+    locked = session.scalar(select(Account.mfa_locked_at).where(Account.id == account.id))
+    return locked is not None
+
+
+def refuse_if_second_factor_locked(session: Session, account: Account, *, now: datetime) -> None:
+    """Raise ``SecondFactorLocked`` (recording the refusal) if ``account`` is locked
+    for wrong codes."""
+    if second_factor_locked(session, account):
+        events.record(
+            session, Tag.ACCOUNT_MFA_LOCKED, account=account, outcome=Outcome.REFUSED, now=now
+        )
+        raise SecondFactorLocked()
+
+
+def _count_code_failure(
+    session: Session, settings: Settings, account: Account, *, now: datetime
+) -> None:
+    """Count a wrong code on the account, atomically (two processes guessing at once
+    cannot lose a count); lock the account and email its owner once, by whichever
+    request reaches the limit first."""
+    failures = session.execute(
+        update(Account)
+        .where(Account.id == account.id)
+        .values(mfa_failures=Account.mfa_failures + 1)
+        .returning(Account.mfa_failures)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(account, "mfa_failures", failures)
+    if failures < settings.mfa_failures_per_account:
+        return
+    locked = session.execute(
+        update(Account)
+        .where(Account.id == account.id, Account.mfa_locked_at.is_(None))
+        .values(mfa_locked_at=now)
+        .returning(Account.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if locked is None:
+        return  # locked already (by this count or another process's): one email
+    set_committed_value(account, "mfa_locked_at", now)
+    end_sessions_of(session=session, account_id=account.id, now=now, reason="second-factor-locked")
+    events.record(session, Tag.ACCOUNT_LOCK_SET, account=account, now=now)
+    send(session=session, settings=settings, account=account, template=LOCKED_TEMPLATE, now=now)
 
 
 def sign_in(
@@ -211,6 +281,7 @@ def sign_in(
         )
     if account.status is not AccountStatus.ACTIVE:
         raise AccountInactive("this account is disabled: contact support")
+    refuse_if_second_factor_locked(session, account, now=now)
     attempt.succeed(account)
     events.record(session, Tag.ACCOUNT_SIGNIN_PASSWORD_ACCEPTED, account=account, now=now)
     if passwords.needs_rehash(stored):

@@ -126,6 +126,19 @@ TEMPLATES: dict[str, Template] = {
             ),
         ),
         Template(
+            name="second_factor_locked",
+            subject="Hippocrate : votre compte est bloqué par sécurité",
+            paragraphs=(
+                "Votre mot de passe Hippocrate a été saisi correctement, puis plusieurs "
+                "codes de double authentification erronés. Par sécurité, votre compte "
+                "est bloqué : plus personne ne peut s'y connecter, pas même avec le bon "
+                "code.",
+                "Si ce n'était pas vous, quelqu'un connaît sans doute votre mot de passe. "
+                "Contactez le support depuis {public_url} (en tapant vous-même "
+                "l'adresse) pour débloquer votre compte, puis changez votre mot de passe.",
+            ),
+        ),
+        Template(
             name="security_alert",
             subject="Hippocrate : la sécurité de votre compte a changé",
             paragraphs=(
