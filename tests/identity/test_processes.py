@@ -7,6 +7,7 @@ or second-factor codes over both gets no more tries than against one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -76,3 +77,28 @@ def test_second_factor_guesses_count_across_workers(two_workers: tuple[Env, Env]
     for worker in (one, two):
         final = worker.client.post("/api/v1/auth/mfa", json={"code": right}, headers=pending)
         assert final.status_code in (401, 423, 429), final.text
+
+
+def test_the_second_factor_lock_holds_across_workers(two_workers: tuple[Env, Env]) -> None:
+    """A thief re-entering the password before each code, on alternate workers, is
+    locked after ``mfa_failures_per_account`` codes in all, and the owner gets one email."""
+    one, two = two_workers
+    user = one.user(Role.PATIENT, totp=True)
+    assert user.totp_secret is not None
+    totp = pyotp.TOTP(user.totp_secret)
+    step = int(time.time()) // 30
+    valid = {totp.generate_otp(s) for s in range(step - 2, step + 3)}
+    wrong = [c for c in (f"{n:06d}" for n in range(0, 1_000_000, 7919)) if c not in valid]
+    answers = []
+    for i in range(one.settings.mfa_failures_per_account):
+        worker = one if i % 2 else two
+        pending = worker.post_login(user.email, user.password)
+        assert pending.status_code == 200, pending.text
+        headers = {"Authorization": f"Bearer {pending.json()['token']}"}
+        answer = worker.client.post("/api/v1/auth/mfa", json={"code": wrong[i]}, headers=headers)
+        answers.append(answer.status_code)
+    assert set(answers) == {401}
+    for worker in (one, two):
+        assert worker.post_login(user.email, user.password).status_code == 423
+    locks = [env for env in (one, two) for _ in env.emails_to(user.email)]
+    assert len(locks) == 1
