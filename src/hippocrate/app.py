@@ -20,12 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hippocrate import __version__
 from hippocrate.admin.api import router as admin
-from hippocrate.api import problems, security
+from hippocrate.api import limits, problems, security
 from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.config import Settings
 from hippocrate.consultations.api import router as consultations
 from hippocrate.guard.state import GuardUnavailable
+from hippocrate.identity import passwords
 from hippocrate.identity.api import router as identity
 from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
@@ -102,7 +103,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    # Password hashes share this process's CPUs and memory: a bounded pool of slots.
+    passwords.use_pool(slots=rt.settings.hashing_slots, wait=rt.settings.hashing_wait_seconds)
     problems.install(app)
+    limits.install(app, rt.settings)  # inside the security headers, which its 413 carries
     security.install(app)
     for router in (identity, patients, consultations, notify, admin, audit):
         app.include_router(router, prefix="/api/v1")

@@ -6,6 +6,7 @@ a local key file under ``./var/``); a missing key file or HSM is an error at sta
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -65,6 +66,22 @@ class Settings(BaseSettings):
     # The one header those proxies set ("x-forwarded-for" or "forwarded"); the other
     # is ignored, since a client could forge the one the proxy does not overwrite.
     proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR
+
+    # Load: request bodies (bytes) other than attachment uploads, refused past this with
+    # 413 before they are parsed; the largest legitimate one is a report at its maximum
+    # length with every character JSON-escaped (about 420 KiB).
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    # Password hashes (argon2id, 64 MiB each) computed at once in one process (default:
+    # the number of CPUs), and how long a request waits for a turn before 503.
+    hashing_concurrency: int | None = Field(default=None, ge=1, le=256)
+    hashing_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Anonymous registrations and password-reset requests per window, from one client
+    # address and from everyone (429 past either, whatever the email address).
+    anonymous_window_seconds: int = Field(default=15 * 60, ge=1)
+    registrations_per_client: int = Field(default=10, ge=1)
+    registrations_global: int = Field(default=300, ge=1)
+    resets_per_client: int = Field(default=20, ge=1)  # asking and completing count alike
+    resets_global: int = Field(default=300, ge=1)
 
     # Attachments.
     attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -151,6 +168,10 @@ class Settings(BaseSettings):
     def checkpoint_files(self) -> list[Path]:
         primary = self.audit_checkpoint_file or self.data_dir / "audit" / "checkpoints.jsonl"
         return [primary, *([self.audit_checkpoint_mirror] if self.audit_checkpoint_mirror else [])]
+
+    @cached_property
+    def hashing_slots(self) -> int:
+        return self.hashing_concurrency or os.cpu_count() or 1
 
     @cached_property
     def outbox_dir(self) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hippocrate.config import Settings
 from tests.cli.test_cli import HIPPOCRATE, Cli, assert_one_line_error
 from tests.conftest import _fresh_postgres
 from tests.identity.helpers import patient_data
@@ -57,17 +58,19 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
 class Server:
     base: str
     cli: Cli
+    process: subprocess.Popen[bytes] | None = None
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=f"{self.base}/api/v1", timeout=30)
 
 
 @contextmanager
-def serving(cli: Cli) -> Iterator[Server]:
-    """``hippocrate serve`` on a free loopback port, stopped on exit."""
+def serving(cli: Cli, **changes: str) -> Iterator[Server]:
+    """``hippocrate serve`` on a free loopback port (``changes``: more environment),
+    stopped on exit."""
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOCRATE_")}
-    env = {**inherited, "HIPPOCRATE_DATA_DIR": str(cli.data_dir), **cli.env}
+    env = {**inherited, "HIPPOCRATE_DATA_DIR": str(cli.data_dir), **cli.env, **changes}
     log_path = cli.home / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -91,7 +94,7 @@ def serving(cli: Cli) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail("the server did not come up in 60 s:\n" + log_path.read_text()[-2000:])
             time.sleep(0.1)
-        yield Server(base, cli)
+        yield Server(base, cli, process)
     finally:
         process.terminate()
         try:
@@ -130,7 +133,8 @@ def register(server: Server, name: str) -> Patient:
     with server.http() as http:
         answer = http.post("/auth/register", json={**data, "password": PASSWORD})
         assert answer.status_code == 202, answer.text
-        token = _link_token(server.cli.data_dir / "outbox", data["email"])
+        outbox = Settings(data_dir=server.cli.data_dir).outbox_dir
+        token = _link_token(outbox, data["email"])
         confirmed = http.post("/auth/verify-email", json={"token": token})
         assert confirmed.status_code == 204, confirmed.text
     return Patient(data["email"], data["family_name"])

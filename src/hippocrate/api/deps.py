@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -46,6 +47,17 @@ def unit_of_work(request: Request) -> Iterator[Session]:
     """One transaction per request (``hippocrate.work.unit_of_work``): committed if the
     route returns, rolled back if it raises. It ends before the response is sent, so a
     failed commit is a failed request. Anonymous until the principal is known."""
+    actor = Actor(role="anonymous", request_id=request_id(request))
+    with work.unit_of_work(get_runtime(request), actor) as session:
+        yield session
+
+
+@contextmanager
+def unit_of_its_own(request: Request) -> Iterator[Session]:
+    """A short unit of work beside the request's, committed when the block ends: for
+    counters that must be written before the request's own work starts (admission of
+    anonymous requests), so that they neither wait for that work nor make its database
+    connection be taken before it needs one."""
     actor = Actor(role="anonymous", request_id=request_id(request))
     with work.unit_of_work(get_runtime(request), actor) as session:
         yield session

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hippocrate.api import security
@@ -26,7 +27,9 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
 
 
 def install(app: FastAPI) -> None:
-    """Map every error a client can cause to a 4xx problem; anything else to a bare 500."""
+    """Map every error a client can cause to a 4xx problem, saturation (no hashing slot,
+    no database connection within the pool's wait) to 503 with ``Retry-After``, and
+    anything else to a bare 500."""
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -64,6 +67,14 @@ def install(app: FastAPI) -> None:
     async def _guard_down(request: Request, exc: GuardUnavailable) -> JSONResponse:
         # Fail closed: without the guard, no patient data is served.
         return problem(503, "Temporarily unavailable", "patient data cannot be served right now")
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every database connection stayed taken for the pool's wait: saturated, not
+        # broken. The unit of work rolled back; the caller retries.
+        response = problem(503, "Temporarily unavailable", "the server is busy; retry shortly")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(DecryptionError)
     async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from hippocrate.api.client import ClientAddress
 from hippocrate.api.deps import (
@@ -29,8 +29,10 @@ from hippocrate.api.deps import (
     Now,
     authenticated_router,
     public_router,
+    unit_of_its_own,
 )
-from hippocrate.identity import service, signin
+from hippocrate.identity import service, signin, throttle
+from hippocrate.identity.errors import TooManyRequests
 from hippocrate.identity.schemas import (
     Accepted,
     AccountView,
@@ -68,6 +70,31 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _admission(kind: str) -> Any:
+    """A dependency that counts one anonymous request of ``kind`` (``register``,
+    ``reset``) per client address and overall, in a unit of work of its own committed
+    before the route runs, and answers 429 with ``Retry-After`` past either limit."""
+
+    def admitted(request: Request, settings: AppSettings, clock: Now, address: Address) -> None:
+        with unit_of_its_own(request) as session:
+            until = throttle.admit(
+                session, budget=throttle.budget(settings, kind), address=address, now=clock
+            )
+        if until is not None:
+            raise TooManyRequests(_ADMISSION_WORDS[kind], until, clock)
+
+    return Depends(admitted)
+
+
+_ADMISSION_WORDS = {"register": "registration", "reset": "password-reset"}
+
+
+_LOAD: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many such requests from this address or overall (`Retry-After`)"},
+    503: {"description": "The server is saturated (`Retry-After`)"},
+}
+
+
 def _bearer(issued: signin.Issued) -> BearerToken:
     return BearerToken(token=issued.token, expires_at=issued.record.absolute_expires_at)
 
@@ -99,7 +126,7 @@ def login(body: LoginIn, db: DB, settings: AppSettings, clock: Now, address: Add
     return _bearer(issued)
 
 
-@public.post("/register", status_code=202)
+@public.post("/register", status_code=202, responses=_LOAD, dependencies=[_admission("register")])
 def register(body: RegistrationIn, db: DB, settings: AppSettings, clock: Now) -> Accepted:
     """Register as a patient. The answer is the same whether or not the address already
     has an account; the email that follows says what to do."""
@@ -117,7 +144,9 @@ def verify_email(body: VerifyEmailIn, db: DB, clock: Now) -> Response:
     return Response(status_code=204)
 
 
-@public.post("/password-reset", status_code=202)
+@public.post(
+    "/password-reset", status_code=202, responses=_LOAD, dependencies=[_admission("reset")]
+)
 def request_password_reset(
     body: ResetRequestIn, db: DB, settings: AppSettings, clock: Now
 ) -> Accepted:
@@ -127,7 +156,12 @@ def request_password_reset(
     return Accepted(detail=RESET_REQUESTED)
 
 
-@public.post("/password-reset/complete", status_code=204, responses=_REFUSALS)
+@public.post(
+    "/password-reset/complete",
+    status_code=204,
+    responses={**_REFUSALS, **_LOAD},
+    dependencies=[_admission("reset")],
+)
 def complete_password_reset(
     body: ResetCompleteIn, db: DB, settings: AppSettings, clock: Now, address: Address
 ) -> Response:

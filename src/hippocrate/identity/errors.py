@@ -175,3 +175,39 @@ class DuplicateAccount(IdentityError):
 class AccountActionRefused(IdentityError):
     status = 409
     title = "Conflict"
+
+
+# -- load: refusals that protect everyone else -------------------------------------------
+
+
+class HashingBusy(IdentityError):
+    """Every password-hashing slot stayed taken for the short wait: the server is
+    saturated, not broken. The caller retries; nothing was checked or counted."""
+
+    status = 503
+    title = "Temporarily unavailable"
+    retry_after = 2
+
+    def __init__(self) -> None:
+        super().__init__("the server is busy checking passwords: retry in a moment")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TooManyRequests(IdentityError):
+    """Too many anonymous requests of one kind (registration, password reset) from this
+    address or from everyone within the window: the same answer whatever the email."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, what: str, until: datetime, now: datetime) -> None:
+        self.until = until
+        self.retry_after = max(1, math.ceil((until - now).total_seconds()))
+        super().__init__(f"too many {what} requests: retry in {self.retry_after} s")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

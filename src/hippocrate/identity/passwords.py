@@ -17,11 +17,21 @@ look-up; the list is shipped in ``data/common-passwords.txt``).
 
 Passwords are NFKC-normalised before hashing, so the same password typed on two
 keyboards that compose characters differently still matches.
+
+Load: every hash and verification takes one of a bounded number of slots (the number
+of CPUs by default, :func:`use_pool`), so a burst of sign-ins or registrations costs at
+most that many times 64 MiB and that many cores; a caller that cannot get a slot within
+the pool's short wait gets :class:`HashingBusy` (503 with ``Retry-After``), never a
+pile of threads each holding a hash's memory. Callers compute a new password's hash
+before their unit of work takes a database connection where they can (registration,
+reset), so a wait for a slot never holds one.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +41,7 @@ from importlib import resources
 from argon2 import Parameters, PasswordHasher, Type, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from hippocrate.identity.errors import WeakPassword
+from hippocrate.identity.errors import HashingBusy, WeakPassword
 
 MIN_LENGTH = 12
 MAX_LENGTH = 128
@@ -57,6 +67,40 @@ class _State:
     parameters: Parameters = PRODUCTION_PARAMETERS
     hasher: PasswordHasher = PasswordHasher.from_parameters(PRODUCTION_PARAMETERS)
     dummy: str | None = None  # a hash of a random password, made with ``parameters``
+
+
+class _Pool:
+    """The slots hashes run in: per process, like the CPUs they share."""
+
+    slots: int = os.cpu_count() or 1
+    wait: float = 2.0
+    semaphore: threading.BoundedSemaphore = threading.BoundedSemaphore(slots)
+
+
+def use_pool(*, slots: int, wait: float) -> None:
+    """Run at most ``slots`` hashes at once in this process; a caller waits at most
+    ``wait`` seconds for a slot, then gets :class:`HashingBusy`. Hashes already running
+    finish in the slots they took."""
+    if slots < 1 or wait < 0:
+        raise ValueError("the hashing pool needs at least one slot and a wait of 0 s or more")
+    _Pool.slots, _Pool.wait = slots, wait
+    _Pool.semaphore = threading.BoundedSemaphore(slots)
+
+
+def pool_size() -> tuple[int, float]:
+    """The pool's slots and wait (seconds)."""
+    return _Pool.slots, _Pool.wait
+
+
+@contextmanager
+def _slot() -> Iterator[None]:
+    semaphore = _Pool.semaphore  # the one acquired is the one released
+    if not semaphore.acquire(timeout=_Pool.wait):
+        raise HashingBusy()
+    try:
+        yield
+    finally:
+        semaphore.release()
 
 
 def _normalise(password: str) -> str:
@@ -98,8 +142,11 @@ def unsafe_parameters(parameters: Parameters) -> Iterator[None]:
 
 
 def hash_password(password: str) -> str:
-    """An argon2id hash (PHC string: parameters and salt included) of ``password``."""
-    return _State.hasher.hash(_normalise(password))
+    """An argon2id hash (PHC string: parameters and salt included) of ``password``.
+    Raises :class:`HashingBusy` if no slot of the pool frees within its wait."""
+    hasher = _State.hasher
+    with _slot():
+        return hasher.hash(_normalise(password))
 
 
 def _dummy_hash() -> str:
@@ -111,13 +158,15 @@ def _dummy_hash() -> str:
 def verify(stored: str | None, password: str) -> bool:
     """Whether ``password`` matches ``stored``; with ``stored`` ``None`` (no such
     account, or no password yet) the same work is done against a dummy hash, and the
-    answer is False."""
+    answer is False. Raises :class:`HashingBusy` (for known and unknown accounts alike)
+    if no slot of the pool frees within its wait."""
     hasher = _State.hasher
-    target = stored or _dummy_hash()
-    try:
-        matched = hasher.verify(target, _normalise(password))
-    except (VerificationError, InvalidHashError):
-        return False
+    with _slot():
+        target = stored or _dummy_hash()
+        try:
+            matched = hasher.verify(target, _normalise(password))
+        except (VerificationError, InvalidHashError):
+            return False
     return matched and stored is not None
 
 

@@ -139,7 +139,9 @@ def register_patient(
     """
     passwords.check_policy(password, email=data.email)
     _check_identity(data)
-    password_hash = passwords.hash_password(password)  # paid on every path
+    # Paid on every path, and before the first query: the unit's database connection is
+    # only taken once the hash is made, so a wait for a hashing slot never holds one.
+    password_hash = passwords.hash_password(password)
     existing = unsafe_account_by_email(session=session, email=data.email)
     if existing is not None:
         send_reset_link(session=session, settings=settings, account=existing, now=now)
@@ -384,6 +386,10 @@ def complete_password_reset(
     against the account like a failed sign-in, ``InvalidCode`` and ``SignInLocked``.
     A wrong code does not spend the token.
     """
+    # The hash first, before the first query takes the unit's database connection: a
+    # wait for a hashing slot never holds one (the route admits the request first).
+    passwords.check_policy(password)
+    password_hash = passwords.hash_password(password)
     record = tokens.find_usable(
         session=session, token=token, purpose=TokenPurpose.RESET_PASSWORD, now=now
     )
@@ -402,7 +408,7 @@ def complete_password_reset(
             address=address,
             now=now,
         )
-    account.password_hash = passwords.hash_password(password)
+    account.password_hash = password_hash
     tokens.consume(record, now)
     end_sessions_of(session=session, account_id=account.id, now=now, reason="password-reset")
     unlock(session=session, account=account)

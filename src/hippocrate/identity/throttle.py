@@ -128,3 +128,57 @@ def purge(session: Session, *, settings: Settings, now: datetime) -> int:
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- anonymous requests: registration and password reset ------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many anonymous requests of one kind (``register``, ``reset``) are admitted
+    per window, from one client address and from everyone."""
+
+    kind: str
+    per_client: int
+    overall: int
+    window: timedelta
+
+
+def budget(settings: Settings, kind: str) -> Budget:
+    per_client, overall = {
+        "register": (settings.registrations_per_client, settings.registrations_global),
+        "reset": (settings.resets_per_client, settings.resets_global),
+    }[kind]
+    return Budget(kind, per_client, overall, timedelta(seconds=settings.anonymous_window_seconds))
+
+
+def admit(session: Session, *, budget: Budget, address: str, now: datetime) -> datetime | None:
+    """Count one request of ``budget.kind`` from ``address``, or refuse it: returns
+    ``None`` when admitted, else until when the exhausted counter (the address's or
+    everyone's) refuses. A refused request is not counted.
+
+    Keyed on the client address and on the kind alone, never on the email typed, so
+    the answer is the same for known and unknown addresses. Counters live in the
+    ``throttles`` table, shared by every process, in fixed windows; a full counter is
+    marked blocked until its window ends, so :func:`purge` keeps it until then.
+    """
+    index = vault_of(session).blind_index("client", f"{budget.kind}:address:{address}")
+    counters = (
+        (f"{budget.kind}:addr:{index}", budget.per_client),
+        (f"{budget.kind}:all", budget.overall),
+    )
+    rows = [(_row(session, key, now), limit) for key, limit in counters]
+    for row, _limit in rows:
+        ended = row.blocked_until is not None and row.blocked_until <= now
+        if ended or now - row.window_start >= budget.window:
+            row.window_start, row.failures, row.blocked_until = now, 0, None
+    refused = [row.window_start + budget.window for row, limit in rows if row.failures >= limit]
+    if refused:
+        session.flush()
+        return max(refused)
+    for row, limit in rows:
+        row.failures += 1
+        if row.failures >= limit:
+            row.blocked_until = row.window_start + budget.window
+    session.flush()
+    return None
