@@ -11,8 +11,9 @@ from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -87,7 +88,10 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     attachments_per_message: int = Field(default=5, ge=1, le=50)
 
-    # Outbound email: SMTP when a host is set, else files in DATA_DIR/outbox.
+    # Outbound email: SMTP when a host is set, else files in the outbox folder (for
+    # development only: they hold live links), outside the data folder; default: a
+    # folder beside it, named after it (``var`` -> ``var-outbox``).
+    outbox_dir: Path = Path("var-outbox")
     public_url: str = "http://127.0.0.1:8000"
     mail_from: str = "Hippocrate <no-reply@hippocrate.invalid>"
     smtp_host: str | None = None
@@ -173,9 +177,24 @@ class Settings(BaseSettings):
     def hashing_slots(self) -> int:
         return self.hashing_concurrency or os.cpu_count() or 1
 
-    @cached_property
-    def outbox_dir(self) -> Path:
-        return self.data_dir / "outbox"
+    @model_validator(mode="before")
+    @classmethod
+    def _outbox_beside_data(cls, data: Any) -> Any:
+        """The outbox defaults to a folder beside the data folder, never inside it: a
+        copy of the data folder must not carry live links."""
+        if isinstance(data, dict) and not data.get("outbox_dir"):
+            data_dir = Path(data.get("data_dir") or "var")
+            if not data_dir.name:
+                data_dir = data_dir.resolve()
+            data = {**data, "outbox_dir": data_dir.parent / f"{data_dir.name}-outbox"}
+        return data
+
+    @model_validator(mode="after")
+    def _outbox_outside_data(self) -> Settings:
+        data, outbox = self.data_dir.resolve(), self.outbox_dir.resolve()
+        if outbox == data or outbox.is_relative_to(data):
+            raise ValueError("the outbox folder must be outside the data folder")
+        return self
 
 
 def _parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:

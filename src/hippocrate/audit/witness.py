@@ -231,7 +231,7 @@ def limits(settings: Settings, witness_files: Sequence[Path]) -> list[str]:
         )
     if settings.audit_witness_email and not settings.smtp_host:
         notes.append(
-            "the email witness writes to the outbox inside the data folder (no SMTP host): "
+            "the email witness writes to the outbox on this machine (no SMTP host): "
             "it is no witness out of reach"
         )
     data = settings.data_dir.resolve()

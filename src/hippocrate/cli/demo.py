@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import platform_work, runtime, settings
+from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
 from hippocrate.demo.consultations import SeedConflict
@@ -99,8 +100,10 @@ def serve(
     """Run the web server (the key provider and database are checked first)."""
     import uvicorn
 
-    with runtime():
+    with runtime() as rt:
         pass  # fail closed here, with one line, rather than inside the server
+    if not rt.settings.smtp_host:
+        typer.echo(outbox_warning(rt.settings), err=True)
     typer.echo(
         f"Hippocrate on http://{host}:{port}/  (API: http://{host}:{port}/api/v1/openapi.json)"
     )
@@ -120,6 +123,16 @@ def server_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         proxy_headers=False,
+    )
+
+
+def outbox_warning(config: Settings) -> str:
+    """The one line ``serve`` prints on stderr without SMTP: nothing is delivered, and
+    the outbox holds live links."""
+    return (
+        "hippocrate: warning: no SMTP host (HIPPOCRATE_SMTP_HOST): emails are not "
+        f"delivered; they and their live links are written to the outbox at "
+        f"{config.outbox_dir.resolve()} (for development only)"
     )
 
 
