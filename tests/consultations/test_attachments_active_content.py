@@ -22,6 +22,7 @@ import pytest
 from pikepdf import Array, Dictionary, Name, Pdf, String
 from PIL import ExifTags, Image, PngImagePlugin
 
+from hippocrate.consultations import pdfs
 from tests.consultations.helpers import QUESTIONNAIRE, Actor, Api, assert_problem, pdf_bytes
 
 Build = Callable[[Pdf], None]
@@ -262,6 +263,35 @@ def test_a_pdf_the_parser_cannot_read_is_refused(sqlite_api: Api) -> None:
     assert assert_problem(response, 422)["detail"] == (
         "file 1 refused: the PDF is damaged and cannot be read"
     )
+
+
+def flood(size: int) -> Build:
+    """An object that a few kilobytes of an object stream inflate to ``size`` bytes."""
+
+    def build(pdf: Pdf) -> None:
+        pdf.Root.Filler = pdf.make_indirect(Dictionary(X=String(b"A" * size)))
+
+    return build
+
+
+def test_a_pdf_whose_object_stream_inflates_past_the_limit_is_refused(sqlite_api: Api) -> None:
+    bomb = make_pdf(flood(24 * 1024 * 1024), object_streams=True)
+    assert len(bomb) < 64 * 1024
+    patient = sqlite_api.patient()
+
+    response = open_with_file(sqlite_api, patient, "bilan.pdf", bomb, "application/pdf")
+
+    assert assert_problem(response, 422)["detail"] == (
+        "file 1 refused: the PDF is damaged and cannot be read"
+    )
+
+
+def test_the_object_streams_of_one_file_share_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    packed = make_pdf(flood(4096), object_streams=True)
+    assert pdfs.refusal(packed) is None
+    monkeypatch.setattr(pdfs, "OBJECT_STREAMS_MAX_BYTES", 4096)
+
+    assert pdfs.refusal(packed) == "the PDF is damaged and cannot be read"
 
 
 # -- photos ----------------------------------------------------------------------------

@@ -18,6 +18,12 @@ file:
 - encryption (an encrypted file cannot be inspected the same way, and a password is
   not ours to ask for) and files the parser cannot open.
 
+Parsing is bounded, because a PDF is a compressed format: qpdf's limits are set for the
+process when this module is imported (a Flate, RunLength or predictor stream decodes to
+at most 16 MiB, a stream has at most 5 filters), and the object streams of one file
+decode to at most 64 MiB in all; beyond, the file is refused as damaged. Parsing itself
+still costs memory: qpdf's objects take several times the bytes they are written in.
+
 What is not guaranteed: the parser is not the viewer. A file that is damaged in a way
 one viewer repairs differently from qpdf may show that viewer objects qpdf did not see
 (the structural checks in ``files.py`` refuse the common truncations first). Content
@@ -29,8 +35,21 @@ exploits against a viewer's font or image decoders, which no structural check fi
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pikepdf
+import pikepdf.settings
+
+_STREAM_MAX_BYTES = 16 * 1024 * 1024
+OBJECT_STREAMS_MAX_BYTES = 64 * 1024 * 1024
+# Process-wide: nothing else in Hippocrate uses pikepdf.
+pikepdf.settings.set_qpdf_limits(
+    flate_max_memory=_STREAM_MAX_BYTES,
+    run_length_max_memory=_STREAM_MAX_BYTES,
+    png_max_memory=_STREAM_MAX_BYTES,
+    tiff_max_memory=_STREAM_MAX_BYTES,
+    max_stream_filters=5,
+)
 
 # Action types (the /S of an action dictionary) that run code, reach outside the
 # document or open something else; the reason names them the way a user's PDF tool
@@ -74,14 +93,37 @@ def refusal(content: bytes) -> str | None:
             found = _first_finding(pdf)
     except pikepdf.PasswordError:
         return "encrypted PDF files are refused"
-    except (pikepdf.PdfError, ValueError, RecursionError):
+    except (pikepdf.PdfError, ValueError, RecursionError, _TooLarge):
         return "the PDF is damaged and cannot be read"
     return None if found is None else f"PDF files with {found} are refused"
 
 
+class _TooLarge(Exception):
+    """The file's object streams decode to more than the budget."""
+
+
+def _every_object(pdf: pikepdf.Pdf) -> Iterator[pikepdf.Object]:
+    """The trailer, then every object of the cross-reference (compressed ones included,
+    unreferenced ones too), each object stream measured before its objects are read."""
+    yield pdf.trailer
+    measured: set[int] = set()
+    decoded = 0
+    for (number, generation), entry in sorted(pdf.get_xref_table().items()):
+        if entry.type == 0:  # a free entry
+            continue
+        holder = entry.obj_stream_number if entry.type == 2 else None
+        if holder is not None and holder not in measured:
+            measured.add(holder)
+            container = pdf.get_object((holder, 0))
+            if isinstance(container, pikepdf.Stream):
+                decoded += len(container.read_bytes())
+            if decoded > OBJECT_STREAMS_MAX_BYTES:
+                raise _TooLarge
+        yield pdf.get_object((number, generation))
+
+
 def _first_finding(pdf: pikepdf.Pdf) -> str | None:
-    roots: list[pikepdf.Object] = [pdf.trailer, *pdf.objects]
-    for root in roots:
+    for root in _every_object(pdf):
         # Indirect objects nested in this one are visited as roots of their own.
         pending = [root]
         while pending:
