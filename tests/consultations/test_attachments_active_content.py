@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -356,6 +357,36 @@ def test_a_photo_comes_back_without_its_exif_gps_and_upright(sqlite_api: Api) ->
     assert bottom[0] < 80, bottom
     for trace in (b"Exif", b"Telephone", b"Rue du Cloitre", b"chez moi"):
         assert trace not in received
+
+
+def photo_with_broken_exif() -> bytes:
+    """A JPEG whose EXIF says orientation 6 and then names a maker whose text lies past
+    the end of the block, as a badly written camera or an attacker leaves it."""
+    entries = [
+        (ExifTags.Base.Orientation, 3, 1, struct.pack("<HH", 6, 0)),
+        (ExifTags.Base.Make, 2, 400, struct.pack("<I", 5000)),
+    ]
+    ifd = struct.pack("<H", len(entries))
+    ifd += b"".join(
+        struct.pack("<HHI", tag, kind, count) + value for tag, kind, count, value in entries
+    )
+    exif = b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+    out = io.BytesIO()
+    Image.new("RGB", (60, 40), (200, 30, 30)).save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+def test_a_photo_with_a_malformed_exif_block_is_cleaned_not_refused(sqlite_api: Api) -> None:
+    patient = sqlite_api.patient()
+
+    response = open_with_file(
+        sqlite_api, patient, "dos.jpg", photo_with_broken_exif(), "image/jpeg"
+    )
+
+    assert response.status_code == 201, response.text
+    with Image.open(io.BytesIO(download(sqlite_api, patient, response))) as photo:
+        assert len(photo.getexif()) == 0
+        assert photo.size == (40, 60)  # the orientation it could read was applied
 
 
 def test_a_png_comes_back_without_its_text_chunks(sqlite_api: Api) -> None:

@@ -160,6 +160,8 @@ def _clean_image(position: int, content: bytes, media_type: str) -> bytes:
     )
     try:
         with warnings.catch_warnings():
+            # Pillow warns about malformed EXIF blocks, which the cleaning drops anyway.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(content), formats=[expected]) as image:
                 width, height = image.size

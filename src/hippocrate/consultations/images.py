@@ -19,18 +19,31 @@ re-compressed, so it is not byte-for-byte what was sent.
 from __future__ import annotations
 
 import io
+import struct
+import warnings
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import ExifTags, Image, ImageCms
 
 JPEG_QUALITY = 90  # visually lossless for photos; below the original's size for most
 _SRGB = ImageCms.createProfile("sRGB")
+# EXIF orientation -> the transposition that shows the pixels upright (as
+# ImageOps.exif_transpose does).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def without_metadata(image: Image.Image, image_format: str) -> bytes:
     """``image`` (decoded, ``JPEG`` or ``PNG``) encoded again in its format, upright,
     in sRGB, with no metadata."""
     transparency = image.info.get("transparency")
-    upright = ImageOps.exif_transpose(image)
+    upright = _upright(image)
     pixels = _in_srgb(upright, image.info.get("icc_profile"))
     if image_format == "JPEG" and pixels.mode not in ("L", "RGB"):
         pixels = pixels.convert("RGB")
@@ -46,6 +59,20 @@ def without_metadata(image: Image.Image, image_format: str) -> bytes:
         options = {} if transparency is None else {"transparency": transparency}
         clean.save(out, format="PNG", **options)
     return out.getvalue()
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The pixels turned as the EXIF orientation says. Not ImageOps.exif_transpose: it
+    writes the EXIF out again, which fails on a malformed block that is about to be
+    dropped anyway; a block that cannot be read gives no orientation."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data", etc.
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, SyntaxError, struct.error):
+        orientation = None
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else image.transpose(method)
 
 
 def _in_srgb(image: Image.Image, icc_profile: object) -> Image.Image:
