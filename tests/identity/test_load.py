@@ -9,6 +9,7 @@ The parallel registrations against a real server process are in
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from hippocrate.api.limits import upload_limit
 from hippocrate.app import create_app
@@ -217,6 +218,36 @@ def test_a_database_pool_that_stays_taken_answers_503_not_500(
         assert body["title"] == "Temporarily unavailable"
         assert int(answer.headers["retry-after"]) >= 1
     finally:
+        engine.dispose()
+
+
+def test_a_database_lock_not_obtained_in_time_answers_503_not_500(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """SQLite has one writer: past its busy timeout a write fails ("database is
+    locked"), which is saturation, answered 503 with ``Retry-After``."""
+    settings = settings_for(tmp_path, sqlite_store)
+    engine = make_engine(sqlite_store.url)
+
+    @event.listens_for(engine, "connect")
+    def _short_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout = 200")
+
+    sessions = SessionFactory(engine, sqlite_store.sessions.vault, sqlite_store.sessions.keys)
+    app = create_app(runtime=Runtime(settings, sessions))
+    writer = sqlite3.connect(sqlite_store.url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            answer = client.post(RESET, json={"email": "a@example.fr"})
+            writer.execute("ROLLBACK")
+            after = client.post(RESET, json={"email": "a@example.fr"})
+        body = assert_problem(answer, 503)
+        assert body["title"] == "Temporarily unavailable"
+        assert int(answer.headers["retry-after"]) >= 1
+        assert after.status_code == 202
+    finally:
+        writer.close()
         engine.dispose()
 
 

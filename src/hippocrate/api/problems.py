@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -16,6 +18,8 @@ from hippocrate.guard.state import GuardUnavailable
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
 PROBLEM_JSON = "application/problem+json"
+
+logger = logging.getLogger(__name__)
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
@@ -28,8 +32,8 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
 
 def install(app: FastAPI) -> None:
     """Map every error a client can cause to a 4xx problem, saturation (no hashing slot,
-    no database connection within the pool's wait) to 503 with ``Retry-After``, and
-    anything else to a bare 500."""
+    no database connection within the pool's wait, a database lock not obtained in
+    time) to 503 with ``Retry-After``, and anything else to a bare 500."""
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -72,9 +76,16 @@ def install(app: FastAPI) -> None:
     async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
         # Every database connection stayed taken for the pool's wait: saturated, not
         # broken. The unit of work rolled back; the caller retries.
-        response = problem(503, "Temporarily unavailable", "the server is busy; retry shortly")
-        response.headers["Retry-After"] = "5"
-        return response
+        return _busy()
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if not database_busy(exc):
+            raise exc  # anything else stays a 500, logged with its traceback
+        # A lock waited on past its timeout (SQLite's one writer), a deadlock or a
+        # serialisation failure: the transaction rolled back whole; the caller retries.
+        logger.warning("database busy, answered 503: %s", type(exc.orig).__name__)
+        return _busy()
 
     @app.exception_handler(DecryptionError)
     async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:
@@ -87,6 +98,26 @@ def install(app: FastAPI) -> None:
         response = problem(500, "Internal Server Error", "an unexpected error occurred")
         response.headers.update(security.HEADERS)
         return response
+
+
+def _busy() -> JSONResponse:
+    response = problem(503, "Temporarily unavailable", "the server is busy; retry shortly")
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+_BUSY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+"""PostgreSQL: serialisation failure, deadlock detected, lock not available."""
+
+
+def database_busy(exc: OperationalError) -> bool:
+    """Whether ``exc`` says the database was too busy (a lock not obtained in time, a
+    deadlock, a serialisation failure), as opposed to broken or misused."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in _BUSY_SQLSTATES
+    message = str(exc.orig).lower()
+    return "database is locked" in message or "database table is locked" in message
 
 
 def _title(status: int) -> str:
