@@ -21,6 +21,7 @@ import pytest
 
 from tests.cli.test_cli import Cli
 from tests.cli.test_keys_processes import Server, serving
+from tests.conftest import _fresh_postgres
 from tests.identity.helpers import patient_data
 
 PASSWORD = "velvet-otter-marches-north"
@@ -31,6 +32,19 @@ HASH_MIB = 64
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     deployment = Cli(tmp_path, {"HIPPOCRATE_AUDIT_CHECKPOINT_SECONDS": "0"})
+    deployment.ok("init")
+    return deployment
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cli_on(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
+    """A deployment on either backend."""
+    env = {"HIPPOCRATE_AUDIT_CHECKPOINT_SECONDS": "0"}
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+        _fresh_postgres(url).dispose()
+        env["HIPPOCRATE_DATABASE_URL"] = url
+    deployment = Cli(tmp_path, env)
     deployment.ok("init")
     return deployment
 
@@ -48,13 +62,13 @@ def _register(server: Server, n: int) -> httpx.Response:
         return http.post("/auth/register", json={**data, "password": PASSWORD})
 
 
-def test_parallel_registrations_are_accepted_or_told_to_retry_never_500(cli: Cli) -> None:
+def test_parallel_registrations_are_accepted_or_told_to_retry_never_500(cli_on: Cli) -> None:
     budgets = {
         "HIPPOCRATE_REGISTRATIONS_PER_CLIENT": "100000",
         "HIPPOCRATE_REGISTRATIONS_GLOBAL": "100000",
         "HIPPOCRATE_HASHING_CONCURRENCY": "2",
     }
-    with serving(cli, **budgets) as server:
+    with serving(cli_on, **budgets) as server:
         before = _peak_rss_mib(server)
         with ThreadPoolExecutor(PARALLEL) as pool:
             answers = list(pool.map(lambda n: _register(server, n), range(PARALLEL)))
