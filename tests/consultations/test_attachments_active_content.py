@@ -266,6 +266,24 @@ def test_a_pdf_the_parser_cannot_read_is_refused(sqlite_api: Api) -> None:
     )
 
 
+def test_a_pdf_the_parser_has_to_repair_is_refused(sqlite_api: Api) -> None:
+    """Viewers repair a damaged file each their own way: what one finds, the parser may
+    have missed. Here one cross-reference entry points a few bytes off its object."""
+    whole = pdf_bytes("Compte rendu")
+    table = whole.index(b"\nxref\n")
+    entry = whole.index(b" 00000 n \n", table) - 10  # object 1's offset
+    offset = int(whole[entry : entry + 10])
+    damaged = whole[:entry] + b"%010d" % (offset + 4) + whole[entry + 10 :]
+    assert len(damaged) == len(whole)
+    patient = sqlite_api.patient()
+
+    response = open_with_file(sqlite_api, patient, "bilan.pdf", damaged, "application/pdf")
+
+    assert assert_problem(response, 422)["detail"] == (
+        "file 1 refused: the PDF is damaged (a reader would have to repair it)"
+    )
+
+
 def flood(size: int) -> Build:
     """An object that a few kilobytes of an object stream inflate to ``size`` bytes."""
 

@@ -24,9 +24,9 @@ at most 16 MiB, a stream has at most 5 filters), and the object streams of one f
 decode to at most 64 MiB in all; beyond, the file is refused as damaged. Parsing itself
 still costs memory: qpdf's objects take several times the bytes they are written in.
 
-What is not guaranteed: the parser is not the viewer. A file that is damaged in a way
-one viewer repairs differently from qpdf may show that viewer objects qpdf did not see
-(the structural checks in ``files.py`` refuse the common truncations first). Content
+What is not guaranteed: the parser is not the viewer. A file qpdf has to repair to read
+(it warns) is refused, since viewers repair differently; a file that qpdf reads without
+a warning may still be read differently by some viewer's own parser. Content
 that is not active by the PDF specification's definition is kept: text, images, fonts,
 internal links (GoTo), metadata (the document information dictionary, XMP), and
 exploits against a viewer's font or image decoders, which no structural check finds.
@@ -91,6 +91,11 @@ def refusal(content: bytes) -> str | None:
             if pdf.is_encrypted:
                 return "encrypted PDF files are refused"
             found = _first_finding(pdf)
+            # qpdf warns when it has to repair the file to read it (a cross-reference
+            # rebuilt from a scan, an object that does not parse). Viewers repair
+            # differently: what one of them finds there, qpdf may have missed.
+            if found is None and pdf.get_warnings():
+                return "the PDF is damaged (a reader would have to repair it)"
     except pikepdf.PasswordError:
         return "encrypted PDF files are refused"
     except (pikepdf.PdfError, ValueError, RecursionError, _TooLarge):
