@@ -342,8 +342,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(settings: Settings, workers: int, log: Path) -> Iterator[str]:
-    """``uvicorn --factory bench.server:create_app`` on a loopback port; stopped on exit."""
+def _server(
+    settings: Settings, workers: int, log: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """``uvicorn --factory bench.server:create_app`` on a loopback port; stopped on exit.
+    ``env`` adds to (or overrides) the settings' environment."""
     port = _free_port()
     command = [
         sys.executable,
@@ -365,7 +368,11 @@ def _server(settings: Settings, workers: int, log: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=_server_env(settings), stdout=output, stderr=output
+            command,
+            cwd=ROOT,
+            env={**_server_env(settings), **(env or {})},
+            stdout=output,
+            stderr=output,
         )
     try:
         deadline = time.monotonic() + 60

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -325,44 +325,9 @@ def _run_one(name: str, settings: Settings, log: Path) -> RotationRun:
 SERVER_ENV = {"HIPPOCRATE_KEY_CACHE_TTL": "0", "HIPPOCRATE_AUDIT_CHECKPOINT_SECONDS": "0"}
 
 
-@contextlib.contextmanager
-def _server(settings: Settings, log: Path) -> Iterator[str]:
-    """``uvicorn --factory bench.server:create_app``, one worker, key cache off."""
-    port = api._free_port()
-    command = [
-        sys.executable,
-        *("-m", "uvicorn", "--factory", "bench.server:create_app"),
-        *("--app-dir", str(api.ROOT), "--host", "127.0.0.1", "--port", str(port)),
-        *("--no-access-log", "--log-level", "warning"),
-    ]
-    base = f"http://127.0.0.1:{port}"
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=api.ROOT,
-            env={**api._server_env(settings), **SERVER_ENV},
-            stdout=output,
-            stderr=output,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server stopped at start:\n{api._tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer within 60 s:\n{api._tail(log)}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def _server(settings: Settings, log: Path) -> contextlib.AbstractContextManager[str]:
+    """The benchmark's server (``bench.api._server``), one worker, key cache off."""
+    return api._server(settings, 1, log, SERVER_ENV)
 
 
 def run(*, postgres: bool = True) -> RotationResult:
