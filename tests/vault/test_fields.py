@@ -1,4 +1,5 @@
-"""The sealed field format: binding to its place, tamper detection, known answers."""
+"""The sealed field formats: binding to its place, tamper detection, padding to
+buckets (format 2), format 1 still opening, known answers for both."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from hippocrate.vault import (
     FieldContext,
     UnknownKeyVersion,
     Vault,
+    peek_format,
     peek_key_version,
 )
 from hippocrate.vault import fields as fields_module
-from hippocrate.vault.fields import OVERHEAD
+from hippocrate.vault.fields import OVERHEAD, Padding, pad, seal, seal_v1, unpad
 from hippocrate.vault.keys import DataKey
 
 ROW = uuid.UUID("6f1c1f4e-0d7a-4b8e-9a53-0c2b7d1e9f10")
@@ -30,8 +32,9 @@ def test_round_trip() -> None:
     key = _key()
     blob = Vault.seal(key, "Lefèvre".encode(), HERE)
     assert Vault.open(key, blob, HERE) == "Lefèvre".encode()
-    assert len(blob) == OVERHEAD + len("Lefèvre".encode())
+    assert len(blob) == OVERHEAD + 16  # 8 bytes padded to the default 16-byte bucket
     assert peek_key_version(blob) == 1
+    assert peek_format(blob) == 2
 
 
 def test_same_value_seals_differently_each_time() -> None:
@@ -94,11 +97,69 @@ def test_truncated_values_are_refused(blob: bytes) -> None:
         Vault.open(_key(), blob, HERE)
 
 
-def test_unknown_format_is_refused() -> None:
+@pytest.mark.parametrize("fmt", [0, 3, 255])
+def test_unknown_format_is_refused(fmt: int) -> None:
     blob = bytearray(Vault.seal(_key(), b"Martin", HERE))
-    blob[0] = 2
-    with pytest.raises(DecryptionError, match="unknown format 2"):
+    blob[0] = fmt
+    with pytest.raises(DecryptionError, match=f"unknown format {fmt}"):
         Vault.open(_key(), bytes(blob), HERE)
+
+
+@pytest.mark.parametrize(("made", "relabelled"), [(1, 2), (2, 1)])
+def test_relabelled_format_does_not_open(made: int, relabelled: int) -> None:
+    # The format byte is authenticated: a v1 value read as v2 (or back) fails, whole.
+    blob = seal_v1(_key(), b"Martin", HERE) if made == 1 else seal(_key(), b"Martin", HERE)
+    tampered = bytes([relabelled]) + blob[1:]
+    with pytest.raises(DecryptionError):
+        Vault.open(_key(), tampered, HERE)
+
+
+def test_format_1_values_still_open() -> None:
+    key = _key()
+    blob = seal_v1(key, "Lefèvre".encode(), HERE)
+    assert len(blob) == OVERHEAD + len("Lefèvre".encode())
+    assert peek_format(blob) == 1
+    assert Vault.open(key, blob, HERE) == "Lefèvre".encode()
+
+
+@pytest.mark.parametrize(
+    ("padding", "lengths"),
+    [
+        (Padding(64), {0: 64, 1: 64, 63: 64, 64: 128, 127: 128, 128: 192}),
+        (Padding(16), {0: 16, 10: 16, 15: 16, 16: 32}),
+        (
+            Padding(256, doubling_until=4096),
+            {0: 256, 255: 256, 256: 512, 1000: 1024, 4095: 4096, 4096: 8192, 9000: 12288},
+        ),
+    ],
+    ids=["64", "16", "free-text"],
+)
+def test_buckets(padding: Padding, lengths: dict[int, int]) -> None:
+    for length, bucket in lengths.items():
+        assert padding.bucket(length) == bucket
+        padded = pad(b"\x00" * length, padding)  # trailing zeros of the value survive
+        assert len(padded) == bucket
+        assert unpad(padded) == b"\x00" * length
+
+
+def test_values_of_one_bucket_seal_to_one_length() -> None:
+    key, names = _key(), Padding(64)
+    lengths = {len(seal(key, name.encode(), HERE, names)) for name in ("Li", "Lefèvre", "X" * 63)}
+    assert lengths == {OVERHEAD + 64}
+    assert len(seal(key, b"X" * 64, HERE, names)) == OVERHEAD + 128
+
+
+@pytest.mark.parametrize("padded", [b"", b"\x00" * 16, b"abc", b"abc\x80\x01", b"\x80\x00\x01"])
+def test_malformed_padding_is_refused(padded: bytes) -> None:
+    with pytest.raises(DecryptionError, match="malformed padding"):
+        unpad(padded)
+
+
+def test_bad_padding_declarations_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one byte"):
+        Padding(0)
+    with pytest.raises(ValueError, match="multiple of the step"):
+        Padding(256, doubling_until=1000)
 
 
 def test_error_messages_carry_no_plaintext_or_key() -> None:
@@ -110,7 +171,7 @@ def test_error_messages_carry_no_plaintext_or_key() -> None:
     assert blob.hex() not in str(caught.value)
 
 
-# Known-answer vectors: the format is a stored contract; these must never change.
+# Known-answer vectors: the formats are a stored contract; these must never change.
 KAT_KEY = bytes(range(32))
 KAT_NONCE = bytes.fromhex("000102030405060708090a0b")
 KAT_CONTEXT = FieldContext("patients", "email", uuid.UUID("00000000-0000-4000-8000-000000000001"))
@@ -121,10 +182,34 @@ KAT_SEALED = bytes.fromhex(
 )
 
 
+# Format 2: the same plaintext padded to the email bucket (128 bytes): 0x80 then zeros.
+KAT_PADDING = Padding(128)
+KAT_SEALED_V2 = bytes.fromhex(
+    "0200000003000102030405060708090a0b"
+    "2d67b775ab80ec76ec33e3e2dfa91d15e2bbf7589555390eb867e5851d6900b20110aefcafc112"
+    "9874a47fed88872838ee59608d5ad6a3da3f972a1918e3f5eef03cc67ad3d126611c54aa6eef8f"
+    "0ee8388ac96276635368fdfd9ecc78f0b98dcbf859e6a441c81a9e1c3eb24875217fba6762abe3"
+    "c5259a4dff57cd82e66e0e33fd5f35918c6eff13f4f0131809d10f"
+)
+
+
 def test_known_answer_seal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fields_module.os, "urandom", lambda n: KAT_NONCE[:n])
     key = DataKey(KAT_CONTEXT.row_id, 3, KAT_KEY)  # type: ignore[arg-type]
-    assert Vault.seal(key, KAT_PLAINTEXT, KAT_CONTEXT) == KAT_SEALED
+    assert seal_v1(key, KAT_PLAINTEXT, KAT_CONTEXT) == KAT_SEALED
+
+
+def test_known_answer_seal_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fields_module.os, "urandom", lambda n: KAT_NONCE[:n])
+    key = DataKey(KAT_CONTEXT.row_id, 3, KAT_KEY)  # type: ignore[arg-type]
+    assert Vault.seal(key, KAT_PLAINTEXT, KAT_CONTEXT) != KAT_SEALED_V2  # default bucket
+    assert seal(key, KAT_PLAINTEXT, KAT_CONTEXT, KAT_PADDING) == KAT_SEALED_V2
+    assert len(KAT_SEALED_V2) == OVERHEAD + 128
+
+
+def test_known_answer_open_v2() -> None:
+    key = DataKey(KAT_CONTEXT.row_id, 3, KAT_KEY)  # type: ignore[arg-type]
+    assert Vault.open(key, KAT_SEALED_V2, KAT_CONTEXT) == KAT_PLAINTEXT
 
 
 def test_known_answer_open() -> None:
@@ -147,3 +232,20 @@ def test_known_answer_matches_plain_aes_gcm() -> None:
     )
     expected = header + KAT_NONCE + AESGCM(KAT_KEY).encrypt(KAT_NONCE, KAT_PLAINTEXT, aad)
     assert expected == KAT_SEALED
+
+
+def test_known_answer_v2_matches_plain_aes_gcm() -> None:
+    """Format 2 is AES-256-GCM over the plaintext padded ISO/IEC 7816-4 style."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: TID251
+
+    header = bytes.fromhex("0200000003")
+    aad = (
+        header
+        + b"\x00\x08patients"
+        + b"\x00\x05email"
+        + b"\x00\x24"
+        + str(KAT_CONTEXT.row_id).encode("ascii")
+    )
+    padded = KAT_PLAINTEXT + b"\x80" + bytes(128 - len(KAT_PLAINTEXT) - 1)
+    expected = header + KAT_NONCE + AESGCM(KAT_KEY).encrypt(KAT_NONCE, padded, aad)
+    assert expected == KAT_SEALED_V2

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hippocrate.db.base import Base, IdMixin, utcnow
 from hippocrate.db.sealed import TEXT, Sealed, SealedModel
 from hippocrate.tags import Category, Subject
+from hippocrate.vault import Padding
 
 
 class BreakGlassGrant(IdMixin, SealedModel, Base):
@@ -32,4 +33,4 @@ class BreakGlassGrant(IdMixin, SealedModel, Base):
     revoked_at: Mapped[datetime | None]
 
     reason_sealed: Mapped[bytes | None] = mapped_column("reason", LargeBinary)
-    reason = Sealed[str]("reason_sealed", TEXT, category=Category.ACCESS)
+    reason = Sealed[str]("reason_sealed", TEXT, category=Category.ACCESS, pad=Padding(256))

@@ -15,8 +15,9 @@ from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum, utcnow
-from hippocrate.db.sealed import JSON, TEXT, Sealed, SealedModel
+from hippocrate.db.sealed import FREE_TEXT, JSON, TEXT, Sealed, SealedModel
 from hippocrate.tags import Category, Subject
+from hippocrate.vault import Padding
 
 
 class ConsultationStatus(enum.StrEnum):
@@ -51,15 +52,19 @@ class Consultation(IdMixin, TimestampMixin, SealedModel, Base):
     acts_sealed: Mapped[bytes | None] = mapped_column("acts", LargeBinary)
     incidents_sealed: Mapped[bytes | None] = mapped_column("incidents", LargeBinary)
 
-    subject = Sealed[str]("subject_sealed", TEXT, category=Category.HEALTH)
-    description = Sealed[str]("description_sealed", TEXT, category=Category.HEALTH)
-    questionnaire = Sealed[dict[str, Any]]("questionnaire_sealed", JSON, category=Category.HEALTH)
+    subject = Sealed[str]("subject_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
+    description = Sealed[str]("description_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
+    questionnaire = Sealed[dict[str, Any]](
+        "questionnaire_sealed", JSON, category=Category.HEALTH, pad=Padding(1024)
+    )
     # The compte rendu, written by the practitioner when closing.
-    report = Sealed[str]("report_sealed", TEXT, category=Category.HEALTH)
-    prescription = Sealed[str]("prescription_sealed", TEXT, category=Category.HEALTH)
+    report = Sealed[str]("report_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
+    prescription = Sealed[str]("prescription_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
     # Acts performed (telemedicine act codes), and technical incidents, as lists.
-    acts = Sealed[list[str]]("acts_sealed", JSON, category=Category.HEALTH)
-    incidents = Sealed[list[str]]("incidents_sealed", JSON, category=Category.HEALTH)
+    acts = Sealed[list[str]]("acts_sealed", JSON, category=Category.HEALTH, pad=Padding(256))
+    incidents = Sealed[list[str]](
+        "incidents_sealed", JSON, category=Category.HEALTH, pad=Padding(256)
+    )
 
 
 class Message(IdMixin, SealedModel, Base):
@@ -73,7 +78,7 @@ class Message(IdMixin, SealedModel, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     body_sealed: Mapped[bytes | None] = mapped_column("body", LargeBinary)
-    body = Sealed[str]("body_sealed", TEXT, category=Category.HEALTH)
+    body = Sealed[str]("body_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
 
 
 class Attachment(IdMixin, SealedModel, Base):
@@ -92,8 +97,10 @@ class Attachment(IdMixin, SealedModel, Base):
 
     filename_sealed: Mapped[bytes | None] = mapped_column("filename", LargeBinary)
     media_type_sealed: Mapped[bytes | None] = mapped_column("media_type", LargeBinary)
-    filename = Sealed[str]("filename_sealed", TEXT, category=Category.ATTACHMENT)
-    media_type = Sealed[str]("media_type_sealed", TEXT, category=Category.ATTACHMENT)
+    filename = Sealed[str]("filename_sealed", TEXT, category=Category.ATTACHMENT, pad=Padding(256))
+    media_type = Sealed[str](
+        "media_type_sealed", TEXT, category=Category.ATTACHMENT, pad=Padding(64)
+    )
 
 
 class CareRelationship(IdMixin, Base):

@@ -35,7 +35,15 @@ from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import flag_modified
 
 from hippocrate.tags import Category, Subject, Verb
-from hippocrate.vault import DataKey, DecryptionError, FieldContext, Vault, peek_key_version
+from hippocrate.vault import (
+    DataKey,
+    DecryptionError,
+    FieldContext,
+    Padding,
+    Vault,
+    peek_key_version,
+    seal_field,
+)
 
 T = TypeVar("T")
 
@@ -62,6 +70,9 @@ JSON: Codec[Any] = Codec(
     json.loads,
 )
 
+#: The buckets of free text (subjects, descriptions, messages, reports): 256 bytes,
+#: doubling to 4 KiB, then 4 KiB steps.
+FREE_TEXT = Padding(256, doubling_until=4096)
 
 #: ``session.info`` keys: the vault, and the :class:`KeySource` that finds data keys.
 VAULT = "vault"
@@ -142,7 +153,9 @@ class Sealed(Generic[T]):
 
     ``blind_index`` names an integer column to fill with the vault's blind index of
     ``normalise(value)`` under field ``index_field``. ``category`` says what kind of
-    data it holds, for the audit trail (a breach scope asks by it).
+    data it holds, for the audit trail (a breach scope asks by it). ``pad`` gives the
+    buckets its encoded plaintexts are padded to before sealing, so that the length of
+    the stored value says only the bucket (docs/CRYPTO.md lists them per field).
     """
 
     def __init__(
@@ -153,8 +166,10 @@ class Sealed(Generic[T]):
         blind_index: str | None = None,
         index_field: str | None = None,
         category: Category,
+        pad: Padding | None = None,
     ) -> None:
         self.column_attr = column_attr
+        self.pad = pad if pad is not None else Padding()
         self.category = category
         self.codec = codec
         self.blind_index = blind_index
@@ -231,7 +246,7 @@ class Sealed(Generic[T]):
         _notify(session, instance, self, Verb.WRITE)
         key = keys_of(session).active_key(session=session, owner=instance.sealed_owner_id())
         vault = vault_of(session)
-        blob = vault.seal(key, self.codec.encode(value), self.context(instance))
+        blob = seal_field(key, self.codec.encode(value), self.context(instance), self.pad)
         setattr(instance, self.column_attr, blob)
         instance.__dict__.setdefault(_OPENED, {})[self.name] = (blob, value)
         if self.blind_index:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum, utcnow
 from hippocrate.db.sealed import JSON, TEXT, Sealed, SealedModel
 from hippocrate.tags import Category, Subject
+from hippocrate.vault import Padding
 
 
 class Role(enum.StrEnum):
@@ -68,11 +69,16 @@ class Account(IdMixin, TimestampMixin, SealedModel, Base):
         blind_index="email_index",
         index_field="email",
         category=Category.CONTACT,
+        pad=Padding(128),
     )
-    password_hash = Sealed[str]("password_sealed", TEXT, category=Category.CREDENTIALS)
-    totp_secret = Sealed[str]("totp_sealed", TEXT, category=Category.CREDENTIALS)
+    password_hash = Sealed[str](
+        "password_sealed", TEXT, category=Category.CREDENTIALS, pad=Padding(128)
+    )
+    totp_secret = Sealed[str]("totp_sealed", TEXT, category=Category.CREDENTIALS, pad=Padding(64))
     # SHA-256 digests (hex) of the unused recovery codes; a code is 80 random bits.
-    recovery_codes = Sealed[list[str]]("recovery_sealed", JSON, category=Category.CREDENTIALS)
+    recovery_codes = Sealed[list[str]](
+        "recovery_sealed", JSON, category=Category.CREDENTIALS, pad=Padding(1024)
+    )
 
     totp_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
@@ -113,9 +119,14 @@ class Practitioner(IdMixin, TimestampMixin, SealedModel, Base):
         blind_index="rpps_index",
         index_field="rpps",
         category=Category.IDENTITY,
+        pad=Padding(32),
     )
-    given_names = Sealed[str]("given_names_sealed", TEXT, category=Category.IDENTITY)
-    family_name = Sealed[str]("family_name_sealed", TEXT, category=Category.IDENTITY)
+    given_names = Sealed[str](
+        "given_names_sealed", TEXT, category=Category.IDENTITY, pad=Padding(64)
+    )
+    family_name = Sealed[str](
+        "family_name_sealed", TEXT, category=Category.IDENTITY, pad=Padding(64)
+    )
 
 
 class AuthSession(IdMixin, Base):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hippocrate.db.base import Base, IdMixin, utcnow
 from hippocrate.db.sealed import TEXT, Sealed, SealedModel
 from hippocrate.tags import Category, Subject
+from hippocrate.vault import Padding
 
 
 class OutboundEmail(IdMixin, SealedModel, Base):
@@ -31,4 +32,6 @@ class OutboundEmail(IdMixin, SealedModel, Base):
     failed_at: Mapped[datetime | None]
 
     code_sealed: Mapped[bytes | None] = mapped_column("verification_code", LargeBinary)
-    verification_code = Sealed[str]("code_sealed", TEXT, category=Category.NOTIFICATION)
+    verification_code = Sealed[str](
+        "code_sealed", TEXT, category=Category.NOTIFICATION, pad=Padding(16)
+    )

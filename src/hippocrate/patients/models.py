@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hippocrate.db.base import Base, IdMixin, TimestampMixin, str_enum
 from hippocrate.db.sealed import DATE, JSON, TEXT, Sealed, SealedModel
 from hippocrate.tags import Category, Subject
+from hippocrate.vault import Padding
 
 
 class PatientStatus(enum.StrEnum):
@@ -43,16 +44,23 @@ class Patient(IdMixin, TimestampMixin, SealedModel, Base):
     phone_index: Mapped[int | None] = mapped_column(Integer, index=True)
     nir_index: Mapped[int | None] = mapped_column(Integer, index=True)
 
-    given_names = Sealed[str]("given_names_sealed", TEXT, category=Category.IDENTITY)
-    family_name = Sealed[str]("family_name_sealed", TEXT, category=Category.IDENTITY)
-    birth_date = Sealed[date]("birth_date_sealed", DATE, category=Category.IDENTITY)
-    sex = Sealed[str]("sex_sealed", TEXT, category=Category.IDENTITY)
+    given_names = Sealed[str](
+        "given_names_sealed", TEXT, category=Category.IDENTITY, pad=Padding(64)
+    )
+    family_name = Sealed[str](
+        "family_name_sealed", TEXT, category=Category.IDENTITY, pad=Padding(64)
+    )
+    birth_date = Sealed[date](
+        "birth_date_sealed", DATE, category=Category.IDENTITY, pad=Padding(16)
+    )
+    sex = Sealed[str]("sex_sealed", TEXT, category=Category.IDENTITY, pad=Padding(16))
     email = Sealed[str](
         "email_sealed",
         TEXT,
         blind_index="email_index",
         index_field="email",
         category=Category.CONTACT,
+        pad=Padding(128),
     )
     phone = Sealed[str](
         "phone_sealed",
@@ -60,8 +68,16 @@ class Patient(IdMixin, TimestampMixin, SealedModel, Base):
         blind_index="phone_index",
         index_field="phone",
         category=Category.CONTACT,
+        pad=Padding(32),
     )
-    address = Sealed[dict[str, Any]]("address_sealed", JSON, category=Category.CONTACT)
+    address = Sealed[dict[str, Any]](
+        "address_sealed", JSON, category=Category.CONTACT, pad=Padding(256)
+    )
     nir = Sealed[str](
-        "nir_sealed", TEXT, blind_index="nir_index", index_field="nir", category=Category.NIR
+        "nir_sealed",
+        TEXT,
+        blind_index="nir_index",
+        index_field="nir",
+        category=Category.NIR,
+        pad=Padding(32),
     )
