@@ -1,4 +1,5 @@
-"""``hippocrate keys``: root key status, rotation and retirement, patient data key rotation."""
+"""``hippocrate keys``: root key status, rotation and retirement, patient data key
+rotation, and re-sealing values of the unpadded sealed format 1."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hippocrate.cli.context import runtime
 from hippocrate.consultations.service import unsafe_reseal_attachments
 from hippocrate.keyring.errors import RetireRefused
 from hippocrate.keyring.models import RootRotation
+from hippocrate.keyring.reseal import Progress, count_v1, unsafe_reseal_v1
 from hippocrate.keyring.rotation import (
     finish_data_key_rotation,
     key_versions,
@@ -100,3 +102,31 @@ def rotate_patient(patient_id: uuid.UUID) -> None:
         )
     typer.echo(f"patient {patient_id}: {files} attachment files re-encrypted")
     typer.echo(f"patient {patient_id}: {count} fields re-encrypted under a new data key")
+
+
+@app.command("reseal")
+def reseal(
+    batch_size: int = typer.Option(200, min=1, max=100_000, help="Rows per transaction."),
+) -> None:
+    """Re-seal every value still in sealed format 1 (unpadded: its length gives away the
+    plaintext's) in format 2, padded to its field's buckets. Resumable: a rerun only
+    touches what is left; every value opens meanwhile."""
+    with runtime() as rt:
+        # Key maintenance: every value is opened and sealed again, recorded as the
+        # platform's (the trail names the purpose), nothing is shown.
+        units = Units(rt, Actor(role="operator", purpose=Purpose.KEY_ROTATION))
+        left = count_v1(sessions=units)
+        typer.echo(f"rows holding format 1 values: {sum(left.values())}")
+        for table, count in sorted(left.items()):
+            typer.echo(f"  {table}: {count}")
+
+        def show(step: Progress) -> None:
+            typer.echo(f"{step.table}: {step.rows} rows, {step.resealed} values re-sealed so far")
+
+        report = unsafe_reseal_v1(sessions=units, batch_size=batch_size, progress=show)
+    typer.echo(f"re-sealed {report.resealed} values in {report.rows} rows in format 2")
+    if report.unopenable:
+        typer.echo(
+            f"left {report.unopenable} format 1 values whose data key is destroyed "
+            "(shredded: nobody can open them)"
+        )
