@@ -116,8 +116,14 @@ class Settings(BaseSettings):
     guard_enumeration_limit: int = Field(default=10, ge=1)
     guard_alert_webhook: str | None = None
     guard_alert_email: str | None = None
-    # Distinct patient keys the vault may unwrap per minute in one process.
+    # Distinct patient keys the vault may unwrap per minute in one process, for
+    # authenticated principals (and the CLI, jobs) ...
     key_unwrap_budget: int = Field(default=600, ge=1)
+    # ... for anonymous requests (sign-in, completing a password reset), on their own
+    # so that they never spend what authenticated reads need ...
+    key_unwrap_budget_anonymous: int = Field(default=300, ge=1)
+    # ... and for the delivery of password-reset links, done after the answer is sent.
+    key_unwrap_budget_recovery: int = Field(default=60, ge=1)
 
     # Audit checkpoints: an append-only file outside the database, and an optional mirror.
     audit_checkpoint_file: Path | None = None

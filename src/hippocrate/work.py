@@ -19,18 +19,29 @@ from hippocrate.access.errors import AccessError, NotFound
 from hippocrate.audit.recorder import Actor, attach, record_failure
 from hippocrate.errors import HippocrateError
 from hippocrate.guard.errors import Contained
+from hippocrate.keyring.service import ANONYMOUS, UNWRAP_BUDGET
 from hippocrate.runtime import Runtime
 from hippocrate.tags import Outcome, Tag, refused, rule_refused
+from hippocrate.vault.core import AUTHENTICATED
+
+
+def budget_class(actor: Actor) -> str:
+    """The vault's unwrap budget class for ``actor``: anonymous callers spend one of
+    their own, never the one that authenticated reads need."""
+    return ANONYMOUS if actor.role == "anonymous" else AUTHENTICATED
 
 
 @contextmanager
-def unit_of_work(runtime: Runtime, actor: Actor) -> Iterator[Session]:
+def unit_of_work(runtime: Runtime, actor: Actor, *, budget: str | None = None) -> Iterator[Session]:
     """A transaction acting as ``actor``: committed if the block ends, rolled back if
     it raises (the error goes on to the caller). Whoever later learns who acts (the
-    API, once the bearer token is resolved) sets ``recorder_of(session).actor``."""
+    API, once the bearer token is resolved) sets ``recorder_of(session).actor`` and
+    ``session.info[UNWRAP_BUDGET]``. ``budget`` names the vault's unwrap budget class
+    (default: from ``actor``, see :func:`budget_class`)."""
     sessions, guard = runtime.sessions, runtime.guard
     assert guard is not None
     session = sessions()
+    session.info[UNWRAP_BUDGET] = budget or budget_class(actor)
     recorder = attach(
         session,
         actor,

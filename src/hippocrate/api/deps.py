@@ -24,7 +24,9 @@ from hippocrate.access.principal import Principal
 from hippocrate.audit.recorder import Actor, recorder_of
 from hippocrate.config import Settings
 from hippocrate.identity.sessions import Resolved, principal_for, resolve
+from hippocrate.keyring.service import UNWRAP_BUDGET
 from hippocrate.runtime import Runtime
+from hippocrate.vault.core import AUTHENTICATED
 
 _bearer = HTTPBearer(auto_error=False, description="The token from /auth/login or /auth/mfa")
 
@@ -102,6 +104,9 @@ def current_principal(request: Request, db: DB, resolved: CurrentSession) -> Pri
             purpose=purpose_of(principal),
             request_id=recorder.actor.request_id,
         )
+    # From here on the request's unwraps spend the authenticated budget, not the
+    # anonymous one its sign-in-less start was given.
+    db.info[UNWRAP_BUDGET] = AUTHENTICATED
     return principal
 
 

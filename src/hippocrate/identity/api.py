@@ -17,9 +17,11 @@ handler answers them (a lock with ``locked_until`` and ``Retry-After``).
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 
 from hippocrate.api.client import ClientAddress
 from hippocrate.api.deps import (
@@ -28,9 +30,12 @@ from hippocrate.api.deps import (
     CurrentSession,
     Now,
     authenticated_router,
+    get_runtime,
     public_router,
+    request_id,
     unit_of_its_own,
 )
+from hippocrate.audit.recorder import Actor
 from hippocrate.identity import service, signin, throttle
 from hippocrate.identity.errors import TooManyRequests
 from hippocrate.identity.schemas import (
@@ -51,7 +56,12 @@ from hippocrate.identity.schemas import (
     VerifyEmailIn,
 )
 from hippocrate.identity.sessions import end_session, mfa_required
+from hippocrate.keyring.service import RECOVERY
 from hippocrate.patients.schemas import PatientCreate
+from hippocrate.runtime import Runtime
+from hippocrate.work import unit_of_work
+
+log = logging.getLogger(__name__)
 
 REGISTERED = (
     "if this address can be used, an email is on its way to it: follow its link to "
@@ -148,12 +158,38 @@ def verify_email(body: VerifyEmailIn, db: DB, clock: Now) -> Response:
     "/password-reset", status_code=202, responses=_LOAD, dependencies=[_admission("reset")]
 )
 def request_password_reset(
-    body: ResetRequestIn, db: DB, settings: AppSettings, clock: Now
+    body: ResetRequestIn, request: Request, tasks: BackgroundTasks, clock: Now
 ) -> Accepted:
     """Ask for a password-reset link. Same answer whether or not the account exists.
-    Staff accounts are recovered by an administrator: no link is sent for them."""
-    service.request_password_reset(session=db, settings=settings, email=body.email, now=clock)
+    Staff accounts are recovered by an administrator: no link is sent for them.
+
+    The answer is given before anything about the address is looked at: finding the
+    account, unwrapping its key and sending the link run after it (a background task),
+    so the answer takes the same time and says the same for known and unknown
+    addresses, and that work spends the vault's ``recovery`` unwrap budget, never the
+    one sign-in or authenticated reads need."""
+    tasks.add_task(
+        _deliver_reset_link,
+        get_runtime(request),
+        email=body.email,
+        request_id=request_id(request),
+        now=clock,
+    )
     return Accepted(detail=RESET_REQUESTED)
+
+
+def _deliver_reset_link(runtime: Runtime, *, email: str, request_id: str, now: datetime) -> None:
+    """Send the reset link a request asked for, in a unit of work of its own: the
+    answer was sent already, so a failure (a spent budget, a busy database) is logged,
+    never shown to the caller."""
+    actor = Actor(role="anonymous", request_id=request_id)
+    try:
+        with unit_of_work(runtime, actor, budget=RECOVERY) as session:
+            service.request_password_reset(
+                session=session, settings=runtime.settings, email=email, now=now
+            )
+    except Exception:  # the caller has its answer; nothing of this may reach it
+        log.warning("a password-reset link was not delivered", exc_info=True)
 
 
 @public.post(

@@ -15,8 +15,23 @@ from hippocrate.db.base import utcnow
 from hippocrate.db.sealed import vault_of
 from hippocrate.keyring.models import DataKeyRecord, KeyState
 from hippocrate.vault import DataKey, KeyDestroyed, WrappedKey
+from hippocrate.vault.core import AUTHENTICATED
 
 _ACTIVE = "hippocrate.active_keys"
+
+#: ``session.info`` key naming the vault's unwrap budget class of whoever acts in the
+#: session (a plain string, set by the unit of work from its actor): ``ANONYMOUS``
+#: before sign-in, ``RECOVERY`` for reset links delivered after the answer, else
+#: ``AUTHENTICATED``. Each class spends a budget of its own (``Vault.data_key``).
+UNWRAP_BUDGET = "hippocrate.unwrap_budget"
+ANONYMOUS = "anonymous"
+RECOVERY = "recovery"
+
+
+def unwrap_budget_of(session: Session) -> str:
+    """The unwrap budget class of ``session`` (``AUTHENTICATED`` when none was set)."""
+    found: str = session.info.get(UNWRAP_BUDGET, AUTHENTICATED)
+    return found
 
 
 def _active_map(session: Session) -> dict[uuid.UUID, DataKey]:
@@ -47,7 +62,9 @@ def active_key(*, session: Session, owner: uuid.UUID) -> DataKey:
     active = [r for r in records if r.state is KeyState.ACTIVE]
     if active:
         record = active[0]
-        key = vault.data_key(owner, record.version, lambda: _wrapped(record))
+        key = vault.data_key(
+            owner, record.version, lambda: _wrapped(record), budget=unwrap_budget_of(session)
+        )
     elif records:
         raise KeyDestroyed(f"the data keys of {owner} are destroyed")
     else:
@@ -68,7 +85,7 @@ def key_for(*, session: Session, owner: uuid.UUID, version: int) -> DataKey:
             record = session.get(DataKeyRecord, (owner, version))
         return None if record is None else _wrapped(record)
 
-    return vault_of(session).data_key(owner, version, load)
+    return vault_of(session).data_key(owner, version, load, budget=unwrap_budget_of(session))
 
 
 def destroy_keys(*, session: Session, owner: uuid.UUID) -> int:

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hippocrate.vault.blind_index import BlindIndexer
 from hippocrate.vault.errors import KeyDestroyed, UnwrapBudgetExceeded
@@ -87,6 +87,19 @@ class _UnwrapBudget:
             self._recent[owner] = now
             self._recent.move_to_end(owner)
 
+    def exhausted(self) -> bool:
+        """Whether an owner not unwrapped this minute would be refused now."""
+        with self._lock:
+            now = self._clock()
+            while self._recent and next(iter(self._recent.values())) <= now - self.WINDOW:
+                self._recent.popitem(last=False)
+            return len(self._recent) >= self._limit
+
+
+#: The budget class of callers acting for an authenticated principal (and of every
+#: caller that names none: the CLI, jobs).
+AUTHENTICATED = "authenticated"
+
 
 class Vault:
     """Seal and open fields, compute blind indexes, wrap and unwrap data keys.
@@ -96,6 +109,12 @@ class Vault:
     ``cache_ttl`` seconds and ``cache_size`` entries; every failure to open is a
     ``DecryptionError``. Not guaranteed: that plaintext handed back is wiped from
     memory (Python cannot promise it).
+
+    Unwrapping is budgeted per class of caller (``budget`` of :meth:`data_key`): each
+    class has its own count of distinct owners per minute, so that one class spending
+    its budget (anonymous requests, say) never refuses another's unwraps.
+    ``unwrap_budget`` is the limit of :data:`AUTHENTICATED`, ``unwrap_budgets`` those of
+    the other classes; a class given no limit is not budgeted.
     """
 
     def __init__(
@@ -105,11 +124,15 @@ class Vault:
         cache_size: int = 1024,
         cache_ttl: float = 60.0,
         unwrap_budget: int | None = None,
+        unwrap_budgets: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._provider = provider
         self._cache = _KeyCache(cache_size, cache_ttl, clock)
-        self._budget = _UnwrapBudget(unwrap_budget, clock) if unwrap_budget else None
+        limits = dict(unwrap_budgets or {})
+        if unwrap_budget:
+            limits[AUTHENTICATED] = unwrap_budget
+        self._budgets = {name: _UnwrapBudget(n, clock) for name, n in limits.items() if n}
         self._indexer = BlindIndexer(provider.derive_index_key)
 
     def __repr__(self) -> str:
@@ -131,21 +154,36 @@ class Vault:
         return WrappedKey(owner, version, root_version, blob), key
 
     def data_key(
-        self, owner: uuid.UUID, version: int, load: Callable[[], WrappedKey | None]
+        self,
+        owner: uuid.UUID,
+        version: int,
+        load: Callable[[], WrappedKey | None],
+        *,
+        budget: str = AUTHENTICATED,
     ) -> DataKey:
         """The unwrapped data key ``version`` of ``owner``, from cache or by unwrapping
-        what ``load`` returns (``None`` means destroyed: raises ``KeyDestroyed``)."""
+        what ``load`` returns (``None`` means destroyed: raises ``KeyDestroyed``). An
+        unwrap spends the budget of the caller's class ``budget``: past it, raises
+        ``UnwrapBudgetExceeded`` (a cached key spends nothing)."""
         key = self._cache.get(owner, version)
         if key is not None:
             return key
-        if self._budget is not None:
-            self._budget.spend(owner)
+        spender = self._budgets.get(budget)
+        if spender is not None:
+            spender.spend(owner)
         wrapped = load()
         if wrapped is None:
             raise KeyDestroyed(f"data key {version} of {owner} is destroyed")
         key = self.unwrap(wrapped)
         self._cache.put(key)
         return key
+
+    def budget_exhausted(self, budget: str) -> bool:
+        """Whether class ``budget`` would be refused the unwrap of a new owner now: a
+        caller that must answer alike whether or not it would unwrap (sign-in, for
+        known and unknown addresses) asks first."""
+        spender = self._budgets.get(budget)
+        return spender is not None and spender.exhausted()
 
     def unwrap(self, wrapped: WrappedKey) -> DataKey:
         """Unwrap a stored data key (no cache); raises ``DecryptionError``."""

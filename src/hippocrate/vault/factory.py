@@ -73,4 +73,8 @@ def open_vault(settings: Settings) -> Vault:
         cache_size=settings.key_cache_size,
         cache_ttl=settings.key_cache_ttl,
         unwrap_budget=settings.key_unwrap_budget,
+        unwrap_budgets={
+            "anonymous": settings.key_unwrap_budget_anonymous,
+            "recovery": settings.key_unwrap_budget_recovery,
+        },
     )
