@@ -54,9 +54,10 @@ from hippocrate.identity.sessions import (
     end_sessions_of,
     mfa_required,
 )
+from hippocrate.keyring.service import unwrap_budget_of
 from hippocrate.notify.service import send
 from hippocrate.tags import ATTEMPTS, Attempted, Outcome, Tag
-from hippocrate.vault import DecryptionError
+from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
 PENDING_LIFETIME = timedelta(minutes=10)
 """How long a session waiting for its second factor (or its enrolment) lives."""
@@ -92,10 +93,7 @@ def unsafe_account_by_email(*, session: Session, email: str) -> Account | None:
     """The account whose login email is ``email`` (normalised), if any.
 
     The blind index narrows the candidates; each is confirmed by decryption.
-    Deleted accounts are never found (their keys may be destroyed), nor pending ones:
-    a registration whose address is not verified holds nothing, so signing in to it,
-    asking a reset for it or registering its address again goes exactly as for an
-    address without an account (docs/ACCOUNTS.md, *Registration*).
+    Deleted accounts are never found (their keys may be destroyed).
 
     Unsafe, it skips the access policy: sign-in, registration's duplicate check and
     recovery must find an account by its email before there is a principal. Callers
@@ -103,10 +101,7 @@ def unsafe_account_by_email(*, session: Session, email: str) -> Account | None:
     """
     index = email_index(session, email)
     candidates = session.scalars(
-        select(Account).where(
-            Account.email_index == index,
-            Account.status.not_in((AccountStatus.DELETED, AccountStatus.PENDING)),
-        )
+        select(Account).where(Account.email_index == index, Account.status != AccountStatus.DELETED)
     ).all()
     for candidate in candidates:
         try:
@@ -115,6 +110,15 @@ def unsafe_account_by_email(*, session: Session, email: str) -> Account | None:
         except DecryptionError:
             continue
     return None
+
+
+def refuse_if_unwrap_budget_spent(session: Session) -> None:
+    """Raise ``UnwrapBudgetExceeded`` (answered 503) if the session's unwrap budget
+    class could not unwrap a new key now: checked before the lookup, so that a spent
+    budget refuses known and unknown addresses alike (only a known one would unwrap),
+    instead of answering 503 for one and 401 for the other."""
+    if vault_of(session).budget_exhausted(unwrap_budget_of(session)):
+        raise UnwrapBudgetExceeded("the unwrap budget of anonymous requests is spent")
 
 
 class Attempt:
@@ -276,10 +280,16 @@ def sign_in(
         what="signin",
     )
     attempt.check()
+    refuse_if_unwrap_budget_spent(session)
     account = unsafe_account_by_email(session=session, email=email)
     stored = account.password_hash if account is not None else None
     if not passwords.verify(stored, password) or account is None or stored is None:
         attempt.fail(account, InvalidCredentials())
+    if account.status is AccountStatus.PENDING:
+        raise AccountInactive(
+            "confirm your email address first with the link we sent (ask for a password "
+            "reset to get a new link)"
+        )
     if account.status is not AccountStatus.ACTIVE:
         raise AccountInactive("this account is disabled: contact support")
     refuse_if_second_factor_locked(session, account, now=now)
