@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "sections",
         nargs="*",
-        choices=["fields", "audit", "containment", "api", "rotation"],
+        choices=["fields", "audit", "containment", "api", "rotation", "anonymous"],
         help="what to measure (default: all)",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be at least 1")
 
-    sections = args.sections or ["fields", "audit", "containment", "api", "rotation"]
+    sections = args.sections or ["fields", "audit", "containment", "api", "rotation", "anonymous"]
     started = time.monotonic()
     parts = []
     if "fields" in sections:
@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench import rotation
 
         parts.append(rotation.report(rotation.run(postgres=bool(args.redis))))
+    if "anonymous" in sections:
+        from bench import anonymous
+
+        parts.append(anonymous.report(anonymous.run()))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
