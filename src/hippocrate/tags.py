@@ -137,6 +137,11 @@ class Tag(StrEnum):
     ACCOUNT_PASSWORD_RESET = "account:password:reset"
     ACCOUNT_PASSWORD_RESET_BY_ADMIN = "account:password:reset-by-admin"
     ACCOUNT_EMAIL_VERIFIED = "account:email:verified"
+    # A verified registration whose NIR another patient holds: recorded in both
+    # patients' histories, the NIR left off the new record (docs/ACCOUNTS.md).
+    ACCOUNT_NIR_WITHHELD = "account:nir:withheld"
+    # A pending registration of an address withdrawn when another one of it is verified.
+    ACCOUNT_REGISTRATION_WITHDRAWN = "account:registration:withdrawn"
     ACCOUNT_SESSION_OPENED = "account:session:opened"
 
     # Administration of accounts.

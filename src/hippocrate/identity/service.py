@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hippocrate.audit.recorder import recorder_of
 from hippocrate.config import Settings
 from hippocrate.db.sealed import vault_of
 from hippocrate.identifiers import normalise_email
@@ -50,6 +51,7 @@ from hippocrate.identity.signin import (
     Issued,
     check_code,
     check_password,
+    email_index,
     login_email,
     replace_with_full_session,
     unsafe_account_by_email,
@@ -58,7 +60,13 @@ from hippocrate.notify.service import send
 from hippocrate.notify.templates import token_link
 from hippocrate.patients.errors import DuplicatePatient
 from hippocrate.patients.schemas import PatientCreate
-from hippocrate.patients.service import check_identity, create_patient
+from hippocrate.patients.service import (
+    check_identity,
+    create_patient,
+    shred_patient,
+    unsafe_get_patient,
+    unsafe_settle_nir,
+)
 from hippocrate.tags import Tag
 from hippocrate.vault import DecryptionError
 
@@ -132,9 +140,14 @@ def register_patient(
 ) -> None:
     """A patient registers: a pending account, and a verification link by email.
 
-    Returns nothing, on purpose: if the address already has an account, its owner is
-    sent a password-reset link instead (staff and disabled accounts: nothing), and if
-    the NIR is already on file nothing is created; the caller cannot tell these apart.
+    Returns nothing, on purpose: if the address already has an account (not a pending
+    one), its owner is sent a password-reset link instead (staff and disabled
+    accounts: nothing), and the caller cannot tell these apart. A pending registration
+    holds nothing: another registration of the same address coexists with it (each
+    gets its own link; the first verified wins, :func:`verify_email`), and its NIR is
+    neither checked nor held until the address is verified. Signing in to a pending
+    account answers like a wrong password (``signin.unsafe_account_by_email`` does not
+    find it), so the sign-in after a registration says nothing of the address's past.
     Raises ``WeakPassword``, ``InconsistentIdentity`` (about the input only).
     """
     passwords.check_policy(password, email=data.email)
@@ -147,9 +160,9 @@ def register_patient(
         send_reset_link(session=session, settings=settings, account=existing, now=now)
         return
     try:
-        patient = create_patient(session=session, data=data)
+        patient = create_patient(session=session, data=data, pending=True)
     except DuplicatePatient:
-        return
+        return  # a patient without an account has the address (a seeded or honeytoken one)
     account = _new_account(
         role=Role.PATIENT,
         email=data.email,
@@ -321,18 +334,90 @@ def issue_setup_token(*, session: Session, account: Account, now: datetime) -> t
 
 def verify_email(*, session: Session, token: str, now: datetime) -> None:
     """Confirm an address with the token sent to it; a pending account becomes active.
-    Raises ``InvalidLinkToken``."""
+
+    Verifying a registration settles what it claimed, now that the address is proven:
+    other pending registrations of the address are withdrawn (their records shredded,
+    their links dead), and if another patient already holds its NIR the NIR is left off
+    this record and the conflict is recorded in both patients' histories
+    (``account:nir:withheld``), never said to the registrant. Raises
+    ``InvalidLinkToken`` (also when the address got an account since: someone verified
+    it first)."""
     record = tokens.find_usable(
         session=session, token=token, purpose=TokenPurpose.VERIFY_EMAIL, now=now
     )
     account = unsafe_get_account(session=session, account_id=record.account_id)
     if account is None or account.status not in (AccountStatus.PENDING, AccountStatus.ACTIVE):
         raise InvalidLinkToken()
+    if account.status is AccountStatus.PENDING:
+        _settle_registration(session=session, account=account, now=now)
+        account.status = AccountStatus.ACTIVE
     tokens.consume(record, now)
     account.email_verified_at = now
-    if account.status is AccountStatus.PENDING:
-        account.status = AccountStatus.ACTIVE
     events.record(session, Tag.ACCOUNT_EMAIL_VERIFIED, account=account, now=now)
+
+
+def unsafe_accounts_by_email(*, session: Session, email: str) -> list[Account]:
+    """Every account but deleted ones whose login email is ``email``: at most one that
+    is not pending, and any number of pending registrations of the address.
+
+    Unsafe, it skips the access policy: verifying a registration must find the other
+    registrations of its address before there is a principal; nothing it opens is shown.
+    """
+    index = email_index(session, email)
+    found = []
+    for candidate in session.scalars(
+        select(Account).where(Account.email_index == index, Account.status != AccountStatus.DELETED)
+    ).all():
+        try:
+            if candidate.email == email:
+                found.append(candidate)
+        except DecryptionError:
+            continue
+    return found
+
+
+def _settle_registration(*, session: Session, account: Account, now: datetime) -> None:
+    email = account.email
+    if email is None:
+        raise InvalidLinkToken()
+    others = [
+        other
+        for other in unsafe_accounts_by_email(session=session, email=email)
+        if other.id != account.id
+    ]
+    if any(other.status is not AccountStatus.PENDING for other in others):
+        raise InvalidLinkToken()
+    for other in others:
+        _withdraw(session=session, account=other, now=now)
+    if account.patient_id is None:
+        return
+    patient = unsafe_get_patient(session=session, patient_id=account.patient_id)
+    holder = unsafe_settle_nir(session=session, patient=patient)
+    if holder is None:
+        return
+    # Support and both patients see it in the trail; the registrant is told nothing
+    # (their answer and their record show no NIR, as if none had been given).
+    events.record(session, Tag.ACCOUNT_NIR_WITHHELD, account=account, now=now)
+    recorder = recorder_of(session)
+    if recorder is not None:
+        recorder.event(
+            Tag.ACCOUNT_NIR_WITHHELD,
+            patient=holder.id,
+            resources=(f"account:{account.id}",),
+            now=now,
+        )
+
+
+def _withdraw(*, session: Session, account: Account, now: datetime) -> None:
+    """Withdraw a pending registration whose address another one just proved: the
+    account is deleted and its patient record shredded (it was never verified, so it
+    holds nothing of the address's owner)."""
+    events.record(session, Tag.ACCOUNT_REGISTRATION_WITHDRAWN, account=account, now=now)
+    account.status = AccountStatus.DELETED
+    account.email_index = None
+    session.flush()
+    if account.patient_id is not None:
+        shred_patient(session=session, patient_id=account.patient_id)
 
 
 def send_reset_link(

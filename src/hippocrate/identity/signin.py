@@ -93,7 +93,10 @@ def unsafe_account_by_email(*, session: Session, email: str) -> Account | None:
     """The account whose login email is ``email`` (normalised), if any.
 
     The blind index narrows the candidates; each is confirmed by decryption.
-    Deleted accounts are never found (their keys may be destroyed).
+    Deleted accounts are never found (their keys may be destroyed), nor pending ones:
+    a registration whose address is not verified holds nothing, so signing in to it,
+    asking a reset for it or registering its address again goes exactly as for an
+    address without an account (docs/ACCOUNTS.md, *Registration*).
 
     Unsafe, it skips the access policy: sign-in, registration's duplicate check and
     recovery must find an account by its email before there is a principal. Callers
@@ -101,7 +104,10 @@ def unsafe_account_by_email(*, session: Session, email: str) -> Account | None:
     """
     index = email_index(session, email)
     candidates = session.scalars(
-        select(Account).where(Account.email_index == index, Account.status != AccountStatus.DELETED)
+        select(Account).where(
+            Account.email_index == index,
+            Account.status.not_in((AccountStatus.DELETED, AccountStatus.PENDING)),
+        )
     ).all()
     for candidate in candidates:
         try:
@@ -285,11 +291,6 @@ def sign_in(
     stored = account.password_hash if account is not None else None
     if not passwords.verify(stored, password) or account is None or stored is None:
         attempt.fail(account, InvalidCredentials())
-    if account.status is AccountStatus.PENDING:
-        raise AccountInactive(
-            "confirm your email address first with the link we sent (ask for a password "
-            "reset to get a new link)"
-        )
     if account.status is not AccountStatus.ACTIVE:
         raise AccountInactive("this account is disabled: contact support")
     refuse_if_second_factor_locked(session, account, now=now)

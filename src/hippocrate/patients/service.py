@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
@@ -52,14 +52,20 @@ def check_identity(data: PatientCreate) -> None:
         raise InconsistentIdentity("the NIR does not match the sex and birth date given")
 
 
-def create_patient(*, session: Session, data: PatientCreate) -> Patient:
+def create_patient(*, session: Session, data: PatientCreate, pending: bool = False) -> Patient:
     """Register a patient; every field is sealed at flush. Raises ``DuplicatePatient``
-    if the email or NIR is already registered, ``InconsistentIdentity`` if the NIR
-    contradicts the sex or birth date."""
+    if the email (or, unless ``pending``, the NIR) is already registered,
+    ``InconsistentIdentity`` if the NIR contradicts the sex or birth date.
+
+    ``pending`` is for a registration whose address is not verified yet: its NIR is
+    kept, sealed, but not checked, and it holds nothing while its account is pending
+    (:func:`unsafe_find_by` skips it); :func:`unsafe_settle_nir` decides at
+    verification whether it keeps the NIR. A squatter cannot hold a NIR that way.
+    """
     check_identity(data)
     if unsafe_find_by(session=session, field="email", value=data.email):
         raise DuplicatePatient("email")
-    if data.nir and unsafe_find_by(session=session, field="nir", value=data.nir):
+    if data.nir and not pending and unsafe_find_by(session=session, field="nir", value=data.nir):
         raise DuplicatePatient("NIR")
     patient = Patient(id=uuid.uuid4(), status=PatientStatus.ACTIVE)
     patient.given_names = data.given_names
@@ -75,11 +81,32 @@ def create_patient(*, session: Session, data: PatientCreate) -> Patient:
     return patient
 
 
+def unsafe_settle_nir(*, session: Session, patient: Patient) -> Patient | None:
+    """At the verification of ``patient``'s address: if another patient already holds
+    its NIR, remove the NIR from ``patient`` (the first verified holder keeps it) and
+    return that holder; else None. Unsafe like :func:`unsafe_find_by`; the caller
+    records the conflict and never tells the registrant."""
+    nir = patient.nir
+    if nir is None:
+        return None
+    holders = [
+        p for p in unsafe_find_by(session=session, field="nir", value=nir) if p.id != patient.id
+    ]
+    if not holders:
+        return None
+    patient.nir = None
+    return holders[0]
+
+
 def unsafe_find_by(*, session: Session, field: str, value: str) -> Sequence[Patient]:
     """Patients whose ``field`` (email, phone or NIR) equals the normalised ``value``.
 
     The blind index narrows the candidates; each is confirmed by decryption, so a
     truncated-index collision never returns the wrong patient.
+
+    A patient whose account is pending (a registration whose address is not verified)
+    is never returned: it holds neither its address nor its NIR, so nobody can block a
+    real owner by registering their details without the mailbox.
 
     Unsafe, it skips the access policy: registration's duplicate check must look among
     every patient before the new one has a principal, and answers only "taken" (as
@@ -88,8 +115,11 @@ def unsafe_find_by(*, session: Session, field: str, value: str) -> Sequence[Pati
     """
     column = _INDEXED[field]
     index = vault_of(session).blind_index(field, value)
+    pending = exists().where(
+        Account.patient_id == Patient.id, Account.status == AccountStatus.PENDING
+    )
     candidates = session.scalars(
-        select(Patient).where(column == index, Patient.status == PatientStatus.ACTIVE)
+        select(Patient).where(column == index, Patient.status == PatientStatus.ACTIVE, ~pending)
     ).all()
     return [p for p in candidates if getattr(p, field) == value]
 
