@@ -3,6 +3,8 @@
 Every contender encrypts then decrypts the same values: the eight sealed fields of
 synthetic patients, encoded by the codecs of the patient model. "Per field" averages
 over every value; "per record" seals and opens the eight fields of one patient.
+"Padding" measures, per field, sealed format 2 (padded to the field's buckets) against
+format 1 (unpadded) in the same run.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from sqlalchemy_utils.types.encrypted.encrypted_type import AesGcmEngine, String
 from bench.timing import Case, Timing, measure
 from hippocrate.patients.models import Patient
 from hippocrate.patients.synthetic import SyntheticPatients
-from hippocrate.vault import DataKey, FieldContext, Vault
+from hippocrate.vault import DataKey, FieldContext, Padding, Vault
 from hippocrate.vault.blind_index import BITS
+from hippocrate.vault.fields import open_sealed, seal, seal_v1
 from hippocrate.vault.providers.file import FileKeyProvider
 
 NONCE_BYTES = 12
@@ -53,6 +56,7 @@ class FieldValue:
     plaintext: bytes  # the same value through the model's codec
     context: FieldContext
     associated_data: bytes  # header and context, as the vault authenticates them
+    padding: Padding  # the buckets the model declares for the field
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def synthetic_dataset(*, patients: int, seed: int) -> Dataset:
                     plaintext=plaintext,
                     context=context,
                     associated_data=_VAULT_HEADER + context.associated_data,
+                    padding=sealed.pad,
                 )
             )
         row_ids.append(row_id)
@@ -271,11 +276,89 @@ def _blind_index_cases(data: Dataset, vault: Vault) -> tuple[list[Case], list[st
 
 
 @dataclass(frozen=True)
+class PaddingRow:
+    column: str
+    padding: Padding
+    v1_seal: Timing
+    v2_seal: Timing
+    v1_open: Timing
+    v2_open: Timing
+    v1_stored: float  # mean bytes stored per value
+    v2_stored: float
+    v2_lengths: int  # distinct stored lengths in format 2
+
+
+def _padding_cases(data: Dataset, vault: Vault) -> tuple[list[Case], list[str]]:
+    """Per column: seal and open in format 1 and in format 2 with its buckets."""
+    keys = [vault.new_data_key(row_id)[1] for row_id in data.row_ids]
+    columns = [value.column for value in data.records[0]] if data.records else []
+    cases: list[Case] = []
+    for column in columns:
+        values = [v for v in data.values if v.column == column]
+        items = [(keys[v.patient], v.plaintext, v.context, v.padding) for v in values]
+        v1_blobs = [(k, seal_v1(k, p, c), c) for k, p, c, _ in items]
+        v2_blobs = [(k, seal(k, p, c, pad), c) for k, p, c, pad in items]
+
+        def v1_seal(items: list[tuple[DataKey, bytes, FieldContext, Padding]] = items) -> None:
+            for key, plaintext, context, _ in items:
+                seal_v1(key, plaintext, context)
+
+        def v2_seal(items: list[tuple[DataKey, bytes, FieldContext, Padding]] = items) -> None:
+            for key, plaintext, context, padding in items:
+                seal(key, plaintext, context, padding)
+
+        def opener(blobs: list[tuple[DataKey, bytes, FieldContext]]) -> Callable[[], None]:
+            def run() -> None:
+                for key, blob, context in blobs:
+                    open_sealed(key, blob, context)
+
+            return run
+
+        cases += [
+            Case(f"pad/{column}/v1-seal", v1_seal, len(items)),
+            Case(f"pad/{column}/v2-seal", v2_seal, len(items)),
+            Case(f"pad/{column}/v1-open", opener(v1_blobs), len(items)),
+            Case(f"pad/{column}/v2-open", opener(v2_blobs), len(items)),
+        ]
+    return cases, columns
+
+
+def _padding_rows(
+    data: Dataset, vault: Vault, columns: list[str], timings: dict[str, Timing]
+) -> list[PaddingRow]:
+    key = vault.new_data_key(uuid.uuid4())[1]
+    rows = []
+    for column in columns:
+        values = [v for v in data.values if v.column == column]
+        v1 = [len(seal_v1(key, v.plaintext, v.context)) for v in values]
+        v2 = [len(seal(key, v.plaintext, v.context, v.padding)) for v in values]
+        for value in values:  # the benchmark measures values that come back whole
+            blob = seal(key, value.plaintext, value.context, value.padding)
+            if open_sealed(key, blob, value.context) != value.plaintext:
+                raise AssertionError(f"format 2 did not round-trip {column}")
+        rows.append(
+            PaddingRow(
+                column,
+                values[0].padding,
+                timings[f"pad/{column}/v1-seal"],
+                timings[f"pad/{column}/v2-seal"],
+                timings[f"pad/{column}/v1-open"],
+                timings[f"pad/{column}/v2-open"],
+                sum(v1) / len(v1),
+                sum(v2) / len(v2),
+                len(set(v2)),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
 class Result:
     data: Dataset
     rows: list[Row]
     index: list[IndexRow]
     index_values: int
+    padding: list[PaddingRow]
 
 
 def run(*, patients: int, seed: int, repeat: int) -> Result:
@@ -301,7 +384,9 @@ def run(*, patients: int, seed: int, repeat: int) -> Result:
                     Case(f"{c.name}/record", _per_record(c.roundtrip, records), len(records))
                 )
             index_cases, index_names = _blind_index_cases(data, vault)
-            timings = measure(cases + index_cases, repeat=repeat)
+            padding_cases, padded_columns = _padding_cases(data, vault)
+            timings = measure(cases + index_cases + padding_cases, repeat=repeat)
+            padding = _padding_rows(data, vault, padded_columns, timings)
         finally:
             vault.close()
     rows = [
@@ -309,7 +394,7 @@ def run(*, patients: int, seed: int, repeat: int) -> Result:
         for c in contenders
     ]
     index = [IndexRow(name, timings[name]) for name in index_names]
-    return Result(data, rows, index, index_cases[0].ops)
+    return Result(data, rows, index, index_cases[0].ops, padding)
 
 
 def _ratio(value: float, floor: float) -> str:
@@ -354,8 +439,40 @@ def report(result: Result) -> str:
             f"| {entry.name} | {entry.timing.median:,.0f} | {entry.timing.best:,.0f} "
             f"| {_ratio(entry.timing.median, index_floor.median)} |"
         )
-    lines += ["", _verdict(result.rows)]
+    lines += ["", _verdict(result.rows), "", *_padding_report(result.padding)]
     return "\n".join(lines) + "\n"
+
+
+def _buckets(padding: Padding) -> str:
+    if padding.doubling_until:
+        until = padding.doubling_until
+        return f"{padding.step} doubling to {until}, then ×{until}"
+    return f"×{padding.step}"
+
+
+def _padding_report(rows: list[PaddingRow]) -> list[str]:
+    lines = [
+        "### Padding",
+        "",
+        "Per field, sealed format 2 (padded to the field's buckets) against format 1 "
+        "(unpadded), in the same run: median ns per value, seal and open measured apart; "
+        "stored bytes are the mean per value, and how many distinct lengths format 2 "
+        "leaves over all the values of the field.",
+        "",
+        "| Field | Buckets (bytes) | Seal v1 | Seal v2 | × v1 | Open v1 | Open v2 | × v1 "
+        "| Stored v1 | Stored v2 | Lengths v2 |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.column} | {_buckets(row.padding)} "
+            f"| {row.v1_seal.median:,.0f} | {row.v2_seal.median:,.0f} "
+            f"| {_ratio(row.v2_seal.median, row.v1_seal.median)} "
+            f"| {row.v1_open.median:,.0f} | {row.v2_open.median:,.0f} "
+            f"| {_ratio(row.v2_open.median, row.v1_open.median)} "
+            f"| {row.v1_stored:.1f} | {row.v2_stored:.1f} | {row.v2_lengths} |"
+        )
+    return lines
 
 
 def _verdict(rows: list[Row]) -> str:
