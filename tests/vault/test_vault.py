@@ -137,6 +137,36 @@ def test_unwrap_budget_limits_distinct_keys_per_minute(key_file: object) -> None
     vault.data_key(owners[3], 1, lambda: stored[owners[3]])
 
 
+def test_each_class_of_caller_spends_an_unwrap_budget_of_its_own(key_file: object) -> None:
+    """Anonymous callers spending theirs leave the authenticated budget whole, and a
+    class asks whether its budget is spent before doing what only a known account does."""
+    from hippocrate.vault import UnwrapBudgetExceeded
+
+    clock = Clock()
+    vault = Vault(
+        FileKeyProvider(key_file),  # type: ignore[arg-type]
+        cache_ttl=0,
+        unwrap_budget=2,
+        unwrap_budgets={"anonymous": 1},
+        clock=clock,
+    )
+    owners = [uuid.uuid4() for _ in range(4)]
+    stored = {o: vault.new_data_key(o)[0] for o in owners}
+    vault.data_key(owners[0], 1, lambda: stored[owners[0]], budget="anonymous")
+    assert vault.budget_exhausted("anonymous")
+    assert not vault.budget_exhausted("authenticated")
+    with pytest.raises(UnwrapBudgetExceeded, match="more than 1"):
+        vault.data_key(owners[1], 1, lambda: stored[owners[1]], budget="anonymous")
+    vault.data_key(owners[1], 1, lambda: stored[owners[1]])  # authenticated: untouched
+    vault.data_key(owners[2], 1, lambda: stored[owners[2]])
+    with pytest.raises(UnwrapBudgetExceeded, match="more than 2"):
+        vault.data_key(owners[3], 1, lambda: stored[owners[3]])
+    assert not vault.budget_exhausted("recovery")  # a class given no limit is not budgeted
+    vault.data_key(owners[3], 1, lambda: stored[owners[3]], budget="recovery")
+    clock.now = 61
+    assert not vault.budget_exhausted("anonymous")
+
+
 def test_the_configured_vault_applies_the_unwrap_budget(key_file: object, tmp_path: object) -> None:
     """GUARD.md's budget is the one ``HIPPOCRATE_KEY_UNWRAP_BUDGET`` sets for the app."""
     from hippocrate.config import Settings
