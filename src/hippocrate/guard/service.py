@@ -188,6 +188,9 @@ class Guard:
         """Lock the account, end its sessions, record the security event, alert."""
         if actor.account_id is None or not exc.new:
             return
+        # Now for every process; two processes that contained at once: one completes.
+        if not self.state.settle(actor.account_id, exc.reason):
+            return
         now = datetime.now(UTC)
         with sessions() as session, session.begin():
             # Plaintext columns only: containing opens nothing of the account.
@@ -213,8 +216,6 @@ class Guard:
                     )
                 ],
             )
-        # Now for every process (the database state held it in this one until here).
-        self.state.contain(actor.account_id, exc.reason)
         self.alert(actor, exc.reason, now)
 
     def alert(self, actor: Actor, reason: str, now: datetime) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from hippocrate.db.base import utcnow
 from hippocrate.db.engine import SessionFactory
 from hippocrate.guard.models import Containment, WindowRead, WindowRefusal
 
@@ -70,6 +71,12 @@ class GuardState(Protocol):
         """Mark ``account`` contained; False if it already was. With a ``session`` (a
         unit of work that is about to be rolled back), the mark holds in this process
         at once and in every process once :meth:`contain` runs again without one."""
+        ...
+
+    def settle(self, account: uuid.UUID, reason: str) -> bool:
+        """Make a containment decided in a unit of work that rolled back hold for every
+        process; True for the one call that completes it (the others, in processes that
+        decided the same at the same time, skip the event and the alerts)."""
         ...
 
     def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
@@ -136,6 +143,9 @@ class LocalState:
                 return False
             self._contained[account] = reason
             return True
+
+    def settle(self, account: uuid.UUID, reason: str) -> bool:
+        return True  # ``contain`` already held it, for the one process there is
 
     def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
         with self._lock:
@@ -238,6 +248,9 @@ class RedisState:
             return bool(self._redis.set(self._key("contained", account), reason, nx=True))
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
+
+    def settle(self, account: uuid.UUID, reason: str) -> bool:
+        return True  # ``contain`` set it with NX: only one process saw it new
 
     def contained(self, account: uuid.UUID, *, session: Session | None = None) -> str | None:
         try:
@@ -395,11 +408,19 @@ class DatabaseState:
                 self._pending[account] = (reason, self._now() + self.PENDING_SECONDS)
             return True
 
+        return self.settle(account, reason)
+
+    def settle(self, account: uuid.UUID, reason: str) -> bool:
         def work(db: Session) -> bool:
-            if db.get(Containment, account) is not None:
-                return False
-            db.add(Containment(account_id=account, reason=reason[:200]))
-            return True
+            # The primary key arbitrates between processes that contained at once.
+            table = Containment.__table__
+            inserted = db.connection().execute(
+                self._upsert(db)(table)
+                .values(account_id=account, reason=reason[:200], contained_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["account_id"])
+                .returning(table.c.account_id)
+            )
+            return inserted.first() is not None
 
         new: bool = self._run(None, work)
         with self._lock:
