@@ -5,9 +5,6 @@ HTTP server and an SMTP server on the loopback interface)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,9 +25,8 @@ from hippocrate.audit.service import (
     read_checkpoints,
 )
 from hippocrate.vault.providers.file import FileKeyProvider
+from tests.cli.test_cli import Cli, Ran
 from tests.conftest import Store
-
-HIPPOCRATE = Path(sys.executable).parent / "hippocrate"
 
 
 def event(n: int, at: datetime) -> PendingEvent:
@@ -47,20 +43,6 @@ def event(n: int, at: datetime) -> PendingEvent:
         purpose="care",
         request_id=f"req-{n}",
     )
-
-
-@dataclass(frozen=True)
-class Ran:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return (
-            f"$ hippocrate {' '.join(self.args)}\n"
-            f"exit code {self.code}\nstdout: {self.out}\nstderr: {self.err}"
-        )
 
 
 @dataclass
@@ -86,33 +68,25 @@ class Deployment:
     def mirror(self) -> Path:
         return self.home / "elsewhere" / "checkpoints.jsonl"
 
-    def run(self, *args: str, **env: str) -> Ran:
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOCRATE_")}
-        completed = subprocess.run(
-            [str(HIPPOCRATE), *args],
-            cwd=self.home,
-            env={
-                **inherited,
-                "HIPPOCRATE_DATA_DIR": str(self.data_dir),
+    def cli(self) -> Cli:
+        """The command line on this deployment (the CLI tests' runner, with its
+        database, key file and checkpoint timing)."""
+        return Cli(
+            self.home,
+            {
                 "HIPPOCRATE_DATABASE_URL": self.store.url,
                 "HIPPOCRATE_KEY_FILE": str(self.key_file),
                 "HIPPOCRATE_AUDIT_CHECKPOINT_SECONDS": "60",
                 "HIPPOCRATE_AUDIT_CHECKPOINT_GRACE_SECONDS": "30",
                 **self.env,
-                **env,
             },
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
-        return Ran(args, completed.returncode, completed.stdout, completed.stderr)
+
+    def run(self, *args: str, **env: str) -> Ran:
+        return self.cli().run(*args, **env)
 
     def ok(self, *args: str, **env: str) -> str:
-        ran = self.run(*args, **env)
-        assert ran.code == 0, str(ran)
-        assert "Traceback" not in ran.out + ran.err, str(ran)
-        return ran.out
+        return self.cli().ok(*args, **env)
 
     def traffic(self, count: int, *, at: datetime | None = None) -> None:
         """``count`` events, as the app appends them (dated now unless ``at``)."""
