@@ -28,6 +28,7 @@ from hippocrate.consultations.api import router as consultations
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identity import passwords
 from hippocrate.identity.api import router as identity
+from hippocrate.interop.api import router as interop
 from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
 from hippocrate.patients.api import router as patients
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     limits.install(app, rt.settings)  # inside the security headers, which its 413 carries
     security.install(app)
-    for router in (identity, patients, consultations, notify, admin, audit):
+    for router in (identity, patients, interop, consultations, notify, admin, audit):
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)

@@ -353,6 +353,7 @@ TABLE: dict[str, Route] = {
     "GET /api/v1/patients/me": Route(**signed_in(HIDE, patient=OK), params={"reveal_nir": "true"}),
     "DELETE /api/v1/patients/me": Route(**signed_in(HIDE, patient=ok(204)), prepare=_fresh_patient),
     "GET /api/v1/patients/me/export": Route(**signed_in(HIDE, patient=OK)),
+    "GET /api/v1/patients/me/export/fhir": Route(**signed_in(HIDE, patient=OK)),
     "GET /api/v1/patients/me/break-glass": Route(**signed_in(HIDE, patient=OK)),
     "GET /api/v1/patients/me/access-log": Route(**signed_in(FORBID, patient=OK)),
     "GET /api/v1/patients/{patient_id}": Route(

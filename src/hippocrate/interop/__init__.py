@@ -1,0 +1,1 @@
+"""Records that travel: FHIR export, and import of an existing platform's patients."""
