@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from hippocrate.consultations.models import day_ceil
 from hippocrate.identity.models import Role
 from hippocrate.notify.models import OutboundEmail
 from tests.consultations.helpers import (
@@ -185,8 +186,10 @@ def test_full_consultation(api: Api) -> None:
         == 200
     )
 
-    # ...and loses it after: the consultation, its messages, files and the patient's record.
-    api.clock.advance(days=1, seconds=1)
+    # ...and loses it after, at the midnight (UTC) that ends the period's last day (care
+    # is counted in whole days, so the row does not date the closing): the consultation,
+    # its messages, files and the patient's record.
+    api.clock.now = day_ceil(api.clock.now + timedelta(days=1)) + timedelta(seconds=1)
     api.relogin(gp)
     for path in (
         f"/api/v1/consultations/{consultation_id}",

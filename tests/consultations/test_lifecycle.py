@@ -3,10 +3,12 @@ report, acts and incidents on the record; what each role may do at each step."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from hippocrate.consultations.models import day_ceil
 from hippocrate.identity.models import Role
 from tests.consultations.helpers import QUESTIONNAIRE, Actor, Api, assert_problem
 
@@ -282,14 +284,17 @@ def test_cancelling_in_progress_ends_the_care_after_the_period(
 ) -> None:
     api, patient, gp, consultation_id = in_progress
     assert post(api, patient, f"{consultation_id}/cancel").status_code == 200
+    cancelled_at = api.clock.now
 
-    api.clock.advance(days=30, seconds=-1)
+    # Care ends at the midnight (UTC) after the period ends: whole days, so that the
+    # care relationship does not give away the instant of the cancellation.
+    api.clock.advance(days=30, seconds=1)
     api.relogin(gp)
     assert (
         api.client.get(f"/api/v1/consultations/{consultation_id}", headers=gp.headers).status_code
         == 200
     )
-    api.clock.advance(seconds=2)
+    api.clock.now = day_ceil(cancelled_at + timedelta(days=30)) + timedelta(seconds=1)
     api.relogin(gp)
     assert_problem(
         api.client.get(f"/api/v1/consultations/{consultation_id}", headers=gp.headers), 404

@@ -1,5 +1,6 @@
 """``hippocrate keys``: root key status, rotation and retirement, patient data key
-rotation, and re-sealing values of the unpadded sealed format 1."""
+rotation, re-sealing values of the unpadded sealed format 1, and sealing the health
+metadata that rows written before revision 0008 hold in plaintext."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 from hippocrate.audit.recorder import Actor
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime
+from hippocrate.consultations.metadata import count_left, unsafe_seal_metadata
 from hippocrate.consultations.service import unsafe_reseal_attachments
 from hippocrate.keyring.errors import RetireRefused
 from hippocrate.keyring.models import RootRotation
@@ -109,7 +111,9 @@ def reseal(
     batch_size: int = typer.Option(200, min=1, max=100_000, help="Rows per transaction."),
 ) -> None:
     """Re-seal every value still in sealed format 1 (unpadded: its length gives away the
-    plaintext's) in format 2, padded to its field's buckets. Resumable: a rerun only
+    plaintext's) in format 2, padded to its field's buckets; then seal the health
+    metadata older rows hold in plaintext (a consultation's specialty and exact times
+    once out of the queue, messages' times, files' exact sizes). Resumable: a rerun only
     touches what is left; every value opens meanwhile."""
     with runtime() as rt:
         # Key maintenance: every value is opened and sealed again, recorded as the
@@ -124,9 +128,25 @@ def reseal(
             typer.echo(f"{step.table}: {step.rows} rows, {step.resealed} values re-sealed so far")
 
         report = unsafe_reseal_v1(sessions=units, batch_size=batch_size, progress=show)
-    typer.echo(f"re-sealed {report.resealed} values in {report.rows} rows in format 2")
-    if report.unopenable:
+        typer.echo(f"re-sealed {report.resealed} values in {report.rows} rows in format 2")
+        if report.unopenable:
+            typer.echo(
+                f"left {report.unopenable} format 1 values whose data key is destroyed "
+                "(shredded: nobody can open them)"
+            )
+
+        left = count_left(sessions=units)
+        typer.echo(f"rows holding plaintext health metadata: {sum(left.values())}")
+        for table, count in sorted(left.items()):
+            typer.echo(f"  {table}: {count}")
+
+        def moved(table: str, rows: int) -> None:
+            typer.echo(f"{table}: {rows} more rows without plaintext metadata")
+
+        metadata = unsafe_seal_metadata(sessions=units, batch_size=batch_size, progress=moved)
+    typer.echo(f"sealed the plaintext metadata of {sum(metadata.sealed.values())} rows")
+    if metadata.coarsened:
         typer.echo(
-            f"left {report.unopenable} format 1 values whose data key is destroyed "
-            "(shredded: nobody can open them)"
+            f"coarsened {sum(metadata.coarsened.values())} rows of shredded patients "
+            "(their keys are destroyed: nothing to seal, nothing anyone can read)"
         )

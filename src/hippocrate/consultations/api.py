@@ -170,7 +170,10 @@ def list_consultations(
     statement = service.list_consultations(principal=principal, now=now, status=status)
     rows, total = fetch_page(db, statement, paging)
     return Page(
-        items=[views.summary(c, with_subject=principal.is_patient) for c in rows],
+        items=[
+            views.summary(c, with_subject=principal.is_patient, specialty=principal.specialty)
+            for c in rows
+        ],
         total=total,
         limit=paging.limit,
         offset=paging.offset,

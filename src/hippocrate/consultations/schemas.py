@@ -16,8 +16,8 @@ from hippocrate.schemas import Output, StrictInput
 
 # -- the catalogue ---------------------------------------------------------------------
 
-# Specialty codes, stored in plaintext on consultations and practitioners (the queue
-# routes by them).
+# Specialty codes: plaintext on practitioners (public in the RPPS directory) and on a
+# consultation while it waits (the queue routes by them), sealed once it leaves.
 SPECIALTIES: dict[str, str] = {
     "general-practice": "Médecine générale",
     "dermatology": "Dermatologie",
@@ -236,12 +236,14 @@ class MessageRead(Output):
 
 class ConsultationSummary(Output):
     id: uuid.UUID
-    specialty: str
+    # Null only in an admin's list, for one out of the queue (sealed, and not opened).
+    specialty: str | None
     status: ConsultationStatus
-    # In lists, only the patient's own carry the subject: a practitioner's list opens
-    # no patient's data, so browsing it never counts as reading many patients.
+    # In lists, only the patient's own carry the subject and the dates: a practitioner's
+    # list opens no patient's data (specialty and dates are sealed once out of the
+    # queue), so browsing it never counts as reading many patients. The record has them.
     subject: str | None
-    created_at: datetime
+    created_at: datetime | None
     taken_at: datetime | None
     closed_at: datetime | None
     cancelled_at: datetime | None

@@ -34,6 +34,10 @@ from hippocrate.consultations.models import (
     Consultation,
     ConsultationStatus,
     Message,
+    day_ceil,
+    day_floor,
+    month_of,
+    size_bucket,
 )
 from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
@@ -128,13 +132,19 @@ def _add_message(
     files: Sequence[CheckedFile],
     now: datetime,
 ) -> Message:
+    # Numbered after the consultation's last message (a column, nothing opened).
+    last = session.scalar(
+        select(func.max(Message.number)).where(Message.consultation_id == consultation.id)
+    )
     message = Message(
         consultation_id=consultation.id,
         patient_id=consultation.patient_id,
         author_account_id=author_account_id,
-        created_at=now,
+        number=(last or 0) + 1,
+        created_at=month_of(now),
     )
     message.body = body
+    message.sent_at = now
     session.add(message)
     session.flush()  # no ORM relationship orders the inserts: the message goes first
     attachments = []
@@ -143,13 +153,13 @@ def _add_message(
             message_id=message.id,
             consultation_id=consultation.id,
             patient_id=consultation.patient_id,
-            size=len(checked.content),
-            # No position column: files keep the order they were sent in by being
-            # stamped a microsecond apart (lists sort by time, then id).
-            created_at=now + timedelta(microseconds=position),
+            size=size_bucket(len(checked.content)),
+            position=position,
+            created_at=month_of(now),
         )
         attachment.filename = checked.filename
         attachment.media_type = checked.media_type
+        attachment.exact_size = len(checked.content)
         session.add(attachment)
         attachments.append((attachment, checked.content))
     # Rows first (a database refusal writes no file), then the sealed bodies; a later
@@ -179,13 +189,20 @@ def open_consultation(
     policy.ensure_may_open_consultation(principal)
     checked = check_files(settings=settings, files=files)
     patient_id = policy.own_patient_id(principal)
+    # Numbered after the patient's last consultation (a column, nothing opened).
+    last = session.scalar(
+        select(func.max(Consultation.number)).where(Consultation.patient_id == patient_id)
+    )
     consultation = Consultation(
         patient_id=patient_id,
         specialty=data.specialty,
         status=ConsultationStatus.REQUESTED,
+        number=(last or 0) + 1,
         created_at=now,
         updated_at=now,
     )
+    # Sealed from the start: the plaintext specialty and time go when it leaves the queue.
+    consultation.start_timeline()
     consultation.subject = data.subject
     consultation.description = data.description
     consultation.questionnaire = dict(data.questionnaire)
@@ -221,11 +238,20 @@ def get_consultation(
 def list_consultations(
     *, principal: Principal, now: datetime, status: ConsultationStatus | None = None
 ) -> Select[Consultation]:
-    """The statement of the principal's consultations, newest first (to paginate)."""
+    """The statement of the principal's consultations, newest first (to paginate).
+
+    No exact date is in plaintext once a consultation leaves the queue, so the order
+    is by plaintext that is not a date: a patient's consultations (and an admin's, who
+    reads one patient under break-glass) by their number; a practitioner's, who has
+    many patients, by month, newest first, then by number."""
     statement = policy.readable_consultations(principal, now=now)
     if status is not None:
         statement = statement.where(Consultation.status == status)
-    return statement.order_by(Consultation.created_at.desc(), Consultation.id)
+    if principal.is_practitioner:
+        return statement.order_by(
+            Consultation.created_at.desc(), Consultation.number.desc(), Consultation.id
+        )
+    return statement.order_by(Consultation.number.desc(), Consultation.id)
 
 
 # -- the queue -------------------------------------------------------------------------
@@ -288,8 +314,6 @@ def take_next(*, session: Session, principal: Principal, now: datetime) -> Consu
             .values(
                 status=ConsultationStatus.IN_PROGRESS,
                 practitioner_id=principal.practitioner_id,
-                taken_at=now,
-                updated_at=now,
             )
             .returning(Consultation.patient_id)
             .execution_options(synchronize_session=False)
@@ -304,13 +328,17 @@ def take_next(*, session: Session, principal: Principal, now: datetime) -> Consu
             practitioner_id=principal.practitioner_id,
             patient_id=patient_id,
             consultation_id=consultation_id,
-            started_at=now,
+            started_at=day_floor(now),
         )
     )
     session.flush()
-    return get_consultation(
+    consultation = get_consultation(
         session=session, principal=principal, consultation_id=consultation_id, now=now
     )
+    # Out of the queue: the specialty and the exact times are sealed from now on.
+    consultation.taken_at = now
+    consultation.leave_queue()
+    return consultation
 
 
 # -- changes of status -----------------------------------------------------------------
@@ -320,7 +348,7 @@ def _end_care(*, session: Session, consultation: Consultation, ends_at: datetime
     session.execute(
         update(CareRelationship)
         .where(CareRelationship.consultation_id == consultation.id)
-        .values(ends_at=ends_at)
+        .values(ends_at=day_ceil(ends_at))
         .execution_options(synchronize_session=False)
     )
 
@@ -351,7 +379,7 @@ def cancel(
         )
     consultation.status = ConsultationStatus.CANCELLED
     consultation.cancelled_at = now
-    consultation.updated_at = now
+    consultation.leave_queue()
     _end_care(
         session=session,
         consultation=consultation,
@@ -382,7 +410,7 @@ def close(
     consultation.acts = list(data.acts)
     consultation.status = ConsultationStatus.CLOSED
     consultation.closed_at = now
-    consultation.updated_at = now
+    consultation.leave_queue()
     _end_care(
         session=session,
         consultation=consultation,
@@ -390,6 +418,34 @@ def close(
     )
     _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
     return consultation
+
+
+def cancel_for_deletion(
+    *, session: Session, consultation_ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    """Cancel the open consultations among ``consultation_ids`` (those of a patient who
+    deletes their account, as the policy gave them), opening nothing: their data keys
+    are destroyed in the same transaction, so their timelines stay sealed and unread,
+    and what plaintext the queue needed (specialty, exact creation time) goes too."""
+    rows = session.execute(
+        select(Consultation.id, Consultation.created_at).where(
+            Consultation.id.in_(consultation_ids), Consultation.status.in_(OPEN)
+        )
+    ).all()
+    for consultation_id, created_at in rows:
+        month = month_of(created_at)
+        session.execute(
+            update(Consultation)
+            .where(Consultation.id == consultation_id)
+            .values(
+                status=ConsultationStatus.CANCELLED,
+                specialty=None,
+                created_at=month,
+                updated_at=month,
+                legacy_taken_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def encode_incident(at: datetime, description: str) -> str:
@@ -415,7 +471,6 @@ def record_incident(
     it to ``principal``."""
     policy.ensure_may_record_incident(principal, consultation)
     consultation.incidents = [*(consultation.incidents or []), encode_incident(now, description)]
-    consultation.updated_at = now
     return consultation
 
 
@@ -447,7 +502,6 @@ def post_message(
         files=checked,
         now=now,
     )
-    consultation.updated_at = now
     if principal.is_practitioner:
         _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
     return message
@@ -461,7 +515,7 @@ def messages_statement(
     return (
         policy.readable_messages(principal, now=now)
         .where(Message.consultation_id == consultation.id)
-        .order_by(Message.created_at, Message.id)
+        .order_by(Message.number, Message.id)
     )
 
 
@@ -482,7 +536,7 @@ def attachments_of(
     rows = session.scalars(
         policy.readable_attachments(principal, now=now)
         .where(Attachment.message_id.in_(list(found)))
-        .order_by(Attachment.created_at, Attachment.id)
+        .order_by(Attachment.position, Attachment.id)
     ).all()
     for attachment in rows:
         found[attachment.message_id].append(attachment)

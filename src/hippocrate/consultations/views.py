@@ -51,13 +51,30 @@ def practitioner_identity(practitioner: Practitioner | None) -> PractitionerIden
     )
 
 
-def summary(consultation: Consultation, *, with_subject: bool = True) -> ConsultationSummary:
+def summary(
+    consultation: Consultation, *, with_subject: bool = True, specialty: str | None = None
+) -> ConsultationSummary:
+    """A consultation in a list. ``with_subject`` false opens nothing sealed (a
+    practitioner's list, so that browsing it reads no patient): only plaintext is shown,
+    the specialty and waiting time of one still waiting, else ``specialty`` (the
+    practitioner's own, the queue they took it from) and no date."""
+    if not with_subject:
+        return ConsultationSummary(
+            id=consultation.id,
+            specialty=consultation.specialty or specialty,
+            status=consultation.status,
+            subject=None,
+            created_at=consultation.created_at if consultation.waiting else None,
+            taken_at=None,
+            closed_at=None,
+            cancelled_at=None,
+        )
     return ConsultationSummary(
         id=consultation.id,
-        specialty=consultation.specialty,
+        specialty=consultation.specialty_code,
         status=consultation.status,
-        subject=(consultation.subject or "") if with_subject else None,
-        created_at=consultation.created_at,
+        subject=consultation.subject or "",
+        created_at=consultation.opened_at,
         taken_at=consultation.taken_at,
         closed_at=consultation.closed_at,
         cancelled_at=consultation.cancelled_at,
@@ -81,13 +98,14 @@ def consultation_read(session: Session, consultation: Consultation) -> Consultat
     )
 
 
-def attachment_read(attachment: Attachment) -> AttachmentRead:
+def attachment_read(attachment: Attachment, sent_at: datetime) -> AttachmentRead:
+    """``sent_at``: when its message was sent (the file's own time is only a month)."""
     return AttachmentRead(
         id=attachment.id,
         filename=attachment.filename or "",
         media_type=attachment.media_type or "application/octet-stream",
-        size=attachment.size,
-        created_at=attachment.created_at,
+        size=attachment.exact_size if attachment.exact_size is not None else attachment.size,
+        created_at=sent_at,
     )
 
 
@@ -112,12 +130,18 @@ def messages_read(
             author="practitioner"
             if message.author_account_id == practitioner_account
             else "patient",
-            created_at=message.created_at,
+            created_at=sent_at,
             body=message.body or "",
-            attachments=[attachment_read(a) for a in attachments[message.id]],
+            attachments=[attachment_read(a, sent_at) for a in attachments[message.id]],
         )
-        for message in messages
+        for message, sent_at in ((m, sent_time(m)) for m in messages)
     ]
+
+
+def sent_time(message: Message) -> datetime:
+    """When ``message`` was sent: sealed (opens it), or in plaintext on a row written
+    before revision 0008 that ``hippocrate keys reseal`` has not reached yet."""
+    return message.sent_at or message.created_at
 
 
 def export_consultations(
@@ -127,7 +151,7 @@ def export_consultations(
     (bodies in base64), oldest first: the consultations part of a patient's export."""
     consultations = session.scalars(
         policy.readable_consultations(principal, now=now).order_by(
-            Consultation.created_at, Consultation.id
+            Consultation.number, Consultation.id
         )
     ).all()
     exported = []
@@ -135,7 +159,7 @@ def export_consultations(
         messages = session.scalars(
             policy.readable_messages(principal, now=now)
             .where(Message.consultation_id == consultation.id)
-            .order_by(Message.created_at, Message.id)
+            .order_by(Message.number, Message.id)
         ).all()
         shaped_messages = []
         for shaped in messages_read(session, principal, consultation, messages, now):

@@ -18,7 +18,6 @@ from hippocrate.consultations.models import (
     Attachment,
     CareRelationship,
     Consultation,
-    ConsultationStatus,
 )
 from hippocrate.db.sealed import vault_of
 from hippocrate.identifiers import nir_matches_identity
@@ -241,8 +240,10 @@ def delete_own_account(
     the data keys of the patient (and of the account, if it has its own) are destroyed;
     the patient is marked shredded and the account deleted, blind indexes cleared. Once
     committed the attachment files are deleted too. What remains is ciphertext no key
-    opens, and plaintext metadata: ids, statuses, specialties and timestamps.
+    opens, and plaintext metadata: ids, statuses and coarse times (docs/CONSULTATIONS.md).
     """
+    from hippocrate.consultations.service import cancel_for_deletion
+
     patient = own_record(session=session, principal=principal, now=now)
     consultations = session.scalars(
         policy.readable_consultations(principal, now=now).with_only_columns(Consultation.id)
@@ -250,15 +251,7 @@ def delete_own_account(
     attachments = session.scalars(
         policy.readable_attachments(principal, now=now).with_only_columns(Attachment.id)
     ).all()
-    session.execute(
-        update(Consultation)
-        .where(
-            Consultation.id.in_(consultations),
-            Consultation.status.in_([ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS]),
-        )
-        .values(status=ConsultationStatus.CANCELLED, cancelled_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    cancel_for_deletion(session=session, consultation_ids=consultations, now=now)
     session.execute(
         update(CareRelationship)
         .where(CareRelationship.consultation_id.in_(consultations))
