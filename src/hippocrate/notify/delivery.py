@@ -3,9 +3,11 @@
 A message is delivered only once the unit of work that recorded it commits: an email
 whose record was rolled back would carry a code the app does not know, and the
 recipient would be told a genuine message is a fake. Delivery then runs right after
-the commit, in the same process; its outcome (``sent_at`` or ``failed_at``) is written
-in a short transaction of its own. It never raises into the caller, and it logs the
-message id and the kind of failure, never an address, a code or content.
+the commit, in the same process, once the unit of work has given its database
+connection back (a delivery never holds two of the pool's connections); its outcome
+(``sent_at`` or ``failed_at``) is written in a short transaction of its own. It never
+raises into the caller, and it logs the message id and the kind of failure, never an
+address, a code or content.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, event, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import instance_state
 
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 10.0  # seconds, per network operation
 IMPLICIT_TLS_PORT = 465  # RFC 8314 submission over TLS from the first byte
 _QUEUE = "hippocrate.notify.queue"
+_COMMITTED = "hippocrate.notify.committed"
 
 
 def build_message(
@@ -92,7 +95,18 @@ def _drop(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _deliver_committed(session: Session) -> None:
-    queue: list[Pending] = session.info.pop(_QUEUE, [])
+    # The session still holds its connection here: delivering, whose outcome takes a
+    # connection of its own, waits until the transaction has given it back (under a
+    # burst, requests each holding one connection and waiting for a second exhausted
+    # the pool, and the outcomes were never recorded).
+    session.info.setdefault(_COMMITTED, []).extend(session.info.pop(_QUEUE, []))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _deliver_released(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint or a subtransaction: the connection is still held
+    queue: list[Pending] = session.info.pop(_COMMITTED, [])
     for pending in queue:
         # A record added in a savepoint that was rolled back is no longer persistent.
         if not instance_state(pending.record).persistent:
