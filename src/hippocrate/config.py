@@ -7,6 +7,7 @@ a local key file under ``./var/``); a missing key file or HSM is an error at sta
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -15,6 +16,8 @@ from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DOMAIN_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 class KeyProviderKind(StrEnum):
@@ -116,6 +119,11 @@ class Settings(BaseSettings):
     guard_enumeration_limit: int = Field(default=10, ge=1)
     guard_alert_webhook: str | None = None
     guard_alert_email: str | None = None
+    # Honeytokens' email addresses are at this domain, which the operator monitors: mail
+    # arriving there from anyone but this platform means identities left it (GUARD.md,
+    # "Canary contacts"). Required once SMTP delivers mail; unset without SMTP (the
+    # embedded default, the demo), honeytokens use the demo patients' reserved domain.
+    canary_domain: str | None = None
     # Distinct patient keys the vault may unwrap per minute in one process, for
     # authenticated principals (and the CLI, jobs) ...
     key_unwrap_budget: int = Field(default=600, ge=1)
@@ -149,6 +157,17 @@ class Settings(BaseSettings):
         if value is not None and not value.strip():
             return None
         return value
+
+    @field_validator("canary_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        domain = value.strip().lower().rstrip(".")
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(f"not a domain name: {value!r}")
+        return domain
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -114,7 +114,9 @@ def test_create_admin_then_the_setup_token_flow_end_to_end_and_refusals(tmp_path
     assert "/api/v1/me/totp" in out
     listed = cli.ok("accounts", "list")
     assert re.search(rf"{account_id}\s+admin\s+active\s+no\b", listed)
-    assert "1 accounts" in listed
+    # The admin, and the accounts of the 3 honeytoken patients init planted (patients
+    # like any other: each has an account).
+    assert "4 accounts" in listed
     assert "premiere" not in listed.lower()
 
     password = new_password()
@@ -161,11 +163,11 @@ def test_create_admin_then_the_setup_token_flow_end_to_end_and_refusals(tmp_path
     assert re.search(rf"{account_id}\s+admin\s+active\s+yes\b", listed)
     assert "@" not in listed
     assert "support" not in listed
-    assert "2 accounts" in cli.ok("accounts", "list")
+    assert "5 accounts" in cli.ok("accounts", "list")  # and the 3 honeytokens
 
     # Refusals are one line, exit 1, and create nothing.
     duplicate = cli.run("accounts", "create-admin", "--email", email.upper())
     assert_one_line_error(duplicate, "already uses this email address")
     assert duplicate.out == ""
     assert_one_line_error(cli.run("accounts", "create-admin", "--email", "nobody"), "email")
-    assert "2 accounts" in cli.ok("accounts", "list")
+    assert "5 accounts" in cli.ok("accounts", "list")  # and the 3 honeytokens

@@ -171,13 +171,15 @@ def test_no_practitioner_gets_more_patients_in_care_than_the_guard_lets_them_rea
     assert report.consultations["closed"] > report.consultations["in_progress"]
 
 
-def test_seeding_runs_as_the_operator_which_the_guard_does_not_count(
+def test_seeding_records_each_act_as_its_author_which_the_guard_does_not_count(
     sqlite_store: Store, tmp_path: Path
 ) -> None:
-    """Seeding reads patients' data (to write messages, check care, notify); under the
-    CLI it runs as the operator, an actor without an account. Even with the guard's
-    read check wired in as the API wires it, and thresholds of one patient, nothing is
-    refused or contained, and the trail names the operator."""
+    """Seeding plays each act through the services as its author (a registration is an
+    anonymous request, a patient opens and writes, a practitioner takes, writes and
+    closes), and the trail names that author, as the API would. The platform plays
+    their part: with the guard's read check wired in as the API wires it, and
+    thresholds of one patient, nothing is checked against them, nothing refused or
+    contained."""
     settings = settings_for(
         tmp_path, sqlite_store, guard_breadth_practitioner=1, guard_breadth_patient=1
     )
@@ -199,10 +201,17 @@ def test_seeding_runs_as_the_operator_which_the_guard_does_not_count(
             now=datetime.now(UTC),
         )
 
-    # Several patients read in one unit of work: an account would have been contained.
-    assert len(set(checked)) > 1
+    assert checked == []
     with sqlite_store.sessions() as session:
-        roles = set(session.scalars(select(AuditEvent.actor_role)).all())
-    assert roles == {"operator"}
+        rows = session.execute(
+            select(AuditEvent.actor_role, AuditEvent.actor_account_id, AuditEvent.purpose)
+        ).all()
+    roles = {role for role, _, _ in rows}
+    assert {"anonymous", "patient", "practitioner"} <= roles
+    patients = {p.account_id for p in report.patients}
+    practitioners = {p.account_id for p in report.practitioners}
+    assert {a for r, a, _ in rows if r == "patient"} <= patients
+    assert {a for r, a, _ in rows if r == "practitioner"} <= practitioners
+    assert {p for r, _, p in rows if r == "practitioner"} == {"care"}
     every_account = [*report.patients, *report.practitioners, *report.staff]
     assert all(guard.state.contained(a.account_id) is None for a in every_account)

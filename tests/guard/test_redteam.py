@@ -11,10 +11,11 @@ audit trail (``guard:principal:contained``, chain still verified).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,16 +27,19 @@ import redis
 from sqlalchemy import event, func, or_, select, text
 
 from hippocrate.audit.models import AuditEvent
+from hippocrate.audit.recorder import Actor as WorkActor
 from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
-from hippocrate.guard.honeytokens import plant
+from hippocrate.guard.honeytokens import plant, tend
 from hippocrate.guard.service import redis_prefix
 from hippocrate.guard.state import DatabaseState, GuardState, RedisState
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.keyring.service import KEYRING
 from hippocrate.patients.models import Patient
+from hippocrate.tags import Purpose
 from hippocrate.vault import Vault
+from hippocrate.work import unit_of_work
 from tests.conftest import IN_CI, Store
 from tests.consultations.helpers import PROBLEM_JSON, T0, Api, png_bytes
 from tests.guard.helpers import (
@@ -499,13 +503,20 @@ def test_an_admin_probing_patient_ids_through_break_glass_is_recorded_and_contai
 # -- 4. one read of a honeytoken -------------------------------------------------------
 
 
-def plant_honeytokens(api: Api, count: int) -> list[uuid.UUID]:
-    """Honeytokens planted by the guard; the test learns which rows they are by
-    comparing the patients before and after (the rows do not say)."""
+def plant_honeytokens(api: Api, count: int = 0) -> list[uuid.UUID]:
+    """Honeytokens planted by the guard as the platform plants them (a unit of work of
+    the platform, at the app's clock): ``count`` of them, or with ``count=0`` what
+    ``tend`` places (one with every practitioner who has none among their newest
+    patients). The test learns which rows they are by comparing the patients before
+    and after (the rows do not say)."""
+    runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     with api.store.sessions() as session:
         before = set(session.scalars(select(Patient.id)))
-    with api.store.sessions.begin() as session:
-        plant(session=session, guard=guard_of(api), count=count, seed=2026)
+    with unit_of_work(runtime, WorkActor(role="operator", purpose=Purpose.SETUP)) as session:
+        if count:
+            plant(session=session, guard=guard_of(api), count=count, seed=2026, now=api.clock.now)
+        else:
+            tend(session=session, guard=guard_of(api), now=api.clock.now)
     with api.store.sessions() as session:
         return sorted(set(session.scalars(select(Patient.id))) - before)
 
@@ -521,6 +532,7 @@ def test_one_read_of_a_honeytoken_contains_at_that_read(
         gp = sign_in(api, staff_member(api, Role.PRACTITIONER))
         real = patients_in_care(api, gp, 2)
         bodies: list[bytes] = []
+        first_bait: Callable[[], Any] | None = None
         if reader == "practitioner in care":
             subject = marker("motif")
             decoy.add(subject)
@@ -536,8 +548,9 @@ def test_one_read_of_a_honeytoken_contains_at_that_read(
             ]
         else:
             actor = sign_in(api, staff_member(api, Role.ADMIN))
-            for patient in (real[0].patient_id, honey):
-                grant = api.client.post(
+
+            def glass(patient: uuid.UUID) -> Any:
+                return api.client.post(
                     "/api/v1/admin/break-glass",
                     headers=actor.headers,
                     json={
@@ -546,9 +559,14 @@ def test_one_read_of_a_honeytoken_contains_at_that_read(
                         "minutes": 30,
                     },
                 )
-                assert grant.status_code == 201, grant.text
-                bodies.append(grant.content)
+
+            grant = glass(real[0].patient_id)
+            assert grant.status_code == 201, grant.text
+            bodies.append(grant.content)
             legitimate = [f"/api/v1/patients/{real[0].patient_id}"]
+            # Break-glass tells the patient at once (their account's address is opened):
+            # on a honeytoken, now a patient with an account, the grant itself contains.
+            first_bait = functools.partial(glass, honey)
             bait = [f"/api/v1/patients/{honey}", f"/api/v1/patients/{honey}?reveal_nir=true"]
 
         for path in legitimate:
@@ -556,12 +574,16 @@ def test_one_read_of_a_honeytoken_contains_at_that_read(
             assert allowed.status_code == 200, allowed.text
             bodies.append(allowed.content)
         sent = time.perf_counter()
-        first = api.client.get(bait[0], headers=actor.headers)
+        if first_bait is None:
+            first = api.client.get(bait[0], headers=actor.headers)
+            bait = bait[1:]
+        else:
+            first = first_bait()
         effective_at = wait_for_containment(api.store, actor.account_id, marked_in(guard.state))
         bodies.append(first.content)
         assert_locked(first)
         assert guard.state.contained(actor.account_id) == "honeytoken"
-        for path in [*bait[1:], *legitimate]:
+        for path in [*bait, *legitimate]:
             again = api.client.get(path, headers=actor.headers)
             assert again.status_code in REFUSED, again.text
             bodies.append(again.content)
@@ -575,6 +597,46 @@ def test_one_read_of_a_honeytoken_contains_at_that_read(
         honeytoken_fields_exposed=0,
         containment_ms_from_request=round((effective_at - sent) * 1000, 1),
     )
+
+
+def test_a_thief_walking_a_practitioners_list_meets_a_honeytoken_before_20_patients(
+    sqlite_store: Store, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The bulk walk: a stolen session lists the practitioner's consultations (newest
+    first, the order a script pages through) and opens each. The honeytoken the
+    platform placed among the practitioner's newest patients contains it, well before
+    the breadth limit would have."""
+    with guarded_api(sqlite_store, tmp_path) as api:
+        user = staff_member(api, Role.PRACTITIONER)
+        cases = patients_in_care(api, sign_in(api, user), 40, minutes_between=4, exchange=True)
+        api.clock.advance(hours=16)
+        (honey,) = plant_honeytokens(api)
+        api.clock.advance(hours=1)
+        thief = sign_in(api, user)
+        guard = guard_of(api)
+
+        listing = api.client.get("/api/v1/consultations?limit=100", headers=thief.headers)
+        assert listing.status_code == 200, listing.text
+        items = listing.json()["items"]
+        assert len(items) >= 41
+        read: list[str] = []
+        refused = None
+        for item in items:
+            opened = api.client.get(f"/api/v1/consultations/{item['id']}", headers=thief.headers)
+            if opened.status_code != 200:
+                refused = opened
+                break
+            read.append(opened.json()["patient_id"])
+        assert refused is not None, "the whole list was read"
+        assert_locked(refused)
+        assert guard.state.contained(thief.account_id) == "honeytoken"
+        assert str(honey) not in read
+        assert len(set(read)) < BREADTH
+        assert exposed([listing.content], cases) == set()
+        verified = audit_verified(api.store, api.settings)
+        assert verified.ok, verified.problems
+
+    report(request, patients_read_before_containment=len(set(read)), reason="honeytoken")
 
 
 # -- 5. a legitimate day ---------------------------------------------------------------
@@ -625,6 +687,9 @@ def test_a_normal_day_of_three_practitioners_triggers_nothing(
     with guarded_api(sqlite_store, tmp_path, start=T0.replace(hour=8, minute=45)) as api:
         day = Day(api)
         users = [staff_member(api, Role.PRACTITIONER, specialty=s) for s in SPECIALTIES]
+        # The platform places a honeytoken with each of them (a case closed days ago,
+        # in their care): their list shows it, their day's work never opens it.
+        assert len(plant_honeytokens(api)) == len(users)
         doctors = [sign_in(api, u, specialty=s) for u, s in zip(users, SPECIALTIES, strict=True)]
         seen: dict[uuid.UUID, list[Case]] = {d.account_id: [] for d in doctors}
         for round_ in range(12):
@@ -695,7 +760,8 @@ def test_a_normal_day_of_three_practitioners_triggers_nothing(
                 assert mine.json()["report"] == "Dermatite; crème."
         # End of the day: each practitioner reviews the day's records.
         for doctor in doctors:
-            assert day.call(doctor, "GET", "/api/v1/consultations?limit=50").json()["total"] == 12
+            listing = day.call(doctor, "GET", "/api/v1/consultations?limit=50").json()
+            assert listing["total"] == 12 + 1  # the day's, and the honeytoken's
             for case in seen[doctor.account_id]:
                 day.read(doctor, case, f"/api/v1/consultations/{case.consultation_id}")
                 day.read(doctor, case, f"/api/v1/patients/{case.patient_id}")

@@ -16,9 +16,9 @@ from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
 from hippocrate.demo.consultations import SeedConflict
 from hippocrate.demo.seed import CREDENTIALS_FILE, seed_demo, sign_in_help, write_credentials
-from hippocrate.guard.honeytokens import plant, planted
+from hippocrate.guard.honeytokens import CanaryDomainMissing, Planter, plant, planted
 from hippocrate.identity.errors import IdentityError
-from hippocrate.identity.models import Account
+from hippocrate.identity.models import Account, Role
 from hippocrate.tags import Purpose
 from hippocrate.vault.factory import initialise_provider
 
@@ -66,6 +66,11 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
     with runtime() as rt:
         try:
             with platform_work(rt, Purpose.DEMO_SEED) as session:
+                assert rt.guard is not None
+                # One honeytoken per 20 patients (at least those init planted), mixed
+                # in with the real ones; those init planted get their lives here too.
+                missing = max(HONEYTOKENS_AT_INIT, patients // 20) - planted(session=session)
+                lifeless = len(Planter(session=session, guard=rt.guard).lifeless())
                 report = seed_demo(
                     session=session,
                     settings=rt.settings,
@@ -73,14 +78,10 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
                     count=patients,
                     seed=random_seed,
                     now=datetime.now(UTC),
+                    guard=rt.guard,
+                    honeytokens=max(0, missing) + lifeless,
                 )
-                assert rt.guard is not None
-                # One honeytoken per 20 patients (at least those init planted), mixed
-                # in with the real ones.
-                missing = max(HONEYTOKENS_AT_INIT, patients // 20) - planted(session=session)
-                if missing > 0:
-                    plant(session=session, guard=rt.guard, count=missing)
-        except (IdentityError, SeedConflict) as exc:
+        except (IdentityError, SeedConflict, CanaryDomainMissing) as exc:
             # Nothing was written: the unit of work rolled back (files included).
             typer.echo(f"hippocrate: error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -143,8 +144,11 @@ def demo(
     """Initialise, seed synthetic data if the database is empty, and serve."""
     init()
     with runtime() as rt, rt.sessions() as session:
-        # Accounts, not patients: init plants honeytoken patients in every database.
-        empty = not session.scalar(select(func.count()).select_from(Account))
+        # Staff accounts, not patients: init plants honeytoken patients (and their
+        # accounts) in every database.
+        empty = not session.scalar(
+            select(func.count()).select_from(Account).where(Account.role != Role.PATIENT)
+        )
     served = f"http://{host}:{port}"
     if empty:
         _seed(patients=50, random_seed=None, public_url=served)

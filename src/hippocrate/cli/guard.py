@@ -20,7 +20,7 @@ from hippocrate.cli.context import (
     runtime,
 )
 from hippocrate.guard.errors import NotContained
-from hippocrate.guard.honeytokens import plant
+from hippocrate.guard.honeytokens import CanaryDomainMissing, plant, tend
 from hippocrate.tags import Purpose
 
 app = typer.Typer(help="The guard: containment and honeytokens.", no_args_is_help=True)
@@ -60,8 +60,29 @@ def release(
 
 @app.command("plant")
 def plant_command(count: int = typer.Option(5, min=1, max=1000)) -> None:
-    """Plant honeytoken patients, indistinguishable from real ones."""
-    with runtime() as rt, platform_work(rt, Purpose.SETUP) as session:
+    """Plant honeytoken patients that live like real ones (account, consultations with
+    practitioners of the platform, emails, trail), each placed with a practitioner who
+    has none among their newest patients; their addresses are at the canary domain."""
+    with runtime() as rt:
         assert rt.guard is not None
-        plant(session=session, guard=rt.guard, count=count)
+        try:
+            with platform_work(rt, Purpose.SETUP) as session:
+                plant(session=session, guard=rt.guard, count=count)
+        except CanaryDomainMissing as exc:
+            raise fail(str(exc)) from None
     typer.echo(f"{count} honeytokens planted")
+
+
+@app.command("tend")
+def tend_command() -> None:
+    """Place a new honeytoken with every practitioner who has none among their newest
+    patients (run it from the scheduler, e.g. hourly); gives their lives to honeytokens
+    planted before there were practitioners."""
+    with runtime() as rt:
+        assert rt.guard is not None
+        try:
+            with platform_work(rt, Purpose.SETUP) as session:
+                placed = tend(session=session, guard=rt.guard)
+        except CanaryDomainMissing as exc:
+            raise fail(str(exc)) from None
+    typer.echo(f"{placed} honeytokens placed")

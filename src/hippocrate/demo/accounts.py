@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 from stdnum import luhn
 
 from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import Actor
+from hippocrate.demo.actors import unsafe_acting_as
 from hippocrate.identity import events, factors, service
 from hippocrate.identity.models import Role
 from hippocrate.patients.schemas import PatientCreate
@@ -176,13 +178,15 @@ class AccountMaker:
         opened a while before the patient's first consultation."""
         password = new_password()
         secret = factors.new_secret() if with_totp else None
-        account = service.create_patient_account(
-            session=self._session,
-            data=data,
-            password=password,
-            totp_secret=secret,
-            now=self._long_ago(130, 800),
-        )
+        # A registration is an anonymous request: the trail records it as one.
+        with unsafe_acting_as(self._session, Actor(role="anonymous", request_id=uuid.uuid4().hex)):
+            account = service.create_patient_account(
+                session=self._session,
+                data=data,
+                password=password,
+                totp_secret=secret,
+                now=self._long_ago(130, 800),
+            )
         assert account.patient_id is not None
         return DemoAccount(
             role=Role.PATIENT,

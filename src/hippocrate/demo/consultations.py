@@ -22,6 +22,7 @@ import textwrap
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -34,6 +35,7 @@ from hippocrate.consultations.models import Consultation, ConsultationStatus
 from hippocrate.consultations.schemas import SPECIALTIES, CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.demo.accounts import DemoAccount
+from hippocrate.demo.actors import actor_of, unsafe_acting_as
 from hippocrate.demo.files import pdf_document, skin_photo
 from hippocrate.demo.scenarios import (
     ALLERGIES,
@@ -107,15 +109,17 @@ class Clinic:
     # -- choosing ------------------------------------------------------------------------
 
     def _scenario(self, data: PatientCreate) -> Scenario:
+        return self._rng.choice(self._fitting(data) or SCENARIOS[:1])
+
+    def _fitting(self, data: PatientCreate) -> list[Scenario]:
         born = data.birth_date
         today = self._now.date()
         age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-        fitting = [
+        return [
             s
             for s in SCENARIOS
             if s.fits(age=age, sex=data.sex) and s.specialty in self._by_specialty
         ]
-        return self._rng.choice(fitting or SCENARIOS[:1])
 
     def _practitioner(
         self, specialty: str, patient: DemoAccount, *, in_care: bool
@@ -159,6 +163,38 @@ class Clinic:
         self.statuses[status.value] += 1
         return status
 
+    def scenario_in(self, specialty: str, data: PatientCreate) -> Scenario | None:
+        """A scenario of ``specialty`` that fits this patient (age, sex), if any."""
+        fitting = [s for s in self._fitting(data) if s.specialty == specialty]
+        return self._rng.choice(fitting) if fitting else None
+
+    def play_closed(
+        self,
+        patient: DemoAccount,
+        data: PatientCreate,
+        practitioner: DemoAccount,
+        scenario: Scenario,
+        opened: datetime,
+    ) -> datetime:
+        """Play a case of ``patient`` that ``practitioner`` takes and closes, opened at
+        ``opened`` (earlier if something waits in the queue since then, so that taking
+        hands out this case); returns when it was really opened."""
+        opened = self._before_waiting(scenario.specialty, opened)
+        assert patient.patient_id is not None
+        self._in_care[practitioner.account_id].add(patient.patient_id)
+        self._exchange(
+            patient=patient,
+            practitioner=practitioner,
+            data=data,
+            scenario=scenario,
+            status=Status.CLOSED,
+            clock=_Clock(opened, self._rng),
+        )
+        practitioner.consultations.append(Status.CLOSED.value)
+        patient.consultations.append(Status.CLOSED.value)
+        self.statuses[Status.CLOSED.value] += 1
+        return opened
+
     def _waiting(self, patient: DemoAccount, data: PatientCreate, scenario: Scenario) -> None:
         opened = self._ago(low_hours=0.1, high_hours=5)
         files = (
@@ -179,13 +215,14 @@ class Clinic:
             say(self._rng.choice(CANCEL_NOTES), sex=data.sex),
             clock.after(20, 240),
         )
-        service.cancel(
-            session=self._session,
-            settings=self._settings,
-            principal=patient.principal,
-            consultation=consultation,
-            now=clock.after(0.5, 1),
-        )
+        with self._as(patient):
+            service.cancel(
+                session=self._session,
+                settings=self._settings,
+                principal=patient.principal,
+                consultation=consultation,
+                now=clock.after(0.5, 1),
+            )
 
     def _taken(
         self, patient: DemoAccount, data: PatientCreate, scenario: Scenario, status: Status
@@ -233,9 +270,10 @@ class Clinic:
         consultation = self._open(patient, data, scenario, clock.at, [])
         # Taking changes the row with a conditional UPDATE: read it again afterwards.
         self._session.expire(consultation)
-        taken = service.take_next(
-            session=self._session, principal=practitioner.principal, now=clock.after(10, 180)
-        )
+        with self._as(practitioner):
+            taken = service.take_next(
+                session=self._session, principal=practitioner.principal, now=clock.after(10, 180)
+            )
         if taken.id != consultation.id:
             raise SeedConflict(
                 "the queue gave another consultation than the one just opened: seed while "
@@ -246,13 +284,14 @@ class Clinic:
             self._write(
                 patient, consultation, say(rng.choice(CANCEL_NOTES), sex=sex), clock.after(20, 240)
             )
-            service.cancel(
-                session=self._session,
-                settings=self._settings,
-                principal=patient.principal,
-                consultation=consultation,
-                now=clock.after(0.5, 1),
-            )
+            with self._as(patient):
+                service.cancel(
+                    session=self._session,
+                    settings=self._settings,
+                    principal=patient.principal,
+                    consultation=consultation,
+                    now=clock.after(0.5, 1),
+                )
             return
         sent = clock.after(10, 120)
         document = self._document(scenario.document, data, sent)
@@ -267,31 +306,37 @@ class Clinic:
         if rng.random() < 0.4:
             self._write(patient, consultation, rng.choice(THANKS), clock.after(3, 40))
         if rng.random() < 0.15:
-            service.record_incident(
-                session=self._session,
-                principal=practitioner.principal,
-                consultation=consultation,
-                description=rng.choice(INCIDENTS),
-                now=clock.after(1, 5),
-            )
+            with self._as(practitioner):
+                service.record_incident(
+                    session=self._session,
+                    principal=practitioner.principal,
+                    consultation=consultation,
+                    description=rng.choice(INCIDENTS),
+                    now=clock.after(1, 5),
+                )
         if scenario.prescription:
             written = clock.after(5, 30)
             ordonnance = self._prescription(practitioner, data, scenario.prescription, written)
             self._write(practitioner, consultation, CLOSING, written, [ordonnance])
-        service.close(
-            session=self._session,
-            settings=self._settings,
-            principal=practitioner.principal,
-            consultation=consultation,
-            data=CloseInput(
-                report=say(scenario.report, sex=sex),
-                prescription=scenario.prescription,
-                acts=list(scenario.acts),
-            ),
-            now=clock.after(1, 10),
-        )
+        with self._as(practitioner):
+            service.close(
+                session=self._session,
+                settings=self._settings,
+                principal=practitioner.principal,
+                consultation=consultation,
+                data=CloseInput(
+                    report=say(scenario.report, sex=sex),
+                    prescription=scenario.prescription,
+                    acts=list(scenario.acts),
+                ),
+                now=clock.after(1, 10),
+            )
 
     # -- the service calls -----------------------------------------------------------------
+
+    def _as(self, who: DemoAccount) -> AbstractContextManager[None]:
+        """Each act is recorded as its author's own request (``demo.actors``)."""
+        return unsafe_acting_as(self._session, actor_of(who.principal))
 
     def _open(
         self,
@@ -307,20 +352,21 @@ class Clinic:
             "allergies": self._rng.choice(ALLERGIES),
             "pregnancy": "no" if data.sex == "F" and scenario.ages[0] >= 14 else "not_applicable",
         }
-        consultation = service.open_consultation(
-            session=self._session,
-            settings=self._settings,
-            blobs=self._blobs,
-            principal=patient.principal,
-            data=ConsultationCreate(
-                specialty=scenario.specialty,
-                subject=say(scenario.subject, sex=data.sex),
-                description=say(scenario.description, sex=data.sex),
-                questionnaire=questionnaire,
-            ),
-            files=files,
-            now=at,
-        )
+        with self._as(patient):
+            consultation = service.open_consultation(
+                session=self._session,
+                settings=self._settings,
+                blobs=self._blobs,
+                principal=patient.principal,
+                data=ConsultationCreate(
+                    specialty=scenario.specialty,
+                    subject=say(scenario.subject, sex=data.sex),
+                    description=say(scenario.description, sex=data.sex),
+                    questionnaire=questionnaire,
+                ),
+                files=files,
+                now=at,
+            )
         if files:
             self.messages += 1
             self.attachments += len(files)
@@ -334,16 +380,17 @@ class Clinic:
         at: datetime,
         files: Sequence[UploadedFile] = (),
     ) -> None:
-        service.post_message(
-            session=self._session,
-            settings=self._settings,
-            blobs=self._blobs,
-            principal=author.principal,
-            consultation=consultation,
-            body=body,
-            files=files,
-            now=at,
-        )
+        with self._as(author):
+            service.post_message(
+                session=self._session,
+                settings=self._settings,
+                blobs=self._blobs,
+                principal=author.principal,
+                consultation=consultation,
+                body=body,
+                files=files,
+                now=at,
+            )
         self.messages += 1
         self.attachments += len(files)
 

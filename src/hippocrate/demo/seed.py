@@ -34,6 +34,8 @@ from hippocrate.consultations.models import ConsultationStatus
 from hippocrate.consultations.schemas import SPECIALTIES
 from hippocrate.demo.accounts import AccountMaker, DemoAccount
 from hippocrate.demo.consultations import Clinic
+from hippocrate.guard.honeytokens import Planter
+from hippocrate.guard.service import Guard
 from hippocrate.identity.models import Role
 from hippocrate.patients.synthetic import SyntheticPatients
 
@@ -89,6 +91,8 @@ def seed_demo(
     count: int,
     now: datetime,
     seed: int | None = None,
+    guard: Guard | None = None,
+    honeytokens: int = 0,
 ) -> SeedReport:
     """Create the demo's accounts and consultations (see the module docstring).
 
@@ -96,6 +100,10 @@ def seed_demo(
     (their times follow ``now``); passwords and TOTP secrets are always fresh.
     Raises ``DuplicateAccount``/``DuplicatePatient`` if they already exist, and
     ``SeedConflict`` if someone takes from the queue meanwhile.
+
+    With ``guard``, ``honeytokens`` honeytoken patients are planted among them, at
+    random places of the sequence (so their rows and their events in the trail lie
+    among the real ones'), each placed with a practitioner who has none in view.
     """
     # Seeding must never email anyone: the notifications go to the outbox folder.
     settings = settings.model_copy(update={"smtp_host": None})
@@ -116,7 +124,24 @@ def seed_demo(
     people = SyntheticPatients(seed)
     rng = random.Random(None if seed is None else f"hippocrate-demo-plan-{seed}")
     planned = 0
+    planter = (
+        Planter(
+            session=session,
+            guard=guard,
+            now=now,
+            seed=seed,
+            maker=maker,
+            clinic=clinic,
+            practitioners=report.practitioners,
+        )
+        if guard is not None and honeytokens > 0
+        else None
+    )
+    among = Counter(rng.randrange(count) for _ in range(honeytokens if planter else 0))
     for index in range(count):
+        for _ in range(among[index]):
+            assert planter is not None
+            planter.plant()
         data = people.patient(with_nir=index % 4 != 3)
         patient = maker.patient(data, with_totp=index % 3 == 1)
         report.patients.append(patient)

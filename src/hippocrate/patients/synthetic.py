@@ -18,6 +18,8 @@ from stdnum.fr import nir as stdnum_nir
 from hippocrate.identifiers import InvalidPhone, normalise_email, normalise_nir, normalise_phone
 from hippocrate.patients.schemas import Address, PatientCreate
 
+#: The demo patients' domain (reserved for the demo, it names no real mailbox).
+DEMO_DOMAIN = "example.fr"
 _DEPARTMENTS = [f"{d:02d}" for d in range(1, 96) if d != 20] + ["2A", "2B"]
 
 
@@ -51,13 +53,15 @@ class SyntheticPatients:
                 continue
         raise RuntimeError("no valid phone number drawn")
 
-    def patient(self, *, with_nir: bool = True) -> PatientCreate:
+    def patient(self, *, with_nir: bool = True, domain: str = DEMO_DOMAIN) -> PatientCreate:
+        """A synthetic patient whose email address is at ``domain`` (its local part
+        shaped like every other: ``given.family.hex6``)."""
         sex = self._rng.choice(["F", "M"])
         given = self._faker.first_name_female() if sex == "F" else self._faker.first_name_male()
         family = self._faker.last_name()
         birth = self._faker.date_of_birth(minimum_age=1, maximum_age=95)
         token = self._rng.randrange(16**6)
-        email = normalise_email(f"{ascii_slug(given)}.{ascii_slug(family)}.{token:06x}@example.fr")
+        email = normalise_email(f"{ascii_slug(given)}.{ascii_slug(family)}.{token:06x}@{domain}")
         return PatientCreate(
             given_names=given,
             family_name=family,
