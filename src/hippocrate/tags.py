@@ -156,6 +156,14 @@ class Tag(StrEnum):
     ACCOUNT_SESSIONS_ENDED = "account:sessions:ended"
     ACCOUNT_SESSIONS_ENDED_ALL = "account:sessions:ended-all"
 
+    # Four-eyes approvals of administrators' actions (release, recovery, a new admin),
+    # and the emails that carry a setup link to a staff member's own address.
+    ADMIN_APPROVAL_REQUESTED = "admin:approval:requested"
+    ADMIN_APPROVAL_APPROVED = "admin:approval:approved"
+    ADMIN_APPROVAL_REFUSED = "admin:approval:refused"
+    ADMIN_APPROVAL_EXPIRED = "admin:approval:expired"
+    ACCOUNT_SETUP_LINK_SENT = "account:setup-link:sent"
+
     # The guard.
     GUARD_ACCESS_REFUSED = "guard:access:refused"
     GUARD_PRINCIPAL_CONTAINED = "guard:principal:contained"

@@ -298,6 +298,22 @@ def _account_target(*, disabled: bool = False, reason: str = "matrix") -> Prepar
     return prepare
 
 
+def _approval_target(world: World, role: str, relation: str, target: str | None) -> Setup | None:
+    """A pending four-eyes request another admin made (the release of a disposable
+    contained account): "other" for every role, approved or refused by an admin."""
+    if relation != OTHER:
+        return None
+    asker = world.fresh("admin")
+    contained = world.fresh_account(Role.SUPPORT, disabled=True, reason="contained")
+    asked = world.client.post(
+        f"{API}/admin/accounts/{contained}/release",
+        headers=asker.headers,
+        json={"reason": "faux positif vérifié avec le praticien par téléphone"},
+    )
+    assert asked.status_code == 202, asked.text
+    return Setup(target=str(asked.json()["id"]))
+
+
 def _end_everyones_sessions(world: World, role: str, relation: str, target: str | None) -> Setup:
     return Setup(after=world.relogin_all if role == "admin" else None)
 
@@ -455,8 +471,9 @@ TABLE: dict[str, Route] = {
         prepare=_account_target(disabled=True),
         visible=frozenset({"admin"}),
     ),
+    # Release, recovery and a new admin answer 202: a second admin must approve.
     "POST /api/v1/admin/accounts/{account_id}/release": Route(
-        **only({"admin": rel(own=state(409), other=OK)}),
+        **only({"admin": rel(own=state(409), other=ok(202))}),
         body=_json({"reason": "faux positif vérifié avec le praticien par téléphone"}),
         prepare=_account_target(disabled=True, reason="contained"),
         visible=frozenset({"admin"}),
@@ -467,7 +484,7 @@ TABLE: dict[str, Route] = {
         visible=frozenset({"admin"}),
     ),
     "POST /api/v1/admin/accounts/{account_id}/recovery": Route(
-        **only({"admin": rel(own=state(409), other=OK)}),
+        **only({"admin": rel(own=state(409), other=ok(202))}),
         body=_json({"password": True, "second_factor": True}),
         prepare=_account_target(),
         visible=frozenset({"admin"}),
@@ -476,6 +493,13 @@ TABLE: dict[str, Route] = {
         **only({"admin": rel(own=OK, other=OK)}),
         prepare=_account_target(),
         visible=frozenset({"admin"}),
+    ),
+    "GET /api/v1/admin/approvals": Route(**only({"admin": OK})),
+    "POST /api/v1/admin/approvals/{request_id}/approve": Route(
+        **only({"admin": rel(other=OK)}), prepare=_approval_target, visible=frozenset({"admin"})
+    ),
+    "POST /api/v1/admin/approvals/{request_id}/refuse": Route(
+        **only({"admin": rel(other=OK)}), prepare=_approval_target, visible=frozenset({"admin"})
     ),
     "DELETE /api/v1/admin/sessions": Route(**only({"admin": OK}), prepare=_end_everyones_sessions),
     # Support: account metadata only (support and admins).
@@ -504,6 +528,7 @@ _KINDS = {
     "message_id": "message",
     "attachment_id": "attachment",
     "account_id": "account",
+    "request_id": "approval",
 }
 
 
@@ -550,7 +575,10 @@ def send(world: World, key: str, role: str, relation: str) -> Sent:
     route = TABLE[key]
     method, template = key.split(" ", 1)
     kind = kind_of(key, route)
-    target = world.target(kind, role, relation) if kind else None
+    if kind == "approval":
+        target: str | None = str(uuid.uuid4())  # a real request comes from the preparation
+    else:
+        target = world.target(kind, role, relation) if kind else None
     setup = (route.prepare(world, role, relation, target) if route.prepare else None) or Setup()
     if setup.target is not None:
         target = setup.target

@@ -1,5 +1,6 @@
-"""A contained account is released only by an administrator, with a reason, through
-the API (or the server's CLI); the release is in the audit trail."""
+"""A contained account is released only by two administrators (one asks, with a reason,
+another approves), through the API (or by an operator at the server's CLI); the release
+is in the audit trail."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def contain(api: Api, account_id: object) -> None:
         account.status, account.disabled_reason = AccountStatus.DISABLED, "contained"
 
 
-def test_an_admin_releases_a_contained_account_with_a_reason(api: Api) -> None:
-    doctor, admin = api.practitioner(), api.staff(Role.ADMIN)
+def test_two_admins_release_a_contained_account_with_a_reason(api: Api) -> None:
+    doctor, admin, other = api.practitioner(), api.staff(Role.ADMIN), api.staff(Role.ADMIN)
     contain(api, doctor.account_id)
     path = f"/api/v1/admin/accounts/{doctor.account_id}/release"
 
@@ -43,18 +44,26 @@ def test_an_admin_releases_a_contained_account_with_a_reason(api: Api) -> None:
         f"/api/v1/admin/accounts/{doctor.account_id}/enable", headers=admin.headers
     )
     assert by_enable.status_code == 409  # enable does not release a containment
-    released = api.client.post(path, headers=admin.headers, json={"reason": REASON})
+    asked = api.client.post(path, headers=admin.headers, json={"reason": REASON})
+    assert asked.status_code == 202, asked.text
+    guard = api.client.app.state.runtime.guard  # type: ignore[attr-defined]
+    assert guard.state.contained(doctor.account_id) is not None  # one admin is not enough
+    released = api.client.post(
+        f"/api/v1/admin/approvals/{asked.json()['id']}/approve", headers=other.headers
+    )
 
     assert released.status_code == 200, released.text
-    assert released.json()["status"] == "active"
-    guard = api.client.app.state.runtime.guard  # type: ignore[attr-defined]
+    assert released.json()["outcome"] == "approved"
     assert guard.state.contained(doctor.account_id) is None
     with api.store.sessions() as session:
+        account = session.get(Account, doctor.account_id)
+        assert account is not None
+        assert account.status is AccountStatus.ACTIVE
         events = session.scalars(
             select(AuditEvent).where(AuditEvent.action == "guard:principal:released")
         ).all()
     assert [(e.actor_account_id, e.resources) for e in events] == [
-        (admin.account_id, [f"account:{doctor.account_id}"])
+        (other.account_id, [f"account:{doctor.account_id}"])
     ]
     # Releasing again: there is nothing to release.
     again = api.client.post(path, headers=admin.headers, json={"reason": REASON})

@@ -47,7 +47,7 @@ def _practitioner(**changes: Any) -> dict[str, Any]:
 # -- creating staff accounts ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ["support", "dpo", "admin"])
+@pytest.mark.parametrize("role", ["support", "dpo"])
 def test_an_admin_creates_staff_accounts(env: Env, role: str) -> None:
     response = env.client.post(
         "/api/v1/admin/staff",
@@ -61,6 +61,21 @@ def test_an_admin_creates_staff_accounts(env: Env, role: str) -> None:
     assert body["setup_token"]
     assert body["setup_expires_at"]
     assert "TOTP" in body["instructions"]
+
+
+def test_an_admin_is_created_only_once_another_admin_approves(env: Env) -> None:
+    response = env.client.post(
+        "/api/v1/admin/staff",
+        headers=_admin_headers(env),
+        json={"email": "new.admin@example.org", "role": "admin"},
+    )
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["action"], body["outcome"]) == ("create_admin", "pending")
+    assert "setup_token" not in body
+    assert "second administrator" in body["instructions"]
+    assert env.emails_to("new.admin@example.org") == []
 
 
 def test_patients_are_not_created_as_staff(env: Env) -> None:

@@ -40,6 +40,9 @@ EXPECTED = {
     "second_factor_locked",
     "security_alert",
     "account_deleted",
+    "approval_requested",
+    "approval_decided",
+    "break_glass_opened",
 }
 
 # What a phishing email built from the MédecinDirect data would say, and what a careless

@@ -1,9 +1,12 @@
 """HTTP routes for administrators (``/admin``) and support (``/support``).
 
-Administrators create staff accounts, disable, enable and unlock accounts, end
-sessions and recover staff members' credentials. Support (and administrators) read
-account metadata only: status, lock, verification, role, dates; never an email, a
-name, a NIR or health data.
+Administrators create staff accounts, disable, enable and unlock accounts and end
+sessions. Releasing a contained account, recovering a staff member's credentials and
+creating an administrator are asked by one administrator and executed only when a
+second one approves (``/admin/approvals``, see ``hippocrate.admin.service``): those
+routes answer 202 with the pending request. Support (and administrators) read account
+metadata only: status, lock, verification, role, dates; never an email, a name, a NIR
+or health data.
 """
 
 from __future__ import annotations
@@ -11,26 +14,33 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from hippocrate.access import policy
-from hippocrate.access.errors import NotFound
 from hippocrate.access.policy import ensure_staff_role
+from hippocrate.admin import service as approvals
+from hippocrate.admin.models import FourEyesRequest
 from hippocrate.admin.schemas import (
+    ApprovalRead,
     DisableIn,
     PractitionerCreateIn,
     RecoveryIn,
-    RecoveryIssued,
     ReleaseIn,
     SessionsEnded,
     StaffCreated,
     StaffCreateIn,
 )
-from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router, get_runtime
+from hippocrate.api.deps import (
+    DB,
+    AppSettings,
+    CurrentPrincipal,
+    Now,
+    authenticated_router,
+    get_runtime,
+)
 from hippocrate.api.pagination import Page, Paging, fetch_page
-from hippocrate.audit.recorder import Actor
+from hippocrate.guard.service import Guard
 from hippocrate.identity import admin, events, service
-from hippocrate.identity.errors import AccountActionRefused
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
 from hippocrate.tags import Tag, account_created
@@ -50,6 +60,35 @@ def target_account(db: DB, account_id: uuid.UUID) -> Account:
 
 
 TargetAccount = Annotated[Account, Depends(target_account)]
+
+
+def the_guard(request: Request) -> Guard:
+    guard = get_runtime(request).guard
+    assert guard is not None
+    return guard
+
+
+AppGuard = Annotated[Guard, Depends(the_guard)]
+
+
+def approval_read(request: FourEyesRequest, *, sessions_ended: int = 0) -> ApprovalRead:
+    return ApprovalRead.model_validate(
+        {
+            "id": request.id,
+            "action": request.action.value,
+            "target_id": request.target_id,
+            "reset_password": request.reset_password,
+            "reset_second_factor": request.reset_second_factor,
+            "reason": request.reason,
+            "requested_by": request.requested_by,
+            "created_at": request.created_at,
+            "expires_at": request.expires_at,
+            "outcome": request.outcome.value,
+            "decided_by": request.decided_by,
+            "decided_at": request.decided_at,
+            "sessions_ended": sessions_ended,
+        }
+    )
 
 
 admin_routes = authenticated_router(
@@ -86,10 +125,30 @@ def create_practitioner(body: PractitionerCreateIn, db: DB, clock: Now) -> Staff
     )
 
 
-@admin_routes.post("/staff", status_code=201)
-def create_staff(body: StaffCreateIn, db: DB, clock: Now) -> StaffCreated:
-    """Create a support, dpo or admin account without a password; the answer carries a
-    one-time setup token to hand over."""
+@admin_routes.post(
+    "/staff",
+    status_code=201,
+    responses={202: {"model": ApprovalRead, "description": "An administrator, pending approval"}},
+)
+def create_staff(
+    body: StaffCreateIn,
+    *,
+    actor: CurrentPrincipal,
+    db: DB,
+    clock: Now,
+    settings: AppSettings,
+    response: Response,
+) -> StaffCreated | ApprovalRead:
+    """Create a support or dpo account without a password; the answer carries a
+    one-time setup token to hand over. An administrator needs a second administrator's
+    approval: the account is created disabled and the answer (202) is the pending
+    request; the approval emails the setup link to the new administrator's address."""
+    if body.role == "admin":
+        request, _ = approvals.request_admin(
+            session=db, settings=settings, actor=actor, email=body.email, now=clock
+        )
+        response.status_code = 202
+        return approval_read(request)
     account = service.create_staff_account(
         session=db, role=Role(body.role), email=body.email, now=clock
     )
@@ -125,7 +184,7 @@ def enable_account(
     return AccountMetadata.of(account, now=clock)
 
 
-@admin_routes.post("/accounts/{account_id}/release")
+@admin_routes.post("/accounts/{account_id}/release", status_code=202)
 def release_contained_account(
     account_id: uuid.UUID,
     *,
@@ -133,23 +192,22 @@ def release_contained_account(
     actor: CurrentPrincipal,
     db: DB,
     clock: Now,
-    request: Request,
-) -> AccountMetadata:
-    """Release an account the guard contained, with a reason (recorded)."""
-    guard = get_runtime(request).guard
-    assert guard is not None
-    if account_id == actor.account_id:
-        raise AccountActionRefused("an administrator cannot release their own account")
-    try:
-        guard.release(
-            db,
-            admin=Actor(role=actor.role.value, account_id=actor.account_id),
-            account_id=account_id,
-            reason=body.reason,
-        )
-    except LookupError:
-        raise NotFound("account", account_id) from None
-    return AccountMetadata.of(policy.get_account(session=db, account_id=account_id), now=clock)
+    settings: AppSettings,
+    guard: AppGuard,
+) -> ApprovalRead:
+    """Ask for the release of an account (or a CLI operator) the guard contained, with
+    a reason: a second administrator approves it (``/admin/approvals``). A release
+    keeps the principal's counts: it starts again where it was contained."""
+    request = approvals.request_release(
+        session=db,
+        settings=settings,
+        guard=guard,
+        actor=actor,
+        target_id=account_id,
+        reason=body.reason,
+        now=clock,
+    )
+    return approval_read(request)
 
 
 @admin_routes.post("/accounts/{account_id}/unlock")
@@ -161,25 +219,73 @@ def unlock_account(
     return AccountMetadata.of(account, now=clock)
 
 
-@admin_routes.post("/accounts/{account_id}/recovery")
+@admin_routes.post("/accounts/{account_id}/recovery", status_code=202)
 def recover_staff_account(
-    account_id: uuid.UUID, body: RecoveryIn, actor: CurrentPrincipal, db: DB, clock: Now
-) -> RecoveryIssued:
-    """Reset another staff member's password (a setup token replaces it) and/or second
-    factor (their next sign-in can only set up a new one); their sessions end."""
-    result = admin.recover_staff_account(
+    account_id: uuid.UUID,
+    *,
+    body: RecoveryIn,
+    actor: CurrentPrincipal,
+    db: DB,
+    clock: Now,
+    settings: AppSettings,
+) -> ApprovalRead:
+    """Ask to reset another staff member's password and/or second factor. Once a second
+    administrator approves, their sessions end, and a password reset emails a setup
+    link to their own address (never to an administrator)."""
+    request = approvals.request_recovery(
         session=db,
+        settings=settings,
         actor=actor,
         account_id=account_id,
         reset_password=body.password,
         reset_second_factor=body.second_factor,
         now=clock,
     )
-    return RecoveryIssued(
-        setup_token=result.setup_token,
-        setup_expires_at=result.setup_expires_at,
-        sessions_ended=result.sessions_ended,
+    return approval_read(request)
+
+
+# -- four-eyes approvals ----------------------------------------------------------------
+
+
+@admin_routes.get("/approvals")
+def list_approvals(db: DB, clock: Now, paging: Paging) -> Page[ApprovalRead]:
+    """The requests waiting for a second administrator, oldest first."""
+    statement = approvals.pending_statement(session=db, now=clock)
+    rows, total = fetch_page(db, statement, paging)
+    return Page[ApprovalRead](
+        items=[approval_read(r) for r in rows],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
     )
+
+
+@admin_routes.post("/approvals/{request_id}/approve")
+def approve_request(
+    request_id: uuid.UUID,
+    *,
+    actor: CurrentPrincipal,
+    db: DB,
+    clock: Now,
+    settings: AppSettings,
+    guard: AppGuard,
+) -> ApprovalRead:
+    """Approve another administrator's request: it is executed now, once."""
+    decided = approvals.approve(
+        session=db, settings=settings, guard=guard, actor=actor, request_id=request_id, now=clock
+    )
+    return approval_read(decided.request, sessions_ended=decided.sessions_ended)
+
+
+@admin_routes.post("/approvals/{request_id}/refuse")
+def refuse_request(
+    request_id: uuid.UUID, actor: CurrentPrincipal, db: DB, clock: Now, settings: AppSettings
+) -> ApprovalRead:
+    """Refuse a request (or withdraw one's own): it is never executed."""
+    decided = approvals.refuse(
+        session=db, settings=settings, actor=actor, request_id=request_id, now=clock
+    )
+    return approval_read(decided.request)
 
 
 @admin_routes.delete("/accounts/{account_id}/sessions")

@@ -76,11 +76,35 @@ class RecoveryIn(StrictInput):
     second_factor: bool = True
 
 
-class RecoveryIssued(Output):
-    setup_token: str | None
-    setup_expires_at: datetime | None
-    sessions_ended: int
-    instructions: str = SETUP_INSTRUCTIONS
+APPROVAL_INSTRUCTIONS = (
+    "This action needs a second administrator: another administrator approves it with "
+    "POST /api/v1/admin/approvals/{id}/approve (or refuses it with .../refuse) within "
+    "24 hours (GET /api/v1/admin/approvals lists what waits). The one who asked cannot "
+    "approve it. A setup token is never shown to an administrator: it is emailed to the "
+    "account's own address when the request is approved."
+)
+
+
+class ApprovalRead(Output):
+    """A four-eyes request: an administrator's action waiting for, or decided by, a
+    second administrator. ``target_id`` is the account acted on (for ``create_admin``,
+    the new administrator's account, disabled until approved)."""
+
+    id: uuid.UUID
+    action: Literal["release", "recovery", "create_admin"]
+    target_id: uuid.UUID
+    reset_password: bool
+    reset_second_factor: bool
+    reason: str | None
+    requested_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    outcome: Literal["pending", "approved", "refused", "expired"]
+    decided_by: uuid.UUID | None
+    decided_at: datetime | None
+    #: Sessions of the account that the executed action ended (a recovery).
+    sessions_ended: int = 0
+    instructions: str = APPROVAL_INSTRUCTIONS
 
 
 class SessionsEnded(Output):

@@ -1,10 +1,20 @@
-"""``hippocrate accounts``: bootstrap the first administrator, list accounts.
+"""``hippocrate accounts``: bootstrap the first administrator, four-eyes approvals,
+list accounts.
 
 ``create-admin`` is how a real deployment gets its first administrator (the admin API
-needs one to exist). As with ``POST /admin/staff``, the account has no password: the
-command prints a single-use setup token, which the operator hands over in person or by
-another channel than the account's email; its holder chooses a password with it and
-enrols TOTP at their first sign-in. The operator never knows the password.
+needs one to exist), and only its first: once an administrator exists, a new one is
+asked by an administrator (``POST /api/v1/admin/staff`` with role ``admin``) and
+approved by another one, or, while there is a single administrator, by an operator
+here (``approve``). The bootstrap account has no password: the command prints a
+single-use setup token, which the operator hands over in person or by another channel
+than the account's email; its holder chooses a password with it and enrols TOTP at
+their first sign-in. The operator never knows the password.
+
+``approvals``, ``approve`` and ``refuse`` let an operator (the system user running the
+command, as for ``guard release``) decide the requests administrators made: the
+operator is "someone else" than the requesting administrator, and is recorded as the
+decider. A setup token of an approved recovery or administrator is emailed to the
+account's own address, never printed.
 
 ``list`` shows metadata only (id, role, status, second factor, dates): like support,
 the command opens nothing sealed, so no email or name is ever printed.
@@ -12,15 +22,25 @@ the command opens nothing sealed, so no email or name is ever printed.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import typer
+from sqlalchemy import func, select
 
 from hippocrate.access import policy
-from hippocrate.cli.context import platform_work, runtime
+from hippocrate.admin import service as approvals
+from hippocrate.cli.context import (
+    fail,
+    operator_principal,
+    operator_work,
+    platform_work,
+    runtime,
+)
+from hippocrate.errors import HippocrateError
 from hippocrate.identity import events, service
-from hippocrate.identity.errors import IdentityError
-from hippocrate.identity.models import AccountStatus, Role
+from hippocrate.identity.errors import AccountActionRefused, IdentityError
+from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
 from hippocrate.tags import Purpose, Tag
 
@@ -31,7 +51,9 @@ app = typer.Typer(help="Accounts: bootstrap an administrator, list metadata.", n
 def create_admin(
     email: str = typer.Option(..., "--email", help="The administrator's email address."),
 ) -> None:
-    """Create an administrator account without a password; print its setup token."""
+    """Create the first administrator account, without a password; print its setup
+    token. Refused once an administrator exists (ask one for a new administrator, and
+    approve it with ``approve``)."""
     now = datetime.now(UTC)
     with runtime() as rt:
         try:
@@ -39,6 +61,21 @@ def create_admin(
                 account = service.create_staff_account(
                     session=session, role=Role.ADMIN, email=email, now=now
                 )
+                others = session.scalar(
+                    select(func.count())
+                    .select_from(Account)
+                    .where(
+                        Account.role == Role.ADMIN,
+                        Account.status != AccountStatus.DELETED,
+                        Account.id != account.id,
+                    )
+                )
+                if others:
+                    raise AccountActionRefused(
+                        "an administrator exists already: a new one is asked by an "
+                        "administrator (POST /api/v1/admin/staff, role admin) and approved "
+                        "by another, or by an operator with 'hippocrate accounts approve'"
+                    )
                 token, expires = service.issue_setup_token(
                     session=session, account=account, now=now
                 )
@@ -90,3 +127,63 @@ def list_accounts(
             f"{last}{locked}"
         )
     typer.echo(f"{len(rows)} accounts")
+
+
+@app.command("approvals")
+def list_approvals() -> None:
+    """List the requests waiting for a second administrator (or an operator)."""
+    now = datetime.now(UTC)
+    with runtime() as rt, platform_work(rt, Purpose.OPERATIONS) as session:
+        rows = list(session.scalars(approvals.pending_statement(session=session, now=now)))
+        lines = [
+            f"{r.id!s:36}  {r.action.value:12}  {r.target_id!s:36}  {r.requested_by!s:36}  "
+            f"{r.expires_at:%Y-%m-%d %H:%M}"
+            for r in rows
+        ]
+    typer.echo(f"{'id':36}  {'action':12}  {'account':36}  {'requested by':36}  expires")
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"{len(lines)} pending")
+
+
+@app.command("approve")
+def approve(request_id: uuid.UUID) -> None:
+    """Approve an administrator's request as the operator: it is executed now, once."""
+    _decide(request_id, approve=True)
+
+
+@app.command("refuse")
+def refuse(request_id: uuid.UUID) -> None:
+    """Refuse an administrator's request: it is never executed."""
+    _decide(request_id, approve=False)
+
+
+def _decide(request_id: uuid.UUID, *, approve: bool) -> None:
+    principal = operator_principal()
+    now = datetime.now(UTC)
+    with runtime() as rt:
+        assert rt.guard is not None
+        try:
+            with operator_work(rt, principal) as session:
+                if approve:
+                    decided = approvals.approve(
+                        session=session,
+                        settings=rt.settings,
+                        guard=rt.guard,
+                        actor=principal,
+                        request_id=request_id,
+                        now=now,
+                    )
+                else:
+                    decided = approvals.refuse(
+                        session=session,
+                        settings=rt.settings,
+                        actor=principal,
+                        request_id=request_id,
+                        now=now,
+                    )
+                action, target = decided.request.action.value, decided.request.target_id
+        except HippocrateError as exc:
+            raise fail(str(exc)) from None
+    verb = "approved and executed" if approve else "refused"
+    typer.echo(f"request {request_id} ({action} of {target}) {verb}")

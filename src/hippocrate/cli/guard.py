@@ -8,9 +8,11 @@ server.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import typer
 
+from hippocrate.admin.service import settle_release_requests
 from hippocrate.cli.context import (
     fail,
     operator_actor,
@@ -40,7 +42,12 @@ def release(
     account_id: uuid.UUID,
     reason: str = typer.Option(..., min=10, help="Why the account may work again."),
 ) -> None:
-    """Release a contained account (recorded in the audit trail)."""
+    """Release a contained account or operator (recorded in the audit trail).
+
+    An operator releases at once (another operator than the one contained): the command
+    line is the server's owner, as for the first administrator. The released principal
+    keeps its counts, exactly as when two administrators release it through the API,
+    and the release requests waiting for it are settled."""
     if len(reason.strip()) < 10:
         raise fail("give a reason of at least 10 characters")
     principal = operator_principal()
@@ -52,6 +59,9 @@ def release(
             with operator_work(rt, principal) as session:
                 rt.guard.release(
                     session, admin=operator_actor(principal), account_id=account_id, reason=reason
+                )
+                settle_release_requests(
+                    session=session, actor=principal, target_id=account_id, now=datetime.now(UTC)
                 )
         except (LookupError, NotContained) as exc:
             raise fail(str(exc)) from None

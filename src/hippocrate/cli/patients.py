@@ -47,6 +47,7 @@ def show(
                     reason=reason.strip(),
                     minutes=SHOW_GRANT_MINUTES,
                     now=now,
+                    settings=rt.settings,
                 )
                 patient = readable_record(
                     session=session, principal=principal, patient_id=patient_id, now=now

@@ -137,10 +137,22 @@ class Guard:
             raise Contained(reason)
         if self.is_honeytoken(session, patient):
             self._trip(actor, "honeytoken", patient, session=session)
-        for (_, _, limit, label), count in zip(rules, counts, strict=True):
-            assert limit is not None
-            if count > limit:
-                self._trip(actor, f"breadth: {count} patients in {label}", session=session)
+        tripped = [
+            (seconds, f"breadth: {count} patients in {label}")
+            for (_, seconds, limit, label), count in zip(rules, counts, strict=True)
+            if limit is not None and count > limit
+        ]
+        if tripped:
+            longest, reason = max(seconds for seconds, _ in tripped), tripped[0][1]
+            # The refused read was new in the longest window it tripped, so new in every
+            # shorter one: take it back there, so a release starts from what was read.
+            self.state.forget(
+                actor.account_id,
+                patient,
+                scopes=[scope for scope, seconds, _, _ in rules if seconds <= longest],
+                session=session,
+            )
+            self._trip(actor, reason, session=session)
 
     def note_refusal(self, actor: Actor) -> None:
         """Called after a refused or not-found access; raises ``Contained`` past the
@@ -251,29 +263,40 @@ class Guard:
             message.set_content(json.dumps(payload, indent=2))
             deliver(self.settings, message, uuid.uuid4())
 
+    def ensure_releasable(self, session: Session, account_id: uuid.UUID) -> None:
+        """``LookupError`` if there is no such account nor contained operator,
+        ``NotContained`` if the guard did not contain it."""
+        # Plaintext columns only: asking opens nothing of the account.
+        reason = session.scalar(select(Account.disabled_reason).where(Account.id == account_id))
+        exists = session.scalar(select(Account.id).where(Account.id == account_id)) is not None
+        held = self.state.contained(account_id, session=session) is not None
+        if not exists and not held:
+            raise LookupError("no such account")
+        if reason != "contained" and not held:
+            raise NotContained()
+
     def release(
         self, session: Session, *, admin: Actor, account_id: uuid.UUID, reason: str
     ) -> None:
-        """An admin (or an operator) releases a contained principal, with a reason, in
-        the caller's unit of work (recorded in the trail). ``LookupError`` if there is
-        no such account nor contained operator, ``NotContained`` if the guard did not
-        contain it."""
+        """Release a contained principal, with a reason, in the caller's unit of work
+        (recorded in the trail): what an approved four-eyes request does, or an
+        operator at the command line. ``LookupError`` if there is no such account nor
+        contained operator, ``NotContained`` if the guard did not contain it.
+
+        The principal's breadth windows and refusals are kept: it starts again from
+        the counts it had, so a release buys no fresh budget (docs/GUARD.md,
+        "Administrators")."""
+        self.ensure_releasable(session, account_id)
         # Plaintext columns only: releasing opens nothing of the account.
-        account = session.execute(
-            select(Account.status, Account.disabled_reason).where(Account.id == account_id)
-        ).first()
-        held = self.state.contained(account_id, session=session) is not None
-        if account is None and not held:
-            raise LookupError("no such account")
-        contained = account is not None and account.disabled_reason == "contained"
-        if not contained and not held:
-            raise NotContained()
-        if account is not None and contained and account.status is AccountStatus.DISABLED:
-            session.execute(
-                update(Account)
-                .where(Account.id == account_id)
-                .values(status=AccountStatus.ACTIVE, disabled_reason=None)
+        session.execute(
+            update(Account)
+            .where(
+                Account.id == account_id,
+                Account.status == AccountStatus.DISABLED,
+                Account.disabled_reason == "contained",
             )
+            .values(status=AccountStatus.ACTIVE, disabled_reason=None)
+        )
         append(
             session,
             [

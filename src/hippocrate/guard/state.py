@@ -83,7 +83,25 @@ class GuardState(Protocol):
         """The containment reason, or None."""
         ...
 
-    def release(self, account: uuid.UUID, *, session: Session | None = None) -> None: ...
+    def forget(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        scopes: Sequence[str],
+        session: Session | None = None,
+    ) -> None:
+        """Take back the read of ``patient`` that :meth:`observe` just counted in
+        ``scopes``: the guard refused it (it tripped the limit), so no data was read
+        and a released principal does not carry it. Every state then holds the same
+        counts after a containment (the database state's was rolled back with the
+        refused unit of work already)."""
+        ...
+
+    def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
+        """Lift ``account``'s containment. Its read windows and refusals are kept: a
+        released principal starts from the counts it had, never from zero."""
+        ...
 
 
 class LocalState:
@@ -151,12 +169,21 @@ class LocalState:
         with self._lock:
             return self._contained.get(account)
 
+    def forget(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        scopes: Sequence[str],
+        session: Session | None = None,
+    ) -> None:
+        with self._lock:
+            for scope in scopes:
+                self._reads.get((account, scope), {}).pop(patient, None)
+
     def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
         with self._lock:
-            self._contained.pop(account, None)
-            for key in [k for k in self._reads if k[0] == account]:
-                del self._reads[key]
-            self._refusals.pop(account, None)
+            self._contained.pop(account, None)  # the windows keep counting
 
 
 # A sliding-window count of distinct members, atomic across processes, one round trip:
@@ -259,14 +286,26 @@ class RedisState:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
         return value.decode() if isinstance(value, bytes) else None
 
+    def forget(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        scopes: Sequence[str],
+        session: Session | None = None,
+    ) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            for scope in scopes:
+                pipe.zrem(self._key(scope, account), str(patient))
+            pipe.execute()
+        except RedisError as exc:
+            raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
+
     def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
         try:
-            self._redis.delete(
-                self._key("contained", account),
-                self._key("reads", account),
-                self._key("reads-day", account),
-                self._key("refusals", account),
-            )
+            # Only the mark: the windows keep counting (a release is no fresh budget).
+            self._redis.delete(self._key("contained", account))
         except RedisError as exc:
             raise GuardUnavailable(f"guard state unreachable: {type(exc).__name__}") from None
 
@@ -431,11 +470,32 @@ class DatabaseState:
         found: str | None = self._run(session, lambda db: self._contained(db, account))
         return found
 
+    def forget(
+        self,
+        account: uuid.UUID,
+        patient: uuid.UUID,
+        *,
+        scopes: Sequence[str],
+        session: Session | None = None,
+    ) -> None:
+        if session is not None:
+            return  # counted in the refused unit of work, which rolls back with it
+
+        def work(db: Session) -> None:
+            db.execute(
+                delete(WindowRead).where(
+                    WindowRead.account_id == account,
+                    WindowRead.patient_id == patient,
+                    WindowRead.scope.in_(list(scopes)),
+                )
+            )
+
+        self._run(None, work)
+
     def release(self, account: uuid.UUID, *, session: Session | None = None) -> None:
         def work(db: Session) -> None:
+            # Only the mark: the windows keep counting (a release is no fresh budget).
             db.execute(delete(Containment).where(Containment.account_id == account))
-            db.execute(delete(WindowRead).where(WindowRead.account_id == account))
-            db.execute(delete(WindowRefusal).where(WindowRefusal.account_id == account))
 
         self._run(session, work)
         with self._lock:

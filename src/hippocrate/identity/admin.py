@@ -6,8 +6,13 @@ Guarantees:
   columns, nothing sealed is opened, so no email, name, NIR or health data can reach
   it by mistake;
 - staff recovery is an administrator's act on *another* account (an administrator
-  cannot recover, disable or unlock themselves); it ends the account's sessions and
-  returns a single-use setup token for a password reset;
+  cannot recover, disable or unlock themselves), executed only once a second
+  administrator approved it (``hippocrate.admin.service``); it ends the account's
+  sessions and issues a single-use setup token, which the caller emails to the
+  account's own address (never to an administrator);
+- an administrator account awaiting a second administrator's approval
+  (``AWAITING_APPROVAL``) is not enabled, recovered or released by anyone: only the
+  approval activates it;
 - disabling an account ends its sessions at once.
 
 Each operation records an audit event (``account:status:disabled``,
@@ -33,6 +38,9 @@ from hippocrate.identity.sessions import end_all_sessions, end_sessions_of
 from hippocrate.tags import Tag
 
 CONTAINED = "contained"  # the guard's reason when it disables an account
+#: The reason of an administrator account created disabled, until a second
+#: administrator approves its creation.
+AWAITING_APPROVAL = "awaiting approval"
 
 
 def _other(actor: Principal, account: Account, action: str) -> None:
@@ -60,6 +68,11 @@ def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
     _other(actor, account, "enable")
     if account.status is not AccountStatus.DISABLED:
         raise AccountActionRefused("this account is not disabled")
+    if account.disabled_reason == AWAITING_APPROVAL:
+        raise AccountActionRefused(
+            "this administrator account awaits a second administrator's approval of its "
+            "creation: see GET /api/v1/admin/approvals"
+        )
     if account.disabled_reason == CONTAINED:
         raise AccountActionRefused(
             "the guard contained this account: release it with "
@@ -83,6 +96,31 @@ def unlock_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
     return account
 
 
+def check_recovery(
+    *,
+    session: Session,
+    actor: Principal,
+    account_id: uuid.UUID,
+    reset_password: bool,
+    reset_second_factor: bool,
+) -> Account:
+    """The staff account ``actor`` may ask to recover; refuses oneself, patients, an
+    empty request and an administrator account awaiting approval."""
+    account = get_account(session=session, account_id=account_id)
+    _other(actor, account, "recover")
+    if not account.role.is_staff:
+        raise AccountActionRefused(
+            "patients recover their account themselves (email link and second factor)"
+        )
+    if not (reset_password or reset_second_factor):
+        raise AccountActionRefused("say what to reset: the password, the second factor, or both")
+    if account.disabled_reason == AWAITING_APPROVAL:
+        raise AccountActionRefused(
+            "this administrator account awaits approval of its creation: approve or refuse it"
+        )
+    return account
+
+
 @dataclass(frozen=True)
 class StaffRecovery:
     setup_token: str | None
@@ -100,15 +138,17 @@ def recover_staff_account(
     now: datetime,
 ) -> StaffRecovery:
     """Reset a staff member's password (a setup token replaces it) and/or second factor
-    (their next sign-in can only set up a new one). Ends their sessions, lifts a lock."""
-    account = get_account(session=session, account_id=account_id)
-    _other(actor, account, "recover")
-    if not account.role.is_staff:
-        raise AccountActionRefused(
-            "patients recover their account themselves (email link and second factor)"
-        )
-    if not (reset_password or reset_second_factor):
-        raise AccountActionRefused("say what to reset: the password, the second factor, or both")
+    (their next sign-in can only set up a new one). Ends their sessions, lifts a lock.
+
+    The caller delivers the token to the account's own address; only an approved
+    four-eyes request calls this (``hippocrate.admin.service``)."""
+    account = check_recovery(
+        session=session,
+        actor=actor,
+        account_id=account_id,
+        reset_password=reset_password,
+        reset_second_factor=reset_second_factor,
+    )
     token = expires = None
     if reset_password:
         account.password_hash = None

@@ -2,6 +2,7 @@
 the migrations: the store (``hippocrate.db``) imports no domain."""
 
 from hippocrate.access.models import BreakGlassGrant
+from hippocrate.admin.models import FourEyesRequest
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
@@ -24,6 +25,7 @@ __all__ = [
     "Consultation",
     "Containment",
     "DataKeyRecord",
+    "FourEyesRequest",
     "HoneytokenMarker",
     "Message",
     "OutboundEmail",

@@ -148,6 +148,46 @@ TEMPLATES: dict[str, Template] = {
                 _NOT_YOU,
             ),
         ),
+        # Four-eyes approvals: to every active administrator when one asks for an action
+        # a second must approve, then to the one who asked and the one who decided.
+        Template(
+            name="approval_requested",
+            subject="Hippocrate : une action attend une seconde validation",
+            paragraphs=(
+                "Un administrateur de Hippocrate a demandé une action sensible (libérer un "
+                "compte bloqué par sécurité, réinitialiser l'accès d'un compte "
+                "professionnel ou créer un administrateur). Elle n'aura lieu que si un "
+                "autre administrateur la valide, dans la journée.",
+                "Pour la voir, la valider ou la refuser, connectez-vous à votre espace en "
+                "tapant vous-même l'adresse {public_url} dans votre navigateur. Celui qui a "
+                "demandé l'action ne peut pas la valider lui-même.",
+            ),
+        ),
+        Template(
+            name="approval_decided",
+            subject="Hippocrate : une action d'administration a été décidée",
+            paragraphs=(
+                "Une action d'administration soumise à double validation vient d'être "
+                "validée ou refusée. Vous en êtes le demandeur ou le décideur.",
+                "Le détail est dans votre espace : connectez-vous en tapant vous-même "
+                "l'adresse {public_url} dans votre navigateur.",
+                "Si vous n'avez ni demandé ni décidé cette action, prévenez sans attendre "
+                "les autres administrateurs : votre compte est peut-être utilisé par "
+                "quelqu'un d'autre.",
+            ),
+        ),
+        # Break-glass: the patient learns at once that their record was opened.
+        Template(
+            name="break_glass_opened",
+            subject="Hippocrate : votre dossier a été ouvert en accès d'urgence",
+            paragraphs=(
+                "Une personne habilitée de Hippocrate vient d'ouvrir votre dossier en "
+                "accès d'urgence, pour une durée limitée et avec un motif enregistré.",
+                "Vous pouvez voir qui a accédé à votre dossier, quand et pourquoi, dans "
+                "votre espace, rubrique « Qui a consulté mon dossier ».",
+                _GO_TO_APP,
+            ),
+        ),
         Template(
             name="account_deleted",
             subject="Hippocrate : votre compte a été supprimé",

@@ -20,7 +20,7 @@ from hippocrate.access import policy
 from hippocrate.access.errors import Forbidden
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.access.principal import Principal
-from hippocrate.api.deps import DB, CurrentPrincipal, Now, authenticated_router
+from hippocrate.api.deps import DB, AppSettings, CurrentPrincipal, Now, authenticated_router
 from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.consultations.api import Blobs
 from hippocrate.patients import service
@@ -139,8 +139,10 @@ def get_record(
 
 @router.post("/admin/break-glass", response_model=BreakGlassRead, status_code=201)
 def open_break_glass(
-    db: DB, principal: CurrentPrincipal, now: Now, data: BreakGlassCreate
+    db: DB, principal: CurrentPrincipal, now: Now, data: BreakGlassCreate, settings: AppSettings
 ) -> BreakGlassRead:
+    """Open emergency access to one patient's record, with a reason; the patient is
+    emailed at once and sees the grant in their access history."""
     grant = service.grant_break_glass(
         session=db,
         principal=principal,
@@ -148,6 +150,7 @@ def open_break_glass(
         reason=data.reason,
         minutes=data.minutes,
         now=now,
+        settings=settings,
     )
     return _grant(grant, now)
 

@@ -14,6 +14,7 @@ from hippocrate.access import policy
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.access.principal import Principal
 from hippocrate.blobs import BlobStore, delete_after_commit
+from hippocrate.config import Settings
 from hippocrate.consultations.models import (
     Attachment,
     CareRelationship,
@@ -24,6 +25,7 @@ from hippocrate.identifiers import nir_matches_identity
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
 from hippocrate.keyring.service import destroy_keys
+from hippocrate.notify.service import send, unsafe_patient_account
 from hippocrate.patients.errors import (
     DuplicatePatient,
     InconsistentIdentity,
@@ -298,9 +300,13 @@ def grant_break_glass(
     reason: str,
     minutes: int,
     now: datetime,
+    settings: Settings | None = None,
 ) -> BreakGlassGrant:
     """An admin (or a CLI operator) opens time-limited access to one patient's data,
-    with a stated reason that the patient reads later."""
+    with a stated reason that the patient reads in their access history.
+
+    With ``settings``, the patient is emailed at once (``break_glass_opened``: a fixed
+    text, no health data, no reason, no name), when they have an active account."""
     policy.ensure_may_break_glass(principal)
     grant = BreakGlassGrant(
         admin_account_id=principal.account_id if principal.operator is None else None,
@@ -312,6 +318,11 @@ def grant_break_glass(
     grant.reason = reason
     session.add(grant)
     session.flush()
+    if settings is not None:
+        account = unsafe_patient_account(session=session, patient_id=grant.patient_id)
+        if account is not None:
+            send(session=session, settings=settings, account=account,
+                 template="break_glass_opened", now=now)  # fmt: skip
     return grant
 
 
