@@ -32,9 +32,9 @@ from hippocrate.blobs import BlobStore
 from hippocrate.config import Settings
 from hippocrate.consultations.models import ConsultationStatus
 from hippocrate.consultations.schemas import SPECIALTIES
-from hippocrate.demo.accounts import AccountMaker, DemoAccount
-from hippocrate.demo.consultations import Clinic
+from hippocrate.guard.clinic import Clinic
 from hippocrate.guard.honeytokens import Planter
+from hippocrate.guard.people import AccountMaker, DemoAccount
 from hippocrate.guard.service import Guard
 from hippocrate.identity.models import Role
 from hippocrate.patients.synthetic import SyntheticPatients

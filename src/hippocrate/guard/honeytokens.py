@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -36,16 +36,16 @@ from hippocrate.blobs import BlobStore, FileBlobStore
 from hippocrate.config import Settings
 from hippocrate.consultations import service as consultations
 from hippocrate.consultations.models import CareRelationship, Consultation, ConsultationStatus
-from hippocrate.demo.accounts import AccountMaker, DemoAccount
-from hippocrate.demo.actors import unsafe_acting_as
-from hippocrate.demo.consultations import Clinic
-from hippocrate.demo.scenarios import Scenario
 from hippocrate.errors import HippocrateError
+from hippocrate.guard.acting import unsafe_acting_as
+from hippocrate.guard.clinic import Clinic
 from hippocrate.guard.models import HoneytokenMarker
+from hippocrate.guard.people import AccountMaker, DemoAccount
+from hippocrate.guard.scenarios import Scenario
 from hippocrate.guard.service import Guard
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
 from hippocrate.patients.models import Patient
-from hippocrate.patients.schemas import PatientCreate
+from hippocrate.patients.schemas import Address, PatientCreate
 from hippocrate.patients.synthetic import DEMO_DOMAIN, SyntheticPatients
 from hippocrate.tags import Purpose
 
@@ -153,6 +153,33 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def unsafe_planted_patient(
+    session: Session, patient_id: uuid.UUID
+) -> tuple[DemoAccount, PatientCreate]:
+    """A planted honeytoken's account, and what its cases need of its record (names,
+    birth date, sex: the scenario that fits, the names on its documents).
+
+    Unsafe, it skips the access policy and the guard: the platform reads its own
+    honeytoken to give it its life, in its own unit of work, and shows nothing."""
+    with unsafe_acting_as(session, Actor(role="operator", purpose=Purpose.SETUP)):
+        account = session.scalars(select(Account).where(Account.patient_id == patient_id)).one()
+        record = session.get(Patient, patient_id)
+        assert record is not None
+        data = PatientCreate.model_construct(
+            given_names=record.given_names or "",
+            family_name=record.family_name or "",
+            birth_date=record.birth_date or date(1980, 1, 1),
+            sex="F" if record.sex == "F" else "M",
+            email="",
+            phone="",
+            address=Address.model_construct(line1="", postal_code="", city=""),
+        )
+    holder = DemoAccount(
+        role=Role.PATIENT, email="", password="", account_id=account.id, patient_id=patient_id
+    )
+    return holder, data
+
+
 class Planter:
     """Plants honeytokens in one unit of work of the platform (nothing here commits)."""
 
@@ -226,7 +253,7 @@ class Planter:
             practitioner = self._rng.choice(uncovered or self._practitioners)
         waiting = self.lifeless() if practitioner is not None else []
         if waiting:
-            patient, data = self._known(waiting[0])
+            patient, data = unsafe_planted_patient(self._session, waiting[0])
             practitioner, scenario = self._fitting(practitioner, data)
         else:
             data, scenario = self._identity(practitioner)
@@ -272,30 +299,6 @@ class Planter:
             if scenario is not None:
                 return candidate, scenario
         return wanted, None
-
-    def _known(self, patient_id: uuid.UUID) -> tuple[DemoAccount, PatientCreate]:
-        """A planted honeytoken's account, and what its cases need of its record."""
-        actor = Actor(role="operator", purpose=Purpose.SETUP)
-        with unsafe_acting_as(self._session, actor):
-            account = self._session.scalars(
-                select(Account).where(Account.patient_id == patient_id)
-            ).one()
-            record = self._session.get(Patient, patient_id)
-            assert record is not None
-            data = PatientCreate.model_construct(
-                given_names=record.given_names,
-                family_name=record.family_name,
-                birth_date=record.birth_date,
-                sex=record.sex,
-            )
-        holder = DemoAccount(
-            role=Role.PATIENT,
-            email="",
-            password="",
-            account_id=account.id,
-            patient_id=patient_id,
-        )
-        return holder, data
 
     def _identity(self, practitioner: DemoAccount | None) -> tuple[PatientCreate, Scenario | None]:
         """A synthetic identity at the canary domain that fits a scenario of the
