@@ -48,6 +48,7 @@ class Purpose(StrEnum):
     RELEASE = "release"  # releasing a principal the guard contained
     #: Art. 34 notices sent to patients by the platform (breach response).
     NOTICE = "notice"
+    IMPORT = "import"  # patients brought in from another platform (hippocrate import)
 
 
 class Outcome(StrEnum):

@@ -19,7 +19,13 @@ from hippocrate.identity.models import Account, Role
 from hippocrate.notify import service
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.notify.service import send
-from hippocrate.notify.templates import UnknownTemplate, UnsafeLink, names, token_link
+from hippocrate.notify.templates import (
+    UnknownTemplate,
+    UnsafeLink,
+    names,
+    template_for,
+    token_link,
+)
 from tests.conftest import Store
 from tests.notify.conftest import (
     MAIL_FROM,
@@ -38,7 +44,7 @@ CODE = re.compile(r"Code de vérification : ([A-Z2-9]{4}-[A-Z2-9]{4})")
 
 
 def links_for(template: str) -> dict[str, str] | None:
-    if template not in {"verify_email", "reset_password"}:
+    if template_for(template).link_path is None:
         return None
     return {"link": token_link(template=template, token=TOKEN, public_url=PUBLIC_URL)}
 

@@ -29,7 +29,7 @@ from hippocrate.notify.templates import (
 from hippocrate.patients.synthetic import SyntheticPatients
 from tests.plaintext import find_in, spellings_of_patient
 
-LINK_TEMPLATES = {"verify_email", "reset_password"}
+LINK_TEMPLATES = {"verify_email", "reset_password", "invitation"}
 EXPECTED = {
     "verify_email",
     "reset_password",
@@ -43,6 +43,7 @@ EXPECTED = {
     "approval_requested",
     "approval_decided",
     "break_glass_opened",
+    "invitation",
 }
 
 # What a phishing email built from the MédecinDirect data would say, and what a careless

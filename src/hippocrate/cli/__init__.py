@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from typer.exceptions import TyperException
 
-from hippocrate.cli import accounts, audit, demo, guard, keys, patients
+from hippocrate.cli import accounts, audit, demo, guard, interop, keys, patients
 from hippocrate.db.engine import BadDatabaseURL
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import PatientError
@@ -29,6 +29,7 @@ app.add_typer(patients.app, name="patients")
 app.add_typer(audit.app, name="audit")
 app.add_typer(guard.app, name="guard")
 app.add_typer(accounts.app, name="accounts")
+app.command("import")(interop.import_patients)
 
 _EXPECTED = (
     VaultError,

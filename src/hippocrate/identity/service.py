@@ -77,10 +77,19 @@ _EMAILED_TOKENS = {
 
 
 def _email_token(
-    *, session: Session, settings: Settings, account: Account, purpose: TokenPurpose, now: datetime
+    *,
+    session: Session,
+    settings: Settings,
+    account: Account,
+    purpose: TokenPurpose,
+    now: datetime,
+    invitation: bool = False,
 ) -> None:
-    """Issue a single-use token for ``purpose`` and email its link to the account."""
+    """Issue a single-use token for ``purpose`` and email its link to the account (an
+    imported account's first one is an invitation: its own text, a longer life)."""
     template, lifetime = _EMAILED_TOKENS[purpose]
+    if invitation:
+        template, lifetime = "invitation", tokens.INVITATION_LIFETIME
     token, _ = tokens.issue(
         session=session, account_id=account.id, purpose=purpose, lifetime=lifetime, now=now
     )
@@ -210,6 +219,43 @@ def create_patient_account(
     account.email_verified_at = now
     session.add(account)
     session.flush()
+    return account
+
+
+def invite_imported_patient(
+    *, session: Session, settings: Settings, data: PatientCreate, now: datetime
+) -> Account:
+    """A patient brought in from another platform (``hippocrate import``): the record,
+    with its NIR held (the source knew its owner), and an account that cannot sign in
+    until its owner sets a password with the invitation emailed to the address. Nobody
+    is given a password, so a leaked identity is not an account; completing the link
+    proves the address and activates the account (:func:`complete_password_reset`).
+    Raises ``DuplicateAccount``, ``DuplicatePatient``, ``InconsistentIdentity``, before
+    anything is written."""
+    if unsafe_account_by_email(session=session, email=data.email) is not None:
+        raise DuplicateAccount("email address")
+    patient = create_patient(session=session, data=data)
+    # Active, not pending: the record holds its address and NIR like any verified one
+    # (a pending registration holds nothing), and without a password hash it cannot
+    # sign in (``check_password`` refuses it like a wrong password).
+    account = _new_account(
+        role=Role.PATIENT,
+        email=data.email,
+        status=AccountStatus.ACTIVE,
+        owner_id=patient.id,
+        patient_id=patient.id,
+        now=now,
+    )
+    session.add(account)
+    session.flush()
+    _email_token(
+        session=session,
+        settings=settings,
+        account=account,
+        purpose=TokenPurpose.RESET_PASSWORD,
+        now=now,
+        invitation=True,
+    )
     return account
 
 
@@ -498,8 +544,10 @@ def complete_password_reset(
     end_sessions_of(session=session, account_id=account.id, now=now, reason="password-reset")
     unlock(session=session, account=account)
     if account.status is AccountStatus.PENDING:
-        # Completing a link sent to the address proves it, like the verification link.
         account.status = AccountStatus.ACTIVE
+    if account.email_verified_at is None:
+        # Completing a link sent to the address proves it, like the verification link
+        # (a pending registration's, or an imported patient's invitation).
         account.email_verified_at = now
     events.record(session, Tag.ACCOUNT_PASSWORD_RESET, account=account, now=now)
 

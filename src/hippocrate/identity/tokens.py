@@ -22,6 +22,9 @@ from hippocrate.identity.sessions import TOKEN_BYTES, digest
 VERIFY_EMAIL_LIFETIME = timedelta(hours=48)
 RESET_PASSWORD_LIFETIME = timedelta(hours=1)
 STAFF_SETUP_LIFETIME = timedelta(hours=72)
+# An imported patient's invitation: long enough to be read after a holiday; past it,
+# the patient asks for a reset link like anyone else.
+INVITATION_LIFETIME = timedelta(days=30)
 MIN_EMAIL_INTERVAL = timedelta(seconds=60)
 """At most one email of a purpose per account in this interval (no mail bombing)."""
 

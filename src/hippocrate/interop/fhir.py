@@ -41,7 +41,7 @@ _ENCOUNTER_STATUS = {
     "closed": "finished",
     "cancelled": "cancelled",
 }
-_GENDER = {"female": "female", "male": "male", "F": "female", "M": "male"}
+_GENDER = {"F": "female", "M": "male", "X": "other"}
 
 
 class InvalidFhirBundle(RuntimeError):

@@ -8,6 +8,7 @@ from hippocrate.consultations.models import Attachment, CareRelationship, Consul
 from hippocrate.db.base import Base
 from hippocrate.guard.models import Containment, HoneytokenMarker, WindowRead, WindowRefusal
 from hippocrate.identity.models import Account, AccountToken, AuthSession, Practitioner, Throttle
+from hippocrate.interop.models import ImportProgress
 from hippocrate.keyring.models import DataKeyRecord, RootRotation
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.models import Patient
@@ -27,6 +28,7 @@ __all__ = [
     "DataKeyRecord",
     "FourEyesRequest",
     "HoneytokenMarker",
+    "ImportProgress",
     "Message",
     "OutboundEmail",
     "Patient",

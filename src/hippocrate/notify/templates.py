@@ -3,7 +3,7 @@
 Every email has the same recognisable form: a fixed subject starting ``Hippocrate :``,
 a fixed text saying what waits in the app, a framed verification code, and the same
 warnings. A template takes only the verification code, the platform's public URL and,
-for ``verify_email`` and ``reset_password``, one link to the platform carrying a
+for ``verify_email``, ``reset_password`` and ``invitation``, one link to the platform carrying a
 single-use token (see :func:`token_link`). There is no parameter for a name, a subject,
 a message or any other text, so no caller can put health data in an email.
 
@@ -86,6 +86,28 @@ TEMPLATES: dict[str, Template] = {
             closing=(
                 "Si vous n'avez rien demandé, ignorez ce message : votre mot de passe "
                 "reste inchangé.",
+            ),
+        ),
+        # A patient brought in from another platform: their account waits for them to
+        # choose a password; nobody chose one for them.
+        Template(
+            name="invitation",
+            subject="Hippocrate : votre compte vous attend",
+            paragraphs=(
+                "Votre dossier de téléconsultation a été transféré sur Hippocrate. Un "
+                "compte a été préparé à cette adresse email ; personne n'en connaît le mot "
+                "de passe : c'est vous qui le choisissez.",
+            ),
+            link_path="/account/reset-password",
+            check="link",
+            link_intro=(
+                "Ouvrez ce lien pour choisir votre mot de passe (il ne sert qu'une fois et "
+                "reste valable un mois) :"
+            ),
+            closing=(
+                "Hippocrate ne vous demandera jamais votre mot de passe, ni par email ni par "
+                "téléphone. Si ce transfert ne vous dit rien, ignorez ce message : le compte "
+                "reste inutilisable tant qu'aucun mot de passe n'est choisi.",
             ),
         ),
         Template(
