@@ -4,13 +4,14 @@ consultation's specialty and exact instants, messages' times, files' exact sizes
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, bindparam, text
 
-from hippocrate.consultations.metadata import count_left, unsafe_seal_metadata
+from hippocrate.consultations.metadata import FAULT_KILL_AFTER, count_left, unsafe_seal_metadata
 from hippocrate.patients.service import shred_patient
 from tests.consultations.helpers import Actor, Api, pdf_bytes
 from tests.consultations.test_metadata_dump import raw_rows
@@ -171,3 +172,27 @@ def test_rows_of_shredded_patients_are_coarsened_without_sealing(api: Api) -> No
             assert (at.day, at.hour, at.minute, at.second) == (1, 0, 0, 0), (table, at)
     again = unsafe_seal_metadata(sessions=api.store.sessions, batch_size=1)
     assert (again.sealed, again.coarsened) == ({}, {})
+
+
+def test_a_killed_run_is_finished_by_the_next(api: Api) -> None:
+    patient, ids = play(api)
+    before = shown(api, patient)
+    as_before_0008(api, before)
+    command, env = reseal_command(api.store)
+    command[-1] = "2"  # --batch-size 2: the consultations, then two messages, ...
+
+    killed = subprocess.run(
+        command, env={**env, FAULT_KILL_AFTER: "3"}, capture_output=True, text=True, check=False
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    # The first batch (both consultations) committed; the one killed did not.
+    assert count_left(sessions=api.store.sessions) == {"messages": 2, "attachments": 1}
+    assert shown(api, patient) == before  # every row reads the same meanwhile
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "rows holding plaintext health metadata: 3" in resumed.stdout
+    assert "sealed the plaintext metadata of 3 rows" in resumed.stdout
+    assert count_left(sessions=api.store.sessions) == {}
+    assert shown(api, patient) == before
+    assert plaintext_left(api, ids)["specialty"] is None

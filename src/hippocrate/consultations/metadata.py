@@ -22,6 +22,8 @@ is sealed.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +43,10 @@ from hippocrate.consultations.models import (
 from hippocrate.db.engine import UnitsOfWork
 from hippocrate.patients.models import Patient, PatientStatus
 from hippocrate.vault import UnwrapBudgetExceeded
+
+#: Fault injection for the crash tests: the process kills itself once this many rows
+#: are done, inside the batch that reaches it (flushed, not committed).
+FAULT_KILL_AFTER = "HIPPOCRATE_FAULT_METADATA_KILL_AFTER"
 
 #: How long to wait before retrying a batch refused by the unwrap budget.
 _BUDGET_PAUSE = 5.0
@@ -228,18 +234,24 @@ def unsafe_seal_metadata(
     key maintenance (``hippocrate.work.Units`` with ``Purpose.KEY_ROTATION``). A batch
     refused by the unwrap budget is retried after a pause; batches committed before
     stay."""
+    kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
     sealed: dict[str, int] = {}
     coarsened: dict[str, int] = {}
+    total = 0
     for table, step in _STEPS:
         while True:
             try:
                 with sessions.begin() as session:
                     done, plain = step(session, batch_size)
+                    if kill_after and total + done + plain >= kill_after:
+                        session.flush()
+                        os.kill(os.getpid(), signal.SIGKILL)
             except UnwrapBudgetExceeded:
                 pause(_BUDGET_PAUSE)
                 continue
             if not done and not plain:
                 break
+            total += done + plain
             if done:
                 sealed[table] = sealed.get(table, 0) + done
             if plain:
