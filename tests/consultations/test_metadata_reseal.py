@@ -196,3 +196,32 @@ def test_a_killed_run_is_finished_by_the_next(api: Api) -> None:
     assert count_left(sessions=api.store.sessions) == {}
     assert shown(api, patient) == before
     assert plaintext_left(api, ids)["specialty"] is None
+
+
+def test_an_older_waiting_consultation_is_sealed_when_taken(api: Api) -> None:
+    """A consultation that waited since before 0008 has no timeline: taking it builds
+    one from its plaintext, which then goes."""
+    patient, ids = play(api)
+    waiting = next(c for c in shown(api, patient) if c["id"] == ids["waiting"])
+    with api.store.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE consultations SET timeline = NULL WHERE id = :id"),
+            {"id": _id(api, waiting)},
+        )
+    api.clock.advance(minutes=4, seconds=29)
+
+    taken = api.take(api.practitioner())
+
+    assert taken["id"] == ids["waiting"]
+    assert (taken["specialty"], taken["created_at"]) == (
+        waiting["specialty"],
+        waiting["created_at"],
+    )
+    assert datetime.fromisoformat(taken["taken_at"]) == api.clock.now
+    row = next(
+        r
+        for r in raw_rows(api)["consultations"]
+        if str(r["id"]).replace("-", "") == ids["waiting"].replace("-", "")
+    )
+    assert row["specialty"] is None
+    assert row["timeline"] is not None
