@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "sections",
         nargs="*",
-        choices=["fields", "audit", "containment", "api", "rotation", "anonymous"],
+        choices=["fields", "audit", "containment", "api", "rotation", "anonymous", "registrations"],
         help="what to measure (default: all)",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
@@ -29,7 +29,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be at least 1")
 
-    sections = args.sections or ["fields", "audit", "containment", "api", "rotation", "anonymous"]
+    sections = args.sections or [
+        "fields",
+        "audit",
+        "containment",
+        "api",
+        "rotation",
+        "anonymous",
+        "registrations",
+    ]
     started = time.monotonic()
     parts = []
     if "fields" in sections:
@@ -53,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench import anonymous
 
         parts.append(anonymous.report(anonymous.run()))
+    if "registrations" in sections:
+        from bench import registrations
+
+        parts.append(registrations.report(registrations.run(postgres=bool(args.redis))))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
