@@ -29,6 +29,7 @@ from hippocrate.demo.seed import seed_demo
 from hippocrate.guard.service import Guard
 from hippocrate.guard.state import LocalState
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
+from hippocrate.tags import Purpose
 from tests.conftest import Store
 from tests.consultations.helpers import settings_for
 from tests.demo.helpers import seed
@@ -191,7 +192,7 @@ def test_seeding_records_each_act_as_its_author_which_the_guard_does_not_count(
         guard.check_read(session, actor, patient)
 
     with fast_password_hashing(), sqlite_store.sessions.begin() as session:
-        attach(session, Actor(role="operator", purpose="operations"), check)
+        attach(session, Actor(role="operator", purpose=Purpose.DEMO_SEED), check)
         report = seed_demo(
             session=session,
             settings=settings,

@@ -29,6 +29,7 @@ from sqlalchemy import event, func, or_, select, text
 from hippocrate.audit.models import AuditEvent
 from hippocrate.audit.recorder import Actor as WorkActor
 from hippocrate.config import Settings
+from hippocrate.consultations.models import Consultation
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.db.migrate import upgrade
 from hippocrate.guard.honeytokens import plant, tend
@@ -689,7 +690,14 @@ def test_a_normal_day_of_three_practitioners_triggers_nothing(
         users = [staff_member(api, Role.PRACTITIONER, specialty=s) for s in SPECIALTIES]
         # The platform places a honeytoken with each of them (a case closed days ago,
         # in their care): their list shows it, their day's work never opens it.
-        assert len(plant_honeytokens(api)) == len(users)
+        honey = plant_honeytokens(api)
+        assert len(honey) == len(users)
+        with api.store.sessions() as session:
+            honey_cases = {
+                str(c) for c in session.scalars(
+                    select(Consultation.id).where(Consultation.patient_id.in_(honey))
+                )
+            }  # fmt: skip
         doctors = [sign_in(api, u, specialty=s) for u, s in zip(users, SPECIALTIES, strict=True)]
         seen: dict[uuid.UUID, list[Case]] = {d.account_id: [] for d in doctors}
         for round_ in range(12):
@@ -761,7 +769,11 @@ def test_a_normal_day_of_three_practitioners_triggers_nothing(
         # End of the day: each practitioner reviews the day's records.
         for doctor in doctors:
             listing = day.call(doctor, "GET", "/api/v1/consultations?limit=50").json()
-            assert listing["total"] == 12 + 1  # the day's, and the honeytoken's
+            # The day's cases, and the honeytoken's in their care (one placed, maybe
+            # another one drawn).
+            listed = {item["id"] for item in listing["items"]}
+            assert listed & honey_cases
+            assert listing["total"] == 12 + len(listed & honey_cases)
             for case in seen[doctor.account_id]:
                 day.read(doctor, case, f"/api/v1/consultations/{case.consultation_id}")
                 day.read(doctor, case, f"/api/v1/patients/{case.patient_id}")

@@ -9,7 +9,9 @@ the caller's unit of work; nothing here commits. What is made:
 - ``count`` synthetic patients, each with an active, verified account and a password,
   one in three with TOTP; and their consultations in every status: waiting in the
   queue, in progress (messages both ways, photos and PDF documents), closed (report,
-  acts, often a prescription sent as a PDF), cancelled.
+  acts, often a prescription sent as a PDF), cancelled;
+- with a guard, honeytoken patients among them, made by the same generator
+  (``guard.honeytokens``), each placed with a practitioner who has none in view.
 
 Cost: one argon2id hash (production parameters, ~0.15 s) per account, nothing else of
 note: ``seed --patients 50`` makes 65 accounts.
@@ -32,7 +34,7 @@ from hippocrate.blobs import BlobStore
 from hippocrate.config import Settings
 from hippocrate.consultations.models import ConsultationStatus
 from hippocrate.consultations.schemas import SPECIALTIES
-from hippocrate.guard.clinic import Clinic
+from hippocrate.guard.clinic import CASES_PER_PATIENT, STATUS_WEIGHTS, Clinic
 from hippocrate.guard.honeytokens import Planter
 from hippocrate.guard.people import AccountMaker, DemoAccount
 from hippocrate.guard.service import Guard
@@ -44,7 +46,7 @@ CREDENTIALS_FILE = "demo-credentials.json"
 Status = ConsultationStatus
 # The first consultations seeded take every status, so even a tiny demo shows them all.
 _FIRST = (Status.IN_PROGRESS, Status.CLOSED, Status.REQUESTED, Status.CANCELLED)
-_WEIGHTS = {Status.REQUESTED: 20, Status.IN_PROGRESS: 25, Status.CLOSED: 40, Status.CANCELLED: 15}
+_WEIGHTS = STATUS_WEIGHTS
 
 
 @dataclass
@@ -93,6 +95,7 @@ def seed_demo(
     seed: int | None = None,
     guard: Guard | None = None,
     honeytokens: int = 0,
+    open_cases: bool = True,
 ) -> SeedReport:
     """Create the demo's accounts and consultations (see the module docstring).
 
@@ -104,6 +107,9 @@ def seed_demo(
     With ``guard``, ``honeytokens`` honeytoken patients are planted among them, at
     random places of the sequence (so their rows and their events in the trail lie
     among the real ones'), each placed with a practitioner who has none in view.
+    Without ``open_cases``, a case drawn waiting or in progress is played to its close
+    (``Clinic.recently_closed``): the platform as it is once the queue is empty, as the
+    honeytokens always are (docs/GUARD.md, "Honeytokens").
     """
     # Seeding must never email anyone: the notifications go to the outbox folder.
     settings = settings.model_copy(update={"smtp_host": None})
@@ -145,7 +151,7 @@ def seed_demo(
         data = people.patient(with_nir=index % 4 != 3)
         patient = maker.patient(data, with_totp=index % 3 == 1)
         report.patients.append(patient)
-        cases = rng.choice((1, 1, 1, 2, 2, 3))
+        cases = rng.choice(CASES_PER_PATIENT)
         if index == count - 1:
             cases = max(cases, len(_FIRST) - planned)
         for _ in range(cases):
@@ -154,7 +160,10 @@ def seed_demo(
                 if planned < len(_FIRST)
                 else rng.choices(list(_WEIGHTS), weights=list(_WEIGHTS.values()))[0]
             )
-            clinic.consult(patient, data, status)
+            if open_cases or status in (Status.CLOSED, Status.CANCELLED):
+                clinic.consult(patient, data, status)
+            else:
+                clinic.recently_closed(patient, data)
             planned += 1
     report.consultations = clinic.statuses
     report.messages, report.attachments = clinic.messages, clinic.attachments

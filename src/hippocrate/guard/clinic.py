@@ -19,6 +19,7 @@ When every practitioner of a specialty is full, the case becomes an older, finis
 
 from __future__ import annotations
 
+import inspect
 import random
 import textwrap
 import uuid
@@ -53,6 +54,15 @@ from hippocrate.guard.scenarios import (
 from hippocrate.patients.schemas import PatientCreate
 
 Status = ConsultationStatus
+#: How often a case ends in each status (a patient's case, the demo's and a honeytoken's).
+STATUS_WEIGHTS = {
+    Status.REQUESTED: 20,
+    Status.IN_PROGRESS: 25,
+    Status.CLOSED: 40,
+    Status.CANCELLED: 15,
+}
+#: How many consultations a patient has, drawn uniformly from these.
+CASES_PER_PATIENT = (1, 1, 1, 2, 2, 3)
 
 
 class SeedConflict(RuntimeError):
@@ -154,19 +164,53 @@ class Clinic:
 
     # -- playing -------------------------------------------------------------------------
 
-    def consult(self, patient: DemoAccount, data: PatientCreate, status: Status) -> Status:
+    def consult(
+        self, patient: DemoAccount, data: PatientCreate, status: Status, *, closing: bool = False
+    ) -> Status:
         """Play one consultation of ``patient`` ending in ``status``; returns the status
-        it really ended in (an older closed case when practitioners are full)."""
+        it really ended in (an older closed case when practitioners are full). With
+        ``closing``, a case in progress is played to its close (``recently_closed``)."""
         scenario = self._scenario(data)
         if status is Status.REQUESTED:
             self._waiting(patient, data, scenario)
         elif status is Status.CANCELLED and self._rng.random() < 0.5:
             self._cancelled_before_taken(patient, data, scenario)
         else:
-            status = self._taken(patient, data, scenario, status)
+            status = self._taken(patient, data, scenario, status, closing=closing)
         patient.consultations.append(status.value)
         self.statuses[status.value] += 1
         return status
+
+    def recently_closed(
+        self,
+        patient: DemoAccount,
+        data: PatientCreate,
+        practitioner: DemoAccount | None = None,
+        scenario: Scenario | None = None,
+    ) -> Status:
+        """What an open case is a few hours later: opened 8 to 72 hours ago (as one in
+        progress), taken by ``practitioner`` (default: one of the specialty with room
+        for a patient in care) and closed before now, so it stays in the practitioner's
+        care. Returns the status it ended in (an older closed case when practitioners
+        are full)."""
+        scenario = scenario or self._scenario(data)
+        if practitioner is None:
+            return self.consult(patient, data, Status.IN_PROGRESS, closing=True)
+        opened = self._before_waiting(scenario.specialty, self._ago(low_hours=8, high_hours=72))
+        assert patient.patient_id is not None
+        self._in_care[practitioner.account_id].add(patient.patient_id)
+        self._exchange(
+            patient=patient,
+            practitioner=practitioner,
+            data=data,
+            scenario=scenario,
+            status=Status.CLOSED,
+            clock=_Clock(opened, self._rng),
+        )
+        practitioner.consultations.append(Status.CLOSED.value)
+        patient.consultations.append(Status.CLOSED.value)
+        self.statuses[Status.CLOSED.value] += 1
+        return Status.CLOSED
 
     def scenario_in(self, specialty: str, data: PatientCreate) -> Scenario | None:
         """A scenario of ``specialty`` that fits this patient (age, sex), if any."""
@@ -230,7 +274,13 @@ class Clinic:
             )
 
     def _taken(
-        self, patient: DemoAccount, data: PatientCreate, scenario: Scenario, status: Status
+        self,
+        patient: DemoAccount,
+        data: PatientCreate,
+        scenario: Scenario,
+        status: Status,
+        *,
+        closing: bool = False,
     ) -> Status:
         if status is Status.IN_PROGRESS:
             opened = self._ago(low_hours=8, high_hours=72)
@@ -250,6 +300,8 @@ class Clinic:
             opened = self._before_waiting(scenario.specialty, opened)
             practitioner = self._practitioner(scenario.specialty, patient, in_care=False)
             assert practitioner is not None
+        if closing and status is Status.IN_PROGRESS:
+            status = Status.CLOSED
         self._exchange(
             patient=patient,
             practitioner=practitioner,
@@ -327,6 +379,7 @@ class Clinic:
             service.close(
                 session=self._session,
                 settings=self._settings,
+                **self._close_blobs,
                 principal=practitioner.principal,
                 consultation=consultation,
                 data=CloseInput(
@@ -338,6 +391,14 @@ class Clinic:
             )
 
     # -- the service calls -----------------------------------------------------------------
+
+    @property
+    def _close_blobs(self) -> dict[str, BlobStore]:
+        """Closing takes the blob store once it attaches the signed report and
+        prescription PDFs (a change of the consultations service landing beside this
+        one); until then it takes none."""
+        wanted = "blobs" in inspect.signature(service.close).parameters
+        return {"blobs": self._blobs} if wanted else {}
 
     def _as(self, who: DemoAccount) -> AbstractContextManager[None]:
         """Each act is recorded as its author's own request (``demo.actors``)."""

@@ -38,7 +38,7 @@ from hippocrate.consultations import service as consultations
 from hippocrate.consultations.models import CareRelationship, Consultation, ConsultationStatus
 from hippocrate.errors import HippocrateError
 from hippocrate.guard.acting import unsafe_acting_as
-from hippocrate.guard.clinic import Clinic
+from hippocrate.guard.clinic import CASES_PER_PATIENT, STATUS_WEIGHTS, Clinic
 from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.people import AccountMaker, DemoAccount
 from hippocrate.guard.scenarios import Scenario
@@ -54,8 +54,6 @@ Status = ConsultationStatus
 WINDOW = 10
 # A placed case is closed this long ago at least (its whole exchange lies in the past).
 _SETTLED = timedelta(hours=8)
-_CASES = (1, 1, 1, 2, 2, 3)  # consultations per patient, as the demo draws them
-_LATER = {Status.CLOSED: 40, Status.CANCELLED: 15}
 # A placed case that the list shows past the window is followed by another (at most).
 _PLACEMENT_TRIES = 2
 
@@ -244,10 +242,15 @@ class Planter:
         ).all()
         return [p for p in without if self._guard.is_honeytoken(self._session, p)]
 
-    def plant(self, practitioner: DemoAccount | None = None) -> uuid.UUID:
-        """One honeytoken, placed with ``practitioner`` (default: one who has none in
-        view, else anyone): a lifeless one given its life (``lifeless``), else a new
-        one; without practitioners, an account whose cases come later (``tend``)."""
+    def plant(self, practitioner: DemoAccount | None = None, *, in_view: bool = False) -> uuid.UUID:
+        """One honeytoken: a lifeless one given its life (``lifeless``), else a new one;
+        without practitioners, an account whose cases come later (``tend``).
+
+        Its cases are drawn as a real patient's are (how many, which status, when);
+        one that would still be open is closed already, the first of them with
+        ``practitioner`` (default: one who has none in view, else anyone). With
+        ``in_view``, that practitioner gets a closed case placed among their newest
+        patients whatever was drawn (``tend``)."""
         if practitioner is None and self._practitioners:
             uncovered = self.uncovered()
             practitioner = self._rng.choice(uncovered or self._practitioners)
@@ -261,27 +264,45 @@ class Planter:
             assert patient.patient_id is not None
             self._session.add(HoneytokenMarker(digest=self._guard.marker(patient.patient_id)))
         assert patient.patient_id is not None
-        cases = self._rng.choice(_CASES)
-        placed = practitioner is not None and scenario is not None
+        cases = self._rng.choice(CASES_PER_PATIENT)
+        statuses = self._rng.choices(
+            list(STATUS_WEIGHTS), weights=list(STATUS_WEIGHTS.values()), k=cases
+        )
+        if in_view and practitioner is not None and scenario is not None:
+            self._place(patient, data, practitioner, scenario)
+            statuses = statuses[1:]
+            practitioner = scenario = None
         if self._clinic is not None:
-            # The other cases first: the placed one is the patient's latest (a list
-            # that orders a month's cases by the patient's number shows it early).
-            for _ in range(cases - placed):
-                status = self._rng.choices(list(_LATER), weights=list(_LATER.values()))[0]
-                self._clinic.consult(patient, data, status)
-        if placed and self._clinic is not None:
-            assert practitioner is not None
-            assert scenario is not None
-            for _ in range(_PLACEMENT_TRIES):
-                self._clinic.play_closed(
-                    patient, data, practitioner, scenario, opened=self._placement(practitioner)
-                )
-                self._session.flush()
-                if holds_one(self._session, self._guard, practitioner, self._now):
-                    break
+            for status in statuses:
+                if status in (Status.CLOSED, Status.CANCELLED):
+                    self._clinic.consult(patient, data, status)
+                elif practitioner is not None and scenario is not None:
+                    # A case that would be open now is closed already (a honeytoken is
+                    # never in a queue nor in a worklist): the first goes to the
+                    # practitioner it is placed with.
+                    self._clinic.recently_closed(patient, data, practitioner, scenario)
+                    practitioner = scenario = None
+                else:
+                    self._clinic.recently_closed(patient, data)
         self._session.flush()
         self.planted.append(patient.patient_id)
         return patient.patient_id
+
+    def _place(
+        self,
+        patient: DemoAccount,
+        data: PatientCreate,
+        practitioner: DemoAccount,
+        scenario: Scenario,
+    ) -> None:
+        assert self._clinic is not None
+        for _ in range(_PLACEMENT_TRIES):
+            self._clinic.play_closed(
+                patient, data, practitioner, scenario, opened=self._placement(practitioner)
+            )
+            self._session.flush()
+            if holds_one(self._session, self._guard, practitioner, self._now):
+                return
 
     def _fitting(
         self, wanted: DemoAccount | None, data: PatientCreate
@@ -357,7 +378,7 @@ def tend(
     planter = Planter(session=session, guard=guard, blobs=blobs, now=now)
     uncovered = planter.uncovered()
     for practitioner in uncovered:
-        planter.plant(practitioner)
+        planter.plant(practitioner, in_view=True)
     return len(uncovered)
 
 
