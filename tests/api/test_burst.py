@@ -9,10 +9,11 @@ which a server that ignored or misread the header could not give; and the databa
 holds, for every accepted registration and for no refused one, a pending account, its
 patient and data key, one verification token and one delivered email.
 
-The in-process test below shows the cause of the 500s and stalls a burst used to get:
-the email of a registration was delivered, and its outcome recorded, while the
-registration's own database connection was still held, so a burst of them exhausted
-the pool (each waiting for a second connection) and their outcomes went unrecorded.
+The in-process test below shows the cause of the stalls, and of the emails recorded as
+neither delivered nor failed, that a burst of 100 still got once the hashes no longer
+held connections: a registration's email was delivered, and its outcome recorded in a
+transaction of its own, while the registration's connection was still held, so a burst
+exhausted the pool (each request waiting for a second connection).
 """
 
 from __future__ import annotations
