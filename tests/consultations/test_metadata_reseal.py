@@ -9,9 +9,11 @@ import subprocess
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, bindparam, text
+from alembic import command
+from sqlalchemy import DateTime, bindparam, inspect, text
 
 from hippocrate.consultations.metadata import FAULT_KILL_AFTER, count_left, unsafe_seal_metadata
+from hippocrate.db.migrate import alembic_config, upgrade
 from hippocrate.patients.service import shred_patient
 from tests.consultations.helpers import Actor, Api, pdf_bytes
 from tests.consultations.test_metadata_dump import raw_rows
@@ -116,6 +118,13 @@ def plaintext_left(api: Api, ids: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def counts(api: Api) -> dict[str, int]:
+    """How many messages and files the played consultations hold (closing may add a
+    message with documents of its own)."""
+    rows = raw_rows(api)
+    return {"messages": len(rows["messages"]), "attachments": len(rows["attachments"])}
+
+
 def test_reseal_seals_the_plaintext_metadata_of_older_rows(api: Api) -> None:
     patient, ids = play(api)
     before = shown(api, patient)
@@ -123,25 +132,24 @@ def test_reseal_seals_the_plaintext_metadata_of_older_rows(api: Api) -> None:
     old = plaintext_left(api, ids)
     assert old["specialty"] == "general-practice"
     assert old["taken_at"] is not None
-    assert old["sizes_sealed"] == [False]
+    made = counts(api)
+    assert made["attachments"] >= 1
+    assert old["sizes_sealed"] == [False] * made["attachments"]
+    rows = 2 + made["messages"] + made["attachments"]
     # What the app shows is the same either way: it reads older rows' plaintext.
     assert shown(api, patient) == before
-    assert count_left(sessions=api.store.sessions) == {
-        "consultations": 2,
-        "messages": 2,
-        "attachments": 1,
-    }
+    assert count_left(sessions=api.store.sessions) == {"consultations": 2, **made}
 
     command, env = reseal_command(api.store)
     run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
 
     assert run.returncode == 0, run.stderr
-    assert "rows holding plaintext health metadata: 5" in run.stdout
-    assert "sealed the plaintext metadata of 5 rows" in run.stdout
+    assert f"rows holding plaintext health metadata: {rows}" in run.stdout
+    assert f"sealed the plaintext metadata of {rows} rows" in run.stdout
     new = plaintext_left(api, ids)
-    assert (new["specialty"], new["taken_at"], new["closed_at"]) == (None, None, None)
-    assert new["sizes_sealed"] == [True]
-    assert new["times_sealed"] == [True, True]
+    assert (new["specialty"], new["taken_at"], new["closed_at"]) == ("", None, None)
+    assert new["sizes_sealed"] == [True] * made["attachments"]
+    assert new["times_sealed"] == [True] * made["messages"]
     assert count_left(sessions=api.store.sessions) == {}
     assert shown(api, patient) == before
     # Nothing left: a second run seals nothing.
@@ -159,9 +167,13 @@ def test_rows_of_shredded_patients_are_coarsened_without_sealing(api: Api) -> No
     report = unsafe_seal_metadata(sessions=api.store.sessions, batch_size=1)
 
     assert report.sealed == {}
-    assert report.coarsened == {"consultations": 2, "shredded messages and attachments": 3}
+    made = counts(api)
+    assert report.coarsened == {
+        "consultations": 2,
+        "shredded messages and attachments": made["messages"] + made["attachments"],
+    }
     left = plaintext_left(api, ids)
-    assert (left["specialty"], left["taken_at"], left["closed_at"]) == (None, None, None)
+    assert (left["specialty"], left["taken_at"], left["closed_at"]) == ("", None, None)
     rows = raw_rows(api)
     sizes = [r["size"] for r in rows["attachments"]]
     assert all(size >= 1024 and size & (size - 1) == 0 for size in sizes)
@@ -187,15 +199,17 @@ def test_a_killed_run_is_finished_by_the_next(api: Api) -> None:
 
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     # The first batch (both consultations) committed; the one killed did not.
-    assert count_left(sessions=api.store.sessions) == {"messages": 2, "attachments": 1}
+    made = counts(api)
+    assert count_left(sessions=api.store.sessions) == made
     assert shown(api, patient) == before  # every row reads the same meanwhile
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    assert "rows holding plaintext health metadata: 3" in resumed.stdout
-    assert "sealed the plaintext metadata of 3 rows" in resumed.stdout
+    rows = made["messages"] + made["attachments"]
+    assert f"rows holding plaintext health metadata: {rows}" in resumed.stdout
+    assert f"sealed the plaintext metadata of {rows} rows" in resumed.stdout
     assert count_left(sessions=api.store.sessions) == {}
     assert shown(api, patient) == before
-    assert plaintext_left(api, ids)["specialty"] is None
+    assert plaintext_left(api, ids)["specialty"] == ""
 
 
 def test_an_older_waiting_consultation_is_sealed_when_taken(api: Api) -> None:
@@ -223,5 +237,44 @@ def test_an_older_waiting_consultation_is_sealed_when_taken(api: Api) -> None:
         for r in raw_rows(api)["consultations"]
         if str(r["id"]).replace("-", "") == ids["waiting"].replace("-", "")
     )
-    assert row["specialty"] is None
+    assert row["specialty"] == ""
     assert row["timeline"] is not None
+
+
+def test_the_migration_numbers_older_rows_in_the_order_of_their_times(api: Api) -> None:
+    """Revision 0008 on a database of 0007 with rows in it: consultations numbered per
+    patient and messages per consultation in the order of their plaintext times, care
+    relationships made whole days; the downgrade takes the columns away again."""
+    patient, ids = play(api)
+    as_before_0008(api, shown(api, patient))
+    with api.store.engine.begin() as connection:
+        connection.execute(text("UPDATE consultations SET number = 0"))
+        connection.execute(text("UPDATE messages SET number = 0"))
+    command.downgrade(alembic_config(api.store.engine), "0007")
+    assert "timeline" not in {
+        c["name"] for c in inspect(api.store.engine).get_columns("consultations")
+    }
+
+    upgrade(api.store.engine)
+
+    rows = raw_rows(api)
+    by_id = {str(r["id"]).replace("-", ""): r for r in rows["consultations"]}
+    numbers = {name: by_id[cid.replace("-", "")]["number"] for name, cid in ids.items()}
+    assert numbers == {"closed": 1, "cancelled": 2, "waiting": 3}
+    per_consultation: dict[object, list[int]] = {}
+    for message in rows["messages"]:
+        per_consultation.setdefault(message["consultation_id"], []).append(message["number"])
+    assert [sorted(n) for n in per_consultation.values()] == [
+        list(range(1, len(n) + 1)) for n in per_consultation.values()
+    ]
+    for row in rows["care_relationships"]:
+        for column in ("started_at", "ends_at"):
+            at = row[column]
+            at = datetime.fromisoformat(at) if isinstance(at, str) else at
+            assert (at.hour, at.minute, at.second, at.microsecond) == (0, 0, 0, 0), column
+    # The app reads the same as before, from the plaintext the migration left.
+    assert [c["id"] for c in shown(api, patient)] == [
+        ids["closed"],
+        ids["cancelled"],
+        ids["waiting"],
+    ]

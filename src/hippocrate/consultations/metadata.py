@@ -13,7 +13,7 @@ the database copy still says"); this moves those of older rows:
 - a file: its exact size into ``exact_size``, a size bucket and a month left.
 
 Resumable by construction: each pass selects only rows that still hold what it moves
-(a plaintext specialty or instant, a NULL sealed column), and each batch is one unit of
+(a plaintext specialty or instant, an empty sealed column), and each batch is one unit of
 work whose rows all change or none; killed at any point, a rerun finds what is left.
 Rows of shredded patients (data keys destroyed) cannot be sealed by anyone, and nobody
 can read what they would hold: their plaintext is coarsened the same way, and nothing
@@ -73,7 +73,7 @@ def _consultations_left() -> ColumnElement[bool]:
     return and_(
         Consultation.status != ConsultationStatus.REQUESTED,
         or_(
-            Consultation.specialty.is_not(None),
+            Consultation.specialty != "",
             Consultation.legacy_taken_at.is_not(None),
             Consultation.legacy_closed_at.is_not(None),
             Consultation.legacy_cancelled_at.is_not(None),
@@ -126,7 +126,7 @@ def _coarsen_consultations(session: Session, batch_size: int) -> tuple[int, int]
             update(Consultation)
             .where(Consultation.id == consultation_id)
             .values(
-                specialty=None,
+                specialty="",
                 created_at=month,
                 updated_at=month,
                 legacy_taken_at=None,

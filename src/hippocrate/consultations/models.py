@@ -91,8 +91,10 @@ class Consultation(IdMixin, SealedModel, Base):
     __audit_subject__ = Subject.CONSULTATION_RECORD
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
-    # Plaintext while waiting (the queue), NULL once out of it (then in the timeline).
-    specialty: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Plaintext while waiting (the queue); empty once out of it (then in the timeline).
+    # Empty rather than NULL: the column stays NOT NULL, so revision 0008 alters no
+    # column (SQLite would copy the table, which its foreign keys refuse).
+    specialty: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[ConsultationStatus] = mapped_column(
         str_enum(ConsultationStatus), default=ConsultationStatus.REQUESTED, index=True
     )
@@ -144,7 +146,7 @@ class Consultation(IdMixin, SealedModel, Base):
     @property
     def waiting(self) -> bool:
         """In the queue, with its plaintext specialty and exact creation time."""
-        return self.status is ConsultationStatus.REQUESTED and self.specialty is not None
+        return self.status is ConsultationStatus.REQUESTED and bool(self.specialty)
 
     def _event(self, name: str) -> datetime | None:
         return _instant((self.timeline or {}).get(name))
@@ -158,7 +160,7 @@ class Consultation(IdMixin, SealedModel, Base):
     @property
     def specialty_code(self) -> str | None:
         """The specialty: plaintext while waiting, else from the timeline (opens it)."""
-        if self.specialty is not None:
+        if self.specialty:
             return self.specialty
         found = (self.timeline or {}).get("specialty")
         return found if isinstance(found, str) else None
@@ -224,7 +226,7 @@ class Consultation(IdMixin, SealedModel, Base):
         }
         if sealed != timeline:
             self.timeline = sealed
-        self.specialty = None
+        self.specialty = ""
         self.created_at = self.updated_at = month_of(created)
         self.legacy_taken_at = self.legacy_closed_at = self.legacy_cancelled_at = None
 

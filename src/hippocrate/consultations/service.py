@@ -439,7 +439,7 @@ def cancel_for_deletion(
             .where(Consultation.id == consultation_id)
             .values(
                 status=ConsultationStatus.CANCELLED,
-                specialty=None,
+                specialty="",
                 created_at=month,
                 updated_at=month,
                 legacy_taken_at=None,

@@ -69,16 +69,18 @@ def _whole_days() -> None:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("consultations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("number", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("timeline", sa.LargeBinary(), nullable=True))
-        batch_op.alter_column("specialty", existing_type=sa.String(length=64), nullable=True)
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("number", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("sent_at", sa.LargeBinary(), nullable=True))
-    with op.batch_alter_table("attachments", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("position", sa.Integer(), nullable=False, server_default="0"))
-        batch_op.add_column(sa.Column("exact_size", sa.LargeBinary(), nullable=True))
+    # Only columns added (nullable, or with a default): on SQLite that is an ALTER TABLE
+    # each, never a copy of the table, which the foreign keys pointing at it refuse. A
+    # specialty that leaves plaintext becomes empty, not NULL, for the same reason.
+    for table, column in (
+        ("consultations", sa.Column("number", sa.Integer(), nullable=False, server_default="0")),
+        ("consultations", sa.Column("timeline", sa.LargeBinary(), nullable=True)),
+        ("messages", sa.Column("number", sa.Integer(), nullable=False, server_default="0")),
+        ("messages", sa.Column("sent_at", sa.LargeBinary(), nullable=True)),
+        ("attachments", sa.Column("position", sa.Integer(), nullable=False, server_default="0")),
+        ("attachments", sa.Column("exact_size", sa.LargeBinary(), nullable=True)),
+    ):
+        op.add_column(table, column)
     _number("consultations", "patient_id", "number", start=1)
     _number("messages", "consultation_id", "number", start=1)
     _number("attachments", "message_id", "position", start=0)
@@ -87,15 +89,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # What was sealed stays sealed: a specialty moved into a timeline does not come
-    # back to plaintext without the keys (it is left empty).
-    op.execute(sa.text("UPDATE consultations SET specialty = '' WHERE specialty IS NULL"))
-    with op.batch_alter_table("attachments", schema=None) as batch_op:
-        batch_op.drop_column("exact_size")
-        batch_op.drop_column("position")
-    with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_column("sent_at")
-        batch_op.drop_column("number")
-    with op.batch_alter_table("consultations", schema=None) as batch_op:
-        batch_op.alter_column("specialty", existing_type=sa.String(length=64), nullable=False)
-        batch_op.drop_column("timeline")
-        batch_op.drop_column("number")
+    # back to plaintext without the keys (it stays empty). ALTER TABLE … DROP COLUMN
+    # (SQLite 3.35 and later): no copy of the table.
+    for table, column in (
+        ("attachments", "exact_size"),
+        ("attachments", "position"),
+        ("messages", "sent_at"),
+        ("messages", "number"),
+        ("consultations", "timeline"),
+        ("consultations", "number"),
+    ):
+        op.drop_column(table, column)
