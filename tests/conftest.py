@@ -22,6 +22,7 @@ from hippocrate.db.engine import SessionFactory, make_engine, unsafe_unaudited_s
 from hippocrate.db.migrate import upgrade
 from hippocrate.keyring.service import KEYRING
 from hippocrate.vault import Vault
+from hippocrate.vault.documents import create_document_signing_key
 from hippocrate.vault.providers.file import FileKeyProvider
 
 POSTGRES_URL = os.environ.get(
@@ -65,6 +66,19 @@ def postgres_database(worker_id: str) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def document_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One document signing key for every test's settings (``hippocrate init`` makes a
+    deployment's own): tests that build ``Settings`` by hand name no key file, so this
+    one, through the environment, signs what their consultations close with. Tests of
+    the key file itself name theirs."""
+    path = tmp_path_factory.mktemp("document-signing") / "document-signing.key"
+    create_document_signing_key(path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HIPPOCRATE_DOCUMENT_SIGNING_KEY_FILE", str(path))
+        yield path
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.config import Settings
 from hippocrate.consultations.api import router as consultations
+from hippocrate.documents.api import router as documents
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identity import passwords
 from hippocrate.identity.api import router as identity
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     limits.install(app, rt.settings)  # inside the security headers, which its 413 carries
     security.install(app)
-    for router in (identity, patients, interop, consultations, notify, admin, audit):
+    for router in (identity, patients, interop, consultations, documents, notify, admin, audit):
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)

@@ -151,6 +151,16 @@ class Settings(BaseSettings):
     audit_witness_webhook: str | None = None
     audit_witness_email: str | None = None
 
+    # Issued documents (reports, prescriptions): the file of the key that signs them
+    # (0600, made by 'hippocrate init'; unset: DATA_DIR/document-signing.key), the
+    # TrueType font they are printed in (unset: the DejaVu Sans shipped with Hippocrate),
+    # and how many checks of a document the public route admits per window
+    # (ANONYMOUS_WINDOW_SECONDS) from one address and from everyone.
+    document_signing_key_file: Path | None = None
+    document_font: Path | None = None
+    document_checks_per_client: int = Field(default=60, ge=1)
+    document_checks_global: int = Field(default=3000, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
@@ -188,6 +198,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_key_file(self) -> Path:
         return self.key_file if self.key_file is not None else self.data_dir / "root.key"
+
+    @cached_property
+    def resolved_document_signing_key_file(self) -> Path:
+        chosen = self.document_signing_key_file
+        return chosen if chosen is not None else self.data_dir / "document-signing.key"
 
     @cached_property
     def blob_dir(self) -> Path:

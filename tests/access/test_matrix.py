@@ -333,6 +333,14 @@ TABLE: dict[str, Route] = {
         },
     ),
     "POST /api/v1/auth/register": Route(**everyone(ok(202)), body=_registration),
+    # Public: anyone holding a document checks it; the answer says nothing of it.
+    "POST /api/v1/documents/verify/code": Route(
+        **everyone(OK), body=_json({"code": "ABCD-EFGH-JKMN"})
+    ),
+    # The PDF is the body: a JSON one is refused alike for every caller.
+    "POST /api/v1/documents/verify/file": Route(
+        **everyone(state(422)), body=_json({"pdf": "no"})
+    ),
     "POST /api/v1/auth/verify-email": Route(
         **everyone(state(400)), body=_json({"token": "x" * 43})
     ),
@@ -517,6 +525,8 @@ PUBLIC = {
     "POST /api/v1/auth/verify-email",
     "POST /api/v1/auth/password-reset",
     "POST /api/v1/auth/password-reset/complete",
+    "POST /api/v1/documents/verify/code",
+    "POST /api/v1/documents/verify/file",
     "GET /api/v1/health",
 }
 # Public too, outside the OpenAPI document.

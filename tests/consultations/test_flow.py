@@ -132,12 +132,13 @@ def test_full_consultation(api: Api) -> None:
     messages = api.client.get(
         f"/api/v1/consultations/{consultation_id}/messages", headers=patient.headers
     ).json()
-    assert messages["total"] == 4
+    assert messages["total"] == 5
     assert [m["author"] for m in messages["items"]] == [
         "patient",
         "practitioner",
         "patient",
         "practitioner",
+        "practitioner",  # closing: the signed report and prescription
     ]
     # Images come back re-encoded without their metadata, PDFs as sent.
     uploads = {
@@ -157,6 +158,17 @@ def test_full_consultation(api: Api) -> None:
             assert response.headers["content-disposition"].startswith("attachment;")
             assert f'filename="{attachment["filename"]}"' in response.headers["content-disposition"]
             downloaded[attachment["filename"]] = response.content
+    # Closing issued the signed report and prescription; anyone holding one can check it.
+    issued_documents = {}
+    for issued in ("compte-rendu-hippocrate.pdf", "ordonnance-hippocrate.pdf"):
+        document = issued_documents[issued] = downloaded.pop(issued)
+        check = api.client.post(
+            "/api/v1/documents/verify/file",
+            content=document,
+            headers={"Content-Type": "application/pdf"},
+        )
+        assert check.status_code == 200, check.text
+        assert check.json()["issued"] is True
     assert downloaded == uploads
 
     # ...and exports it.
@@ -173,7 +185,7 @@ def test_full_consultation(api: Api) -> None:
         for m in exported["messages"]
         for a in m["attachments"]
     }
-    assert exported_files == uploads
+    assert exported_files == uploads | issued_documents
 
     # The practitioner keeps access during the care period...
     api.clock.advance(days=29)

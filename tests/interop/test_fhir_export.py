@@ -66,8 +66,11 @@ def test_the_fhir_export_validates_and_carries_the_whole_record(api: Api) -> Non
         Practitioner=1,
         Encounter=1,
         QuestionnaireResponse=1,
-        Communication=3,  # the opening message with its file, the question, the answer
-        DocumentReference=2,  # the attachment and the report
+        # The opening message with its file, the question, the answer, and the closing
+        # message carrying the signed report and prescription PDFs.
+        Communication=4,
+        # The attachment, the two signed PDFs, and the report as text.
+        DocumentReference=4,
         MedicationRequest=2,  # one per prescription line, blank lines skipped
     )
 

@@ -235,10 +235,15 @@ def close_consultation(
     settings: AppSettings,
     consultation: CurrentConsultation,
     data: CloseInput,
+    blobs: Blobs,
 ) -> ConsultationRead:
+    """Close with the report, acts and prescription: the signed report and
+    prescription PDFs are attached to a message of the practitioner's, in the same
+    transaction (a document that cannot be made or signed closes nothing)."""
     service.close(
         session=db,
         settings=settings,
+        blobs=blobs,
         principal=principal,
         consultation=consultation,
         data=data,

@@ -131,6 +131,7 @@ def _add_message(
     body: str,
     files: Sequence[CheckedFile],
     now: datetime,
+    added: list[Attachment] | None = None,
 ) -> Message:
     # Numbered after the consultation's last message (a column, nothing opened).
     last = session.scalar(
@@ -162,6 +163,8 @@ def _add_message(
         attachment.exact_size = len(checked.content)
         session.add(attachment)
         attachments.append((attachment, checked.content))
+        if added is not None:
+            added.append(attachment)
     # Rows first (a database refusal writes no file), then the sealed bodies; a later
     # rollback deletes the files again.
     session.flush()
@@ -169,6 +172,34 @@ def _add_message(
         sealed = seal_body(session=session, attachment=attachment, content=content)
         put_in_transaction(session=session, store=blobs, blob_id=attachment.id, data=sealed)
     return message
+
+
+def add_documents(
+    *,
+    session: Session,
+    blobs: BlobStore,
+    consultation: Consultation,
+    author_account_id: uuid.UUID,
+    body: str,
+    files: Sequence[CheckedFile],
+    now: datetime,
+) -> list[Attachment]:
+    """A message carrying documents the platform made for the practitioner (the signed
+    report and prescription, ``documents.service.issue``), in a consultation that may
+    be closed already: the files are the platform's, not an upload to check. Returns
+    the attachments, in the order of ``files``."""
+    added: list[Attachment] = []
+    _add_message(
+        session=session,
+        blobs=blobs,
+        consultation=consultation,
+        author_account_id=author_account_id,
+        body=body,
+        files=files,
+        now=now,
+        added=added,
+    )
+    return added
 
 
 # -- opening, reading ------------------------------------------------------------------
@@ -392,14 +423,20 @@ def close(
     *,
     session: Session,
     settings: Settings,
+    blobs: BlobStore,
     principal: Principal,
     consultation: Consultation,
     data: CloseInput,
     now: datetime,
 ) -> Consultation:
     """The practitioner in charge closes with a report (required), acts, and maybe a
-    prescription; the care relationship ends ``care_period_days`` later. ``consultation``
-    as :func:`get_consultation` gave it to ``principal``."""
+    prescription; the care relationship ends ``care_period_days`` later. The signed
+    report and prescription PDFs are attached to a message of the practitioner's
+    (``documents.service.issue``): a document that cannot be made or signed closes
+    nothing. ``consultation`` as :func:`get_consultation` gave it to ``principal``."""
+    # Imported here: the documents domain builds on this module (``add_documents``).
+    from hippocrate.documents.service import issue
+
     policy.ensure_may_close(principal, consultation)
     if consultation.status is not ConsultationStatus.IN_PROGRESS:
         raise InvalidTransition(
@@ -415,6 +452,14 @@ def close(
         session=session,
         consultation=consultation,
         ends_at=now + timedelta(days=settings.care_period_days),
+    )
+    issue(
+        session=session,
+        settings=settings,
+        blobs=blobs,
+        principal=principal,
+        consultation=consultation,
+        now=now,
     )
     _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
     return consultation

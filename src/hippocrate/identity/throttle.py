@@ -148,6 +148,7 @@ def budget(settings: Settings, kind: str) -> Budget:
     per_client, overall = {
         "register": (settings.registrations_per_client, settings.registrations_global),
         "reset": (settings.resets_per_client, settings.resets_global),
+        "document-check": (settings.document_checks_per_client, settings.document_checks_global),
     }[kind]
     return Budget(kind, per_client, overall, timedelta(seconds=settings.anonymous_window_seconds))
 

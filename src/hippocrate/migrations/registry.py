@@ -6,6 +6,7 @@ from hippocrate.admin.models import FourEyesRequest
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
+from hippocrate.documents.models import IssuedDocument
 from hippocrate.guard.models import Containment, HoneytokenMarker, WindowRead, WindowRefusal
 from hippocrate.identity.models import Account, AccountToken, AuthSession, Practitioner, Throttle
 from hippocrate.interop.models import ImportProgress
@@ -29,6 +30,7 @@ __all__ = [
     "FourEyesRequest",
     "HoneytokenMarker",
     "ImportProgress",
+    "IssuedDocument",
     "Message",
     "OutboundEmail",
     "Patient",

@@ -1,0 +1,1 @@
+"""Issued documents: rendering, signing, verifying."""

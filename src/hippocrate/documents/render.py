@@ -1,0 +1,178 @@
+"""The report (compte rendu) and the prescription (ordonnance) as PDF pages, in French.
+
+What a French prescription carries (Code de la santé publique, R.5132-3, and the
+telemedicine rules): the prescriber's name, specialty and RPPS number, the patient's
+name and birth date (and weight when the prescription needs it), the date, the items,
+that it was issued after a teleconsultation, and here a verification code with where
+to check it. The practitioner's and patient's texts are printed as written, in a
+Unicode font, so nothing a practitioner typed (µg, ≥, œ) is dropped or changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from fpdf import FPDF
+
+from hippocrate.errors import HippocrateError
+
+PARIS = ZoneInfo("Europe/Paris")
+# DejaVu Sans ships with the package (fonts/, with its licence): every deployment
+# prints the same documents, and nothing depends on the fonts a machine happens to have.
+BUNDLED_FONT = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"
+TELECONSULTATION = "Ordonnance établie à l'issue d'une téléconsultation."
+REPORT_STATEMENT = "Compte rendu établi à l'issue d'une téléconsultation."
+
+
+class NoDocumentFont(HippocrateError):
+    """No Unicode font to print documents with: an installation problem, said plainly."""
+
+    status = 503
+    title = "Documents cannot be printed"
+
+
+@dataclass(frozen=True)
+class Prescriber:
+    given_names: str
+    family_name: str
+    specialty: str  # the specialty's French label
+    rpps: str
+
+
+@dataclass(frozen=True)
+class Person:
+    given_names: str
+    family_name: str
+    birth_date: date
+    weight_kg: float | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What identifies one document: its code, its date, where to check it."""
+
+    code: str
+    at: datetime
+    verify_url: str
+
+
+def font_path(configured: Path | None) -> Path:
+    """The configured TrueType font (its bold face beside it, named ``<stem>-Bold``), or
+    the bundled DejaVu Sans."""
+    chosen = configured or BUNDLED_FONT
+    if not chosen.is_file():
+        raise NoDocumentFont(
+            "the font documents are printed in is missing: set HIPPOCRATE_DOCUMENT_FONT "
+            "to a TrueType font file, or reinstall Hippocrate"
+        )
+    return chosen
+
+
+class _Page(FPDF):
+    def __init__(self, font: Path, title: str) -> None:
+        super().__init__(format="A4")
+        bold = font.with_name(font.stem + "-Bold" + font.suffix)
+        self.add_font("Doc", "", str(font))
+        self.add_font("Doc", "B", str(bold if bold.is_file() else font))
+        self.set_title(title)
+        self.set_author("Hippocrate")
+        self.set_creator("Hippocrate")
+        self.set_auto_page_break(auto=True, margin=25)
+        self.set_margins(20, 20, 20)
+        self.add_page()
+
+    def heading(self, text: str, size: float = 16) -> None:
+        self.set_font("Doc", "B", size)
+        self.multi_cell(0, size * 0.5, text, new_x="LMARGIN", new_y="NEXT")
+        self.ln(2)
+
+    def line_of(self, text: str, *, bold: bool = False, size: float = 11) -> None:
+        self.set_font("Doc", "B" if bold else "", size)
+        self.multi_cell(0, size * 0.5, text, new_x="LMARGIN", new_y="NEXT")
+
+    def gap(self, height: float = 4) -> None:
+        self.ln(height)
+
+
+def _long_date(at: date) -> str:
+    return str(format_date(at, format="long", locale="fr_FR"))
+
+
+def _header(page: _Page, prescriber: Prescriber, patient: Person, issued: Issued) -> None:
+    page.line_of(f"Dr {prescriber.given_names} {prescriber.family_name}", bold=True, size=13)
+    page.line_of(prescriber.specialty)
+    page.line_of(f"RPPS : {prescriber.rpps}")
+    page.line_of("Téléconsultation par Hippocrate")
+    page.gap(6)
+    local = issued.at.astimezone(PARIS)
+    page.line_of(f"Le {_long_date(local.date())}")
+    page.gap(4)
+    page.line_of(f"Patient : {patient.given_names} {patient.family_name}", bold=True)
+    page.line_of(f"Né(e) le {_long_date(patient.birth_date)}")
+    if patient.weight_kg is not None:
+        page.line_of(f"Poids : {patient.weight_kg:g} kg")
+    page.gap(6)
+
+
+def _footer(page: _Page, statement: str, prescriber: Prescriber, issued: Issued) -> None:
+    page.gap(8)
+    page.line_of(statement)
+    page.line_of(
+        f"Signé électroniquement par Hippocrate pour le Dr {prescriber.given_names} "
+        f"{prescriber.family_name}."
+    )
+    page.gap(6)
+    page.line_of(f"Code de vérification : {issued.code}", bold=True)
+    page.line_of(
+        f"Pour vérifier que ce document a été émis par Hippocrate et n'a pas été modifié : "
+        f"{issued.verify_url}",
+        size=9,
+    )
+
+
+def prescription_pdf(
+    *,
+    font: Path,
+    prescriber: Prescriber,
+    patient: Person,
+    items: list[str],
+    issued: Issued,
+) -> bytes:
+    """One prescription: each item numbered, as the practitioner wrote it."""
+    page = _Page(font, "Ordonnance")
+    _header(page, prescriber, patient, issued)
+    page.heading("Ordonnance")
+    for number, item in enumerate(items, start=1):
+        page.line_of(f"{number}. {item}")
+        page.gap(2)
+    _footer(page, TELECONSULTATION, prescriber, issued)
+    return bytes(page.output())
+
+
+def report_pdf(
+    *,
+    font: Path,
+    prescriber: Prescriber,
+    patient: Person,
+    report: str,
+    acts: list[str],
+    issued: Issued,
+) -> bytes:
+    """The compte rendu, paragraphs as written, and the acts performed."""
+    page = _Page(font, "Compte rendu de téléconsultation")
+    _header(page, prescriber, patient, issued)
+    page.heading("Compte rendu de téléconsultation")
+    for paragraph in report.splitlines():
+        if paragraph.strip():
+            page.line_of(paragraph)
+        else:
+            page.gap(3)
+    if acts:
+        page.gap(4)
+        page.line_of(f"Actes : {', '.join(acts)}")
+    _footer(page, REPORT_STATEMENT, prescriber, issued)
+    return bytes(page.output())
