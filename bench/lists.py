@@ -37,7 +37,7 @@ from hippocrate.blobs import FileBlobStore
 from hippocrate.config import Settings
 from hippocrate.consultations import service, views
 from hippocrate.consultations.models import Consultation
-from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
+from hippocrate.consultations.schemas import ConsultationCreate
 from hippocrate.db.sealed import unsafe_unaudited
 from hippocrate.identity import factors
 from hippocrate.identity import service as identity
@@ -69,7 +69,7 @@ def _patient(session: Session, generator: SyntheticPatients) -> Principal:
 
 
 def _seed(runtime: Runtime, settings: Settings) -> tuple[Principal, Principal, Principal]:
-    """Two patients with 50 closed consultations each, all taken by one practitioner."""
+    """Two patients with 50 consultations each, all taken by one practitioner."""
     generator = SyntheticPatients(2026)
     blobs = FileBlobStore(settings.blob_dir)
     with unit_of_work(runtime, SEEDER) as session:
@@ -110,16 +110,10 @@ def _seed(runtime: Runtime, settings: Settings) -> tuple[Principal, Principal, P
                     now=at,
                 )
                 session.flush()
-                taken = service.take_next(
+                # Taken, so out of the queue: its timeline holds the specialty and two
+                # instants (a closed one's holds three, in the same 256-byte bucket).
+                service.take_next(
                     session=session, principal=practitioner, now=at + timedelta(minutes=5)
-                )
-                service.close(
-                    session=session,
-                    settings=settings,
-                    principal=practitioner,
-                    consultation=taken,
-                    data=CloseInput(report="Trouble anxieux; suivi proposé.", acts=["TC"]),
-                    now=at + timedelta(minutes=30),
                 )
     return patients[0], patients[1], practitioner
 
@@ -136,7 +130,6 @@ def _as_before(runtime: Runtime, patient: Principal) -> None:
             consultation.specialty = timeline["specialty"]
             consultation.created_at = consultation.updated_at = consultation.opened_at
             consultation.legacy_taken_at = consultation.taken_at
-            consultation.legacy_closed_at = consultation.closed_at
             consultation.timeline = None
 
 
