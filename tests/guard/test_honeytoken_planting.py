@@ -119,10 +119,13 @@ def test_planting_needs_a_canary_domain_once_mail_is_delivered(
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
 
 
-@pytest.mark.slow  # four runs of the command line
+@pytest.mark.slow  # five runs of the command line
 def test_the_plant_and_tend_commands(tmp_path: Path) -> None:
     cli = Cli(tmp_path, {"HIPPOCRATE_AUDIT_CHECKPOINT_SECONDS": "0"})
-    cli.ok("init")
+    # A deployment that delivers mail plants no honeytoken without its canary domain.
+    refused = cli.run("init", HIPPOCRATE_SMTP_HOST="smtp.example.org")
+    assert_one_line_error(refused, "HIPPOCRATE_CANARY_DOMAIN")
+    assert "3 honeytoken patients planted" in cli.ok("init")
     refused = cli.run("guard", "plant", "--count", "1", HIPPOCRATE_SMTP_HOST="smtp.example.org")
     assert_one_line_error(refused, "HIPPOCRATE_CANARY_DOMAIN")
     assert "2 honeytokens planted" in cli.ok(

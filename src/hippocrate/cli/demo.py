@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import func, select
 
 from hippocrate.blobs import FileBlobStore
-from hippocrate.cli.context import platform_work, runtime, settings
+from hippocrate.cli.context import fail, platform_work, runtime, settings
 from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
@@ -20,7 +20,6 @@ from hippocrate.guard.honeytokens import CanaryDomainMissing, Planter, plant, pl
 from hippocrate.identity.errors import IdentityError
 from hippocrate.identity.models import Account, Role
 from hippocrate.tags import Purpose
-from hippocrate.vault.documents import create_document_signing_key
 from hippocrate.vault.factory import initialise_provider
 
 if TYPE_CHECKING:
@@ -39,21 +38,22 @@ def init() -> None:
         typer.echo(f"key provider: {provider.name}, root key version {provider.current_version()}")
     finally:
         provider.close()
-    signing = config.resolved_document_signing_key_file
-    if not signing.exists():
-        create_document_signing_key(signing)
-        typer.echo(f"document signing key created: {signing}")
     engine = make_engine(config.resolved_database_url)
     try:
         upgrade(engine)
     finally:
         engine.dispose()
     typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
-    with runtime() as rt, platform_work(rt, Purpose.SETUP) as session:
+    with runtime() as rt:
         assert rt.guard is not None
-        if planted(session=session) == 0:
-            plant(session=session, guard=rt.guard, count=HONEYTOKENS_AT_INIT)
-            typer.echo(f"{HONEYTOKENS_AT_INIT} honeytoken patients planted")
+        try:
+            with platform_work(rt, Purpose.SETUP) as session:
+                if planted(session=session) == 0:
+                    plant(session=session, guard=rt.guard, count=HONEYTOKENS_AT_INIT)
+                    typer.echo(f"{HONEYTOKENS_AT_INIT} honeytoken patients planted")
+        except CanaryDomainMissing as exc:
+            # Keys and database are ready; init plants them once run again with it.
+            raise fail(str(exc)) from None
 
 
 def seed(
