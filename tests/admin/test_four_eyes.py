@@ -133,6 +133,25 @@ def test_an_admin_releases_a_contained_operator_with_a_second_admin(api: Api) ->
     assert len(events(api, "guard:principal:released")) == 1
 
 
+def test_a_request_of_an_admin_contained_since_is_not_approved(api: Api) -> None:
+    _, thief = admin(api)
+    _, second = admin(api)
+    doctor = staff_member(api, Role.PRACTITIONER)
+    contain(api, doctor.account_id)
+    asked = api.client.post(
+        f"/api/v1/admin/accounts/{doctor.account_id}/release",
+        headers=thief.headers,
+        json={"reason": REASON},
+    ).json()
+    contain(api, thief.account_id)  # the stolen session is caught after asking
+
+    refused = approve(api, second.headers, asked["id"])
+
+    assert "contained or disabled" in assert_problem(refused, 409)["detail"]
+    assert guard_of(api).state.contained(doctor.account_id) is not None
+    assert refuse(api, second.headers, asked["id"]).status_code == 200
+
+
 def test_a_request_expires_after_a_day_and_is_then_never_executed(api: Api) -> None:
     _, first = admin(api)
     second_user, _ = admin(api)

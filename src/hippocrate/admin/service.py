@@ -223,9 +223,11 @@ def approve(
     now: datetime,
 ) -> Decided:
     """Approve a request and execute it, once. Refuses the requester and the account
-    acted on (``Forbidden``), a decided request (``ApprovalDecided``) and an expired
-    one (``ApprovalExpired``, the expiry is recorded)."""
+    acted on (``Forbidden``), a decided request, or one whose requester has since been
+    contained or disabled (``ApprovalDecided``), and an expired one (``ApprovalExpired``,
+    the expiry is recorded)."""
     request = _decidable(session=session, actor=actor, request_id=request_id, now=now)
+    _requester_in_good_standing(session, guard, request)
     _claim(session, request, actor, FourEyesOutcome.APPROVED, now)
     ended = _execute(session=session, settings=settings, guard=guard, actor=actor,
                      request=request, now=now)  # fmt: skip
@@ -302,6 +304,20 @@ def _check_open(session: Session, request: FourEyesRequest, now: datetime) -> No
         raise ApprovalExpired()
     if request.outcome is not FourEyesOutcome.PENDING:
         raise ApprovalDecided(request.outcome.value)
+
+
+def _requester_in_good_standing(session: Session, guard: Guard, request: FourEyesRequest) -> None:
+    """A request whose requester has since been contained or disabled is not approved:
+    a stolen session asks, then is caught; what it asked must not be executed by a
+    colleague who trusts the name on it. It can still be refused."""
+    status = session.scalar(
+        select(Account.status).where(Account.id == request.requested_by)
+    )  # plaintext columns only
+    contained = guard.state.contained(request.requested_by, session=session) is not None
+    if contained or (status is not None and status is not AccountStatus.ACTIVE):
+        raise ApprovalDecided(
+            "the administrator who asked is contained or disabled since: refuse it"
+        )
 
 
 def _decidable(
