@@ -152,3 +152,54 @@ def test_the_patient_is_told_at_once_of_a_break_glass_grant(api: Api) -> None:
     assert [g["reason"] for g in grants["items"]] == [REASON]
     log = api.client.get("/api/v1/patients/me/access-log", headers=patient.headers).json()
     assert any(e["action"] == "patient:break-glass:write" for e in log["items"]), log
+
+
+def test_one_stolen_admin_session_reads_at_most_its_own_budget(api: Api) -> None:
+    """The attack of the issue, scripted: one administrator's session tries every way it
+    had to multiply its reach (recover a practitioner and sign in as them, release, a new
+    administrator, break-glass patient after patient). Measured: the distinct patients
+    whose data reached the attacker."""
+    doctor = staff_member(api, Role.PRACTITIONER)
+    cases = patients_in_care(api, sign_in(api, doctor), 8, minutes_between=20)
+    others = [api.patient() for _ in range(8)]
+    api.clock.advance(minutes=61)
+    thief_user, thief = admin(api)
+    bodies: list[str] = []
+
+    # Recover the practitioner: a request, and no token anywhere the thief can look.
+    asked = api.client.post(
+        f"/api/v1/admin/accounts/{doctor.account_id}/recovery", headers=thief.headers, json={}
+    )
+    assert asked.status_code == 202
+    own = api.client.post(
+        f"/api/v1/admin/approvals/{asked.json()['id']}/approve", headers=thief.headers
+    )
+    assert own.status_code == 403
+    # A new administrator: a request, nothing to sign in with.
+    created = api.client.post(
+        "/api/v1/admin/staff",
+        headers=thief.headers,
+        json={"email": "complice@example.org", "role": "admin"},
+    )
+    assert created.status_code == 202
+    assert mailbox(api, "complice@example.org") == []
+    # Break-glass, patient after patient, until refused.
+    for patient in [c.patient for c in cases] + others:
+        granted = api.client.post(
+            "/api/v1/admin/break-glass",
+            headers=thief.headers,
+            json={"patient_id": str(patient.patient_id), "reason": REASON, "minutes": 10},
+        )
+        if granted.status_code != 201:
+            break
+        response = api.client.get(f"/api/v1/patients/{patient.patient_id}", headers=thief.headers)
+        bodies.append(response.text)
+        if response.status_code != 200:
+            break
+    bodies += [asked.text, own.text, created.text, *map(str, mailbox(api, thief_user.email))]
+
+    read = {c.patient_id for c in cases if c.patient.data.email in "".join(bodies)}
+    read |= {p.patient_id for p in others if p.data.email in "".join(bodies)}
+    assert len(read) == api.settings.guard_breadth_admin  # 5: the session's own budget
+    assert guard_of(api).state.contained(thief_user.account_id) is not None
+    assert status_of(api, doctor.account_id) == (AccountStatus.ACTIVE, None)
