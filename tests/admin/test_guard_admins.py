@@ -198,8 +198,9 @@ def test_one_stolen_admin_session_reads_at_most_its_own_budget(api: Api) -> None
             break
     bodies += [asked.text, own.text, created.text, *map(str, mailbox(api, thief_user.email))]
 
-    read = {c.patient_id for c in cases if c.patient.data.email in "".join(bodies)}
-    read |= {p.patient_id for p in others if p.data.email in "".join(bodies)}
+    seen = "".join(bodies)
+    read = {str(c.patient_id) for c in cases if c.patient.data.email in seen}
+    read |= {str(p.patient_id) for p in others if p.data.email in seen}
     assert len(read) == api.settings.guard_breadth_admin  # 5: the session's own budget
     assert guard_of(api).state.contained(thief_user.account_id) is not None
     assert status_of(api, doctor.account_id) == (AccountStatus.ACTIVE, None)
