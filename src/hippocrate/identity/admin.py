@@ -75,9 +75,9 @@ def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
         )
     if account.disabled_reason == CONTAINED:
         raise AccountActionRefused(
-            "the guard contained this account: release it with "
-            "POST /api/v1/admin/accounts/{id}/release or 'hippocrate guard release' "
-            "(both record why)"
+            "the guard contained this account: ask for its release with "
+            "POST /api/v1/admin/accounts/{id}/release (a second administrator approves it) "
+            "or run 'hippocrate guard release' on the server (both record why)"
         )
     verified = account.role.is_staff or account.email_verified_at is not None
     account.status = AccountStatus.ACTIVE if verified else AccountStatus.PENDING
