@@ -5,6 +5,9 @@ counted against anyone. And the canary domain is required once mail is delivered
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from sqlalchemy import func, select
 from hippocrate.audit.models import AuditEvent
 from hippocrate.audit.recorder import Actor
 from hippocrate.consultations.models import Consultation, ConsultationStatus, Message
+from hippocrate.db.engine import make_engine
 from hippocrate.guard.honeytokens import (
     CanaryDomainMissing,
     holds_one,
@@ -22,13 +26,14 @@ from hippocrate.guard.honeytokens import (
     unsafe_active_practitioners,
 )
 from hippocrate.guard.models import HoneytokenMarker
-from hippocrate.guard.service import Guard
+from hippocrate.guard.service import HONEYTOKEN_PURPOSE, Guard
 from hippocrate.guard.state import LocalState
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.models import Patient
 from hippocrate.runtime import Runtime
 from hippocrate.tags import Purpose
+from hippocrate.vault.providers.file import FileKeyProvider
 from hippocrate.work import unit_of_work
 from tests.cli.test_cli import Cli, assert_one_line_error
 from tests.conftest import Store
@@ -119,7 +124,7 @@ def test_planting_needs_a_canary_domain_once_mail_is_delivered(
         assert session.scalar(select(func.count()).select_from(Patient)) == 0
 
 
-@pytest.mark.slow  # five runs of the command line
+@pytest.mark.slow  # seven runs of the command line
 def test_the_plant_and_tend_commands(tmp_path: Path) -> None:
     cli = Cli(tmp_path, {"HIPPOCRATE_AUDIT_CHECKPOINT_SECONDS": "0"})
     # A deployment that delivers mail plants no honeytoken without its canary domain.
@@ -133,3 +138,20 @@ def test_the_plant_and_tend_commands(tmp_path: Path) -> None:
     )
     # No practitioner yet: nothing to place, nothing refused.
     assert "0 honeytokens placed" in cli.ok("guard", "tend")
+    # Seeding gives their lives to the five planted without one; tend then places one
+    # with each practitioner still without one in view.
+    cli.ok("seed", "--patients", "4", "--seed", "5", HIPPOCRATE_CANARY_DOMAIN=CANARY)
+    placed = cli.ok("guard", "tend", HIPPOCRATE_CANARY_DOMAIN=CANARY)
+    assert re.fullmatch(r"\d+ honeytokens placed\n", placed), placed
+    key = FileKeyProvider(cli.key_file).derive_index_key(HONEYTOKEN_PURPOSE)
+    engine = make_engine(f"sqlite:///{cli.database}")
+    try:
+        with engine.connect() as connection:
+            markers = set(connection.scalars(select(HoneytokenMarker.digest)))
+            ids = list(connection.scalars(select(Patient.id)))
+            with_cases = set(connection.scalars(select(Consultation.patient_id)))
+    finally:
+        engine.dispose()
+    honey = {p for p in ids if hmac.new(key, p.bytes, hashlib.sha256).digest() in markers}
+    assert len(honey) == 5 + int(placed.split()[0])
+    assert honey <= with_cases, "every honeytoken has its cases"

@@ -222,6 +222,7 @@ class Planter:
                 seed=None if seed is None else seed + 7919,
             )
         self.planted: list[uuid.UUID] = []
+        self._lifeless: list[uuid.UUID] | None = None
 
     def uncovered(self) -> list[DemoAccount]:
         """The practitioners who have no honeytoken among their newest patients."""
@@ -234,13 +235,18 @@ class Planter:
     def lifeless(self) -> list[uuid.UUID]:
         """Honeytokens planted before any practitioner could take their cases (``init``
         plants them in an empty deployment): they have an account and no consultation.
-        Finding them costs one keyed digest per patient without a consultation."""
-        without = self._session.scalars(
-            select(Patient.id)
-            .where(~select(Consultation.id).where(Consultation.patient_id == Patient.id).exists())
-            .order_by(Patient.created_at, Patient.id)
-        ).all()
-        return [p for p in without if self._guard.is_honeytoken(self._session, p)]
+        Finding them costs one keyed digest per patient without a consultation, once
+        per planter."""
+        if self._lifeless is None:
+            without = self._session.scalars(
+                select(Patient.id)
+                .where(
+                    ~select(Consultation.id).where(Consultation.patient_id == Patient.id).exists()
+                )
+                .order_by(Patient.created_at, Patient.id)
+            ).all()
+            self._lifeless = [p for p in without if self._guard.is_honeytoken(self._session, p)]
+        return list(self._lifeless)
 
     def plant(self, practitioner: DemoAccount | None = None, *, in_view: bool = False) -> uuid.UUID:
         """One honeytoken: a lifeless one given its life (``lifeless``), else a new one;
@@ -256,6 +262,8 @@ class Planter:
             practitioner = self._rng.choice(uncovered or self._practitioners)
         waiting = self.lifeless() if practitioner is not None else []
         if waiting:
+            assert self._lifeless is not None
+            self._lifeless.remove(waiting[0])
             patient, data = unsafe_planted_patient(self._session, waiting[0])
             practitioner, scenario = self._fitting(practitioner, data)
         else:
