@@ -44,6 +44,8 @@ EXPECTED = {
     "approval_decided",
     "break_glass_opened",
     "invitation",
+    "consultation_cancelled",
+    "patient_replied",
 }
 
 # What a phishing email built from the MédecinDirect data would say, and what a careless

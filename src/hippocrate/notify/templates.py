@@ -136,6 +136,24 @@ TEMPLATES: dict[str, Template] = {
             ),
         ),
         Template(
+            name="consultation_cancelled",
+            subject="Hippocrate : une demande de consultation a été annulée",
+            paragraphs=(
+                "Une de vos demandes de consultation sur Hippocrate a été annulée. Le détail "
+                "est dans votre espace.",
+                _GO_TO_APP,
+            ),
+        ),
+        # To a practitioner: a patient wrote in a consultation they hold.
+        Template(
+            name="patient_replied",
+            subject="Hippocrate : un patient vous a répondu",
+            paragraphs=(
+                "Un patient a écrit dans une consultation que vous suivez sur Hippocrate.",
+                _GO_TO_APP,
+            ),
+        ),
+        Template(
             name="account_locked",
             subject="Hippocrate : connexion à votre compte bloquée",
             paragraphs=(
