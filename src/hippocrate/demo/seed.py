@@ -9,7 +9,7 @@ the caller's unit of work; nothing here commits. What is made:
 - ``count`` synthetic patients, each with an active, verified account and a password,
   one in three with TOTP; and their consultations in every status: waiting in the
   queue, in progress (messages both ways, photos and PDF documents), closed (report,
-  acts, often a prescription sent as a PDF), cancelled;
+  acts, often a prescription: closing issues their signed PDFs), cancelled;
 - with a guard, honeytoken patients among them, made by the same generator
   (``guard.honeytokens``), each placed with a practitioner who has none in view.
 

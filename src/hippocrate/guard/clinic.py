@@ -19,9 +19,7 @@ When every practitioner of a specialty is full, the case becomes an older, finis
 
 from __future__ import annotations
 
-import inspect
 import random
-import textwrap
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -35,7 +33,7 @@ from hippocrate.blobs import BlobStore
 from hippocrate.config import Settings
 from hippocrate.consultations import service
 from hippocrate.consultations.models import Consultation, ConsultationStatus
-from hippocrate.consultations.schemas import SPECIALTIES, CloseInput, ConsultationCreate
+from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.guard.acting import actor_of, unsafe_acting_as
 from hippocrate.guard.documents import pdf_document, skin_photo
@@ -43,7 +41,6 @@ from hippocrate.guard.people import DemoAccount
 from hippocrate.guard.scenarios import (
     ALLERGIES,
     CANCEL_NOTES,
-    CLOSING,
     INCIDENTS,
     SCENARIOS,
     THANKS,
@@ -289,9 +286,11 @@ class Clinic:
         else:
             opened = self._ago(low_hours=24, high_hours=90 * 24)
         opened = self._before_waiting(scenario.specialty, opened)
-        # Care lasts care_period_days after the end, which comes within 12 hours.
+        # Care lasts care_period_days after the end, which comes within 12 hours, and
+        # ends at the following midnight (care relationships keep whole days).
         in_care = (
-            status is Status.IN_PROGRESS or opened + self._care + timedelta(hours=12) > self._now
+            status is Status.IN_PROGRESS
+            or opened + self._care + timedelta(hours=12, days=1) > self._now
         )
         practitioner = self._practitioner(scenario.specialty, patient, in_care=in_care)
         if practitioner is None:
@@ -371,15 +370,12 @@ class Clinic:
                     description=rng.choice(INCIDENTS),
                     now=clock.after(1, 5),
                 )
-        if scenario.prescription:
-            written = clock.after(5, 30)
-            ordonnance = self._prescription(practitioner, data, scenario.prescription, written)
-            self._write(practitioner, consultation, CLOSING, written, [ordonnance])
+        # Closing issues the signed report and prescription PDFs (the documents service).
         with self._as(practitioner):
             service.close(
                 session=self._session,
                 settings=self._settings,
-                **self._close_blobs,
+                blobs=self._blobs,
                 principal=practitioner.principal,
                 consultation=consultation,
                 data=CloseInput(
@@ -391,14 +387,6 @@ class Clinic:
             )
 
     # -- the service calls -----------------------------------------------------------------
-
-    @property
-    def _close_blobs(self) -> dict[str, BlobStore]:
-        """Closing takes the blob store once it attaches the signed report and
-        prescription PDFs (a change of the consultations service landing beside this
-        one); until then it takes none."""
-        wanted = "blobs" in inspect.signature(service.close).parameters
-        return {"blobs": self._blobs} if wanted else {}
 
     def _as(self, who: DemoAccount) -> AbstractContextManager[None]:
         """Each act is recorded as its author's own request (``demo.actors``)."""
@@ -475,19 +463,3 @@ class Clinic:
         ]
         content = pdf_document(document.title, lines)
         return UploadedFile(document.filename, "application/pdf", content)
-
-    @staticmethod
-    def _prescription(
-        practitioner: DemoAccount, data: PatientCreate, prescription: str, at: datetime
-    ) -> UploadedFile:
-        assert practitioner.specialty is not None
-        lines = [
-            f"Dr {practitioner.name}",
-            f"{SPECIALTIES[practitioner.specialty]}, RPPS {practitioner.rpps}",
-            f"Téléconsultation du {at:%d/%m/%Y}",
-            "",
-            f"Pour : {data.given_names} {data.family_name}",
-            "",
-            *textwrap.wrap(prescription, 72),
-        ]
-        return UploadedFile("ordonnance.pdf", "application/pdf", pdf_document("Ordonnance", lines))

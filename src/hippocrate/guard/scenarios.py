@@ -76,11 +76,6 @@ INCIDENTS = (
     "Pièce jointe reçue en double ; la seconde copie n'a pas été prise en compte.",
 )
 
-CLOSING = (
-    "Je clôture la consultation : le compte rendu est dans votre espace et l'ordonnance "
-    "est jointe à ce message."
-)
-
 SCENARIOS: tuple[Scenario, ...] = (
     # -- general practice --------------------------------------------------------------
     Scenario(
