@@ -107,6 +107,11 @@ class Tag(StrEnum):
     CONSULTATION_ATTACHMENT_READ = "consultation:attachment:read"
     CONSULTATION_ATTACHMENT_WRITE = "consultation:attachment:write"
 
+    # Consultations: the practitioner in charge handed one back to the queue (the
+    # reason is sealed on the consultation, under the patient's key; the event says
+    # only which consultation, whose, and who).
+    CONSULTATION_RECORD_HANDED_BACK = "consultation:record:handed-back"
+
     # Patients.
     PATIENT_RECORD_SHREDDED = "patient:record:shredded"
 

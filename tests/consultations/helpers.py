@@ -275,6 +275,15 @@ class Api:
             json={"body": body},
         )
 
+    def hand_back(
+        self, practitioner: Actor, consultation_id: str, reason: str = "Hors de mon champ"
+    ) -> Any:
+        return self.client.post(
+            f"/api/v1/consultations/{consultation_id}/hand-back",
+            headers=practitioner.headers,
+            json={"reason": reason},
+        )
+
     def close(self, practitioner: Actor, consultation_id: str, **body: Any) -> Any:
         payload = {"report": "Eczéma de contact probable.", "acts": ["TCG"], **body}
         return self.client.post(

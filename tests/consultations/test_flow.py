@@ -54,6 +54,7 @@ def test_full_consultation(api: Api) -> None:
     assert page["total"] == 1
     assert page["items"] == [
         {
+            "entry": page["items"][0]["entry"],
             "specialty": "general-practice",
             "position": 1,
             "waiting_since": page["items"][0]["waiting_since"],
@@ -118,10 +119,23 @@ def test_full_consultation(api: Api) -> None:
     closed_at = datetime.fromisoformat(closed_record["closed_at"])
     assert closed_at == api.clock.now
     assert datetime.fromisoformat(closed_record["taken_at"]) < closed_at
-    # The patient was told something waits (message and close), and nothing more.
+    # Each side was told, once per event, that something waits, and nothing more: the
+    # patient of the take, the two messages and the report; the practitioner of the
+    # patient's reply.
     with api.store.sessions() as session:
-        emails = session.scalars(select(OutboundEmail.template)).all()
-    assert emails == ["new_message", "new_message", "new_message"]
+        emails = session.execute(
+            select(OutboundEmail.template, OutboundEmail.account_id).order_by(
+                OutboundEmail.created_at
+            )
+        ).all()
+    assert [(template, to == patient.account_id) for template, to in emails] == [
+        ("consultation_taken", True),
+        ("new_message", True),
+        ("patient_replied", False),
+        ("new_message", True),
+        ("report_ready", True),
+    ]
+    assert {to for template, to in emails if template == "patient_replied"} == {gp.account_id}
 
     # The patient reads everything.
     mine = api.client.get(f"/api/v1/consultations/{consultation_id}", headers=patient.headers)
@@ -220,7 +234,7 @@ def test_full_consultation(api: Api) -> None:
         == 200
     )
     with api.store.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(OutboundEmail)) == 3
+        assert session.scalar(select(func.count()).select_from(OutboundEmail)) == 5
 
 
 def test_the_same_flow_signed_in_the_real_way(api: Api) -> None:

@@ -92,6 +92,20 @@ def play_every_status(api: Api) -> tuple[Diary, dict[str, str]]:
     cancel = f"/api/v1/consultations/{ids['cancelled_taken']}/cancel"
     assert api.client.post(cancel, headers=diary.step(patient).headers).status_code == 200
 
+    # Handed back by its practitioner, then taken by another one.
+    gyn2 = api.practitioner("gynaecology", names=("Louise", "Petit"), rpps="10045678903")
+    ids["handed_back_taken"] = api.open(diary.step(patient), specialty="gynaecology")["id"]
+    api.take(diary.step(gyn))
+    assert api.hand_back(diary.step(gyn), ids["handed_back_taken"]).status_code == 200
+    assert api.take(diary.step(gyn2))["id"] == ids["handed_back_taken"]
+
+    # Handed back and waiting again: back in the queue, so its specialty and since when
+    # are plaintext again (its opening, as for any waiting consultation).
+    ids["handed_back_waiting"] = api.open(diary.step(patient), specialty="psychiatry")["id"]
+    handed_back_since = diary.instants.pop()  # allowed in plaintext while it waits
+    assert api.take(diary.step(psy))["id"] == ids["handed_back_waiting"]
+    assert api.hand_back(diary.step(psy), ids["handed_back_waiting"]).status_code == 200
+
     # Still waiting: the queue needs its specialty and since when, so they stay.
     ids["waiting"] = api.open(diary.step(patient), specialty="psychiatry")["id"]
     waiting_since = diary.instants.pop()  # allowed in plaintext: documented
@@ -105,11 +119,21 @@ def play_every_status(api: Api) -> tuple[Diary, dict[str, str]]:
     assert datetime.fromisoformat(record["taken_at"]) in diary.instants
     listed = api.client.get("/api/v1/consultations", headers=patient.headers).json()["items"]
     assert [c["id"] for c in listed] == [
-        ids[k] for k in ("waiting", "cancelled_taken", "cancelled_waiting", "in_progress", "closed")
+        ids[k]
+        for k in (
+            "waiting",
+            "handed_back_waiting",
+            "handed_back_taken",
+            "cancelled_taken",
+            "cancelled_waiting",
+            "in_progress",
+            "closed",
+        )
     ]
     assert {c["specialty"] for c in listed} == {"psychiatry", "gynaecology"}
     assert datetime.fromisoformat(listed[0]["created_at"]) == waiting_since
-    assert all(datetime.fromisoformat(c["created_at"]) in diary.instants for c in listed[1:])
+    assert datetime.fromisoformat(listed[1]["created_at"]) == handed_back_since
+    assert all(datetime.fromisoformat(c["created_at"]) in diary.instants for c in listed[2:])
     assert diary.sizes
     assert all(size > 0 for size in diary.sizes)
     return diary, ids
@@ -141,22 +165,27 @@ def test_a_dump_no_longer_links_a_patient_to_specialties_dates_and_sizes(api: Ap
     rows = raw_rows(api)
     consultations = {str(row["id"]).replace("-", ""): row for row in rows["consultations"]}
     mine = {name: consultations[cid.replace("-", "")] for name, cid in ids.items()}
-    waiting = mine["waiting"]
+    waiting = [mine["waiting"], mine["handed_back_waiting"]]
 
-    # Specialties: only the waiting consultation's is in plaintext, in any column.
-    assert waiting["specialty"] == "psychiatry"
+    # Specialties: only the waiting consultations' are in plaintext, in any column.
+    assert [row["specialty"] for row in waiting] == ["psychiatry", "psychiatry"]
     statuses = {name: row["status"] for name, row in mine.items()}
     assert statuses == {
         "closed": "closed",
         "in_progress": "in_progress",
         "cancelled_waiting": "cancelled",
         "cancelled_taken": "cancelled",
+        "handed_back_taken": "in_progress",
+        "handed_back_waiting": "requested",
         "waiting": "requested",
     }
-    assert [name for name, row in mine.items() if row["specialty"]] == ["waiting"]
+    assert sorted(name for name, row in mine.items() if row["specialty"]) == [
+        "handed_back_waiting",
+        "waiting",
+    ]
     for table, table_rows in rows.items():
         for row in table_rows:
-            if row is waiting:
+            if any(row is w for w in waiting):
                 continue
             for column, value in row.items():
                 if isinstance(value, str):
@@ -172,7 +201,9 @@ def test_a_dump_no_longer_links_a_patient_to_specialties_dates_and_sizes(api: Ap
         for row in table_rows:
             for column, value in row.items():
                 at = _instant(value)
-                if at is None or (row is waiting and column in ("created_at", "updated_at")):
+                if at is None or (
+                    any(row is w for w in waiting) and column in ("created_at", "updated_at")
+                ):
                     continue
                 for offset in (timedelta(0), period):
                     nearest = min(abs(at - offset - instant) for instant in diary.instants)

@@ -49,9 +49,16 @@ def test_the_queue_shows_position_and_waiting_time_only(api: Api) -> None:
         (3, 600, "dermatology"),
     ]
     assert all(
-        set(e) == {"specialty", "position", "waiting_since", "waiting_seconds"}
+        set(e) == {"entry", "specialty", "position", "waiting_since", "waiting_seconds"}
         for e in page["items"]
     )
+    # Each entry's id is opaque: no consultation id, no patient, in any form.
+    for entry in page["items"]:
+        assert len(entry["entry"]) == 22
+        for consultation, patient in zip(opened, patients, strict=True):
+            for hidden in (uuid.UUID(consultation["id"]), patient.patient_id):
+                assert hidden.hex not in entry["entry"].lower()
+                assert str(hidden) not in entry["entry"]
     for consultation, patient in zip(opened, patients, strict=True):
         for hidden in (consultation["id"], consultation["subject"], str(patient.patient_id)):
             assert hidden not in response.text

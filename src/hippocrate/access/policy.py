@@ -260,6 +260,16 @@ def ensure_may_close(principal: Principal, consultation: Consultation) -> None:
         raise Forbidden("only the practitioner in charge closes a consultation")
 
 
+def ensure_may_hand_back(principal: Principal, consultation: Consultation) -> None:
+    """The practitioner in charge hands a consultation back to the queue (the status
+    is the service's to check)."""
+    if (
+        principal.role is not Role.PRACTITIONER
+        or consultation.practitioner_id != principal.practitioner_id
+    ):
+        raise Forbidden("only the practitioner in charge hands a consultation back")
+
+
 def ensure_may_record_incident(principal: Principal, consultation: Consultation) -> None:
     """The practitioner in charge, while the consultation runs or once it is closed (an
     incident may be noted when writing the report)."""

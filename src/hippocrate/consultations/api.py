@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from hippocrate.access.principal import Principal
 from hippocrate.api.deps import DB, AppSettings, CurrentPrincipal, Now, authenticated_router
 from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.blobs import BlobStore, FileBlobStore
@@ -29,6 +30,7 @@ from hippocrate.consultations.schemas import (
     ConsultationCreate,
     ConsultationRead,
     ConsultationSummary,
+    HandBackInput,
     IncidentCreate,
     MessageCreate,
     MessageRead,
@@ -169,9 +171,15 @@ def list_consultations(
 ) -> Page[ConsultationSummary]:
     statement = service.list_consultations(principal=principal, now=now, status=status)
     rows, total = fetch_page(db, statement, paging)
+    unread = service.unread_counts(session=db, principal=principal, consultations=rows, now=now)
     return Page(
         items=[
-            views.summary(c, with_subject=principal.is_patient, specialty=principal.specialty)
+            views.summary(
+                c,
+                with_subject=principal.is_patient,
+                specialty=principal.specialty,
+                unread=unread[c.id],
+            )
             for c in rows
         ],
         total=total,
@@ -204,12 +212,16 @@ def open_consultation(
         files=submitted.files,
         now=now,
     )
-    return views.consultation_read(db, consultation)
+    return views.consultation_read(db, consultation, reader=principal, now=now)
 
 
 @router.get("/consultations/{consultation_id}", response_model=ConsultationRead)
-def get_consultation(db: DB, consultation: CurrentConsultation) -> ConsultationRead:
-    return views.consultation_read(db, consultation)
+def get_consultation(
+    db: DB, principal: CurrentPrincipal, now: Now, consultation: CurrentConsultation
+) -> ConsultationRead:
+    """The record; for the practitioner in charge, with the patient's names and age
+    (an audited read of the patient's record)."""
+    return views.consultation_read(db, consultation, reader=principal, now=now)
 
 
 @router.post("/consultations/{consultation_id}/cancel", response_model=ConsultationRead)
@@ -223,7 +235,7 @@ def cancel_consultation(
     service.cancel(
         session=db, settings=settings, principal=principal, consultation=consultation, now=now
     )
-    return views.consultation_read(db, consultation)
+    return views.consultation_read(db, consultation, reader=principal, now=now)
 
 
 @router.post("/consultations/{consultation_id}/close", response_model=ConsultationRead)
@@ -249,6 +261,30 @@ def close_consultation(
         data=data,
         now=now,
     )
+    return views.consultation_read(db, consultation, reader=principal, now=now)
+
+
+@router.post("/consultations/{consultation_id}/hand-back", response_model=ConsultationRead)
+def hand_back_consultation(
+    *,
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    settings: AppSettings,
+    consultation: CurrentConsultation,
+    data: HandBackInput,
+) -> ConsultationRead:
+    """The practitioner in charge hands an in-progress consultation back to the queue
+    of its specialty, with a reason: their care relationship ends now, the
+    consultation waits again at its original place, the patient is told."""
+    service.hand_back(
+        session=db,
+        settings=settings,
+        principal=principal,
+        consultation=consultation,
+        reason=data.reason,
+        now=now,
+    )
     return views.consultation_read(db, consultation)
 
 
@@ -269,7 +305,7 @@ def record_incident(
         description=data.description,
         now=now,
     )
-    return views.consultation_read(db, consultation)
+    return views.consultation_read(db, consultation, reader=principal, now=now)
 
 
 # -- messages and attachments ----------------------------------------------------------
@@ -281,8 +317,11 @@ def list_messages(
 ) -> Page[MessageRead]:
     statement = service.messages_statement(principal=principal, consultation=consultation, now=now)
     rows, total = fetch_page(db, statement, paging)
+    items = views.messages_read(db, principal, consultation, rows, now)
+    # Shown: the caller's side has read them (a number, no time).
+    service.mark_read(session=db, principal=principal, consultation=consultation, messages=rows)
     return Page(
-        items=views.messages_read(db, principal, consultation, rows, now),
+        items=items,
         total=total,
         limit=paging.limit,
         offset=paging.offset,
@@ -379,8 +418,35 @@ def get_queue(db: DB, principal: CurrentPrincipal, now: Now, paging: Paging) -> 
     )
 
 
+def _taken(db: DB, principal: Principal, now: Now, consultation: Consultation) -> ConsultationRead:
+    return views.consultation_read(db, consultation, reader=principal, now=now)
+
+
 @router.post("/queue/take", response_model=ConsultationRead)
-def take_from_queue(db: DB, principal: CurrentPrincipal, now: Now) -> ConsultationRead:
+def take_from_queue(
+    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings
+) -> ConsultationRead:
     """Take the oldest waiting consultation of the caller's specialty."""
-    consultation = service.take_next(session=db, principal=principal, now=now)
-    return views.consultation_read(db, consultation)
+    consultation = service.take_next(session=db, settings=settings, principal=principal, now=now)
+    return _taken(db, principal, now, consultation)
+
+
+QueueEntryId = Annotated[
+    str,
+    Path(
+        max_length=64,
+        description="The opaque ``entry`` of a waiting consultation, as GET /queue gave it",
+    ),
+]
+
+
+@router.post("/queue/{entry}/take", response_model=ConsultationRead)
+def take_queue_entry(
+    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings, entry: QueueEntryId
+) -> ConsultationRead:
+    """Take one consultation of the queue list, by its entry: 409 once it no longer
+    waits (another practitioner took it, the patient cancelled)."""
+    consultation = service.take_entry(
+        session=db, settings=settings, principal=principal, entry=entry, now=now
+    )
+    return _taken(db, principal, now, consultation)

@@ -26,6 +26,27 @@ class QueueEmpty(ConsultationError):
         super().__init__(f"no consultation is waiting in the {specialty} queue")
 
 
+class NoLongerWaiting(ConsultationError):
+    """A queue entry that names no consultation waiting in the caller's queue now."""
+
+    status = 409
+    title = "No longer waiting"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no consultation of your queue waits under this entry any more (taken, "
+            "cancelled, or never in your queue): list the queue again"
+        )
+
+
+class InvalidQueueEntry(ConsultationError):
+    status = 422
+    title = "Invalid queue entry"
+
+    def __init__(self) -> None:
+        super().__init__("this is not a queue entry id (take one from GET /queue)")
+
+
 class InvalidUpload(ConsultationError):
     """The request body is not a well-formed upload (multipart or JSON)."""
 

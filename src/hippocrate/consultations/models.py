@@ -114,6 +114,11 @@ class Consultation(IdMixin, SealedModel, Base):
     legacy_taken_at: Mapped[datetime | None] = mapped_column("taken_at")
     legacy_closed_at: Mapped[datetime | None] = mapped_column("closed_at")
     legacy_cancelled_at: Mapped[datetime | None] = mapped_column("cancelled_at")
+    # The number of the last message each side has read (``Message.number``): unread
+    # flags without a time. The practitioner's is that of the one in charge (reset when
+    # a consultation is taken).
+    patient_read: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    practitioner_read: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     subject_sealed: Mapped[bytes | None] = mapped_column("subject", LargeBinary)
     description_sealed: Mapped[bytes | None] = mapped_column("description", LargeBinary)
@@ -123,6 +128,7 @@ class Consultation(IdMixin, SealedModel, Base):
     acts_sealed: Mapped[bytes | None] = mapped_column("acts", LargeBinary)
     incidents_sealed: Mapped[bytes | None] = mapped_column("incidents", LargeBinary)
     timeline_sealed: Mapped[bytes | None] = mapped_column("timeline", LargeBinary)
+    handbacks_sealed: Mapped[bytes | None] = mapped_column("handbacks", LargeBinary)
 
     subject = Sealed[str]("subject_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
     description = Sealed[str]("description_sealed", TEXT, category=Category.HEALTH, pad=FREE_TEXT)
@@ -141,6 +147,11 @@ class Consultation(IdMixin, SealedModel, Base):
     # value, one bucket (every timeline fits in 256 bytes), opened once per read.
     timeline = Sealed[dict[str, Any]](
         "timeline_sealed", JSON, category=Category.HEALTH, pad=Padding(256)
+    )
+    # [{"taken", "handed_back": ISO 8601, "practitioner_id", "reason"}]: each time the
+    # practitioner in charge handed it back to the queue, and why.
+    handbacks = Sealed[list[dict[str, Any]]](
+        "handbacks_sealed", JSON, category=Category.HEALTH, pad=FREE_TEXT
     )
 
     @property
@@ -230,6 +241,18 @@ class Consultation(IdMixin, SealedModel, Base):
         self.created_at = self.updated_at = month_of(created)
         self.legacy_taken_at = self.legacy_closed_at = self.legacy_cancelled_at = None
 
+    def return_to_queue(self) -> None:
+        """Back in the queue (handed back): the specialty and the exact creation time
+        come back to plaintext from the timeline, since the queue routes and orders by
+        them while it waits. It keeps its original place (the patient has waited since
+        then); the take's instant is cleared (the hand-back keeps it). Opens the
+        timeline."""
+        timeline = dict(self.timeline or {})
+        created = _instant(timeline.get("created")) or self.created_at
+        self.timeline = {**timeline, "taken": None}
+        self.specialty = str(timeline.get("specialty") or "")
+        self.created_at = self.updated_at = created
+
 
 class Message(IdMixin, SealedModel, Base):
     __tablename__ = "messages"
@@ -294,6 +317,8 @@ class CareRelationship(IdMixin, Base):
 
     practitioner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("practitioners.id"), index=True)
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
-    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), unique=True)
+    # One per take: a consultation handed back and taken again has one for each
+    # practitioner who took it (the ended ones stay: who read the record).
+    consultation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultations.id"), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ends_at: Mapped[datetime | None]

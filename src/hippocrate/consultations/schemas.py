@@ -82,6 +82,30 @@ QUESTIONS: tuple[Question, ...] = (
 )
 QUESTIONS_BY_CODE = {q.code: q for q in QUESTIONS}
 
+#: The French label of each choice a question offers (the answers are stored as codes).
+CHOICE_LABELS: dict[str, dict[str, str]] = {
+    "symptoms_duration": {
+        "less_than_a_day": "Moins d'un jour",
+        "1_to_3_days": "De 1 à 3 jours",
+        "4_to_7_days": "De 4 à 7 jours",
+        "1_to_4_weeks": "De 1 à 4 semaines",
+        "more_than_a_month": "Plus d'un mois",
+        "no_symptoms": "Pas de symptômes",
+    },
+    "pregnancy": {
+        "yes": "Oui",
+        "no": "Non",
+        "unsure": "Je ne sais pas",
+        "not_applicable": "Non concernée",
+    },
+}
+
+
+def answer_label(code: str, answer: str) -> str:
+    """The French label of an answer: a choice's label, a text as written."""
+    return CHOICE_LABELS.get(code, {}).get(answer, answer)
+
+
 # Acts are recorded as NGAP/CCAM-style codes (e.g. TCG, TC, TE2): capital letters and
 # digits, so that nothing but a code can be written there.
 ACT_PATTERN = r"^[A-Z][A-Z0-9]{1,12}$"
@@ -119,6 +143,8 @@ class QuestionRead(Output):
     kind: Literal["choice", "text"]
     required: bool
     choices: list[str]
+    # The French label of each choice, by code (empty for a text question).
+    choice_labels: dict[str, str]
 
 
 class CatalogueRead(Output):
@@ -136,6 +162,7 @@ def catalogue() -> CatalogueRead:
                 kind=q.kind,
                 required=q.required,
                 choices=list(q.choices),
+                choice_labels={c: answer_label(q.code, c) for c in q.choices},
             )
             for q in QUESTIONS
         ],
@@ -195,6 +222,21 @@ class CloseInput(StrictInput):
         return codes
 
 
+class HandBackInput(StrictInput):
+    reason: str = Field(
+        min_length=3,
+        max_length=1_000,
+        description="Why the consultation goes back to the queue (sealed, for the record)",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_not_blank(cls, value: str) -> str:
+        if len(value.strip()) < 3:
+            raise ValueError("a reason of at least 3 characters is required")
+        return value.strip()
+
+
 class IncidentCreate(StrictInput):
     description: str = Field(min_length=3, max_length=2_000)
 
@@ -234,6 +276,25 @@ class MessageRead(Output):
     attachments: list[AttachmentRead]
 
 
+class PatientBrief(Output):
+    """Who the patient is, for the practitioner in charge: names and age in years (the
+    birth date itself is not shown here)."""
+
+    given_names: str
+    family_name: str
+    age: int | None
+
+
+class AnswerRead(Output):
+    """One questionnaire answer with its labels: the question's, and the answer's (a
+    choice's French label; a text answer as written)."""
+
+    code: str
+    question: str
+    answer: str
+    answer_label: str
+
+
 class ConsultationSummary(Output):
     id: uuid.UUID
     # Null only in an admin's list, for one out of the queue (sealed, and not opened).
@@ -247,12 +308,21 @@ class ConsultationSummary(Output):
     taken_at: datetime | None
     closed_at: datetime | None
     cancelled_at: datetime | None
+    # Messages the other side wrote since the reader's last read of the messages list;
+    # null for a reader who is neither side (an admin under break-glass).
+    unread: int | None = None
 
 
 class ConsultationRead(ConsultationSummary):
     patient_id: uuid.UUID
+    # The practitioner in charge reads who the patient is (an audited read of the
+    # patient's record); null for everyone else.
+    patient: PatientBrief | None = None
     description: str
     questionnaire: dict[str, str]
+    # The same answers, in the catalogue's order, with the questions' and choices'
+    # labels.
+    answers: list[AnswerRead] = Field(default_factory=list)
     practitioner: PractitionerIdentity | None
     report: str | None
     prescription: str | None
@@ -261,8 +331,10 @@ class ConsultationRead(ConsultationSummary):
 
 
 class QueueEntry(Output):
-    """All a practitioner learns of a waiting consultation before taking it."""
+    """All a practitioner learns of a waiting consultation before taking it, and the
+    opaque id to take it with (``POST /queue/{entry}/take``)."""
 
+    entry: str
     specialty: str
     position: int
     waiting_since: datetime

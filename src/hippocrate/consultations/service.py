@@ -12,18 +12,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
 from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import recorder_of
 from hippocrate.blobs import BlobStore, put_in_transaction
 from hippocrate.config import Settings
+from hippocrate.consultations import entries
 from hippocrate.consultations.errors import (
+    InvalidQueueEntry,
     InvalidTransition,
     InvalidUpload,
+    NoLongerWaiting,
     QueueEmpty,
     TooManyAttachments,
 )
@@ -42,9 +46,10 @@ from hippocrate.consultations.models import (
 from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.db.sealed import require_hook, vault_of
+from hippocrate.identity.models import Account, AccountStatus, Practitioner
 from hippocrate.keyring.service import active_key, key_for
 from hippocrate.notify.service import send, unsafe_patient_account
-from hippocrate.tags import Category, Verb
+from hippocrate.tags import Category, Tag, Verb
 from hippocrate.vault import FieldContext, peek_key_version
 
 OPEN = (ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS)
@@ -290,6 +295,7 @@ def list_consultations(
 
 @dataclass(frozen=True)
 class Waiting:
+    entry: str
     specialty: str
     position: int
     waiting_since: datetime
@@ -304,20 +310,89 @@ def queue(
     statement = policy.queue_entries(principal, specialty)
     total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     rows = session.execute(statement.limit(limit).offset(offset)).all()
+    key = entries.entry_key(session)
     return [
         Waiting(
+            entry=entries.entry_id(key, specialty, consultation_id),
             specialty=specialty,
             position=offset + index,
             waiting_since=created_at,
             waiting_seconds=max(0, int((now - created_at).total_seconds())),
         )
-        for index, (_, created_at) in enumerate(rows, start=1)
+        for index, (consultation_id, created_at) in enumerate(rows, start=1)
     ], int(total or 0)
 
 
-def take_next(*, session: Session, principal: Principal, now: datetime) -> Consultation:
+def _claim(
+    *, session: Session, principal: Principal, consultation_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Make ``consultation_id`` the principal's if it still waits in their queue: one
+    conditional UPDATE (``WHERE status = 'requested'``), whose returned row says who
+    won when several practitioners take it at once. The patient's id, or None."""
+    patient_id: uuid.UUID | None = session.execute(
+        update(Consultation)
+        .where(
+            Consultation.id == consultation_id,
+            Consultation.status == ConsultationStatus.REQUESTED,
+            Consultation.specialty == (principal.specialty or ""),
+            Consultation.specialty != "",
+        )
+        .values(
+            status=ConsultationStatus.IN_PROGRESS,
+            practitioner_id=principal.practitioner_id,
+            practitioner_read=0,
+        )
+        .returning(Consultation.patient_id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return patient_id
+
+
+def _start_care(
+    *,
+    session: Session,
+    settings: Settings | None,
+    principal: Principal,
+    consultation_id: uuid.UUID,
+    patient_id: uuid.UUID,
+    now: datetime,
+) -> Consultation:
+    """After a won claim: the care relationship, the sealed take, the patient told."""
+    assert principal.practitioner_id is not None  # ensured by the policy
+    session.add(
+        CareRelationship(
+            practitioner_id=principal.practitioner_id,
+            patient_id=patient_id,
+            consultation_id=consultation_id,
+            started_at=day_floor(now),
+        )
+    )
+    session.flush()
+    consultation = get_consultation(
+        session=session, principal=principal, consultation_id=consultation_id, now=now
+    )
+    # The claim's UPDATE bypassed the identity map: read the new status and owner.
+    session.refresh(consultation, ["status", "practitioner_id", "practitioner_read"])
+    # Out of the queue: the specialty and the exact times are sealed from now on.
+    consultation.taken_at = now
+    consultation.leave_queue()
+    if settings is not None:
+        _notify_patient(
+            session=session,
+            settings=settings,
+            consultation=consultation,
+            template="consultation_taken",
+            now=now,
+        )
+    return consultation
+
+
+def take_next(
+    *, session: Session, principal: Principal, now: datetime, settings: Settings | None = None
+) -> Consultation:
     """Take the oldest waiting consultation of the principal's specialty and start the
-    care relationship with its patient.
+    care relationship with its patient; with ``settings`` (the API), the patient gets a
+    ``consultation_taken`` email (without: a simulation or a benchmark, nobody is told).
 
     Safe under concurrency: the status changes only by a conditional UPDATE
     (``WHERE status = 'requested'``) whose row count says who won; on PostgreSQL the
@@ -336,62 +411,111 @@ def take_next(*, session: Session, principal: Principal, now: datetime) -> Consu
         consultation_id = session.scalar(pick)
         if consultation_id is None:
             break
-        patient_id = session.execute(
-            update(Consultation)
-            .where(
-                Consultation.id == consultation_id,
-                Consultation.status == ConsultationStatus.REQUESTED,
-            )
-            .values(
-                status=ConsultationStatus.IN_PROGRESS,
-                practitioner_id=principal.practitioner_id,
-            )
-            .returning(Consultation.patient_id)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
+        patient_id = _claim(session=session, principal=principal, consultation_id=consultation_id)
         if patient_id is not None:
             break
     if patient_id is None or consultation_id is None:
         raise QueueEmpty(specialty)
-    assert principal.practitioner_id is not None  # ensured by the policy
-    session.add(
-        CareRelationship(
-            practitioner_id=principal.practitioner_id,
-            patient_id=patient_id,
-            consultation_id=consultation_id,
-            started_at=day_floor(now),
-        )
+    return _start_care(
+        session=session,
+        settings=settings,
+        principal=principal,
+        consultation_id=consultation_id,
+        patient_id=patient_id,
+        now=now,
     )
-    session.flush()
-    consultation = get_consultation(
-        session=session, principal=principal, consultation_id=consultation_id, now=now
+
+
+#: How many waiting ids of the queue are read at a time to find an entry.
+_ENTRY_BATCH = 500
+
+
+def take_entry(
+    *, session: Session, settings: Settings, principal: Principal, entry: str, now: datetime
+) -> Consultation:
+    """Take the consultation of a queue entry (``GET /queue`` gave its opaque id),
+    if it still waits in the principal's queue; ``NoLongerWaiting`` (409) otherwise.
+
+    The entry is found among the waiting ids of the principal's queue, oldest first
+    (ids only: nothing of a patient is opened to look); the take is the conditional
+    UPDATE of :func:`take_next`, so of two practitioners taking one entry at once,
+    exactly one wins and the other gets the 409."""
+    specialty = principal.specialty or ""
+    candidates = policy.queue_entries(principal, specialty).with_only_columns(Consultation.id)
+    digest = entries.parse(entry)
+    if digest is None:
+        raise InvalidQueueEntry()
+    key = entries.entry_key(session)
+    found: uuid.UUID | None = None
+    offset = 0
+    while found is None:
+        batch = session.scalars(candidates.limit(_ENTRY_BATCH).offset(offset)).all()
+        found = next((cid for cid in batch if entries.matches(key, digest, specialty, cid)), None)
+        if len(batch) < _ENTRY_BATCH:
+            break
+        offset += _ENTRY_BATCH
+    patient_id = (
+        None
+        if found is None
+        else _claim(session=session, principal=principal, consultation_id=found)
     )
-    # Out of the queue: the specialty and the exact times are sealed from now on.
-    consultation.taken_at = now
-    consultation.leave_queue()
-    return consultation
+    if found is None or patient_id is None:
+        raise NoLongerWaiting()
+    return _start_care(
+        session=session,
+        settings=settings,
+        principal=principal,
+        consultation_id=found,
+        patient_id=patient_id,
+        now=now,
+    )
 
 
 # -- changes of status -----------------------------------------------------------------
 
 
 def _end_care(*, session: Session, consultation: Consultation, ends_at: datetime) -> None:
+    """End the consultation's running care relationship (not one a hand-back ended)."""
     session.execute(
         update(CareRelationship)
-        .where(CareRelationship.consultation_id == consultation.id)
-        .values(ends_at=day_ceil(ends_at))
+        .where(
+            CareRelationship.consultation_id == consultation.id,
+            CareRelationship.ends_at.is_(None),
+        )
+        .values(ends_at=ends_at)
         .execution_options(synchronize_session=False)
     )
 
 
 def _notify_patient(
-    *, session: Session, settings: Settings, consultation: Consultation, now: datetime
+    *,
+    session: Session,
+    settings: Settings,
+    consultation: Consultation,
+    template: str,
+    now: datetime,
 ) -> None:
-    """Tell the patient something waits in the app (the email says nothing more)."""
+    """Tell the patient something happened in the app (the email says nothing more)."""
     # The account of a patient whose consultation the caller already reads.
     account = unsafe_patient_account(session=session, patient_id=consultation.patient_id)
     if account is not None:
-        send(session=session, settings=settings, account=account, template="new_message", now=now)
+        send(session=session, settings=settings, account=account, template=template, now=now)
+
+
+def unsafe_practitioner_account(
+    *, session: Session, practitioner_id: uuid.UUID | None
+) -> Account | None:
+    """The active account of the practitioner in charge of a consultation, to write to:
+    unsafe, it skips the access policy. Only for telling them that the patient replied
+    in a consultation they hold; the patient who replied never sees the address, and
+    the email says only that something waits in the app."""
+    if practitioner_id is None:
+        return None
+    return session.scalars(
+        select(Account)
+        .join(Practitioner, Practitioner.account_id == Account.id)
+        .where(Practitioner.id == practitioner_id, Account.status == AccountStatus.ACTIVE)
+    ).first()
 
 
 def cancel(
@@ -414,7 +538,14 @@ def cancel(
     _end_care(
         session=session,
         consultation=consultation,
-        ends_at=now + timedelta(days=settings.care_period_days),
+        ends_at=day_ceil(now + timedelta(days=settings.care_period_days)),
+    )
+    _notify_patient(
+        session=session,
+        settings=settings,
+        consultation=consultation,
+        template="consultation_cancelled",
+        now=now,
     )
     return consultation
 
@@ -451,7 +582,7 @@ def close(
     _end_care(
         session=session,
         consultation=consultation,
-        ends_at=now + timedelta(days=settings.care_period_days),
+        ends_at=day_ceil(now + timedelta(days=settings.care_period_days)),
     )
     issue(
         session=session,
@@ -461,7 +592,93 @@ def close(
         consultation=consultation,
         now=now,
     )
-    _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
+    # One email for the report and the prescription, whatever closing attached.
+    _notify_patient(
+        session=session,
+        settings=settings,
+        consultation=consultation,
+        template="report_ready",
+        now=now,
+    )
+    return consultation
+
+
+def hand_back(
+    *,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    consultation: Consultation,
+    reason: str,
+    now: datetime,
+) -> Consultation:
+    """The practitioner in charge hands an in-progress consultation back to the queue
+    of its specialty, with a reason (sealed under the patient's key, in the trail as
+    ``consultation:record:handed-back``). Their care relationship ends now (whole
+    days: the midnight that began today, so they no longer read it); the consultation
+    waits again at its original place (its exact creation time) and its specialty is
+    plaintext again, as for every waiting consultation. The patient is told.
+
+    The status changes by a conditional UPDATE, so a hand-back that races the
+    patient's cancelling (or a second hand-back) changes nothing and answers 409.
+    ``consultation`` as :func:`get_consultation` gave it to ``principal``."""
+    policy.ensure_may_hand_back(principal, consultation)
+    if consultation.status is not ConsultationStatus.IN_PROGRESS:
+        raise InvalidTransition(
+            f"this consultation is {consultation.status.value}: only one in progress is handed back"
+        )
+    taken = consultation.taken_at
+    changed = session.execute(
+        update(Consultation)
+        .where(
+            Consultation.id == consultation.id,
+            Consultation.status == ConsultationStatus.IN_PROGRESS,
+            Consultation.practitioner_id == principal.practitioner_id,
+        )
+        .values(status=ConsultationStatus.REQUESTED, practitioner_id=None, practitioner_read=0)
+        .returning(Consultation.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if changed is None:
+        raise InvalidTransition("this consultation is no longer in progress: not handed back")
+    session.refresh(consultation, ["status", "practitioner_id", "practitioner_read"])
+    consultation.handbacks = [
+        *(consultation.handbacks or []),
+        {
+            "taken": taken.astimezone(UTC).isoformat() if taken else None,
+            "handed_back": now.astimezone(UTC).isoformat(),
+            "practitioner_id": str(principal.practitioner_id),
+            "reason": reason,
+        },
+    ]
+    consultation.return_to_queue()
+    session.execute(
+        update(CareRelationship)
+        .where(
+            CareRelationship.consultation_id == consultation.id,
+            CareRelationship.practitioner_id == principal.practitioner_id,
+            CareRelationship.ends_at.is_(None),
+        )
+        .values(ends_at=day_floor(now))
+        .execution_options(synchronize_session=False)
+    )
+    recorder = recorder_of(session)
+    if recorder is not None:
+        recorder.event(
+            Tag.CONSULTATION_RECORD_HANDED_BACK,
+            patient=consultation.patient_id,
+            resources=(f"{Consultation.__audit_subject__.noun}:{consultation.id}",),
+            categories=(Category.HEALTH,),
+            now=now,
+        )
+    # No template of its own yet: "a message waits in a consultation" says enough.
+    _notify_patient(
+        session=session,
+        settings=settings,
+        consultation=consultation,
+        template="new_message",
+        now=now,
+    )
     return consultation
 
 
@@ -548,8 +765,99 @@ def post_message(
         now=now,
     )
     if principal.is_practitioner:
-        _notify_patient(session=session, settings=settings, consultation=consultation, now=now)
+        _notify_patient(
+            session=session,
+            settings=settings,
+            consultation=consultation,
+            template="new_message",
+            now=now,
+        )
+    elif consultation.status is ConsultationStatus.IN_PROGRESS:
+        # The patient replied: the practitioner in charge is told (nothing more).
+        account = unsafe_practitioner_account(
+            session=session, practitioner_id=consultation.practitioner_id
+        )
+        if account is not None:
+            send(
+                session=session,
+                settings=settings,
+                account=account,
+                template="patient_replied",
+                now=now,
+            )
     return message
+
+
+# -- unread flags ----------------------------------------------------------------------
+
+
+def _read_column(principal: Principal, consultation: Consultation) -> str | None:
+    """Which side of ``consultation`` the principal reads as: ``patient_read`` for its
+    patient, ``practitioner_read`` for the practitioner in charge, None for anyone else
+    (an admin under break-glass marks nothing read)."""
+    if principal.is_patient and consultation.patient_id == principal.patient_id:
+        return "patient_read"
+    if (
+        principal.is_practitioner
+        and consultation.practitioner_id is not None
+        and consultation.practitioner_id == principal.practitioner_id
+    ):
+        return "practitioner_read"
+    return None
+
+
+def unread_counts(
+    *,
+    session: Session,
+    principal: Principal,
+    consultations: Sequence[Consultation],
+    now: datetime,
+) -> dict[uuid.UUID, int | None]:
+    """Per consultation, how many messages the other side wrote after the principal's
+    last read (numbers only: nothing sealed is opened); None where the principal reads
+    as neither side. "The other side": every message not written by the principal's
+    own account (for a practitioner who took a handed-back consultation, the previous
+    practitioner's messages are unread too)."""
+    counts: dict[uuid.UUID, int | None] = {}
+    sides: dict[str, list[uuid.UUID]] = {}
+    for consultation in consultations:
+        column = _read_column(principal, consultation)
+        counts[consultation.id] = None if column is None else 0
+        if column is not None:
+            sides.setdefault(column, []).append(consultation.id)
+    for column, ids in sides.items():
+        position = getattr(Consultation, column)
+        rows = session.execute(
+            policy.readable_messages(principal, now=now)
+            .with_only_columns(Message.consultation_id, func.count())
+            .join(Consultation, Consultation.id == Message.consultation_id)
+            .where(
+                Message.consultation_id.in_(ids),
+                Message.author_account_id != principal.account_id,
+                Message.number > position,
+            )
+            .group_by(Message.consultation_id)
+        ).all()
+        for consultation_id, count in rows:
+            counts[consultation_id] = int(count)
+    return counts
+
+
+def mark_read(
+    *,
+    session: Session,
+    principal: Principal,
+    consultation: Consultation,
+    messages: Sequence[Message],
+) -> None:
+    """The principal has been shown ``messages``: their side's read position moves up
+    to the highest number among them (never back)."""
+    column = _read_column(principal, consultation)
+    if column is None or not messages:
+        return
+    highest = max(message.number for message in messages)
+    if highest > int(getattr(consultation, column) or 0):
+        setattr(consultation, column, highest)
 
 
 def messages_statement(

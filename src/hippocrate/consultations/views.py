@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -19,14 +19,19 @@ from hippocrate.blobs import BlobStore
 from hippocrate.consultations import service
 from hippocrate.consultations.models import Attachment, Consultation, Message
 from hippocrate.consultations.schemas import (
+    QUESTIONS,
+    AnswerRead,
     AttachmentRead,
     ConsultationRead,
     ConsultationSummary,
     Incident,
     MessageRead,
+    PatientBrief,
     PractitionerIdentity,
+    answer_label,
 )
 from hippocrate.identity.models import Practitioner
+from hippocrate.patients.models import Patient
 
 
 def unsafe_practitioner_of(
@@ -52,7 +57,11 @@ def practitioner_identity(practitioner: Practitioner | None) -> PractitionerIden
 
 
 def summary(
-    consultation: Consultation, *, with_subject: bool = True, specialty: str | None = None
+    consultation: Consultation,
+    *,
+    with_subject: bool = True,
+    specialty: str | None = None,
+    unread: int | None = None,
 ) -> ConsultationSummary:
     """A consultation in a list. ``with_subject`` false opens nothing sealed (a
     practitioner's list, so that browsing it reads no patient): only plaintext is shown,
@@ -68,6 +77,7 @@ def summary(
             taken_at=None,
             closed_at=None,
             cancelled_at=None,
+            unread=unread,
         )
     return ConsultationSummary(
         id=consultation.id,
@@ -78,16 +88,79 @@ def summary(
         taken_at=consultation.taken_at,
         closed_at=consultation.closed_at,
         cancelled_at=consultation.cancelled_at,
+        unread=unread,
     )
 
 
-def consultation_read(session: Session, consultation: Consultation) -> ConsultationRead:
+def age_on(birth_date: date | None, today: date) -> int | None:
+    """Age in whole years on ``today``."""
+    if birth_date is None:
+        return None
+    before_birthday = (today.month, today.day) < (birth_date.month, birth_date.day)
+    return today.year - birth_date.year - int(before_birthday)
+
+
+def patient_brief(
+    session: Session, reader: Principal, consultation: Consultation, now: datetime
+) -> PatientBrief | None:
+    """The patient's names and age, for the practitioner in charge of ``consultation``
+    only: the record is fetched through the policy (a practitioner reads it while in
+    care) and its sealed names and birth date are opened, an audited read that the
+    guard counts like any other read of that patient. None for every other reader."""
+    if not reader.is_practitioner or consultation.practitioner_id != reader.practitioner_id:
+        return None
+    patient = session.scalars(
+        policy.readable_patients(reader, now=now).where(Patient.id == consultation.patient_id)
+    ).first()
+    if patient is None:
+        return None
+    return PatientBrief(
+        given_names=patient.given_names or "",
+        family_name=patient.family_name or "",
+        age=age_on(patient.birth_date, now.date()),
+    )
+
+
+def answers_read(questionnaire: dict[str, Any]) -> list[AnswerRead]:
+    """The answers, in the catalogue's order, with the questions' and choices' labels."""
+    return [
+        AnswerRead(
+            code=q.code,
+            question=q.label,
+            answer=str(questionnaire[q.code]),
+            answer_label=answer_label(q.code, str(questionnaire[q.code])),
+        )
+        for q in QUESTIONS
+        if q.code in questionnaire
+    ]
+
+
+def consultation_read(
+    session: Session,
+    consultation: Consultation,
+    *,
+    reader: Principal | None = None,
+    now: datetime | None = None,
+) -> ConsultationRead:
+    """``consultation`` for ``reader`` (its unread count, and for the practitioner in
+    charge the patient's names and age); without a reader (the export), neither."""
     incidents = [service.decode_incident(entry) for entry in consultation.incidents or []]
+    questionnaire = consultation.questionnaire or {}
+    unread = None
+    patient = None
+    if reader is not None and now is not None:
+        unread = service.unread_counts(
+            session=session, principal=reader, consultations=[consultation], now=now
+        )[consultation.id]
+        patient = patient_brief(session, reader, consultation, now)
     return ConsultationRead(
-        **summary(consultation).model_dump(),
+        **summary(consultation).model_dump(exclude={"unread"}),
+        unread=unread,
         patient_id=consultation.patient_id,
+        patient=patient,
         description=consultation.description or "",
-        questionnaire=consultation.questionnaire or {},
+        questionnaire=questionnaire,
+        answers=answers_read(questionnaire),
         practitioner=practitioner_identity(
             unsafe_practitioner_of(session, consultation.practitioner_id)
         ),
