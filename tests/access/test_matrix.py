@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from stdnum import luhn
 
 from hippocrate.identity.models import Role
 from tests.access.world import (
@@ -201,9 +202,15 @@ def _practitioner_body(world: World, role: str, target: str | None) -> Any:
         "email": f"dr.{tag()}@example.org",
         "given_names": "Jeanne",
         "family_name": "Martin",
-        "rpps": f"{uuid.uuid4().int % 10**11:011d}",
+        "rpps": _rpps(),
         "specialty": "general-practice",
     }
+
+
+def _rpps() -> str:
+    """A fresh RPPS number that passes its Luhn check digit."""
+    body = f"{uuid.uuid4().int % 10**10:010d}"
+    return body + luhn.calc_check_digit(body)
 
 
 # Preparations: disposable actors and objects for cells that change what they touch.
@@ -463,9 +470,10 @@ TABLE: dict[str, Route] = {
         body=lambda world, role, target: {"code": target},
     ),
     # Administration: admins only; account routes act on a disposable account.
-    "POST /api/v1/admin/practitioners": Route(**only({"admin": ok(201)}), body=_practitioner_body),
+    # Staff creation is a four-eyes request: 202, the account disabled until approved.
+    "POST /api/v1/admin/practitioners": Route(**only({"admin": ok(202)}), body=_practitioner_body),
     "POST /api/v1/admin/staff": Route(
-        **only({"admin": ok(201)}),
+        **only({"admin": ok(202)}),
         body=lambda world, role, target: {"email": f"staff.{tag()}@example.org", "role": "support"},
     ),
     "POST /api/v1/admin/accounts/{account_id}/disable": Route(

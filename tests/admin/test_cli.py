@@ -70,10 +70,10 @@ def test_the_first_admin_only_is_created_at_the_command_line_then_an_operator_ap
     # ...and, with no other admin yet, an operator approves it at the command line.
     listed = cli.ok("accounts", "approvals")
     assert request_id in listed
-    assert "create_admin" in listed
+    assert "create_staff admin" in listed
     approved = cli.ok("accounts", "approve", request_id)
 
-    assert f"request {request_id} (create_admin of" in approved
+    assert f"request {request_id} (create_staff of" in approved
     assert "approved and executed" in approved
     [link] = _setup_links_to(cli, SECOND)
     assert link not in approved + listed

@@ -149,6 +149,7 @@ def _admin(env: Env) -> tuple[TestUser, dict[str, str]]:
 def test_a_new_practitioner_sets_a_password_then_totp_before_anything_else(env_on: Env) -> None:
     env = env_on
     _, admin_headers = _admin(env)
+    _, other_headers = _admin(env)
     created = env.client.post(
         "/api/v1/admin/practitioners",
         headers=admin_headers,
@@ -156,19 +157,23 @@ def test_a_new_practitioner_sets_a_password_then_totp_before_anything_else(env_o
             "email": "Dr.Bernard@Example.org",
             "given_names": "Hélène",
             "family_name": "Bernard",
-            "rpps": "10003456789",
+            "rpps": "10003456786",
             "specialty": "dermatology",
         },
     )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    assert body["account"]["role"] == "practitioner"
-    assert body["account"]["mfa_enabled"] is False
+    # A second administrator approves; the setup link goes to the new address only.
+    assert created.status_code == 202, created.text
+    approved = env.client.post(
+        f"/api/v1/admin/approvals/{created.json()['id']}/approve", headers=other_headers
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["role"] == "practitioner"
     email = "dr.bernard@example.org"
     assert_problem(env.post_login(email, NEW_PASSWORD), 401)  # no password yet
+    setup_token = link_token(env.emails_to(email)[-1])
 
-    assert _complete(env, body["setup_token"]).status_code == 204
-    assert_problem(_complete(env, body["setup_token"], password="other-granite-heron"), 400)
+    assert _complete(env, setup_token).status_code == 204
+    assert_problem(_complete(env, setup_token, password="other-granite-heron"), 400)
     signed_in = env.post_login(email, NEW_PASSWORD).json()
     assert signed_in["mfa_setup_required"] is True
     pending = bearer(signed_in["token"])
@@ -182,15 +187,18 @@ def test_a_new_practitioner_sets_a_password_then_totp_before_anything_else(env_o
 
 def test_a_setup_token_expires_after_three_days(env: Env) -> None:
     _, admin_headers = _admin(env)
-    created = env.client.post(
+    _, other_headers = _admin(env)
+    asked = env.client.post(
         "/api/v1/admin/staff",
         headers=admin_headers,
         json={"email": "support.new@example.org", "role": "support"},
     ).json()
+    env.client.post(f"/api/v1/admin/approvals/{asked['id']}/approve", headers=other_headers)
+    setup_token = link_token(env.emails_to("support.new@example.org")[-1])
 
     env.tick(73 * 3600)
 
-    assert_problem(_complete(env, created["setup_token"]), 400)
+    assert_problem(_complete(env, setup_token), 400)
 
 
 def _recovered(env: Env, account_id: object, **reset: bool) -> Any:

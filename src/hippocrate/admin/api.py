@@ -1,10 +1,11 @@
 """HTTP routes for administrators (``/admin``) and support (``/support``).
 
-Administrators create staff accounts, disable, enable and unlock accounts and end
-sessions. Releasing a contained account, recovering a staff member's credentials and
-creating an administrator are asked by one administrator and executed only when a
-second one approves (``/admin/approvals``, see ``hippocrate.admin.service``): those
-routes answer 202 with the pending request. Support (and administrators) read account
+Administrators disable, enable and unlock accounts and end sessions. Releasing a
+contained account, recovering a staff member's credentials and creating any staff
+account (practitioner, support, dpo, administrator) are asked by one administrator and
+executed only when a second one approves (``/admin/approvals``, see
+``hippocrate.admin.service``): those routes answer 202 with the pending request, and
+no answer ever carries a setup token. Support (and administrators) read account
 metadata only: status, lock, verification, role, dates; never an email, a name, a NIR
 or health data.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 
 from hippocrate.access import policy
 from hippocrate.access.policy import ensure_staff_role
@@ -27,7 +28,6 @@ from hippocrate.admin.schemas import (
     RecoveryIn,
     ReleaseIn,
     SessionsEnded,
-    StaffCreated,
     StaffCreateIn,
 )
 from hippocrate.api.deps import (
@@ -40,10 +40,9 @@ from hippocrate.api.deps import (
 )
 from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.guard.service import Guard
-from hippocrate.identity import admin, events, service
+from hippocrate.identity import admin
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.identity.schemas import AccountMetadata
-from hippocrate.tags import Tag, account_created
 
 
 def require_admin(principal: CurrentPrincipal) -> None:
@@ -71,12 +70,29 @@ def the_guard(request: Request) -> Guard:
 AppGuard = Annotated[Guard, Depends(the_guard)]
 
 
-def approval_read(request: FourEyesRequest, *, sessions_ended: int = 0) -> ApprovalRead:
+def approval_reads(
+    db: DB, requests: list[FourEyesRequest], *, sessions_ended: int = 0
+) -> list[ApprovalRead]:
+    details = approvals.creation_details(db, requests)
+    return [
+        approval_read(r, details.get(r.target_id), sessions_ended=sessions_ended) for r in requests
+    ]
+
+
+def approval_read(
+    request: FourEyesRequest,
+    details: tuple[Role, str | None] | None,
+    *,
+    sessions_ended: int = 0,
+) -> ApprovalRead:
+    role, specialty = details or (None, None)
     return ApprovalRead.model_validate(
         {
             "id": request.id,
             "action": request.action.value,
             "target_id": request.target_id,
+            "role": role.value if role is not None else None,
+            "specialty": specialty,
             "reset_password": request.reset_password,
             "reset_second_factor": request.reset_second_factor,
             "reason": request.reason,
@@ -102,63 +118,44 @@ support_routes = authenticated_router(
 # -- staff accounts ------------------------------------------------------------------------
 
 
-@admin_routes.post("/practitioners", status_code=201)
-def create_practitioner(body: PractitionerCreateIn, db: DB, clock: Now) -> StaffCreated:
-    """Create a practitioner (RPPS number, specialty, names) without a password; the
-    answer carries a one-time setup token to hand over."""
-    account, practitioner = service.create_practitioner(
+@admin_routes.post("/practitioners", status_code=202)
+def create_practitioner(
+    body: PractitionerCreateIn, *, actor: CurrentPrincipal, db: DB, clock: Now,
+    settings: AppSettings,
+) -> ApprovalRead:  # fmt: skip
+    """Ask for a practitioner (RPPS number with its check digit, a specialty of the
+    catalogue, names): the account is created disabled and the answer is the pending
+    request; a second administrator's approval emails its setup link to its address."""
+    request, _ = approvals.request_practitioner(
         session=db,
+        settings=settings,
+        actor=actor,
         email=body.email,
-        rpps=body.rpps,
-        specialty=body.specialty,
-        given_names=body.given_names,
-        family_name=body.family_name,
+        identity=approvals.PractitionerIdentity(
+            rpps=body.rpps,
+            specialty=body.specialty,
+            given_names=body.given_names,
+            family_name=body.family_name,
+        ),
         now=clock,
     )
-    token, expires = service.issue_setup_token(session=db, account=account, now=clock)
-    events.record(db, Tag.ACCOUNT_PRACTITIONER_CREATED, account=account, now=clock)
-    return StaffCreated(
-        account=AccountMetadata.of(account, now=clock),
-        practitioner_id=practitioner.id,
-        setup_token=token,
-        setup_expires_at=expires,
-    )
+    [read] = approval_reads(db, [request])
+    return read
 
 
-@admin_routes.post(
-    "/staff",
-    status_code=201,
-    responses={202: {"model": ApprovalRead, "description": "An administrator, pending approval"}},
-)
+@admin_routes.post("/staff", status_code=202)
 def create_staff(
-    body: StaffCreateIn,
-    *,
-    actor: CurrentPrincipal,
-    db: DB,
-    clock: Now,
-    settings: AppSettings,
-    response: Response,
-) -> StaffCreated | ApprovalRead:
-    """Create a support or dpo account without a password; the answer carries a
-    one-time setup token to hand over. An administrator needs a second administrator's
-    approval: the account is created disabled and the answer (202) is the pending
-    request; the approval emails the setup link to the new administrator's address."""
-    if body.role == "admin":
-        request, _ = approvals.request_admin(
-            session=db, settings=settings, actor=actor, email=body.email, now=clock
-        )
-        response.status_code = 202
-        return approval_read(request)
-    account = service.create_staff_account(
-        session=db, role=Role(body.role), email=body.email, now=clock
-    )
-    token, expires = service.issue_setup_token(session=db, account=account, now=clock)
-    events.record(db, account_created(body.role), account=account, now=clock)
-    return StaffCreated(
-        account=AccountMetadata.of(account, now=clock),
-        setup_token=token,
-        setup_expires_at=expires,
-    )
+    body: StaffCreateIn, *, actor: CurrentPrincipal, db: DB, clock: Now, settings: AppSettings
+) -> ApprovalRead:
+    """Ask for a support, dpo or administrator account, the same way: created
+    disabled, the answer is the pending request, the approval emails the setup link
+    to the new account's own address."""
+    request, _ = approvals.request_staff(
+        session=db, settings=settings, actor=actor, role=Role(body.role), email=body.email,
+        now=clock,
+    )  # fmt: skip
+    [read] = approval_reads(db, [request])
+    return read
 
 
 # -- accounts ---------------------------------------------------------------------------
@@ -207,7 +204,7 @@ def release_contained_account(
         reason=body.reason,
         now=clock,
     )
-    return approval_read(request)
+    return approval_read(request, None)
 
 
 @admin_routes.post("/accounts/{account_id}/unlock")
@@ -241,7 +238,7 @@ def recover_staff_account(
         reset_second_factor=body.second_factor,
         now=clock,
     )
-    return approval_read(request)
+    return approval_read(request, None)
 
 
 # -- four-eyes approvals ----------------------------------------------------------------
@@ -253,7 +250,7 @@ def list_approvals(db: DB, clock: Now, paging: Paging) -> Page[ApprovalRead]:
     statement = approvals.pending_statement(session=db, now=clock)
     rows, total = fetch_page(db, statement, paging)
     return Page[ApprovalRead](
-        items=[approval_read(r) for r in rows],
+        items=approval_reads(db, list(rows)),
         total=total,
         limit=paging.limit,
         offset=paging.offset,
@@ -274,7 +271,8 @@ def approve_request(
     decided = approvals.approve(
         session=db, settings=settings, guard=guard, actor=actor, request_id=request_id, now=clock
     )
-    return approval_read(decided.request, sessions_ended=decided.sessions_ended)
+    [read] = approval_reads(db, [decided.request], sessions_ended=decided.sessions_ended)
+    return read
 
 
 @admin_routes.post("/approvals/{request_id}/refuse")
@@ -285,7 +283,8 @@ def refuse_request(
     decided = approvals.refuse(
         session=db, settings=settings, actor=actor, request_id=request_id, now=clock
     )
-    return approval_read(decided.request)
+    [read] = approval_reads(db, [decided.request])
+    return read
 
 
 @admin_routes.delete("/accounts/{account_id}/sessions")

@@ -1,14 +1,15 @@
 """Four-eyes requests: an administrator's action that a second one must approve.
 
-Releasing a contained account, recovering a staff account and creating an
-administrator are not done by one administrator alone: the request is recorded here,
-and only another administrator (or a CLI operator) executes it by approving it, once.
+Releasing a contained account, recovering a staff account and creating any staff
+account (practitioner, support, dpo, administrator) are not done by one administrator
+alone: the request is recorded here, and only another administrator (or a CLI
+operator) executes it by approving it, once.
 
 Everything is plaintext on purpose: ids, the action, the outcome and dates say what
 the audit trail says already. The reason is an administrator's own text about an
-account (like ``accounts.disabled_reason``), never a patient's data; the new
-administrator of a ``create_admin`` request is an account created disabled, whose email
-is sealed like every account's.
+account (like ``accounts.disabled_reason``), never a patient's data; the new account
+of a ``create_staff`` request is created disabled, its email (and a practitioner's
+RPPS number and names) sealed like every account's.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from hippocrate.db.base import Base, IdMixin, str_enum, utcnow
 class FourEyesAction(enum.StrEnum):
     RELEASE = "release"  # release a principal the guard contained
     RECOVERY = "recovery"  # reset a staff member's password and/or second factor
-    CREATE_ADMIN = "create_admin"  # activate an administrator account
+    CREATE_STAFF = "create_staff"  # activate a new staff account (any staff role)
+    #: Asked before every staff creation needed approval: executed as ``create_staff``.
+    CREATE_ADMIN = "create_admin"
+
+
+#: The actions that activate a new account (the account's role says which).
+CREATIONS = frozenset({FourEyesAction.CREATE_STAFF, FourEyesAction.CREATE_ADMIN})
 
 
 class FourEyesOutcome(enum.StrEnum):
@@ -40,8 +47,8 @@ class FourEyesRequest(IdMixin, Base):
     __tablename__ = "four_eyes_requests"
 
     action: Mapped[FourEyesAction] = mapped_column(str_enum(FourEyesAction, 16))
-    #: The account acted on (for ``create_admin``, the new administrator's account,
-    #: disabled until approved), or a contained CLI operator's id (no account).
+    #: The account acted on (for ``create_staff``, the new staff account, disabled
+    #: until approved), or a contained CLI operator's id (no account).
     target_id: Mapped[uuid.UUID] = mapped_column(index=True)
     #: What a recovery resets.
     reset_password: Mapped[bool] = mapped_column(Boolean, default=False)

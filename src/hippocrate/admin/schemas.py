@@ -6,25 +6,42 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
+from stdnum import luhn
 
+from hippocrate.consultations.schemas import SPECIALTIES
 from hippocrate.identifiers import normalise_email
-from hippocrate.identity.schemas import AccountMetadata
 from hippocrate.schemas import Output, StrictInput
 
-SETUP_INSTRUCTIONS = (
-    "Hand the setup token to the staff member in person or by a channel other than "
-    "their email. With it they choose a password (POST /api/v1/auth/password-reset/"
-    "complete, within 72 hours, once), then sign in: their first session can only set "
-    "up TOTP (POST /api/v1/me/totp, then /api/v1/me/totp/confirm) before anything else."
+RPPS_RULE = (
+    "rpps: an RPPS number is 11 digits whose last one is a Luhn check digit of the first ten"
 )
+
+
+def _specialty(value: str) -> str:
+    if value not in SPECIALTIES:
+        raise ValueError(
+            "specialty: not a specialty of the catalogue (GET /api/v1/catalogue); "
+            f"one of {', '.join(SPECIALTIES)}"
+        )
+    return value
+
+
+def _rpps(value: str) -> str:
+    if not (len(value) == 11 and value.isascii() and value.isdigit() and luhn.is_valid(value)):
+        raise ValueError(RPPS_RULE)
+    return value
+
 
 Specialty = Annotated[
     str,
-    Field(
-        pattern=r"^[a-z][a-z0-9_-]{1,63}$",
-        description="A specialty code, e.g. general_practice, dermatology",
-    ),
+    Field(max_length=64, description="A specialty code of the catalogue, e.g. general-practice"),
+    AfterValidator(_specialty),
+]
+Rpps = Annotated[
+    str,
+    Field(max_length=11, description="RPPS number: 11 digits, the last a Luhn check digit"),
+    AfterValidator(_rpps),
 ]
 
 
@@ -40,23 +57,12 @@ class _WithEmail(StrictInput):
 class PractitionerCreateIn(_WithEmail):
     given_names: Annotated[str, Field(min_length=1, max_length=200)]
     family_name: Annotated[str, Field(min_length=1, max_length=200)]
-    rpps: Annotated[str, Field(pattern=r"^[0-9]{11}$", description="RPPS number, 11 digits")]
+    rpps: Rpps
     specialty: Specialty
 
 
 class StaffCreateIn(_WithEmail):
     role: Literal["support", "dpo", "admin"]
-
-
-class StaffCreated(Output):
-    """A staff account created without a password: ``setup_token`` (shown once) lets its
-    holder choose one; see ``instructions``."""
-
-    account: AccountMetadata
-    practitioner_id: uuid.UUID | None = None
-    setup_token: str
-    setup_expires_at: datetime
-    instructions: str = SETUP_INSTRUCTIONS
 
 
 class DisableIn(StrictInput):
@@ -81,18 +87,22 @@ APPROVAL_INSTRUCTIONS = (
     "POST /api/v1/admin/approvals/{id}/approve (or refuses it with .../refuse) within "
     "24 hours (GET /api/v1/admin/approvals lists what waits). The one who asked cannot "
     "approve it. A setup token is never shown to an administrator: it is emailed to the "
-    "account's own address when the request is approved."
+    "account's own address when the request is approved (a new staff account stays "
+    "disabled until then, and is deleted if refused or expired)."
 )
 
 
 class ApprovalRead(Output):
     """A four-eyes request: an administrator's action waiting for, or decided by, a
-    second administrator. ``target_id`` is the account acted on (for ``create_admin``,
-    the new administrator's account, disabled until approved)."""
+    second administrator. ``target_id`` is the account acted on (for ``create_staff``,
+    the new staff account, disabled until approved; ``role`` says which role it gets,
+    and ``specialty`` a new practitioner's specialty)."""
 
     id: uuid.UUID
-    action: Literal["release", "recovery", "create_admin"]
+    action: Literal["release", "recovery", "create_staff", "create_admin"]
     target_id: uuid.UUID
+    role: Literal["practitioner", "support", "dpo", "admin"] | None = None
+    specialty: str | None = None
     reset_password: bool
     reset_second_factor: bool
     reason: str | None

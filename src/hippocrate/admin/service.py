@@ -5,7 +5,9 @@ done by one administrator alone:
 
 - releasing a principal the guard contained (an account, or a CLI operator);
 - recovering a staff account (resetting its password and/or second factor);
-- creating an administrator.
+- creating a staff account of any role (practitioner, support, dpo, administrator):
+  a new practitioner reads its specialty's queue, a new account of any role starts
+  with a fresh guard budget, so one stolen session must not be able to make one.
 
 Guarantees:
 
@@ -19,8 +21,11 @@ Guarantees:
 - a request executes at most once: the approval is a conditional ``UPDATE`` (pending,
   not expired, not the requester) and only the caller whose update changed the row
   executes it, so two administrators approving at once execute it once;
-- the setup token of a recovery or of a new administrator is emailed to the account's
+- the setup token of a recovery or of a new staff account is emailed to the account's
   own address and never returned to, nor emailed to, an administrator;
+- a new staff account is created disabled (``AWAITING_APPROVAL``): nobody signs in
+  to, enables, recovers or releases it before the approval; a refused or expired
+  request deletes it and frees its address (and a practitioner's RPPS number);
 - the requester and the approver are both emailed when it is decided.
 
 Not guaranteed: that the approver read the reason. The trail names both.
@@ -32,25 +37,34 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.access.errors import Forbidden, NotFound
 from hippocrate.access.policy import get_account
 from hippocrate.access.principal import Principal
 from hippocrate.admin.errors import ApprovalDecided, ApprovalExpired, ApprovalPending
-from hippocrate.admin.models import FourEyesAction, FourEyesOutcome, FourEyesRequest
+from hippocrate.admin.models import (
+    CREATIONS,
+    FourEyesAction,
+    FourEyesOutcome,
+    FourEyesRequest,
+)
 from hippocrate.audit.recorder import Actor, recorder_of
 from hippocrate.config import Settings
 from hippocrate.guard.errors import NotContained
 from hippocrate.guard.service import Guard
 from hippocrate.identity import admin, events
 from hippocrate.identity.errors import AccountActionRefused
-from hippocrate.identity.models import Account, AccountStatus, Role
-from hippocrate.identity.service import create_staff_account, issue_setup_token
+from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
+from hippocrate.identity.service import (
+    create_practitioner,
+    create_staff_account,
+    issue_setup_token,
+)
 from hippocrate.notify.service import send
 from hippocrate.notify.templates import token_link
-from hippocrate.tags import Outcome, Tag
+from hippocrate.tags import Outcome, Tag, account_created
 
 #: How long a request waits for a second administrator.
 APPROVAL_LIFETIME = timedelta(hours=24)
@@ -127,24 +141,67 @@ def request_recovery(
     )
 
 
-def request_admin(
-    *, session: Session, settings: Settings, actor: Principal, email: str, now: datetime
+def request_staff(
+    *, session: Session, settings: Settings, actor: Principal, role: Role, email: str,
+    now: datetime,
+) -> tuple[FourEyesRequest, Account]:  # fmt: skip
+    """Ask for a new support, dpo or administrator account: created disabled, without
+    a password (``AWAITING_APPROVAL``); the approval activates it and emails its setup
+    link to its own address. Raises what :func:`create_staff_account` raises
+    (``DuplicateAccount``, ``AccountActionRefused`` for a practitioner...)."""
+    account = create_staff_account(session=session, role=role, email=email, now=now)
+    return _ask_creation(session=session, settings=settings, actor=actor, account=account,
+                         now=now), account  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PractitionerIdentity:
+    """What an administrator types of a new practitioner (checked by the schema)."""
+
+    rpps: str
+    specialty: str
+    given_names: str
+    family_name: str
+
+
+def request_practitioner(
+    *,
+    session: Session,
+    settings: Settings,
+    actor: Principal,
+    email: str,
+    identity: PractitionerIdentity,
+    now: datetime,
 ) -> tuple[FourEyesRequest, Account]:
-    """Ask for a new administrator: the account is created disabled, without a password
-    (``AWAITING_APPROVAL``); the approval activates it and emails its setup link.
-    Raises what :func:`create_staff_account` raises (``DuplicateAccount``...)."""
-    account = create_staff_account(session=session, role=Role.ADMIN, email=email, now=now)
+    """Ask for a new practitioner, the same way as :func:`request_staff`: the account
+    and its professional identity are created, the account disabled until a second
+    administrator approves. Raises ``DuplicateAccount`` (email or RPPS number)."""
+    account, _ = create_practitioner(
+        session=session,
+        email=email,
+        rpps=identity.rpps,
+        specialty=identity.specialty,
+        given_names=identity.given_names,
+        family_name=identity.family_name,
+        now=now,
+    )
+    return _ask_creation(session=session, settings=settings, actor=actor, account=account,
+                         now=now), account  # fmt: skip
+
+
+def _ask_creation(
+    *, session: Session, settings: Settings, actor: Principal, account: Account, now: datetime
+) -> FourEyesRequest:
     account.status = AccountStatus.DISABLED
     account.disabled_reason = admin.AWAITING_APPROVAL
-    request = _ask(
+    return _ask(
         session=session,
         settings=settings,
         actor=actor,
-        action=FourEyesAction.CREATE_ADMIN,
+        action=FourEyesAction.CREATE_STAFF,
         target_id=account.id,
         now=now,
     )
-    return request, account
 
 
 def _ask(
@@ -240,15 +297,15 @@ def refuse(
     *, session: Session, settings: Settings, actor: Principal, request_id: uuid.UUID, now: datetime
 ) -> Decided:
     """Refuse a request (another administrator than the requester, or the requester
-    withdrawing it); a new administrator's account is then deleted."""
+    withdrawing it); a new staff account asked by it is then deleted."""
     request = get_request(session=session, request_id=request_id)
     if request.requested_by != actor.account_id:
         request = _decidable(session=session, actor=actor, request_id=request_id, now=now)
     else:
         _check_open(session, request, now)
     _claim(session, request, actor, FourEyesOutcome.REFUSED, now)
-    if request.action is FourEyesAction.CREATE_ADMIN:
-        _delete_new_admin(session, request.target_id)
+    if request.action in CREATIONS:
+        _delete_new_account(session, request.target_id)
     _record(session, Tag.ADMIN_APPROVAL_REFUSED, request, now=now)
     unsafe_tell_both(session=session, settings=settings, request=request, now=now)
     return Decided(request)
@@ -274,7 +331,7 @@ def settle_release_requests(
 
 def expire_stale(*, session: Session, now: datetime) -> None:
     """Mark the pending requests past their expiry as expired (recorded); a new
-    administrator's account of an expired request is deleted."""
+    staff account of an expired request is deleted."""
     stale = session.scalars(
         select(FourEyesRequest).where(
             FourEyesRequest.outcome == FourEyesOutcome.PENDING,
@@ -293,8 +350,8 @@ def expire_stale(*, session: Session, now: datetime) -> None:
         )
         if changed.rowcount == 1:  # type: ignore[attr-defined]
             session.refresh(request)
-            if request.action is FourEyesAction.CREATE_ADMIN:
-                _delete_new_admin(session, request.target_id)
+            if request.action in CREATIONS:
+                _delete_new_account(session, request.target_id)
             _record(session, Tag.ADMIN_APPROVAL_EXPIRED, request, now=now)
 
 
@@ -401,7 +458,7 @@ def _execute(
     account.disabled_reason = None
     token, _ = issue_setup_token(session=session, account=account, now=now)
     _email_setup_link(session=session, settings=settings, account=account, token=token, now=now)
-    events.record(session, Tag.ACCOUNT_ADMIN_CREATED, account=account, now=now)
+    events.record(session, account_created(account.role.value), account=account, now=now)
     return 0
 
 
@@ -418,11 +475,12 @@ def _email_setup_link(
         recorder.event(Tag.ACCOUNT_SETUP_LINK_SENT, resources=(f"account:{account.id}",), now=now)
 
 
-def _delete_new_admin(session: Session, account_id: uuid.UUID) -> None:
-    """The account of a refused or expired administrator request: deleted, its address
-    forgotten (free for a new request). Plaintext and sealed columns are cleared without
-    opening anything."""
-    session.execute(
+def _delete_new_account(session: Session, account_id: uuid.UUID) -> None:
+    """The account of a refused or expired creation request: deleted, its address
+    forgotten (free for a new request), and a practitioner's professional identity
+    removed (its RPPS number free again). Plaintext and sealed columns are cleared
+    without opening anything."""
+    deleted = session.execute(
         update(Account)
         .where(Account.id == account_id, Account.disabled_reason == admin.AWAITING_APPROVAL)
         .values(
@@ -433,6 +491,29 @@ def _delete_new_admin(session: Session, account_id: uuid.UUID) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+    if deleted.rowcount == 1:  # type: ignore[attr-defined]
+        session.execute(
+            delete(Practitioner)
+            .where(Practitioner.account_id == account_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def creation_details(
+    session: Session, requests: list[FourEyesRequest]
+) -> dict[uuid.UUID, tuple[Role, str | None]]:
+    """For each creation request among ``requests``, the new account's role and, for a
+    practitioner, its specialty: plaintext columns only (nothing sealed is opened), so
+    that the approver knows what they approve."""
+    targets = [r.target_id for r in requests if r.action in CREATIONS]
+    if not targets:
+        return {}
+    rows = session.execute(
+        select(Account.id, Account.role, Practitioner.specialty)
+        .outerjoin(Practitioner, Practitioner.account_id == Account.id)
+        .where(Account.id.in_(targets))
+    ).all()
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
 def unsafe_active_admins(session: Session) -> list[Account]:

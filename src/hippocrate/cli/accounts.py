@@ -2,18 +2,22 @@
 list accounts.
 
 ``create-admin`` is how a real deployment gets its first administrator (the admin API
-needs one to exist), and only its first: once an administrator exists, a new one is
-asked by an administrator (``POST /api/v1/admin/staff`` with role ``admin``) and
-approved by another one, or, while there is a single administrator, by an operator
-here (``approve``). The bootstrap account has no password: the command prints a
-single-use setup token, which the operator hands over in person or by another channel
-than the account's email; its holder chooses a password with it and enrols TOTP at
-their first sign-in. The operator never knows the password.
+needs one to exist), and only its first: once an administrator exists, every new staff
+account (practitioner, support, dpo, administrator) is asked by an administrator
+(``POST /api/v1/admin/practitioners`` or ``/admin/staff``) and approved by another
+one, or, while there is a single administrator, by an operator here (``approve``).
+The bootstrap account has no password: the command prints a single-use setup token on
+the terminal of the operator who runs it, which the operator hands over in person or
+by another channel than the account's email; its holder chooses a password with it and
+enrols TOTP at their first sign-in. That is the one setup token ever shown to a
+person other than the account's owner, and it is safe to show: whoever runs this
+command on the server already holds the database and the keys, and a fresh deployment
+may have no mail delivery yet. The operator never knows the password.
 
 ``approvals``, ``approve`` and ``refuse`` let an operator (the system user running the
 command, as for ``guard release``) decide the requests administrators made: the
 operator is "someone else" than the requesting administrator, and is recorded as the
-decider. A setup token of an approved recovery or administrator is emailed to the
+decider. A setup token of an approved recovery or new staff account is emailed to the
 account's own address, never printed.
 
 ``list`` shows metadata only (id, role, status, second factor, dates): like support,
@@ -135,15 +139,24 @@ def list_approvals() -> None:
     now = datetime.now(UTC)
     with runtime() as rt, platform_work(rt, Purpose.OPERATIONS) as session:
         rows = list(session.scalars(approvals.pending_statement(session=session, now=now)))
+        details = approvals.creation_details(session, rows)
         lines = [
-            f"{r.id!s:36}  {r.action.value:12}  {r.target_id!s:36}  {r.requested_by!s:36}  "
-            f"{r.expires_at:%Y-%m-%d %H:%M}"
+            f"{r.id!s:36}  {_what(r.action.value, details.get(r.target_id)):30}  "
+            f"{r.target_id!s:36}  {r.requested_by!s:36}  {r.expires_at:%Y-%m-%d %H:%M}"
             for r in rows
         ]
-    typer.echo(f"{'id':36}  {'action':12}  {'account':36}  {'requested by':36}  expires")
+    typer.echo(f"{'id':36}  {'action':30}  {'account':36}  {'requested by':36}  expires")
     for line in lines:
         typer.echo(line)
     typer.echo(f"{len(lines)} pending")
+
+
+def _what(action: str, details: tuple[Role, str | None] | None) -> str:
+    """The action, and for a creation the new account's role (and specialty)."""
+    if details is None:
+        return action
+    role, specialty = details
+    return f"{action} {role.value}" + (f" {specialty}" if specialty else "")
 
 
 @app.command("approve")

@@ -10,9 +10,9 @@ Guarantees:
   administrator approved it (``hippocrate.admin.service``); it ends the account's
   sessions and issues a single-use setup token, which the caller emails to the
   account's own address (never to an administrator);
-- an administrator account awaiting a second administrator's approval
-  (``AWAITING_APPROVAL``) is not enabled, recovered or released by anyone: only the
-  approval activates it;
+- a new staff account awaiting a second administrator's approval of its creation
+  (``AWAITING_APPROVAL``, any staff role) is not enabled, recovered or released by
+  anyone: only the approval activates it;
 - disabling an account ends its sessions at once.
 
 Each operation records an audit event (``account:status:disabled``,
@@ -38,7 +38,7 @@ from hippocrate.identity.sessions import end_all_sessions, end_sessions_of
 from hippocrate.tags import Tag
 
 CONTAINED = "contained"  # the guard's reason when it disables an account
-#: The reason of an administrator account created disabled, until a second
+#: The reason of a staff account (any role) created disabled, until a second
 #: administrator approves its creation.
 AWAITING_APPROVAL = "awaiting approval"
 
@@ -70,7 +70,7 @@ def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
         raise AccountActionRefused("this account is not disabled")
     if account.disabled_reason == AWAITING_APPROVAL:
         raise AccountActionRefused(
-            "this administrator account awaits a second administrator's approval of its "
+            "this staff account awaits a second administrator's approval of its "
             "creation: see GET /api/v1/admin/approvals"
         )
     if account.disabled_reason == CONTAINED:
@@ -105,7 +105,7 @@ def check_recovery(
     reset_second_factor: bool,
 ) -> Account:
     """The staff account ``actor`` may ask to recover; refuses oneself, patients, an
-    empty request and an administrator account awaiting approval."""
+    empty request and a new staff account awaiting approval."""
     account = get_account(session=session, account_id=account_id)
     _other(actor, account, "recover")
     if not account.role.is_staff:
@@ -116,7 +116,7 @@ def check_recovery(
         raise AccountActionRefused("say what to reset: the password, the second factor, or both")
     if account.disabled_reason == AWAITING_APPROVAL:
         raise AccountActionRefused(
-            "this administrator account awaits approval of its creation: approve or refuse it"
+            "this staff account awaits approval of its creation: approve or refuse it"
         )
     return account
 
