@@ -353,7 +353,8 @@ def test_a_handed_back_consultation_keeps_the_record_of_it(sqlite_api: Api) -> N
         (handback,) = row.handbacks or []
     assert handback["reason"] == REASON
     assert handback["practitioner_id"] == str(gp.practitioner_id)
-    assert handback["taken"] and handback["handed_back"]
+    assert handback["taken"]
+    assert handback["handed_back"]
 
 
 # -- taking from the list ----------------------------------------------------------------
@@ -426,6 +427,40 @@ def test_an_entry_handed_back_is_takeable_again(sqlite_api: Api) -> None:
     assert again.json()["id"] == consultation
 
 
+def _race(
+    store: Store, settings: Any, entry: str, takers: list[Actor]
+) -> tuple[list[uuid.UUID], list[uuid.UUID], list[Exception]]:
+    """Every taker takes ``entry`` at the same instant; who won, who lost, what broke."""
+    barrier = threading.Barrier(len(takers))
+    won: list[uuid.UUID] = []
+    lost: list[uuid.UUID] = []
+    errors: list[Exception] = []
+
+    def take(actor: Actor) -> None:
+        barrier.wait()
+        try:
+            with store.sessions.begin() as session:
+                take_entry(
+                    session=session,
+                    settings=settings,
+                    principal=actor.principal,
+                    entry=entry,
+                    now=T0,
+                )
+            won.append(actor.account_id)
+        except NoLongerWaiting:
+            lost.append(actor.account_id)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take, args=(t,)) for t in takers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return won, lost, errors
+
+
 @pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 def test_two_practitioners_taking_one_entry_at_once_one_wins(store: Store, tmp_path: Path) -> None:
     settings = settings_for(tmp_path, store)
@@ -458,33 +493,7 @@ def test_two_practitioners_taking_one_entry_at_once_one_wins(store: Store, tmp_p
             )
             for n in range(4)
         ]
-        barrier = threading.Barrier(len(takers))
-        won: list[uuid.UUID] = []
-        lost: list[uuid.UUID] = []
-        errors: list[Exception] = []
-
-        def take(actor: Actor) -> None:
-            barrier.wait()
-            try:
-                with store.sessions.begin() as session:
-                    take_entry(
-                        session=session,
-                        settings=settings,
-                        principal=actor.principal,
-                        entry=entry,  # noqa: B023 (joined before the loop moves on)
-                        now=T0,
-                    )
-                won.append(actor.account_id)
-            except NoLongerWaiting:
-                lost.append(actor.account_id)
-            except Exception as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=take, args=(t,)) for t in takers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        won, lost, errors = _race(store, settings, entry, takers)
         assert errors == []
         assert (len(won), len(lost)) == (1, len(takers) - 1)
         with store.sessions() as session:
