@@ -46,6 +46,8 @@ EXPECTED = {
     "invitation",
     "consultation_cancelled",
     "patient_replied",
+    "recovery_code_used",
+    "account_suspended",
 }
 
 # What a phishing email built from the MédecinDirect data would say, and what a careless

@@ -43,6 +43,10 @@ security_log = logging.getLogger("hippocrate.security")
 HONEYTOKEN_PURPOSE = b"hippocrate.honeytoken.v1"
 
 
+SUSPENDED_TEMPLATE = "account_suspended"
+"""The email the owner of a contained account receives."""
+
+
 def open_state(settings: Settings, sessions: SessionFactory) -> GuardState:
     """Redis when ``HIPPOCRATE_REDIS_URL`` is set, else the database: either way every
     process of the deployment (workers, the CLI) shares the same state."""
@@ -228,7 +232,39 @@ class Guard:
                     )
                 ],
             )
+        self.tell_owner(sessions, actor, now)
         self.alert(actor, exc.reason, now)
+
+    def tell_owner(self, sessions: SessionFactory, actor: Actor, now: datetime) -> None:
+        """Email the contained account's owner that it is suspended (``account_suspended``:
+        a fixed text, not the reason). In a unit of its own, acting as the platform, after
+        the containment committed; a CLI operator has no account and no address: nothing
+        is sent. A failure is logged, never raised (the containment stands)."""
+        from hippocrate.audit.recorder import attach
+        from hippocrate.notify.service import send
+
+        if actor.account_id is None:
+            return
+        platform = Actor(role="system", request_id=actor.request_id)
+        try:
+            with sessions() as session, session.begin():
+                attach(
+                    session,
+                    platform,
+                    check=lambda who, patient, _: self.check_read(session, who, patient),
+                )
+                account = session.get(Account, actor.account_id)
+                if account is None:
+                    return
+                send(
+                    session=session,
+                    settings=self.settings,
+                    account=account,
+                    template=SUSPENDED_TEMPLATE,
+                    now=now,
+                )
+        except Exception as error:  # noqa: BLE001 - the containment is done: never undo it
+            security_log.warning("containment notice not sent: %s", type(error).__name__)
 
     def alert(self, actor: Actor, reason: str, now: datetime) -> None:
         """Webhook and email, when configured; failures are logged, never raised."""

@@ -26,6 +26,7 @@ import hmac
 import re
 import secrets
 from datetime import datetime
+from typing import Literal
 
 import pyotp
 
@@ -118,18 +119,24 @@ def _use_recovery_code(account: Account, code: str) -> bool:
 def verify_code(account: Account, code: str, *, now: datetime) -> bool:
     """Whether ``code`` (a TOTP code or a recovery code) proves ``account``'s second
     factor; on success the code is spent (TOTP step recorded, recovery code removed)."""
+    return proved_by(account, code, now=now) is not None
+
+
+def proved_by(account: Account, code: str, *, now: datetime) -> Literal["totp", "recovery"] | None:
+    """What ``code`` proved ``account``'s second factor with (``"totp"`` or
+    ``"recovery"``), spending it, or None if it proves nothing."""
     code = code.strip().replace(" ", "")
     if not account.totp_enabled or not code or len(code) > MAX_CODE_LENGTH:
-        return False
+        return None
     secret = account.totp_secret
     if secret is None:
-        return False
+        return None
     if is_totp_code(code):
         step = totp_step(secret, code, now=now, last_step=account.totp_last_step)
         if step is None:
-            return False
+            return None
         account.totp_last_step = step
-        return True
+        return "totp"
     if not is_recovery_code(code):
-        return False
-    return _use_recovery_code(account, code)
+        return None
+    return "recovery" if _use_recovery_code(account, code) else None

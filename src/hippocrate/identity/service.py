@@ -543,6 +543,9 @@ def complete_password_reset(
     tokens.consume(record, now)
     end_sessions_of(session=session, account_id=account.id, now=now, reason="password-reset")
     unlock(session=session, account=account)
+    if account.status is AccountStatus.ACTIVE:
+        # A password replaced, not a first one chosen (a pending account's activation).
+        security_notice(session=session, settings=settings, account=account, now=now)
     if account.status is AccountStatus.PENDING:
         account.status = AccountStatus.ACTIVE
     if account.email_verified_at is None:
@@ -598,6 +601,7 @@ def change_password(
         keep=resolved.auth_session.id,
     )
     events.record(session, Tag.ACCOUNT_PASSWORD_CHANGED, account=account, now=now)
+    security_notice(session=session, settings=settings, account=account, now=now)
 
 
 def begin_totp(*, account: Account) -> tuple[str, str]:
@@ -639,6 +643,7 @@ def confirm_totp(
         keep=resolved.auth_session.id,
     )
     events.record(session, Tag.ACCOUNT_MFA_ENABLED, account=account, now=now)
+    security_notice(session=session, settings=settings, account=account, now=now)
     issued = replace_with_full_session(
         session=session, settings=settings, resolved=resolved, now=now
     )
@@ -664,6 +669,7 @@ def regenerate_recovery_codes(
     shown, digests = factors.new_recovery_codes()
     account.recovery_codes = digests
     events.record(session, Tag.ACCOUNT_RECOVERY_CODES_REGENERATED, account=account, now=now)
+    security_notice(session=session, settings=settings, account=account, now=now)
     return shown
 
 
@@ -705,6 +711,21 @@ def disable_totp(
         keep=resolved.auth_session.id,
     )
     events.record(session, Tag.ACCOUNT_MFA_DISABLED, account=account, now=now)
+    security_notice(session=session, settings=settings, account=account, now=now)
+
+
+SECURITY_TEMPLATE = "security_alert"
+"""The email an account's owner receives when its password, second factor or recovery
+codes change (docs/NOTIFICATIONS.md)."""
+
+
+def security_notice(
+    *, session: Session, settings: Settings, account: Account, now: datetime
+) -> None:
+    """Tell ``account``'s owner that a security setting of their account changed: a
+    fixed text (``security_alert``), delivered once the caller's unit of work commits,
+    so a change that is refused or rolled back sends nothing."""
+    send(session=session, settings=settings, account=account, template=SECURITY_TEMPLATE, now=now)
 
 
 def clear_second_factor(account: Account) -> None:

@@ -16,7 +16,11 @@ Guarantees (each tested in ``tests/identity``):
   count, only a right code does. The ``mfa_failures_per_account``-th wrong code in a row
   locks the account (``mfa_locked_at``) until an administrator lifts it, and emails its
   owner (``second_factor_locked``); while it holds, no code is checked, the right one
-  included, and a right password answers the lock instead of a pending session.
+  included, and a right password answers the lock instead of a pending session;
+- the failure that blocks sign-in to an existing account emails its owner
+  (``account_locked``), once per block, recorded and delivered after the answer, on
+  the delivery thread (nothing of it is done in the request); a recovery code that
+  completes a sign-in emails the owner too (``recovery_code_used``).
 
 Refusals raise :class:`~hippocrate.identity.errors.SignInRefused` subclasses *after*
 counting: the routes return them as responses so that the counters are committed.
@@ -55,7 +59,7 @@ from hippocrate.identity.sessions import (
     mfa_required,
 )
 from hippocrate.keyring.service import unwrap_budget_of
-from hippocrate.notify.service import send
+from hippocrate.notify.service import send, send_later
 from hippocrate.tags import ATTEMPTS, Attempted, Outcome, Tag
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
@@ -64,6 +68,14 @@ PENDING_LIFETIME = timedelta(minutes=10)
 
 LOCKED_TEMPLATE = "second_factor_locked"
 """The email its owner receives when wrong codes lock an account."""
+
+THROTTLED_TEMPLATE = "account_locked"
+"""The email its owner receives when failures block sign-in to an account for a while:
+once per block, since only the failure that sets the block sends it and no failure is
+counted while it holds."""
+
+RECOVERY_USED_TEMPLATE = "recovery_code_used"
+"""The email its owner receives when a recovery code completes a sign-in."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,16 @@ class Attempt:
             account.failed_logins = (account.failed_logins or 0) + 1
             if until is not None:
                 account.locked_until = until
+                # Recorded and sent from the delivery thread after the commit: this
+                # answer does the same work, in the same time, whether or not the
+                # address has an account.
+                send_later(
+                    session=self.session,
+                    settings=self.settings,
+                    account_id=account.id,
+                    template=THROTTLED_TEMPLATE,
+                    now=self.now,
+                )
             if self.what == "mfa":
                 _count_code_failure(self.session, self.settings, account, now=self.now)
         events.record(
@@ -326,10 +348,19 @@ def complete_second_factor(
         account, session=session, settings=settings, address=address, now=now, what="mfa"
     )
     attempt.check()
-    if not factors.verify_code(account, code, now=now):
+    proof = factors.proved_by(account, code, now=now)
+    if proof is None:
         attempt.fail(account, InvalidCode())
     attempt.succeed(account)
     events.record(session, Tag.ACCOUNT_MFA_PASSED, account=account, now=now)
+    if proof == "recovery":
+        send(
+            session=session,
+            settings=settings,
+            account=account,
+            template=RECOVERY_USED_TEMPLATE,
+            now=now,
+        )
     return replace_with_full_session(session=session, settings=settings, resolved=resolved, now=now)
 
 

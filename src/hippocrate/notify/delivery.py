@@ -8,6 +8,12 @@ connection back (a delivery never holds two of the pool's connections); its outc
 (``sent_at`` or ``failed_at``) is written in a short transaction of its own. It never
 raises into the caller, and it logs the message id and the kind of failure, never an
 address, a code or content.
+
+A job given to :func:`after_commit` (a notice that an anonymous caller can set off,
+such as ``account_locked``: ``notify.service.send_later``) runs, after the caller's
+commit, on the process's one delivery thread instead: the request answers without
+recording or sending anything, so the time of its answer does not depend on whether an
+email went (:func:`drain` waits for those jobs).
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ import logging
 import os
 import smtplib
 import ssl
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -24,7 +34,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, parseaddr
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, event, update
+from sqlalchemy import Connection, Engine, event, update
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import instance_state
@@ -39,6 +49,8 @@ SMTP_TIMEOUT = 10.0  # seconds, per network operation
 IMPLICIT_TLS_PORT = 465  # RFC 8314 submission over TLS from the first byte
 _QUEUE = "hippocrate.notify.queue"
 _COMMITTED = "hippocrate.notify.committed"
+_JOBS = "hippocrate.notify.jobs"
+_COMMITTED_JOBS = "hippocrate.notify.committed-jobs"
 
 
 def build_message(
@@ -88,9 +100,17 @@ def enqueue(session: Session, pending: Pending) -> None:
     session.info.setdefault(_QUEUE, []).append(pending)
 
 
+def after_commit(session: Session, job: Callable[[], None]) -> None:
+    """Run ``job`` on the delivery thread once ``session``'s transaction commits and
+    has given its connection back; drop it on rollback. ``job`` must not raise (what it
+    raises is logged by kind and dropped)."""
+    session.info.setdefault(_JOBS, []).append(job)
+
+
 @event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
     session.info.pop(_QUEUE, None)
+    session.info.pop(_JOBS, None)
 
 
 @event.listens_for(Session, "after_commit")
@@ -100,6 +120,7 @@ def _deliver_committed(session: Session) -> None:
     # burst, requests each holding one connection and waiting for a second exhausted
     # the pool, and the outcomes were never recorded).
     session.info.setdefault(_COMMITTED, []).extend(session.info.pop(_QUEUE, []))
+    session.info.setdefault(_COMMITTED_JOBS, []).extend(session.info.pop(_JOBS, []))
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -113,13 +134,31 @@ def _deliver_released(session: Session, transaction: SessionTransaction) -> None
             continue
         delivered = deliver(pending.settings, pending.message, pending.record_id)
         _record_outcome(session, pending, delivered)
+    for job in session.info.pop(_COMMITTED_JOBS, []):
+        _submit(job)
+
+
+def _engine_of(session: Session) -> Engine | None:
+    try:
+        bind = session.get_bind(mapper=OutboundEmail.__mapper__)
+    except Exception as exc:  # noqa: BLE001 - never fail the caller's committed work
+        log.warning("no engine to record email outcomes: %s", type(exc).__name__)
+        return None
+    return bind.engine if isinstance(bind, Connection) else bind
 
 
 def _record_outcome(session: Session, pending: Pending, delivered: bool) -> None:
+    engine = _engine_of(session)
+    if engine is None or not _write_outcome(engine, pending, delivered):
+        return
+    # Mirror it on the caller's object without making it dirty.
+    column = "sent_at" if delivered else "failed_at"
+    set_committed_value(pending.record, column, pending.now)
+
+
+def _write_outcome(engine: Engine, pending: Pending, delivered: bool) -> bool:
     column = "sent_at" if delivered else "failed_at"
     try:
-        bind = session.get_bind(mapper=OutboundEmail.__mapper__)
-        engine = bind.engine if isinstance(bind, Connection) else bind
         with engine.begin() as connection:
             connection.execute(
                 update(OutboundEmail)
@@ -128,9 +167,51 @@ def _record_outcome(session: Session, pending: Pending, delivered: bool) -> None
             )
     except Exception as exc:  # noqa: BLE001 - the caller's work is committed: never fail it
         log.warning("email %s: outcome not recorded: %s", pending.record_id, type(exc).__name__)
-        return
-    # Mirror it on the caller's object without making it dirty.
-    set_committed_value(pending.record, column, pending.now)
+        return False
+    return True
+
+
+# -- the delivery thread ----------------------------------------------------------------
+
+_worker_lock = threading.Lock()
+_worker: ThreadPoolExecutor | None = None
+_in_flight: set[Future[None]] = set()
+
+
+def _submit(job: Callable[[], None]) -> None:
+    """Run ``job`` on the process's delivery thread (one: jobs run in the order they
+    were committed, and a burst never takes more than one database connection)."""
+    global _worker  # noqa: PLW0603 - one delivery thread per process, made on first use
+    with _worker_lock:
+        if _worker is None:
+            _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hippocrate-mail")
+        future = _worker.submit(_run, job)
+        _in_flight.add(future)
+    future.add_done_callback(_forget)
+
+
+def _forget(future: Future[None]) -> None:
+    with _worker_lock:
+        _in_flight.discard(future)
+
+
+def _run(job: Callable[[], None]) -> None:
+    try:
+        job()
+    except Exception as exc:  # noqa: BLE001 - a job's failure is logged, never spread
+        log.warning("a delivery job failed: %s", type(exc).__name__)
+
+
+def drain(timeout: float = 30.0) -> bool:
+    """Wait until every job handed to the delivery thread has run (its emails recorded,
+    delivered or failed, and their outcomes written); returns False if some are still
+    going after ``timeout`` seconds. For tests, and for a process that shuts down."""
+    with _worker_lock:
+        futures = set(_in_flight)
+    if not futures:
+        return True
+    _done, not_done = wait_for(futures, timeout=timeout)
+    return not not_done
 
 
 # -- transports -------------------------------------------------------------------------

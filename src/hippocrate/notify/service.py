@@ -17,13 +17,17 @@ import logging
 import secrets
 import uuid
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from hippocrate.access.policy import readable_emails
 from hippocrate.access.principal import Principal
+from hippocrate.audit.recorder import Actor, attach
 from hippocrate.config import Settings
+from hippocrate.db.engine import SessionFactory
+from hippocrate.db.sealed import keys_of, vault_of
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.notify import delivery
 from hippocrate.notify.models import OutboundEmail
@@ -101,6 +105,61 @@ def send(
         return record
     delivery.enqueue(session, delivery.Pending(record, record.id, message, settings, now))
     return record
+
+
+def send_later(
+    *,
+    session: Session,
+    settings: Settings,
+    account_id: uuid.UUID,
+    template: str,
+    now: datetime,
+) -> None:
+    """Send ``template`` to the account ``account_id`` once the caller's unit of work
+    commits, from the delivery thread, in a unit of work of its own: nothing of the
+    account is opened, recorded or sent in the caller's request.
+
+    For the notices an anonymous caller can set off (``account_locked``): the answer
+    then does the same work, and takes the same time, whether or not the address it
+    was given has an account. Nothing is sent if the caller's work rolls back, or if
+    the account is deleted by then. Templates with a link cannot be sent this way.
+    """
+    if template_for(template).link_path is not None:
+        raise UnsafeLink(f"the {template!r} email needs its token link: use send()")
+    engine = session.get_bind(mapper=OutboundEmail.__mapper__)
+    factory = SessionFactory(engine.engine, vault_of(session), keys_of(session))
+    delivery.after_commit(
+        session, partial(_send_in_own_unit, factory, settings, account_id, template, now)
+    )
+
+
+#: The platform itself, writing to an account's owner from the delivery thread.
+PLATFORM = Actor(role="system")
+
+
+def _send_in_own_unit(
+    sessions: SessionFactory,
+    settings: Settings,
+    account_id: uuid.UUID,
+    template: str,
+    now: datetime,
+) -> None:
+    try:
+        with sessions() as session, session.begin():
+            # The platform opens the address to write to its owner, as
+            # unsafe_patient_account does; it reads nothing else and shows nothing.
+            attach(session, PLATFORM, check=_platform_reads)
+            account = session.get(Account, account_id)
+            if account is None or account.status is AccountStatus.DELETED:
+                return
+            send(session=session, settings=settings, account=account, template=template, now=now)
+    except Exception as exc:  # noqa: BLE001 - the caller has its answer: log, never raise
+        log.warning("a %s email was not recorded: %s", template, type(exc).__name__)
+
+
+def _platform_reads(_actor: Actor, _patient: uuid.UUID, _resource: str) -> None:
+    """The read check of the delivery thread's units: the platform writing to an
+    account's own address is no principal's read (the guard counts principals)."""
 
 
 def unsafe_patient_account(*, session: Session, patient_id: uuid.UUID) -> Account | None:

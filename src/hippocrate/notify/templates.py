@@ -188,6 +188,33 @@ TEMPLATES: dict[str, Template] = {
                 _NOT_YOU,
             ),
         ),
+        # A recovery code opened a session: the owner learns it at once, since a thief
+        # holding the password and a printed code would otherwise pass unnoticed.
+        Template(
+            name="recovery_code_used",
+            subject="Hippocrate : un code de secours a été utilisé",
+            paragraphs=(
+                "Un de vos codes de secours vient d'être utilisé pour vous connecter à "
+                "votre compte Hippocrate. Ce code ne servira plus.",
+                "Si c'était vous, pensez à générer de nouveaux codes de secours depuis "
+                "votre espace.",
+                _NOT_YOU,
+            ),
+        ),
+        # The guard suspended the account (docs/GUARD.md): its owner is told, without
+        # the reason (it could tell a thief which limit they reached).
+        Template(
+            name="account_suspended",
+            subject="Hippocrate : votre compte est suspendu par sécurité",
+            paragraphs=(
+                "Par sécurité, votre compte Hippocrate vient d'être suspendu : une activité "
+                "inhabituelle y a été détectée. Plus personne ne peut s'y connecter pour le "
+                "moment, et toutes ses sessions ont été fermées.",
+                "Pour le rétablir, contactez l'équipe de Hippocrate ou votre administrateur "
+                "depuis {public_url} (en tapant vous-même l'adresse). Si quelqu'un d'autre "
+                "a pu connaître votre mot de passe, dites-le.",
+            ),
+        ),
         # Four-eyes approvals: to every active administrator when one asks for an action
         # a second must approve, then to the one who asked and the one who decided.
         Template(

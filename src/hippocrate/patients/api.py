@@ -104,10 +104,14 @@ def export_own_data(db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs)
 
 
 @router.delete("/patients/me", status_code=204)
-def delete_own_account(db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs) -> Response:
+def delete_own_account(
+    db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs, settings: AppSettings
+) -> Response:
     """Delete the caller's account and crypto-shred their data (docs/RETENTION.md).
-    Irreversible: export first."""
-    service.delete_own_account(session=db, blobs=blobs, principal=principal, now=now)
+    Irreversible: export first. The account's address is emailed that it is deleted."""
+    service.delete_own_account(
+        session=db, blobs=blobs, principal=principal, now=now, settings=settings
+    )
     return Response(status_code=204)
 
 

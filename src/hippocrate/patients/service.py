@@ -233,7 +233,12 @@ def export_own_data(
 
 
 def delete_own_account(
-    *, session: Session, blobs: BlobStore, principal: Principal, now: datetime
+    *,
+    session: Session,
+    blobs: BlobStore,
+    principal: Principal,
+    now: datetime,
+    settings: Settings | None = None,
 ) -> None:
     """A patient deletes their account: crypto-shredding (docs/RETENTION.md).
 
@@ -271,6 +276,8 @@ def delete_own_account(
         .execution_options(synchronize_session=False)
     )
     end_sessions_of(session=session, account_id=principal.account_id, now=now, reason="deleted")
+    if settings is not None:
+        _tell_deleted(session=session, settings=settings, account_id=principal.account_id, now=now)
     # Plaintext columns only: deleting the account opens nothing of it.
     account_owner = session.scalar(
         select(Account.owner_id).where(Account.id == principal.account_id)
@@ -287,6 +294,21 @@ def delete_own_account(
         destroy_keys(session=session, owner=account_owner)
     for attachment_id in attachments:
         delete_after_commit(session=session, store=blobs, blob_id=attachment_id)
+
+
+def _tell_deleted(
+    *, session: Session, settings: Settings, account_id: uuid.UUID, now: datetime
+) -> None:
+    """Email the owner that their account is deleted (``account_deleted``), before its
+    keys are destroyed: the message is built now, from the address as it still opens,
+    and its code sealed and flushed under the key that is about to go, so what remains
+    in the database is a record no key opens. It is delivered once the deletion
+    commits, and not at all if it rolls back."""
+    account = session.get(Account, account_id)
+    if account is None:
+        return
+    send(session=session, settings=settings, account=account, template="account_deleted", now=now)
+    session.flush()
 
 
 # -- break-glass -----------------------------------------------------------------------
