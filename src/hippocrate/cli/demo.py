@@ -20,6 +20,7 @@ from hippocrate.guard.honeytokens import CanaryDomainMissing, Planter, plant, pl
 from hippocrate.identity.errors import IdentityError
 from hippocrate.identity.models import Account, Role
 from hippocrate.tags import Purpose
+from hippocrate.vault.documents import create_document_signing_key
 from hippocrate.vault.factory import initialise_provider
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ def init() -> None:
         typer.echo(f"key provider: {provider.name}, root key version {provider.current_version()}")
     finally:
         provider.close()
+    signing = config.resolved_document_signing_key_file
+    if not signing.exists():
+        create_document_signing_key(signing)
+        typer.echo(f"document signing key created: {signing}")
     engine = make_engine(config.resolved_database_url)
     try:
         upgrade(engine)
