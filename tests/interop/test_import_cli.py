@@ -57,3 +57,16 @@ def test_a_file_import_cannot_take_is_one_readable_line(cli: Cli, tmp_path: Path
     odd = tmp_path / "patients.xlsx"
     odd.write_bytes(b"PK")
     assert_one_line_error(cli.run("import", str(odd)), "--format")
+
+
+def test_a_large_import_tops_the_honeytokens_up(cli: Cli, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "many.csv", [csv_row(i) for i in range(1, 91)])
+
+    out = cli.ok("import", str(source))
+
+    assert "90 patients imported, 0 rows rejected" in out
+    # 3 honeytokens from init + 90 patients: one honeytoken per 20 wants 4.
+    assert "1 honeytoken patients planted among them" in out
+    with sqlite3.connect(cli.database) as connection:
+        markers = connection.execute("SELECT count(*) FROM guard_markers").fetchone()[0]
+    assert markers == 4

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from sqlalchemy import func, select
 
+from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import fail, platform_work, runtime
+from hippocrate.guard.honeytokens import CanaryDomainMissing, plant, planted
 from hippocrate.interop.importer import (
     BATCH,
     Format,
@@ -19,7 +22,12 @@ from hippocrate.interop.importer import (
     import_file,
     write_report,
 )
+from hippocrate.patients.models import Patient, PatientStatus
+from hippocrate.runtime import Runtime
 from hippocrate.tags import Purpose
+
+#: One honeytoken per this many patients (as ``seed`` keeps it), at least three.
+PATIENTS_PER_HONEYTOKEN = 20
 
 
 def _format_of(path: Path, chosen: str | None) -> Format:
@@ -87,6 +95,36 @@ class _Progress:
             self.bar.stop()
 
 
+def _top_up_honeytokens(rt: Runtime) -> int:
+    """After an import: honeytokens back to one per ``PATIENTS_PER_HONEYTOKEN`` patients,
+    so a grown base does not dilute them (docs/GUARD.md)."""
+    assert rt.guard is not None
+    try:
+        with platform_work(rt, Purpose.SETUP) as session:
+            patients = int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(Patient)
+                    .where(Patient.status == PatientStatus.ACTIVE)
+                )
+                or 0
+            )
+            missing = max(3, patients // PATIENTS_PER_HONEYTOKEN) - planted(session=session)
+            if missing <= 0:
+                return 0
+            plant(
+                session=session,
+                guard=rt.guard,
+                count=missing,
+                blobs=FileBlobStore(rt.settings.blob_dir),
+            )
+            return missing
+    except CanaryDomainMissing as exc:
+        # The patients are in; the honeytokens wait for the canary domain.
+        typer.echo(f"hippocrate: warning: honeytokens not topped up: {exc}", err=True)
+        return 0
+
+
 def _count_lines(path: Path) -> int | None:
     try:
         with path.open("rb") as handle:
@@ -138,10 +176,13 @@ def import_patients(
             )
             raise typer.Exit(130) from None
         progress.stop()
+        topped = _top_up_honeytokens(rt) if outcome.imported else 0
     resumed = f" (resumed after row {outcome.resumed_from})" if outcome.resumed_from else ""
     typer.echo(
         f"{outcome.imported} patients imported, {len(outcome.rejected)} rows rejected"
         f"{resumed}; report in {report_path}"
     )
+    if topped:
+        typer.echo(f"{topped} honeytoken patients planted among them")
     if outcome.rejected:
         raise typer.Exit(2)
