@@ -18,10 +18,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "sections",
         nargs="*",
-        choices=["fields", "audit", "containment", "api", "rotation", "anonymous", "registrations"],
+        choices=[
+            "fields",
+            "audit",
+            "containment",
+            "api",
+            "rotation",
+            "anonymous",
+            "registrations",
+            "importing",
+            "documents",
+        ],
         help="what to measure (default: all)",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
+    parser.add_argument(
+        "--import-patients", type=int, default=2000, help="patients in the import benchmark"
+    )
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the guard ('' to skip)"
     )
@@ -37,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         "rotation",
         "anonymous",
         "registrations",
+        "importing",
+        "documents",
     ]
     started = time.monotonic()
     parts = []
@@ -65,6 +80,14 @@ def main(argv: list[str] | None = None) -> None:
         from bench import registrations
 
         parts.append(registrations.report(registrations.run(postgres=bool(args.redis))))
+    if "importing" in sections:
+        from bench import importing
+
+        parts.append(importing.report(importing.run(count=args.import_patients)))
+    if "documents" in sections:
+        from bench import documents
+
+        parts.append(documents.report(documents.run(repeat=args.repeat)))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
