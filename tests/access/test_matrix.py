@@ -286,6 +286,54 @@ def _take(world: World, role: str, relation: str, target: str | None) -> Setup |
     return Setup(headers=practitioner.headers, account_id=practitioner.account_id)
 
 
+def _hand_back(world: World, role: str, relation: str, target: str | None) -> Setup | None:
+    """The practitioner hands back a consultation they just took (a disposable one);
+    its patient then cancels it, so that the fresh queue it went back to stays empty."""
+    if role != "practitioner" or relation != OWN:
+        return None
+    practitioner, consultation = world.fresh_care(world.a.patient)
+
+    def cancel() -> None:
+        cancelled = world.client.post(
+            f"{API}/consultations/{consultation}/cancel", headers=world.a.patient.headers
+        )
+        assert cancelled.status_code == 200, cancelled.text
+
+    return Setup(
+        headers=practitioner.headers,
+        target=consultation,
+        account_id=practitioner.account_id,
+        after=cancel,
+    )
+
+
+def _queue_entry(world: World, specialty: str, reader: Any) -> str:
+    """An entry of ``specialty``'s queue as a practitioner of it lists it."""
+    listed = world.client.get(f"{API}/queue", headers=reader.headers)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert items, f"nothing waits in the {specialty} queue"
+    entry: str = items[0]["entry"]
+    return entry
+
+
+def _take_entry(world: World, role: str, relation: str, target: str | None) -> Setup:
+    """own: a fresh practitioner takes the entry of a consultation just opened in their
+    queue; other: an entry of a queue nobody of the world practises (a consultation of
+    someone else's queue); unknown: an id of the right shape that names nothing."""
+    if relation == UNKNOWN:
+        return Setup(target=uuid.uuid4().hex[:22])
+    if role == "practitioner" and relation == OWN:
+        practitioner = world.fresh("practitioner", specialty=FRESH_QUEUE)
+        world.open_consultation(world.fresh("patient"), FRESH_QUEUE)
+        entry = _queue_entry(world, FRESH_QUEUE, practitioner)
+        return Setup(headers=practitioner.headers, target=entry, account_id=practitioner.account_id)
+    world.open_consultation(world.fresh("patient"), UNTAKEN)
+    return Setup(
+        target=_queue_entry(world, UNTAKEN, world.fresh("practitioner", specialty=UNTAKEN))
+    )
+
+
 def _account_target(*, disabled: bool = False, reason: str = "matrix") -> Prepare:
     """Admin routes that change an account act on a disposable one ("other"); ending
     one's own sessions is done by a disposable admin."""
@@ -345,9 +393,7 @@ TABLE: dict[str, Route] = {
         **everyone(OK), body=_json({"code": "ABCD-EFGH-JKMN"})
     ),
     # The PDF is the body: a JSON one is refused alike for every caller.
-    "POST /api/v1/documents/verify/file": Route(
-        **everyone(state(422)), body=_json({"pdf": "no"})
-    ),
+    "POST /api/v1/documents/verify/file": Route(**everyone(state(422)), body=_json({"pdf": "no"})),
     "POST /api/v1/auth/verify-email": Route(
         **everyone(state(400)), body=_json({"token": "x" * 43})
     ),
@@ -433,6 +479,15 @@ TABLE: dict[str, Route] = {
         body=_json({"report": "Rhinopharyngite.", "acts": ["TCG"]}),
         prepare=_close,
     ),
+    "POST /api/v1/consultations/{consultation_id}/hand-back": Route(
+        **signed_in(
+            STAFF_HIDDEN,
+            patient=rel(own=FORBID, other=HIDE),
+            practitioner=rel(own=OK, other=HIDE),
+        ),
+        body=_json({"reason": "Relève d'une autre spécialité"}),
+        prepare=_hand_back,
+    ),
     "POST /api/v1/consultations/{consultation_id}/incidents": Route(
         **signed_in(
             STAFF_HIDDEN,
@@ -461,6 +516,12 @@ TABLE: dict[str, Route] = {
     # The queue: practitioners only.
     "GET /api/v1/queue": Route(**only({"practitioner": OK})),
     "POST /api/v1/queue/take": Route(**only({"practitioner": OK}), prepare=_take),
+    # Taking one entry of the list: an entry of another queue, or one that names
+    # nothing, is "no longer waiting" (409) alike; every other role is refused first.
+    "POST /api/v1/queue/{entry}/take": Route(
+        **only({"practitioner": rel(own=OK, other=state(409), unknown=state(409))}),
+        prepare=_take_entry,
+    ),
     # The caller's own emails.
     "GET /api/v1/notifications": Route(**signed_in(OK)),
     "POST /api/v1/notifications/verify": Route(
@@ -547,6 +608,7 @@ _KINDS = {
     "attachment_id": "attachment",
     "account_id": "account",
     "request_id": "approval",
+    "entry": "queue entry",
 }
 
 
@@ -593,8 +655,8 @@ def send(world: World, key: str, role: str, relation: str) -> Sent:
     route = TABLE[key]
     method, template = key.split(" ", 1)
     kind = kind_of(key, route)
-    if kind == "approval":
-        target: str | None = str(uuid.uuid4())  # a real request comes from the preparation
+    if kind in ("approval", "queue entry"):
+        target: str | None = str(uuid.uuid4())  # a real one comes from the preparation
     else:
         target = world.target(kind, role, relation) if kind else None
     setup = (route.prepare(world, role, relation, target) if route.prepare else None) or Setup()
