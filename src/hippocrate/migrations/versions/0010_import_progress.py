@@ -1,7 +1,7 @@
 """import progress: how far an import of a source file has committed
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0008
 Create Date: 2026-12-01 12:20:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
