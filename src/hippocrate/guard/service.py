@@ -241,7 +241,7 @@ class Guard:
         the containment committed; a CLI operator has no account and no address: nothing
         is sent. A failure is logged, never raised (the containment stands)."""
         from hippocrate.audit.recorder import attach
-        from hippocrate.notify.service import send
+        from hippocrate.notify.service import send, unsafe_account_to_notify
 
         if actor.account_id is None:
             return
@@ -253,7 +253,7 @@ class Guard:
                     platform,
                     check=lambda who, patient, _: self.check_read(session, who, patient),
                 )
-                account = session.get(Account, actor.account_id)
+                account = unsafe_account_to_notify(session=session, account_id=actor.account_id)
                 if account is None:
                     return
                 send(

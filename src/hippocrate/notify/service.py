@@ -149,7 +149,7 @@ def _send_in_own_unit(
             # The platform opens the address to write to its owner, as
             # unsafe_patient_account does; it reads nothing else and shows nothing.
             attach(session, PLATFORM, check=_platform_reads)
-            account = session.get(Account, account_id)
+            account = unsafe_account_to_notify(session=session, account_id=account_id)
             if account is None or account.status is AccountStatus.DELETED:
                 return
             send(session=session, settings=settings, account=account, template=template, now=now)
@@ -160,6 +160,14 @@ def _send_in_own_unit(
 def _platform_reads(_actor: Actor, _patient: uuid.UUID, _resource: str) -> None:
     """The read check of the delivery thread's units: the platform writing to an
     account's own address is no principal's read (the guard counts principals)."""
+
+
+def unsafe_account_to_notify(*, session: Session, account_id: uuid.UUID) -> Account | None:
+    """The account ``account_id``, to write to its owner: unsafe, it skips the access
+    policy. For the platform's own notices about an account (locked, suspended,
+    deleted), sent to that account's address and to no one else: the caller never sees
+    the address, and what the message says is fixed text."""
+    return session.get(Account, account_id)
 
 
 def unsafe_patient_account(*, session: Session, patient_id: uuid.UUID) -> Account | None:

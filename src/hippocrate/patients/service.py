@@ -25,7 +25,7 @@ from hippocrate.identifiers import nir_matches_identity
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
 from hippocrate.keyring.service import destroy_keys
-from hippocrate.notify.service import send, unsafe_patient_account
+from hippocrate.notify.service import send, unsafe_account_to_notify, unsafe_patient_account
 from hippocrate.patients.errors import (
     DuplicatePatient,
     InconsistentIdentity,
@@ -304,7 +304,7 @@ def _tell_deleted(
     and its code sealed and flushed under the key that is about to go, so what remains
     in the database is a record no key opens. It is delivered once the deletion
     commits, and not at all if it rolls back."""
-    account = session.get(Account, account_id)
+    account = unsafe_account_to_notify(session=session, account_id=account_id)
     if account is None:
         return
     send(session=session, settings=settings, account=account, template="account_deleted", now=now)
