@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from hippocrate.audit.recorder import Actor, attach
 from hippocrate.identity.models import Role
 from hippocrate.notify import delivery
 from hippocrate.notify.models import OutboundEmail
+from hippocrate.notify.service import send_later
 from hippocrate.patients.schemas import PatientCreate
 from tests.conftest import Store
 from tests.identity.conftest import Env, link_token, running, text_of
@@ -36,6 +38,7 @@ from tests.identity.helpers import (
     patient_data,
     totp_code,
 )
+from tests.notify.conftest import new_account, settings_for
 from tests.notify.test_templates import _sentinel_hits
 from tests.plaintext import find_in, spellings_of_patient
 
@@ -277,3 +280,39 @@ def test_deleting_an_account_emails_its_address_after_its_keys_are_gone(api: Env
         assert record.template == "account_deleted"
         assert record.sent_at is not None
         assert record.code_sealed is not None  # sealed under a key that is destroyed
+
+
+@pytest.mark.parametrize("commits", [True, False])
+def test_a_later_notice_goes_only_if_the_work_that_asked_for_it_commits(
+    sqlite_store: Store, tmp_path: Path, commits: bool
+) -> None:
+    settings = settings_for(tmp_path, sqlite_store)
+    account = new_account(sqlite_store, "dominique.petit@example.org")
+    recorder_actor = Actor(role="anonymous")
+
+    class Refused(Exception):
+        pass
+
+    try:
+        with sqlite_store.sessions() as session, session.begin():
+            attach(session, recorder_actor, check=lambda *_: None)
+            send_later(
+                session=session,
+                settings=settings,
+                account_id=account.id,
+                template="account_locked",
+                now=datetime.now(UTC),
+            )
+            # Nothing is recorded in the caller's unit of work.
+            assert not [r for r in session.new if isinstance(r, OutboundEmail)]
+            if not commits:
+                raise Refused
+    except Refused:
+        pass
+    assert delivery.drain(timeout=30)
+    with sqlite_store.sessions() as session:
+        records = session.scalars(
+            select(OutboundEmail).where(OutboundEmail.account_id == account.id)
+        ).all()
+    assert [r.template for r in records] == (["account_locked"] if commits else [])
+    assert all(r.sent_at is not None for r in records)
