@@ -79,10 +79,12 @@ def test_a_practitioners_reads_are_grouped_under_their_name(api: Api) -> None:
         "care",
         4,
     )
-    # The patient's own opening of the consultation is theirs, not someone else's.
+    # The patient's own opening of the consultation is theirs, not someone else's; the
+    # take writes the record too (its timeline is sealed then), under the practitioner.
     opened = reads(entries, "consultation:record:write")
-    assert opened
-    assert {e["who"] for e in opened} == {"you"}
+    writers = {e["who"] for e in opened}
+    assert "you" in writers
+    assert writers <= {"you", theirs[0]["who"]}
 
 
 def test_an_admins_break_glass_names_its_reason_and_each_grant_its_own(api: Api) -> None:

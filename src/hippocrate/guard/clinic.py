@@ -327,8 +327,13 @@ class Clinic:
         # Taking changes the row with a conditional UPDATE: read it again afterwards.
         self._session.expire(consultation)
         with self._as(practitioner):
+            # With the settings, as the API takes: the patient is emailed that it was
+            # taken, so a honeytoken's mail is a real patient's.
             taken = service.take_next(
-                session=self._session, principal=practitioner.principal, now=clock.after(10, 180)
+                session=self._session,
+                settings=self._settings,
+                principal=practitioner.principal,
+                now=clock.after(10, 180),
             )
         if taken.id != consultation.id:
             raise SeedConflict(
