@@ -12,9 +12,12 @@ class Contained(AccessError):
     status = 403
     title = "Account locked"
 
-    def __init__(self, reason: str, *, new: bool = False) -> None:
+    def __init__(self, reason: str, *, new: bool = False, settled: bool = False) -> None:
         self.reason = reason
         self.new = new  # True for the access that triggered the containment
+        # True when the state already made it hold for every process (a containment
+        # decided outside a unit of work): completing it must not settle it again.
+        self.settled = settled
         super().__init__(
             "this account has been locked for your protection after unusual activity; "
             "contact the administrators"

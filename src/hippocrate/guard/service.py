@@ -181,7 +181,9 @@ class Guard:
         new = self.state.contain(actor.account_id, reason, session=session)
         if new:
             self._log(f"containment: {reason}", actor, patient)
-        raise Contained(reason, new=new)
+        # Without a session the state arbitrated already (the database inserts or does
+        # nothing): ``new`` is that arbitration, and completing must not ask again.
+        raise Contained(reason, new=new, settled=session is None)
 
     def _log(self, what: str, actor: Actor, patient: uuid.UUID | None) -> None:
         security_log.warning(
@@ -205,7 +207,7 @@ class Guard:
         if actor.account_id is None or not exc.new:
             return
         # Now for every process; two processes that contained at once: one completes.
-        if not self.state.settle(actor.account_id, exc.reason):
+        if not exc.settled and not self.state.settle(actor.account_id, exc.reason):
             return
         now = datetime.now(UTC)
         with sessions() as session, session.begin():
