@@ -281,6 +281,23 @@ def test_the_admin_acted_on_cannot_approve_their_own_recovery(api: Api) -> None:
     )
 
 
+def test_a_second_factor_reset_tells_its_owner(api: Api) -> None:
+    _, first = admin(api)
+    _, second = admin(api)
+    staff = staff_member(api, Role.SUPPORT)
+    asked = api.client.post(
+        f"/api/v1/admin/accounts/{staff.account_id}/recovery",
+        headers=first.headers,
+        json={"password": False, "second_factor": True},
+    ).json()
+    before = subjects(api, staff.email)
+
+    assert approve(api, second.headers, asked["id"]).status_code == 200
+
+    told = subjects(api, staff.email)[len(before) :]
+    assert told == ["Hippocrate : la sécurité de votre compte a changé"]
+
+
 # -- creating an administrator -------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ from hippocrate.identity.service import (
     create_practitioner,
     create_staff_account,
     issue_setup_token,
+    security_notice,
 )
 from hippocrate.notify.service import send
 from hippocrate.notify.templates import token_link
@@ -446,10 +447,14 @@ def _execute(
             reset_second_factor=request.reset_second_factor,
             now=now,
         )
+        account = get_account(session=session, account_id=request.target_id)
         if result.setup_token is not None:
-            account = get_account(session=session, account_id=request.target_id)
             _email_setup_link(session=session, settings=settings, account=account,
                               token=result.setup_token, now=now)  # fmt: skip
+        elif request.reset_second_factor:
+            # Only the factor was reset: its owner is told (with a password reset too,
+            # the setup link's email tells them already).
+            security_notice(session=session, settings=settings, account=account, now=now)
         return result.sessions_ended
     account = get_account(session=session, account_id=request.target_id)
     if account.disabled_reason != admin.AWAITING_APPROVAL:
