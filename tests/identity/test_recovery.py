@@ -247,7 +247,12 @@ def test_admins_may_reset_only_the_second_factor(env: Env) -> None:
 
     _recovered(env, doctor.account_id, password=False, second_factor=True)
 
-    assert env.emails_to(doctor.email) == []  # no password to set: no link
+    # No password to set, so no link: the owner is only told the factor was reset.
+    (told,) = env.emails_to(doctor.email)
+    assert " ".join(str(told["Subject"]).split()) == (
+        "Hippocrate : la sécurité de votre compte a changé"
+    )
+    assert "token=" not in told.get_body(preferencelist=("plain",)).get_content()
     assert env.post_login(doctor.email, doctor.password).json()["mfa_setup_required"] is True
 
 
