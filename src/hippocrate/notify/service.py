@@ -133,6 +133,58 @@ def send_later(
     )
 
 
+def unsafe_queued(template: str) -> Select[OutboundEmail]:
+    """The emails of ``template`` recorded but neither delivered nor failed, oldest
+    first: the delivery queue of a worker (:func:`send_queued`). Unsafe, it skips the
+    access policy: the worker is the platform writing to each account's own address,
+    and shows nothing of what it opens."""
+    return (
+        select(OutboundEmail)
+        .where(
+            OutboundEmail.template == template,
+            OutboundEmail.sent_at.is_(None),
+            OutboundEmail.failed_at.is_(None),
+        )
+        .order_by(OutboundEmail.created_at, OutboundEmail.id)
+    )
+
+
+def send_queued(
+    *,
+    session: Session,
+    settings: Settings,
+    record: OutboundEmail,
+    account: Account,
+    now: datetime,
+    links: dict[str, str] | None = None,
+) -> None:
+    """Deliver ``record``, an email recorded earlier and not sent (:func:`unsafe_queued`),
+    to ``account``'s address with the code it was recorded with, once the caller's unit
+    of work commits (as :func:`send` does). ``links`` as for :func:`send`; its link is
+    made now, so a token in it lives from the sending on. A record that cannot be
+    built (no address, no code, an unsafe address) is marked failed, never raised."""
+    links = dict(links or {})
+    link = links.pop("link", None)
+    if links:
+        raise UnsafeLink(f"emails take one link, named 'link'; got {sorted(links)}")
+    code = record.verification_code
+    address = account.email
+    if not address or not code:
+        record.failed_at = now
+        log.warning("email %s not delivered: no address or no code", record.id)
+        return
+    rendered = render(record.template, code=code, link=link, public_url=settings.public_url)
+    try:
+        message = delivery.build_message(
+            settings=settings, rendered=rendered, to=address, message_id=record.id, now=now
+        )
+    except (ValueError, TypeError) as exc:
+        record.failed_at = now
+        log.warning("email %s not delivered: %s", record.id, type(exc).__name__)
+        return
+    delivery.enqueue(session, delivery.Pending(record, record.id, message, settings, now))
+
+
 #: The platform itself, writing to an account's owner from the delivery thread.
 PLATFORM = Actor(role="system")
 
