@@ -175,6 +175,15 @@ class Tag(StrEnum):
     GUARD_PRINCIPAL_CONTAINED = "guard:principal:contained"
     GUARD_PRINCIPAL_RELEASED = "guard:principal:released"
 
+    # The incident register (breach response): ids only, the incident's in resources.
+    BREACH_INCIDENT_OPENED = "breach:incident:opened"
+    BREACH_INCIDENT_AMENDED = "breach:incident:amended"
+    BREACH_INCIDENT_ASSESSED = "breach:incident:assessed"
+    BREACH_INCIDENT_NOTIFIED = "breach:incident:notified"
+    BREACH_INCIDENT_CLOSED = "breach:incident:closed"
+    BREACH_INCIDENT_REOPENED = "breach:incident:reopened"
+    BREACH_SCOPE_COMPUTED = "breach:scope:computed"
+
     @classmethod
     def of(cls, subject: Subject, verb: Verb) -> Tag:
         """The tag of a ``verb`` on ``subject`` (``consultation:message`` + ``read``)."""

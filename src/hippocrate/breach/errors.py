@@ -25,3 +25,53 @@ class DelayNotExplained(BreachError):
 
     def __init__(self) -> None:
         super().__init__("this notification is late: state the reason for the delay (Art. 33(1))")
+
+
+class InvalidIncident(BreachError):
+    status = 422
+    title = "Invalid incident"
+
+
+class IncidentNotFound(BreachError):
+    status = 404
+    title = "Not found"
+
+    def __init__(self) -> None:
+        super().__init__("no incident has this id")
+
+
+class StaleIncident(BreachError):
+    """The change was made on an older version of the incident than the current one."""
+
+    status = 409
+    title = "Conflict"
+
+    def __init__(self, current: int) -> None:
+        self.current = current
+        super().__init__(
+            f"the incident changed since you read it (now version {current}): read it again"
+        )
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"current_version": self.current}
+
+
+class IncidentClosed(BreachError):
+    status = 409
+    title = "Incident closed"
+
+    def __init__(self) -> None:
+        super().__init__("this incident is closed: reopen it, with a note, to change it")
+
+
+class NotificationOutOfOrder(BreachError):
+    status = 409
+    title = "Notification out of order"
+
+    def __init__(
+        self,
+        message: str = "a complementary notification or a withdrawal "
+        "follows an initial notification",
+    ) -> None:
+        super().__init__(message)

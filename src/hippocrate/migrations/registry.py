@@ -4,6 +4,7 @@ the migrations: the store (``hippocrate.db``) imports no domain."""
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.admin.models import FourEyesRequest
 from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.breach.models import Incident, IncidentChange, IncidentNotification
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
 from hippocrate.documents.models import IssuedDocument
@@ -30,6 +31,9 @@ __all__ = [
     "FourEyesRequest",
     "HoneytokenMarker",
     "ImportProgress",
+    "Incident",
+    "IncidentChange",
+    "IncidentNotification",
     "IssuedDocument",
     "Message",
     "OutboundEmail",

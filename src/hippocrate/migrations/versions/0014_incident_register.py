@@ -1,0 +1,113 @@
+"""the incident register: incidents, their timeline, their notifications to the authority
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-01 15:10:00.000000
+
+Ids, dates, statuses and the register's JSON documents (counts, categories, the DPO's
+text): no name, address, NIR or health content of anyone (``breach/models.py``).
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0013"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "incidents",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("reference", sa.String(length=32), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("open", "closed", name="incidentstatus", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column(
+            "origin",
+            sa.Enum("guard", "dpo", "drill", name="incidentorigin", native_enum=False, length=16),
+            nullable=False,
+        ),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("opened_by_role", sa.String(length=24), nullable=False),
+        sa.Column("opened_by", sa.Uuid(), nullable=True),
+        sa.Column("awareness_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("assessment", sa.JSON(), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
+        sa.UniqueConstraint("reference", name=op.f("uq_incidents_reference")),
+    )
+    op.create_index(op.f("ix_incidents_status"), "incidents", ["status"], unique=False)
+    op.create_table(
+        "incident_changes",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("incident_id", sa.Uuid(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_role", sa.String(length=24), nullable=False),
+        sa.Column("actor_id", sa.Uuid(), nullable=True),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("changes", sa.JSON(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_incident_changes_incident_id_incidents"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incident_changes")),
+        sa.UniqueConstraint("incident_id", "seq", name=op.f("uq_incident_changes_incident_id")),
+    )
+    op.create_index(
+        op.f("ix_incident_changes_incident_id"), "incident_changes", ["incident_id"], unique=False
+    )
+    op.create_table(
+        "incident_notifications",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("incident_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "phase",
+            sa.Enum(
+                "initial", "complementary", "withdrawal", name="phase", native_enum=False, length=16
+            ),
+            nullable=False,
+        ),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recorded_by_role", sa.String(length=24), nullable=False),
+        sa.Column("recorded_by", sa.Uuid(), nullable=True),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("receipt_reference", sa.String(length=120), nullable=True),
+        sa.Column("delay_reason", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_incident_notifications_incident_id_incidents"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incident_notifications")),
+    )
+    op.create_index(
+        op.f("ix_incident_notifications_incident_id"),
+        "incident_notifications",
+        ["incident_id"],
+        unique=False,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(
+        op.f("ix_incident_notifications_incident_id"), table_name="incident_notifications"
+    )
+    op.drop_table("incident_notifications")
+    op.drop_index(op.f("ix_incident_changes_incident_id"), table_name="incident_changes")
+    op.drop_table("incident_changes")
+    op.drop_index(op.f("ix_incidents_status"), table_name="incidents")
+    op.drop_table("incidents")
