@@ -22,6 +22,7 @@ from hippocrate.identity.models import Account, Role
 from hippocrate.tags import Purpose
 from hippocrate.vault.documents import create_document_signing_key
 from hippocrate.vault.factory import initialise_provider
+from hippocrate.vault.providers.base import HoldsDocumentKey
 
 if TYPE_CHECKING:
     import uvicorn
@@ -37,10 +38,13 @@ def init() -> None:
     provider = initialise_provider(config)
     try:
         typer.echo(f"key provider: {provider.name}, root key version {provider.current_version()}")
+        if isinstance(provider, HoldsDocumentKey):
+            provider.document_key()  # made by initialise_provider, checked here
+            typer.echo("document signing key: held in the token")
     finally:
         provider.close()
     signing = config.resolved_document_signing_key_file
-    if not signing.exists():
+    if not isinstance(provider, HoldsDocumentKey) and not signing.exists():
         create_document_signing_key(signing)
         typer.echo(f"document signing key created: {signing}")
     engine = make_engine(config.resolved_database_url)

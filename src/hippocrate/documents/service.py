@@ -22,8 +22,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,7 +43,8 @@ from hippocrate.identity.models import Practitioner
 from hippocrate.interop.fhir import prescription_lines
 from hippocrate.patients.service import readable_record
 from hippocrate.vault import KeyProviderError
-from hippocrate.vault.documents import DocumentSigningKey, load_document_signing_key
+from hippocrate.vault.documents import document_signing_key
+from hippocrate.vault.providers.base import DocumentKey
 
 _log = logging.getLogger("hippocrate.documents")
 CODE_PURPOSE = b"hippocrate.document-code.v1"
@@ -83,26 +82,11 @@ class DocumentsUnavailable(HippocrateError):
     title = "Documents cannot be signed"
 
 
-@cache
-def _key_at(path: Path, stamp: tuple[int, int]) -> DocumentSigningKey:
-    return load_document_signing_key(path)
-
-
-def signing_key(settings: Settings) -> DocumentSigningKey:
-    """The deployment's document signing key (read again when its file changes)."""
-    path = settings.resolved_document_signing_key_file
+def signing_key(session: Session, settings: Settings) -> DocumentKey:
+    """The deployment's document signing key, where the session's key provider keeps
+    it (its own file, or the HSM token); which one is not this module's concern."""
     try:
-        info = path.stat()
-        return _key_at(path, (info.st_mtime_ns, info.st_size))
-    except OSError:
-        return _unavailable(path)
-    except KeyProviderError as exc:
-        raise _unusable(exc) from None
-
-
-def _unavailable(path: Path) -> DocumentSigningKey:
-    try:
-        return load_document_signing_key(path)  # says what is wrong with the file
+        return document_signing_key(settings, vault_of(session).provider)
     except KeyProviderError as exc:
         raise _unusable(exc) from None
 
@@ -131,7 +115,7 @@ def issue(
 ) -> list[Attachment]:
     """The signed report and (if any) prescription of ``consultation``, which
     ``principal`` (its practitioner) has just closed, attached to a message of theirs."""
-    key = signing_key(settings)
+    key = signing_key(session, settings)
     font = render.font_path(settings.document_font)
     practitioner = session.scalars(
         policy.readable_practitioners(principal, now=now).where(
@@ -223,7 +207,7 @@ def check_code(*, session: Session, code: str) -> Check:
 
 
 def check_file(*, session: Session, settings: Settings, data: bytes) -> Check:
-    verdict: Verdict = verify_pdf(data, signing_key(settings))
+    verdict: Verdict = verify_pdf(data, signing_key(session, settings))
     if not verdict.signed:
         return Check(False, False, "this file carries no signature of Hippocrate")
     if not verdict.ours:

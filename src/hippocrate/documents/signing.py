@@ -1,7 +1,9 @@
 """PAdES signatures on the PDFs Hippocrate issues, and their verification.
 
-Signing: one PAdES baseline signature (ETSI.CAdES.detached, SHA-256) over the whole
-file, by the deployment's document signing key (``vault/documents.py``). Verifying:
+Signing: one PAdES baseline signature (ETSI.CAdES.detached, SHA-256, ECDSA P-256) over
+the whole file, by the deployment's document signing key (``vault/documents.py``),
+wherever the key provider keeps it: this module sees only a certificate and a ``sign``
+(the key file's key in memory, or the HSM's token computing the signature). Verifying:
 the signature must be intact, made by that key's certificate (the only trust root:
 a document signed by any other key, another Hippocrate's included, is refused), and
 cover the entire file (nothing appended after signing).
@@ -13,7 +15,6 @@ import io
 import logging
 from dataclasses import dataclass
 
-from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -25,7 +26,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from hippocrate.vault.documents import DocumentSigningKey
+from hippocrate.vault.providers.base import DocumentKey
 
 FIELD = "Hippocrate"
 REASON = "Document émis par Hippocrate"
@@ -52,18 +53,36 @@ class Verdict:
 UNSIGNED = Verdict(signed=False, intact=False, ours=False, whole=False)
 
 
-def _certificate(key: DocumentSigningKey) -> asn1_x509.Certificate:
+def _certificate(key: DocumentKey) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(key.certificate)
 
 
-def sign_pdf(pdf: bytes, key: DocumentSigningKey) -> bytes:
+class _KeySigner(signers.Signer):
+    """A pyHanko signer whose raw signature comes from the document key (ECDSA P-256
+    with SHA-256, DER-encoded as CMS carries it), wherever the key is held."""
+
+    def __init__(self, key: DocumentKey) -> None:
+        certificate = _certificate(key)
+        super().__init__(
+            signing_cert=certificate,
+            cert_registry=SimpleCertificateStore.from_certs([certificate]),  # type: ignore[no-untyped-call]
+        )
+        self._key = key
+
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
+        if digest_algorithm != "sha256":
+            raise ValueError(f"documents are signed with SHA-256, not {digest_algorithm}")
+        if dry_run:
+            # The largest DER ECDSA P-256 signature: pyHanko sizes the placeholder on it.
+            return bytes(72)
+        return self._key.sign(data)
+
+
+def sign_pdf(pdf: bytes, key: DocumentKey) -> bytes:
     """``pdf`` with the platform's PAdES signature over all of it."""
-    certificate = _certificate(key)
-    signer = signers.SimpleSigner(
-        signing_cert=certificate,
-        signing_key=asn1_keys.PrivateKeyInfo.load(key.private_key_der),
-        cert_registry=SimpleCertificateStore.from_certs([certificate]),  # type: ignore[no-untyped-call]
-    )
+    signer = _KeySigner(key)
     metadata = signers.PdfSignatureMetadata(
         field_name=FIELD,
         md_algorithm="sha256",
@@ -75,7 +94,7 @@ def sign_pdf(pdf: bytes, key: DocumentSigningKey) -> bytes:
     return bytes(signers.sign_pdf(writer, metadata, signer=signer).getvalue())
 
 
-def verify_pdf(data: bytes, key: DocumentSigningKey) -> Verdict:
+def verify_pdf(data: bytes, key: DocumentKey) -> Verdict:
     """Check the first signature of ``data`` against this deployment's certificate.
     Anything that is not a readable, signed PDF is ``UNSIGNED``."""
     try:

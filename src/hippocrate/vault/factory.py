@@ -47,6 +47,11 @@ def _no_signing_key_file(settings: Settings) -> None:
             "HIPPOCRATE_AUDIT_SIGNING_KEY_FILE is for the file key provider; with pkcs11 "
             "the audit signing key is in the token: unset it"
         )
+    if settings.document_signing_key_file is not None:
+        raise KeyProviderError(
+            "HIPPOCRATE_DOCUMENT_SIGNING_KEY_FILE is for the file key provider; with pkcs11 "
+            "the document signing key is in the token: unset it"
+        )
 
 
 def _pkcs11_settings(settings: Settings) -> tuple[Path, str, str]:

@@ -64,3 +64,29 @@ class KeyProvider(Protocol):
     def close(self) -> None:
         """Release handles (sessions, files)."""
         ...
+
+
+@runtime_checkable
+class DocumentKey(Protocol):
+    """The key that signs issued documents, as ``documents/signing.py`` uses it: its
+    certificate and a signature, never the private key itself."""
+
+    @property
+    def certificate(self) -> bytes:
+        """The self-signed X.509 certificate naming the key (DER)."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """ECDSA P-256 with SHA-256 over ``data``: the DER-encoded ``(r, s)`` that CMS
+        (PAdES) signatures carry."""
+        ...
+
+
+@runtime_checkable
+class HoldsDocumentKey(Protocol):
+    """A provider that holds the document signing key itself (the HSM). A provider
+    without it leaves the key to its own file (``vault/documents.py``)."""
+
+    def document_key(self) -> DocumentKey:
+        """The key; ``KeyProviderError`` when absent (``hippocrate init`` makes it)."""
+        ...

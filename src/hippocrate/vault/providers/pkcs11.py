@@ -3,16 +3,23 @@
 The token holds root key versions as AES-256 secret keys labelled ``hippocrate-root-<n>``
 and the blind index key labelled ``hippocrate-index``; the audit signing key is an Ed25519
 key pair labelled ``hippocrate-audit`` (a private key allowed only to sign, and its public
-key). Every key is created inside the token, sensitive and not extractable: its value
-never reaches this process. Wrapping a data key is AES-GCM computed by the token
+key); the document signing key (reports, prescriptions) is an ECDSA P-256 key pair labelled
+``hippocrate-documents``, likewise allowed only to sign, with its self-signed X.509
+certificate stored beside it as a certificate object of the same label (the token signed
+it: ``vault/documents.py`` builds the TBSCertificate, the token signs it). Every key is
+created inside the token, sensitive and not extractable: its value never reaches this
+process. Wrapping a data key is AES-GCM computed by the token
 (``C_Encrypt`` with ``CKM_AES_GCM``), with the same bytes on the wire as the file
 provider: a 12-byte nonce, then ciphertext and the 128-bit tag, under the associated data
 ``hippocrate.wrap.v1\\x00`` + binding. Audit checkpoints are signed by the token
-(``C_Sign`` with ``CKM_EDDSA``, pure Ed25519).
+(``C_Sign`` with ``CKM_EDDSA``, pure Ed25519); documents by ``C_Sign`` with ``CKM_ECDSA``
+over a SHA-256 digest computed here, the token's raw ``r || s`` returned DER-encoded.
 
-A token initialised before the audit key existed still opens; it gets the key pair at the
-next ``hippocrate init`` (:meth:`Pkcs11KeyProvider.initialise` or
-:meth:`~Pkcs11KeyProvider.ensure_signing_key`), and signing refuses until then.
+A token initialised before the audit key or the document key existed still opens; it gets
+them at the next ``hippocrate init`` (:meth:`Pkcs11KeyProvider.initialise`, or
+:meth:`~Pkcs11KeyProvider.ensure_signing_key` for the audit key), and signing refuses
+until then. A process that opened the token before the document key was added finds it at
+its next document (:meth:`~Pkcs11KeyProvider.document_key` looks again).
 
 One read-write session is opened at start, logged in with the user PIN, and shared by
 every thread behind a lock. The PIN is not kept after login.
@@ -20,13 +27,16 @@ every thread behind a lock. The PIN is not kept after login.
 Guaranteed: a failure to open the token is a :class:`KeyProviderError` with a one-line
 message, never a raw PKCS#11 exception; a key that turns out extractable or not sensitive
 is refused, and so is an audit public key that does not verify its private key's
-signatures. Not guaranteed: that a key with the right label was created by Hippocrate
-(anyone holding the user PIN can create one, so guard the PIN as you would the keys).
+signatures, a document key that is not P-256 or may do more than sign, and a document
+certificate that does not name the token's key or does not verify. Not guaranteed: that a
+key with the right label was created by Hippocrate (anyone holding the user PIN can create
+one, so guard the PIN as you would the keys).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import threading
@@ -34,7 +44,9 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from asn1crypto.algos import DSASignature
+from asn1crypto.x509 import Certificate
+from pkcs11 import Attribute, CertificateType, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import (
     DataInvalid,
     DataLenRange,
@@ -55,7 +67,13 @@ from pkcs11.exceptions import (
 from pkcs11.mechanisms import GCMParams
 from pkcs11.types import DecryptMixin, EncryptMixin, Object, Session, SignMixin
 
+from hippocrate.vault.documents import (
+    check_certificate,
+    token_certificate,
+    verify_document_signature,
+)
 from hippocrate.vault.errors import DecryptionError, KeyProviderError, UnknownKeyVersion
+from hippocrate.vault.providers.base import DocumentKey
 from hippocrate.vault.signatures import verify_signature
 
 _NONCE = 12
@@ -74,6 +92,13 @@ _ED25519_PUBLIC = 32
 _ED25519_SIGNATURE = 64
 # Signed and verified at every open, to check the public key is the private key's half.
 _AUDIT_PROBE = b"hippocrate.audit-key-probe.v1"
+_DOCUMENT_LABEL = "hippocrate-documents"
+_DOCUMENT_ID = b"hippocrate-documents"
+# CKA_EC_PARAMS of a P-256 key: the DER-encoded OID 1.2.840.10045.3.1.7 (secp256r1).
+_P256_OID = bytes.fromhex("06082a8648ce3d030107")
+_P256_POINT = 65  # uncompressed: 04 || X || Y
+_P256_SIGNATURE = 64  # CKM_ECDSA: r || s, 32 bytes each
+_DOCUMENT_PROBE = b"hippocrate.document-key-probe.v1"
 
 # SoftHSM2 answers a GCM tag mismatch with CKR_GENERAL_ERROR, other tokens with
 # CKR_ENCRYPTED_DATA_INVALID or CKR_FUNCTION_FAILED: all of them mean "does not open".
@@ -100,6 +125,19 @@ _AUDIT_PUBLIC: dict[Attribute, Any] = {
     Attribute.PRIVATE: False,
     Attribute.MODIFIABLE: False,
     Attribute.EC_PARAMS: _ED25519_OID,
+}
+_DOCUMENT_PUBLIC: dict[Attribute, Any] = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: False,
+    Attribute.MODIFIABLE: False,
+    Attribute.EC_PARAMS: _P256_OID,
+    Attribute.ID: _DOCUMENT_ID,
+}
+# Allowed to sign and nothing else: no key agreement (ECDH), no decryption, no unwrapping.
+_DOCUMENT_PRIVATE: dict[Attribute, Any] = {
+    **_PROTECTED,
+    Attribute.ID: _DOCUMENT_ID,
+    Attribute.DERIVE: False,
 }
 
 
@@ -155,6 +193,7 @@ class Pkcs11KeyProvider:
         self._derived: dict[bytes, bytes] = {}
         self._audit_key: SignMixin | None = None
         self._audit_public: bytes | None = None
+        self._document: _TokenDocumentKey | None = None
 
         if not module.is_file():
             raise KeyProviderError(f"PKCS#11 module {module} cannot be loaded: no such file")
@@ -227,6 +266,7 @@ class Pkcs11KeyProvider:
                 f"token {self._token_label!r} refused to create the keys ({_why(exc)})"
             ) from None
         self._create_audit_key_if_absent()
+        self._create_document_key_if_absent()
 
     def _create_audit_key_if_absent(self) -> None:
         """Generate the audit key pair in the token unless either half is there.
@@ -282,6 +322,7 @@ class Pkcs11KeyProvider:
         self._root = root
         self._index_key = index_key
         self._load_audit_key()
+        self._load_document_key()
 
     def _find_audit_halves(self) -> tuple[list[Object], list[Object]]:
         session = self._live_session()
@@ -339,6 +380,149 @@ class Pkcs11KeyProvider:
             raise KeyProviderError(f"{where}: the public key does not match the private key")
         self._audit_key = key
         self._audit_public = raw
+
+    # -- the document signing key ------------------------------------------------------
+
+    def _find_document_objects(self) -> tuple[list[Object], list[Object], list[Object]]:
+        session = self._live_session()
+        found: list[list[Object]] = []
+        for object_class in (
+            ObjectClass.PRIVATE_KEY,
+            ObjectClass.PUBLIC_KEY,
+            ObjectClass.CERTIFICATE,
+        ):
+            found.append(
+                list(
+                    session.get_objects(
+                        {
+                            Attribute.CLASS: object_class,
+                            Attribute.TOKEN: True,
+                            Attribute.LABEL: _DOCUMENT_LABEL,
+                        }
+                    )
+                )
+            )
+        return found[0], found[1], found[2]
+
+    def _create_document_key_if_absent(self) -> None:
+        """Generate the document key pair in the token unless either half is there, then
+        its certificate unless it is there (so a key pair left without one by an
+        interrupted init gets it). A half alone is left for the load to refuse."""
+        where = f"token {self._token_label!r}"
+        try:
+            private, public, certificates = self._find_document_objects()
+            if not private and not public:
+                self._live_session().generate_keypair(
+                    KeyType.EC,
+                    mechanism=Mechanism.EC_KEY_PAIR_GEN,
+                    label=_DOCUMENT_LABEL,
+                    store=True,
+                    # SIGN on the private key, VERIFY on the public one; nothing else.
+                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
+                    public_template=_DOCUMENT_PUBLIC,
+                    private_template=_DOCUMENT_PRIVATE,
+                )
+                private, public, certificates = self._find_document_objects()
+            if certificates or len(private) != 1 or len(public) != 1:
+                return
+            key, point = self._document_pair(private[0], public[0])
+            certificate = token_certificate(point, lambda data: _ecdsa_der(key, data))
+            self._live_session().create_object(
+                {
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: False,
+                    Attribute.MODIFIABLE: False,
+                    Attribute.LABEL: _DOCUMENT_LABEL,
+                    Attribute.ID: _DOCUMENT_ID,
+                    Attribute.SUBJECT: Certificate.load(certificate).subject.dump(),
+                    Attribute.VALUE: certificate,
+                }
+            )
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"{where} refused to create the document signing key ({_why(exc)})"
+            ) from None
+
+    def _document_pair(self, key: Object, public_key: Object) -> tuple[SignMixin, bytes]:
+        """The private key and the raw public point of a document key pair, checked:
+        P-256, protected, allowed only to sign. Raises PKCS11Error on a read failure."""
+        where = f"document signing key {_DOCUMENT_LABEL!r} in token {self._token_label!r}"
+        if (
+            key[Attribute.KEY_TYPE] != KeyType.EC
+            or public_key[Attribute.KEY_TYPE] != KeyType.EC
+            or public_key[Attribute.EC_PARAMS] != _P256_OID
+        ):
+            raise KeyProviderError(f"{where} is not an ECDSA P-256 key pair")
+        self._check_protected(key, _DOCUMENT_LABEL)
+        if not isinstance(key, SignMixin) or not key[Attribute.SIGN]:
+            raise KeyProviderError(f"{where} is not allowed to sign")
+        if any(
+            key[attribute] for attribute in (Attribute.DERIVE, Attribute.DECRYPT, Attribute.UNWRAP)
+        ):
+            raise KeyProviderError(f"{where} may do more than sign; refusing to use it")
+        point = _raw_p256_point(public_key[Attribute.EC_POINT])
+        if point is None:
+            raise KeyProviderError(f"{where} has a malformed public key")
+        return key, point
+
+    def _load_document_key(self) -> None:
+        """Read the document key pair and its certificate; absent is allowed (a token
+        from before it existed). The caller holds the lock, or is opening."""
+        self._document = None
+        where = f"document signing key {_DOCUMENT_LABEL!r} in token {self._token_label!r}"
+        try:
+            private, public, certificates = self._find_document_objects()
+            if not private and not public and not certificates:
+                return
+            if len(private) != 1 or len(public) != 1:
+                raise KeyProviderError(
+                    f"{where} is not one key pair with its certificate ({len(private)} "
+                    f"private key(s), {len(public)} public key(s), {len(certificates)} "
+                    "certificate(s))"
+                )
+            key, point = self._document_pair(private[0], public[0])
+            if len(certificates) != 1:
+                raise KeyProviderError(
+                    f"{where} has {len(certificates)} certificates, not one; "
+                    + ("run 'hippocrate init'" if not certificates else "remove the extra ones")
+                )
+            certificate = certificates[0][Attribute.VALUE]
+            probe = _ecdsa_der(key, _DOCUMENT_PROBE)
+        except PKCS11Error as exc:
+            raise KeyProviderError(f"{where} cannot be read ({_why(exc)})") from None
+        if not isinstance(certificate, bytes):
+            raise KeyProviderError(f"{where} has a malformed certificate")
+        check_certificate(certificate, point)
+        if not verify_document_signature(point, _DOCUMENT_PROBE, probe):
+            raise KeyProviderError(f"{where}: the public key does not match the private key")
+        self._document = _TokenDocumentKey(certificate, key, self)
+
+    def document_key(self) -> DocumentKey:
+        """The document signing key held by the token. Looked for again when this
+        process has not found it yet (``hippocrate init`` may have added it since)."""
+        with self._lock:
+            self._live_session()
+            if self._document is None:
+                self._load_document_key()
+            if self._document is None:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} holds no document signing key; "
+                    "run 'hippocrate init'"
+                )
+            return self._document
+
+    def _sign_document(self, key: SignMixin, data: bytes) -> bytes:
+        with self._lock:
+            if self._document is None or self._document._key is not key:
+                raise KeyProviderError(f"key provider for token {self._token_label!r} is closed")
+            try:
+                return _ecdsa_der(key, data)
+            except PKCS11Error as exc:
+                raise KeyProviderError(
+                    f"token {self._token_label!r} failed to sign a document ({_why(exc)})"
+                ) from None
 
     def _find(self, label: str) -> list[Object]:
         session = self._live_session()
@@ -622,6 +806,7 @@ class Pkcs11KeyProvider:
             self._derived = {}
             self._audit_key = None
             self._audit_public = None
+            self._document = None
         if session is not None:
             # A token that is gone or a finalised module leaves nothing to release.
             with contextlib.suppress(PKCS11Error):
@@ -641,3 +826,51 @@ def _raw_ed25519_point(point: object) -> bytes | None:
     if len(point) == _ED25519_PUBLIC:
         return point
     return None
+
+
+def _raw_p256_point(point: object) -> bytes | None:
+    """The uncompressed P-256 point of a CKA_EC_POINT (a DER OCTET STRING, ``04 41`` +
+    65 bytes, as PKCS#11 says and SoftHSM2 does; or the 65 bytes bare), or None."""
+    if not isinstance(point, bytes):
+        return None
+    if len(point) == 2 + _P256_POINT and point[:2] == bytes((0x04, _P256_POINT)):
+        point = point[2:]
+    if len(point) == _P256_POINT and point[0] == 0x04:
+        return point
+    return None
+
+
+def _ecdsa_der(key: SignMixin, data: bytes) -> bytes:
+    """ECDSA P-256 SHA-256 of ``data`` by the token key: the digest is computed here,
+    the token signs it (``CKM_ECDSA``), and its raw ``r || s`` becomes the DER that
+    CMS and X.509 carry."""
+    digest = hashlib.sha256(bytes(data)).digest()
+    raw = key.sign(digest, mechanism=Mechanism.ECDSA)
+    if not isinstance(raw, bytes) or len(raw) != _P256_SIGNATURE:
+        raise KeyProviderError("the token returned a malformed ECDSA signature")
+    return bytes(DSASignature.from_p1363(raw).dump())
+
+
+class _TokenDocumentKey:
+    """The document key as :class:`~hippocrate.vault.providers.base.DocumentKey`: its
+    certificate, and signatures made by the token under the provider's session lock."""
+
+    __slots__ = ("_certificate", "_key", "_provider")
+
+    def __init__(self, certificate: bytes, key: SignMixin, provider: Pkcs11KeyProvider) -> None:
+        self._certificate = certificate
+        self._key = key
+        self._provider = provider
+
+    def __repr__(self) -> str:
+        return f"TokenDocumentKey(token={self._provider._token_label!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a document signing key is not pickled")
+
+    @property
+    def certificate(self) -> bytes:
+        return self._certificate
+
+    def sign(self, data: bytes) -> bytes:
+        return self._provider._sign_document(self._key, data)
