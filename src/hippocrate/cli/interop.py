@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,14 @@ from sqlalchemy import func, select
 
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import fail, platform_work, runtime
+from hippocrate.config import Settings
 from hippocrate.guard.honeytokens import CanaryDomainMissing, plant, planted
+from hippocrate.identity import service as identity_service
 from hippocrate.interop.importer import (
     BATCH,
     Format,
     ImportFileError,
+    ImportWorkerFailed,
     Outcome,
     import_file,
     write_report,
@@ -133,8 +137,37 @@ def _count_lines(path: Path) -> int | None:
         return None
 
 
+@contextmanager
+def open_platform(settings: Settings) -> Iterator[Callable[[], Any]]:
+    """What one importing process of ``--workers`` opens: its own runtime (database
+    engine, key provider, guard) and units of work of the platform for the import."""
+    rt = Runtime.open(settings)
+    try:
+        yield lambda: platform_work(rt, Purpose.IMPORT)
+    finally:
+        rt.close()
+
+
+def send_invitations(*, rt: Runtime, limit: int, batch: int) -> int:
+    """The delivery worker of imported patients' invitations: up to ``limit`` queued
+    ones, ``batch`` per unit of work, each delivered after its unit commits."""
+    sent = 0
+    while sent < limit:
+        with platform_work(rt, Purpose.IMPORT) as session:
+            taken = identity_service.send_invitations(
+                session=session,
+                settings=rt.settings,
+                now=datetime.now(UTC),
+                limit=min(batch, limit - sent),
+            )
+        sent += taken
+        if taken == 0:
+            break
+    return sent
+
+
 def import_patients(
-    file: Path = typer.Argument(..., help="NDJSON of FHIR Patient resources, or CSV."),
+    file: Path | None = typer.Argument(None, help="NDJSON of FHIR Patient resources, or CSV."),
     fmt: str | None = typer.Option(
         None, "--format", help="fhir or csv (default: from the file's extension)."
     ),
@@ -142,16 +175,47 @@ def import_patients(
         None, "--report", help="Where to write rejected rows (default: FILE.report.csv)."
     ),
     batch: int = typer.Option(BATCH, "--batch", min=1, max=10_000, help="Rows per commit."),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="Importing processes, each taking its own batches (PostgreSQL only; "
+        "about one per core the import may take).",
+    ),
+    invitations: bool = typer.Option(
+        False,
+        "--send-invitations",
+        help="Instead of importing: send the invitations imports queued (no FILE).",
+    ),
+    limit: int = typer.Option(
+        10_000, "--limit", min=1, help="With --send-invitations: at most this many."
+    ),
 ) -> None:
     """Import patients from another platform. Each becomes a record and an account
     that its owner activates with the invitation emailed to them; nobody is given a
     password. Bad rows are reported (row, field, reason) and nothing of them is
-    written. Interrupted, the same command resumes after the last committed batch."""
+    written. Interrupted, the same command resumes after the committed batches. The
+    invitations are queued; ``--send-invitations`` sends them (docs/INTEROP.md)."""
+    if invitations:
+        if file is not None:
+            raise fail("--send-invitations takes no FILE: it sends what imports queued")
+        with runtime() as rt:
+            sent = send_invitations(rt=rt, limit=limit, batch=batch)
+        typer.echo(f"{sent} invitations sent")
+        return
+    if file is None:
+        raise fail("say which FILE to import (or --send-invitations)")
     fmt_ = _format_of(file, fmt)
     if not file.is_file():
         raise fail(f"no such file: {file}")
     report_path = report or file.with_name(file.name + ".report.csv")
     with runtime() as rt:
+        if workers > 1 and not rt.settings.resolved_database_url.startswith("postgresql"):
+            raise fail(
+                "--workers above 1 needs PostgreSQL: SQLite takes one writer at a time, "
+                "so more importing processes would only wait for each other"
+            )
         begin: Callable[[], Any] = lambda: platform_work(rt, Purpose.IMPORT)  # noqa: E731
         progress = _Progress(report_path, total=_count_lines(file))
         try:
@@ -163,15 +227,17 @@ def import_patients(
                 now=lambda: datetime.now(UTC),
                 on_progress=progress,
                 batch_size=batch,
+                workers=workers,
+                opener=open_platform,
             )
-        except ImportFileError as exc:
+        except (ImportFileError, ImportWorkerFailed) as exc:
             progress.stop()
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             progress.stop()
             typer.echo(
                 "hippocrate: import interrupted; the batch under way was not written. "
-                "Run the same command again to resume after the last committed batch.",
+                "Run the same command again to resume after the committed batches.",
                 err=True,
             )
             raise typer.Exit(130) from None

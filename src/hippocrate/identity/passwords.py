@@ -29,6 +29,7 @@ reset), so a wait for a slot never holds one.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import threading
@@ -168,6 +169,31 @@ def verify(stored: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
     return matched and stored is not None
+
+
+def placeholder_hash() -> str:
+    """A stand-in for the password hash of an account that has none yet (an imported
+    patient who has not chosen one): a PHC string in the exact format and length of
+    the hashes :func:`hash_password` makes with the current parameters, with a random
+    salt and a random digest, made without running argon2.
+
+    Sealed like a real hash, it makes a copy of the database show the same thing for
+    an account that has a password and one that does not. No password matches it: a
+    password would have to hash to 256 random bits (a preimage of argon2id), so
+    :func:`verify` answers False, after the same work as for a wrong password."""
+    parameters = _State.parameters
+    salt = _b64(secrets.token_bytes(parameters.salt_len))
+    digest = _b64(secrets.token_bytes(parameters.hash_len))
+    kind = {Type.ID: "argon2id", Type.I: "argon2i", Type.D: "argon2d"}[parameters.type]
+    return (
+        f"${kind}$v={parameters.version}$m={parameters.memory_cost},"
+        f"t={parameters.time_cost},p={parameters.parallelism}${salt}${digest}"
+    )
+
+
+def _b64(raw: bytes) -> str:
+    """Unpadded standard base64, as the PHC string format (and argon2) write it."""
+    return base64.b64encode(raw).decode("ascii").rstrip("=")
 
 
 def needs_rehash(stored: str) -> bool:

@@ -56,7 +56,12 @@ from hippocrate.identity.signin import (
     replace_with_full_session,
     unsafe_account_by_email,
 )
-from hippocrate.notify.service import send
+from hippocrate.notify.service import (
+    send,
+    send_queued,
+    unsafe_account_to_notify,
+    unsafe_queued,
+)
 from hippocrate.notify.templates import token_link
 from hippocrate.patients.errors import DuplicatePatient
 from hippocrate.patients.schemas import PatientCreate
@@ -89,7 +94,7 @@ def _email_token(
     imported account's first one is an invitation: its own text, a longer life)."""
     template, lifetime = _EMAILED_TOKENS[purpose]
     if invitation:
-        template, lifetime = "invitation", tokens.INVITATION_LIFETIME
+        template, lifetime = INVITATION_TEMPLATE, tokens.INVITATION_LIFETIME
     token, _ = tokens.issue(
         session=session, account_id=account.id, purpose=purpose, lifetime=lifetime, now=now
     )
@@ -192,6 +197,35 @@ def register_patient(
     )
 
 
+def _patient_with_account(
+    *,
+    session: Session,
+    data: PatientCreate,
+    now: datetime,
+    password_hash: str,
+    totp_secret: str | None = None,
+) -> Account:
+    """The patient record and its active account, holding address and NIR (the part
+    seeding and imports share). Raises ``DuplicateAccount``, ``DuplicatePatient``,
+    ``InconsistentIdentity`` before anything is written."""
+    if unsafe_account_by_email(session=session, email=data.email) is not None:
+        raise DuplicateAccount("email address")
+    patient = create_patient(session=session, data=data)
+    account = _new_account(
+        role=Role.PATIENT,
+        email=data.email,
+        status=AccountStatus.ACTIVE,
+        owner_id=patient.id,
+        patient_id=patient.id,
+        totp_secret=totp_secret,
+        now=now,
+    )
+    account.password_hash = password_hash
+    session.add(account)
+    session.flush()
+    return account
+
+
 def create_patient_account(
     *,
     session: Session,
@@ -203,51 +237,42 @@ def create_patient_account(
     """A patient with an active, verified account (seeding: demo, tests); no email.
     Raises ``DuplicateAccount``, ``DuplicatePatient``, ``WeakPassword``."""
     passwords.check_policy(password, email=data.email)
-    if unsafe_account_by_email(session=session, email=data.email) is not None:
-        raise DuplicateAccount("email address")
-    patient = create_patient(session=session, data=data)
-    account = _new_account(
-        role=Role.PATIENT,
-        email=data.email,
-        status=AccountStatus.ACTIVE,
-        owner_id=patient.id,
-        patient_id=patient.id,
-        password=password,
-        totp_secret=totp_secret,
+    account = _patient_with_account(
+        session=session,
+        data=data,
         now=now,
+        password_hash=passwords.hash_password(password),
+        totp_secret=totp_secret,
     )
     account.email_verified_at = now
-    session.add(account)
-    session.flush()
     return account
+
+
+INVITATION_TEMPLATE = "invitation"
+"""The email that invites an imported patient to choose a password (docs/INTEROP.md)."""
 
 
 def invite_imported_patient(
     *, session: Session, settings: Settings, data: PatientCreate, now: datetime
 ) -> Account:
-    """A patient brought in from another platform (``hippocrate import``): the record,
-    with its NIR held (the source knew its owner), and an account that cannot sign in
-    until its owner sets a password with the invitation emailed to the address. Nobody
-    is given a password, so a leaked identity is not an account; completing the link
-    proves the address and activates the account (:func:`complete_password_reset`).
+    """A patient brought in from another platform: the record, with its NIR held (the
+    source knew its owner), and an account that cannot sign in until its owner sets a
+    password with the invitation emailed to the address. Nobody is given a password,
+    so a leaked identity is not an account; completing the link proves the address and
+    activates the account (:func:`complete_password_reset`). ``hippocrate import``
+    writes whole batches of these itself (``interop.bulk``) and queues their invitations
+    for :func:`send_invitations`; this one sends its invitation at once.
+
+    The account stores a placeholder password hash (``passwords.placeholder_hash``):
+    in a copy of the database it looks like any patient's sealed hash, and no password
+    matches it (``check_password`` refuses it like a wrong password).
     Raises ``DuplicateAccount``, ``DuplicatePatient``, ``InconsistentIdentity``, before
     anything is written."""
-    if unsafe_account_by_email(session=session, email=data.email) is not None:
-        raise DuplicateAccount("email address")
-    patient = create_patient(session=session, data=data)
     # Active, not pending: the record holds its address and NIR like any verified one
-    # (a pending registration holds nothing), and without a password hash it cannot
-    # sign in (``check_password`` refuses it like a wrong password).
-    account = _new_account(
-        role=Role.PATIENT,
-        email=data.email,
-        status=AccountStatus.ACTIVE,
-        owner_id=patient.id,
-        patient_id=patient.id,
-        now=now,
+    # (a pending registration holds nothing).
+    account = _patient_with_account(
+        session=session, data=data, now=now, password_hash=passwords.placeholder_hash()
     )
-    session.add(account)
-    session.flush()
     _email_token(
         session=session,
         settings=settings,
@@ -257,6 +282,39 @@ def invite_imported_patient(
         invitation=True,
     )
     return account
+
+
+def send_invitations(*, session: Session, settings: Settings, now: datetime, limit: int) -> int:
+    """The delivery worker of imported patients' invitations: up to ``limit`` queued
+    ones (recorded by an import, not sent yet), each with a new single-use link that
+    lives ``tokens.INVITATION_LIFETIME`` from now, delivered once the caller's unit of
+    work commits. Returns how many it took. An account that is no longer active
+    (deleted, disabled) gets nothing and its invitation is marked failed. On
+    PostgreSQL the queued rows are locked, skipping those another worker holds."""
+    queued = unsafe_queued(INVITATION_TEMPLATE).limit(limit).with_for_update(skip_locked=True)
+    records = list(session.scalars(queued))
+    for record in records:
+        account = unsafe_account_to_notify(session=session, account_id=record.account_id)
+        if account is None or account.status is not AccountStatus.ACTIVE:
+            record.failed_at = now
+            continue
+        token, _ = tokens.issue(
+            session=session,
+            account_id=account.id,
+            purpose=TokenPurpose.RESET_PASSWORD,
+            lifetime=tokens.INVITATION_LIFETIME,
+            now=now,
+        )
+        link = token_link(template=INVITATION_TEMPLATE, token=token, public_url=settings.public_url)
+        send_queued(
+            session=session,
+            settings=settings,
+            record=record,
+            account=account,
+            now=now,
+            links={"link": link},
+        )
+    return len(records)
 
 
 def create_staff_account(

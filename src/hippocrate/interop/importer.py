@@ -22,21 +22,23 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.config import Settings
-from hippocrate.identity.errors import DuplicateAccount
-from hippocrate.identity.service import invite_imported_patient
-from hippocrate.interop.models import ImportProgress
-from hippocrate.patients.errors import DuplicatePatient, InconsistentIdentity
+from hippocrate.errors import HippocrateError
+from hippocrate.interop import bulk
+from hippocrate.interop.models import ImportBatch, ImportProgress
 from hippocrate.patients.schemas import PatientCreate
 
 Format = Literal["fhir", "csv"]
@@ -96,15 +98,29 @@ class Outcome:
 def rows_of(path: Path, fmt: Format) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     """(row number, raw fields or the parse error) for each record of the file. The row
     number is the line number in the file, so an operator finds it in an editor."""
+    for row, parse in records_of(path, fmt):
+        yield row, parse()
+
+
+def records_of(
+    path: Path, fmt: Format
+) -> Iterator[tuple[int, Callable[[], dict[str, Any] | RowError]]]:
+    """Like :func:`rows_of`, each record's parse left to the caller (FHIR validation is
+    most of the cost of a line: a process skipping another's batches skips it)."""
     try:
         handle = path.open(encoding="utf-8", newline="")
     except OSError as exc:
         raise ImportFileError(f"cannot read {path.name}: {exc.strerror}") from None
     with handle:
         if fmt == "csv":
-            yield from _csv_rows(handle)
+            for row, parsed in _csv_rows(handle):
+                yield row, partial(_given, parsed)
         else:
-            yield from _ndjson_rows(handle)
+            yield from _ndjson_records(handle)
+
+
+def _given(parsed: dict[str, Any] | RowError) -> dict[str, Any] | RowError:
+    return parsed
 
 
 def _csv_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
@@ -150,33 +166,42 @@ def _from_csv(record: dict[str, str]) -> dict[str, Any]:
 
 
 def _ndjson_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    for row, parse in _ndjson_records(handle):
+        yield row, parse()
+
+
+def _ndjson_records(
+    handle: io.TextIOBase,
+) -> Iterator[tuple[int, Callable[[], dict[str, Any] | RowError]]]:
+    """(line number, the parse of that line, not run yet) per non-blank line: an
+    importing process parses only the lines of its own batches."""
+    try:
+        for row, line in enumerate(handle, start=1):
+            if line.strip():
+                yield row, partial(_fhir_line, line)
+    except UnicodeDecodeError:
+        raise ImportFileError("the file is not UTF-8") from None
+
+
+def _fhir_line(line: str) -> dict[str, Any] | RowError:
     from fhir.resources.R4B.patient import Patient as FhirPatient
 
     try:
-        for row, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                resource = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield row, RowError("json", f"not JSON ({exc.msg})")
-                continue
-            if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
-                yield row, RowError("resourceType", "not a FHIR Patient resource")
-                continue
-            try:
-                FhirPatient.model_validate(resource)
-            except ValidationError as exc:
-                first = exc.errors(include_input=False, include_url=False)[0]
-                place = ".".join(str(part) for part in first["loc"]) or "resource"
-                yield row, RowError(place, f"invalid FHIR ({first['type']})")
-                continue
-            try:
-                yield row, _from_fhir(resource)
-            except RowError as error:
-                yield row, error
-    except UnicodeDecodeError:
-        raise ImportFileError("the file is not UTF-8") from None
+        resource = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return RowError("json", f"not JSON ({exc.msg})")
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+        return RowError("resourceType", "not a FHIR Patient resource")
+    try:
+        FhirPatient.model_validate(resource)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        place = ".".join(str(part) for part in first["loc"]) or "resource"
+        return RowError(place, f"invalid FHIR ({first['type']})")
+    try:
+        return _from_fhir(resource)
+    except RowError as error:
+        return error
 
 
 def _from_fhir(resource: dict[str, Any]) -> dict[str, Any]:
@@ -269,20 +294,57 @@ def progress_of(session: Session, digest: str) -> ImportProgress | None:
     return session.scalar(select(ImportProgress).where(ImportProgress.source_digest == digest))
 
 
-def import_row(*, session: Session, settings: Settings, raw: dict[str, Any], now: datetime) -> None:
-    """One patient in, or ``RowError`` before anything of it is written."""
-    data = validated(raw)
-    try:
-        invite_imported_patient(session=session, settings=settings, data=data, now=now)
-    except (DuplicatePatient, DuplicateAccount) as exc:
-        raise RowError(_duplicate_field(exc), "already registered on the platform") from None
-    except InconsistentIdentity as exc:
-        raise RowError("nir", str(exc)) from None
+class ImportWorkerFailed(HippocrateError):
+    """An importing process stopped on an error: the batches committed stay, the
+    others are not written; the same command resumes."""
 
 
-def _duplicate_field(exc: Exception) -> str:
-    text = str(exc).lower()
-    return "nir" if "nir" in text else "email"
+#: Opens what an importing process needs (its own database engine and key provider,
+#: from the settings) and yields its ``begin``. A module-level function, so that a
+#: process started for ``--workers`` can be handed it.
+Opener = Callable[[Settings], AbstractContextManager[Callable[[], Any]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a file is cut: batches of ``size`` records at fixed positions (batch ``k``
+    holds records ``k * size + 1`` to ``(k + 1) * size``), those already committed
+    (their first positions), and how many records they hold."""
+
+    digest: str
+    size: int
+    committed: frozenset[int]
+    rows_done: int
+
+    def first_of(self, position: int) -> int:
+        return (position - 1) // self.size * self.size + 1
+
+    def taken_by(self, first: int, worker: int, workers: int) -> bool:
+        return ((first - 1) // self.size) % workers == worker
+
+
+def plan_of(*, begin: Callable[[], Any], digest: str, batch_size: int) -> Plan:
+    """The committed batches of ``digest`` (creating its progress row if absent, so
+    that concurrent batches only update it). A resumed import keeps the batch size of
+    its first run, whatever ``batch_size`` says now: its batches stay aligned."""
+    with begin() as session:
+        if progress_of(session, digest) is None:
+            session.add(ImportProgress(source_digest=digest, rows_done=0, imported=0, rejected=0))
+            session.flush()
+        batches = session.execute(
+            select(ImportBatch.first_row, ImportBatch.last_row).where(
+                ImportBatch.source_digest == digest
+            )
+        ).all()
+    size = max((last - first + 1 for first, last in batches), default=batch_size)
+    if batches and any((first - 1) % size for first, _ in batches):
+        size = batch_size  # not of one size: the last (short) batch alone
+    return Plan(
+        digest=digest,
+        size=size,
+        committed=frozenset(first for first, _ in batches),
+        rows_done=sum(last - first + 1 for first, last in batches),
+    )
 
 
 def import_file(
@@ -294,90 +356,235 @@ def import_file(
     now: Callable[[], datetime],
     on_progress: Callable[[Outcome], None] | None = None,
     batch_size: int = BATCH,
+    workers: int = 1,
+    opener: Opener | None = None,
 ) -> Outcome:
-    """Import ``path``, resuming after its last committed batch; ``begin`` opens a unit
-    of work (committing on success). The outcome counts this run's rows only."""
+    """Import ``path``, skipping its committed batches; ``begin`` opens a unit of work
+    (committing on success). With ``workers`` above 1, that many processes (each
+    opened with ``opener``) take disjoint batches, batch ``k`` going to process
+    ``k mod workers``; ``now`` is then each process's clock. The outcome counts this
+    run's rows only; ``on_progress`` is called after each committed batch."""
     digest = digest_of(path)
-    with begin() as session:
-        progress = progress_of(session, digest)
-        done = progress.rows_done if progress is not None else 0
-    outcome = Outcome(resumed_from=done)
-    run = _Run(digest, settings, begin, now, outcome)
-    rows = rows_of(path, fmt)
-    pending: list[tuple[int, dict[str, Any] | RowError]] = []
-    position = 0
-    for item in rows:
-        position += 1
-        if position <= done:
-            continue
-        pending.append(item)
-        if len(pending) >= batch_size:
-            _commit_batch(run, pending, position)
-            pending = []
+    plan = plan_of(begin=begin, digest=digest, batch_size=batch_size)
+    outcome = Outcome(resumed_from=plan.rows_done)
+    if workers > 1:
+        if opener is None:
+            raise ValueError("several importing processes need an opener")
+        _run_workers(
+            path=path,
+            fmt=fmt,
+            settings=settings,
+            plan=plan,
+            workers=workers,
+            opener=opener,
+            outcome=outcome,
+            on_progress=on_progress,
+        )
+    else:
+        for done in _batches(
+            path=path, fmt=fmt, plan=plan, begin=begin, now=now, worker=0, workers=1
+        ):
+            done.add_to(outcome)
             if on_progress is not None:
                 on_progress(outcome)
-    if pending:
-        _commit_batch(run, pending, position)
-    elif position == done and progress is None:
-        with begin() as session:
-            _record_progress(session, digest, rows_done=position, imported=0, rejected=0, at=now())
     if on_progress is not None:
         on_progress(outcome)
     return outcome
 
 
 @dataclass(frozen=True)
-class _Run:
-    digest: str
-    settings: Settings
-    begin: Callable[[], Any]
-    now: Callable[[], datetime]
-    outcome: Outcome
+class BatchDone:
+    """What one committed batch did (plain values: it crosses processes)."""
+
+    rows: int
+    imported: int
+    rejected: tuple[Rejection, ...]
+
+    def add_to(self, outcome: Outcome) -> None:
+        outcome.rows += self.rows
+        outcome.imported += self.imported
+        outcome.rejected.extend(self.rejected)
+
+
+def _batches(
+    *,
+    path: Path,
+    fmt: Format,
+    plan: Plan,
+    begin: Callable[[], Any],
+    now: Callable[[], datetime],
+    worker: int,
+    workers: int,
+) -> Iterator[BatchDone]:
+    """Commit this process's batches of ``plan`` not committed yet, one unit of work
+    each; yields each once committed."""
+    pending: list[tuple[int, Callable[[], dict[str, Any] | RowError]]] = []
+    first = 0
+    position = 0
+    for item in records_of(path, fmt):
+        position += 1
+        start = plan.first_of(position)
+        if start in plan.committed or not plan.taken_by(start, worker, workers):
+            continue
+        if pending and start != first:
+            yield _commit_batch(plan, begin, now, first, pending)
+            pending = []
+        first = start
+        pending.append(item)
+    if pending:
+        yield _commit_batch(plan, begin, now, first, pending)
 
 
 def _commit_batch(
-    run: _Run, items: list[tuple[int, dict[str, Any] | RowError]], position: int
-) -> None:
-    imported = 0
+    plan: Plan,
+    begin: Callable[[], Any],
+    now: Callable[[], datetime],
+    first: int,
+    items: list[tuple[int, Callable[[], dict[str, Any] | RowError]]],
+) -> BatchDone:
     rejected: list[Rejection] = []
-    with run.begin() as session:
-        at = run.now()
-        for row, raw in items:
-            if isinstance(raw, RowError):
-                rejected.append(Rejection(row, raw.field, raw.reason))
-                continue
-            try:
-                import_row(session=session, settings=run.settings, raw=raw, now=at)
-            except RowError as error:
-                rejected.append(Rejection(row, error.field, error.reason))
-                continue
-            imported += 1
-        _record_progress(
-            session,
-            run.digest,
-            rows_done=position,
-            imported=imported,
-            rejected=len(rejected),
-            at=at,
+    valid: list[tuple[int, PatientCreate]] = []
+    # Parsed and validated before the unit of work takes a database connection.
+    for row, parse in items:
+        raw = parse()
+        if isinstance(raw, RowError):
+            rejected.append(Rejection(row, raw.field, raw.reason))
+            continue
+        try:
+            valid.append((row, validated(raw)))
+        except RowError as error:
+            rejected.append(Rejection(row, error.field, error.reason))
+    with begin() as session:
+        at = now()
+        admitted, refused = bulk.admit(session, valid)
+        bulk.write(session, admitted, at)
+        rejected.extend(Rejection(r.row, r.field, r.reason) for r in refused)
+        rejected.sort(key=lambda r: r.row)
+        session.add(
+            ImportBatch(
+                source_digest=plan.digest,
+                first_row=first,
+                last_row=first + len(items) - 1,
+                imported=len(admitted),
+                rejected=len(rejected),
+                committed_at=at,
+            )
+        )
+        # Last, so that the one row every batch updates is locked the shortest time.
+        session.execute(
+            update(ImportProgress)
+            .where(ImportProgress.source_digest == plan.digest)
+            .values(
+                rows_done=ImportProgress.rows_done + len(items),
+                imported=ImportProgress.imported + len(admitted),
+                rejected=ImportProgress.rejected + len(rejected),
+                updated_at=at,
+            )
         )
     # Counted once the batch committed: an interrupted batch counts for nothing.
-    run.outcome.rows += len(items)
-    run.outcome.imported += imported
-    run.outcome.rejected.extend(rejected)
+    return BatchDone(len(items), len(admitted), tuple(rejected))
 
 
-def _record_progress(
-    session: Session, digest: str, *, rows_done: int, imported: int, rejected: int, at: datetime
+# -- several importing processes -------------------------------------------------------
+
+
+def _run_workers(
+    *,
+    path: Path,
+    fmt: Format,
+    settings: Settings,
+    plan: Plan,
+    workers: int,
+    opener: Opener,
+    outcome: Outcome,
+    on_progress: Callable[[Outcome], None] | None,
 ) -> None:
-    progress = progress_of(session, digest)
-    if progress is None:
-        progress = ImportProgress(source_digest=digest, rows_done=0, imported=0, rejected=0)
-        session.add(progress)
-    progress.rows_done = rows_done
-    progress.imported += imported
-    progress.rejected += rejected
-    progress.updated_at = at
-    session.flush()
+    """Start ``workers`` processes, collect their batches as they commit. If one fails,
+    the others are stopped (their batch under way rolls back with its connection) and
+    :class:`ImportWorkerFailed` says why; committed batches stay."""
+    context = multiprocessing.get_context("spawn")
+    queue: Any = context.Queue()
+    processes = [
+        context.Process(
+            target=_worker_main,
+            kwargs={
+                "opener": opener,
+                "settings": settings,
+                "path": path,
+                "fmt": fmt,
+                "plan": plan,
+                "index": index,
+                "workers": workers,
+                "queue": queue,
+            },
+            name=f"hippocrate-import-{index}",
+        )
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    running = workers
+    failure: str | None = None
+    try:
+        while running:
+            message = queue.get()
+            if isinstance(message, BatchDone):
+                message.add_to(outcome)
+                if on_progress is not None:
+                    on_progress(outcome)
+                continue
+            running -= 1
+            if message is not None and failure is None:
+                failure = message
+                for process in processes:
+                    if process.is_alive():
+                        process.terminate()
+    finally:
+        for process in processes:
+            process.join()
+    if failure is not None:
+        raise ImportWorkerFailed(failure)
+
+
+def _worker_main(
+    *,
+    opener: Opener,
+    settings: Settings,
+    path: Path,
+    fmt: Format,
+    plan: Plan,
+    index: int,
+    workers: int,
+    queue: Any,
+) -> None:
+    """One importing process: its batches, each reported once committed; ``None`` at
+    the end, or a line saying what stopped it (never a value of a row)."""
+    try:
+        with opener(settings) as begin:
+            for done in _batches(
+                path=path,
+                fmt=fmt,
+                plan=plan,
+                begin=begin,
+                now=_clock,
+                worker=index,
+                workers=workers,
+            ):
+                queue.put(done)
+    except KeyboardInterrupt:
+        queue.put("interrupted")
+        return
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
+        # The kind of error only (a database error's text may quote the row's values),
+        # or the platform's own refusals, which are written to be shown.
+        why = str(exc) if isinstance(exc, HippocrateError) else type(exc).__name__
+        queue.put(f"importing process {index} stopped: {why}")
+        return
+    queue.put(None)
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def write_report(path: Path, rejected: list[Rejection], *, append: bool) -> None:
