@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from hippocrate.audit.recorder import Actor
 from hippocrate.audit.service import PendingEvent, append
+from hippocrate.breach.service import incident_for_containment
 from hippocrate.config import Settings
 from hippocrate.db.engine import SessionFactory
 from hippocrate.guard.errors import Contained, NotContained
@@ -233,6 +234,16 @@ class Guard:
                         request_id=actor.request_id,
                     )
                 ],
+            )
+            # The incident opens (or grows) with the containment, in its unit of work:
+            # no containment stands without an incident for the DPO.
+            incident_for_containment(
+                session=session,
+                actor=Actor(role="guard"),
+                principal=actor.account_id,
+                kind="operator" if actor.role == "operator" else "account",
+                reason=exc.reason,
+                now=now,
             )
         self.tell_owner(sessions, actor, now)
         self.alert(actor, exc.reason, now)
