@@ -12,7 +12,7 @@ from enum import StrEnum
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -160,6 +160,13 @@ class Settings(BaseSettings):
     document_font: Path | None = None
     document_checks_per_client: int = Field(default=60, ge=1)
     document_checks_global: int = Field(default=3000, ge=1)
+
+    # Breach response: the hours from awareness to the Art. 33 deadline (the GDPR's 72;
+    # the Digital Omnibus proposal would make it 96), and the lowest ENISA bands that
+    # call for the authority and for the people (docs/BREACH.md explains the defaults).
+    breach_deadline_hours: int = Field(default=72, ge=1, le=24 * 30)
+    breach_authority_from: Literal["low", "medium", "high", "very high"] = "medium"
+    breach_people_from: Literal["low", "medium", "high", "very high"] = "high"
 
     @field_validator("database_url")
     @classmethod

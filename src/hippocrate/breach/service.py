@@ -63,7 +63,8 @@ from hippocrate.breach.schemas import (
     changed_paths,
     merged,
 )
-from hippocrate.breach.severity import Factor
+from hippocrate.breach.severity import Band, Factor
+from hippocrate.config import Settings
 from hippocrate.tags import Outcome, Tag
 
 #: A containment joins the open guard incident opened this recently.
@@ -76,6 +77,17 @@ class Policy:
 
     deadline_hours: int = 72
     thresholds: Thresholds = field(default_factory=Thresholds)
+
+
+def policy_of(settings: Settings) -> Policy:
+    """The register's policy as the deployment configures it."""
+    return Policy(
+        deadline_hours=settings.breach_deadline_hours,
+        thresholds=Thresholds(
+            authority_from=Band(settings.breach_authority_from),
+            people_from=Band(settings.breach_people_from),
+        ),
+    )
 
 
 def get(session: Session, incident_id: uuid.UUID) -> Incident:
