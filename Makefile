@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export HIPPOCRATE_DATA_DIR ?= var
 
-.PHONY: install demo serve test lint typecheck unit bench clean
+.PHONY: install demo serve test lint typecheck unit bench catalogues clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,18 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Re-extract the messages marked with _n from the code and update every language's
+# catalogue (new messages added empty, removed ones dropped); then translate the empty
+# msgstr of locales/fr: tests/test_catalogues.py fails until every one is.
+LOCALES := src/hippocrate/locales
+catalogues: $(STAMP)
+	$(BIN)/pybabel extract --no-default-keywords -k _n --no-location --sort-output \
+	  --project Hippocrate -o $(VENV)/messages.pot src/hippocrate
+	for language in fr en; do \
+	  $(BIN)/pybabel update -i $(VENV)/messages.pot -d $(LOCALES) -D messages -l $$language \
+	    --init-missing --ignore-obsolete --no-fuzzy-matching || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -43,6 +43,33 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def english_test_clients() -> Iterator[None]:
+    """Every ``TestClient`` asks for English (``Accept-Language: en``) unless its test
+    says otherwise: the API answers French by default, and the suite's assertions on
+    ``title`` and ``detail`` were written against the code's English messages, which
+    stay the reference text. tests/api/test_languages.py checks the French default by
+    removing the header (``del client.headers["Accept-Language"]``) and the languages
+    on request; a test may pass ``headers={"Accept-Language": ...}`` of its own."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # Starlette warns about httpx at import; pytest's filter is not active yet here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from starlette.testclient import TestClient
+
+    original = TestClient.__init__
+
+    def asking_for_english(self: TestClient, *args: object, **kwargs: object) -> None:
+        given = kwargs.pop("headers", None) or {}
+        headers = {"Accept-Language": "en", **dict(given)}  # type: ignore[call-overload]
+        original(self, *args, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TestClient, "__init__", asking_for_english)
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     return POSTGRES_URL

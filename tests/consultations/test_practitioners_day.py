@@ -214,6 +214,9 @@ def test_an_admin_under_break_glass_marks_nothing_read(sqlite_api: Api) -> None:
 
 
 def test_the_questionnaire_comes_with_its_labels(api: Api) -> None:
+    # The labels in French, the API's default language (the suite's clients ask for
+    # English; tests/api/test_languages.py checks both).
+    api.client.headers["Accept-Language"] = "fr"
     patient = api.patient()
     gp = api.practitioner()
     opened = api.open(patient)

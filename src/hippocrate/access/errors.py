@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n, term
+
+#: The kinds of object a ``NotFound`` names, marked for the catalogues.
+KINDS = (
+    _n("resource"),
+    _n("account"),
+    _n("approval"),
+    _n("patient"),
+    _n("consultation"),
+    _n("message"),
+    _n("attachment"),
+)
 
 
 class AccessError(HippocrateError):
     """Base class; the message is safe to show to the caller."""
 
     status = 403
-    title = "Forbidden"
+    title = _n("Forbidden")
 
 
 class NotFound(AccessError):
@@ -17,12 +29,12 @@ class NotFound(AccessError):
     told apart, so ids cannot be probed."""
 
     status = 404
-    title = "Not found"
+    title = _n("Not found")
 
     def __init__(self, kind: str = "resource", object_id: object | None = None) -> None:
         self.kind = kind
         self.object_id = object_id  # for the audit trail; never shown to the caller
-        super().__init__(f"no such {kind}")
+        super().__init__(_n("no such {kind}"), kind=term(kind))
 
 
 class Forbidden(AccessError):
@@ -32,10 +44,10 @@ class Forbidden(AccessError):
 
 class NotAuthenticated(AccessError):
     status = 401
-    title = "Unauthorized"
+    title = _n("Unauthorized")
 
-    def __init__(self, message: str = "authentication required") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = _n("authentication required"), /, **params: object) -> None:
+        super().__init__(message, **params)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -44,7 +56,7 @@ class NotAuthenticated(AccessError):
 
 class SecondFactorRequired(AccessError):
     status = 401
-    title = "Second factor required"
+    title = _n("Second factor required")
 
     def __init__(self) -> None:
-        super().__init__("this session must complete the second factor first")
+        super().__init__(_n("this session must complete the second factor first"))

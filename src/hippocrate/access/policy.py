@@ -39,6 +39,7 @@ from hippocrate.consultations.models import (
     ConsultationStatus,
     Message,
 )
+from hippocrate.i18n import _n, term
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.errors import PatientShredded
@@ -163,7 +164,7 @@ def access_history_owner(principal: Principal) -> uuid.UUID:
     else is refused (``Forbidden``): staff have no record, and no role reads another
     patient's history."""
     if principal.patient_id is None:
-        raise Forbidden("only patients have an access history")
+        raise Forbidden(_n("only patients have an access history"))
     return principal.patient_id
 
 
@@ -223,15 +224,21 @@ def ensure_may_post_message(principal: Principal, consultation: Consultation) ->
     if principal.role is Role.PATIENT and consultation.patient_id == principal.patient_id:
         if consultation.status in (ConsultationStatus.REQUESTED, ConsultationStatus.IN_PROGRESS):
             return
-        raise Forbidden(f"this consultation is {consultation.status.value}: no new messages")
+        raise Forbidden(
+            _n("this consultation is {status}: no new messages"),
+            status=term(consultation.status.value),
+        )
     if (
         principal.role is Role.PRACTITIONER
         and consultation.practitioner_id == principal.practitioner_id
     ):
         if consultation.status is ConsultationStatus.IN_PROGRESS:
             return
-        raise Forbidden(f"this consultation is {consultation.status.value}: no new messages")
-    raise Forbidden("only the patient and the practitioner in charge write in a consultation")
+        raise Forbidden(
+            _n("this consultation is {status}: no new messages"),
+            status=term(consultation.status.value),
+        )
+    raise Forbidden(_n("only the patient and the practitioner in charge write in a consultation"))
 
 
 def own_patient_id(principal: Principal) -> uuid.UUID:
@@ -244,12 +251,12 @@ def own_patient_id(principal: Principal) -> uuid.UUID:
 
 def ensure_may_open_consultation(principal: Principal) -> None:
     if principal.role is not Role.PATIENT or principal.patient_id is None:
-        raise Forbidden("only patients open consultations")
+        raise Forbidden(_n("only patients open consultations"))
 
 
 def ensure_may_cancel(principal: Principal, consultation: Consultation) -> None:
     if principal.role is not Role.PATIENT or consultation.patient_id != principal.patient_id:
-        raise Forbidden("only the patient cancels their consultation")
+        raise Forbidden(_n("only the patient cancels their consultation"))
 
 
 def ensure_may_close(principal: Principal, consultation: Consultation) -> None:
@@ -257,7 +264,7 @@ def ensure_may_close(principal: Principal, consultation: Consultation) -> None:
         principal.role is not Role.PRACTITIONER
         or consultation.practitioner_id != principal.practitioner_id
     ):
-        raise Forbidden("only the practitioner in charge closes a consultation")
+        raise Forbidden(_n("only the practitioner in charge closes a consultation"))
 
 
 def ensure_may_hand_back(principal: Principal, consultation: Consultation) -> None:
@@ -267,7 +274,7 @@ def ensure_may_hand_back(principal: Principal, consultation: Consultation) -> No
         principal.role is not Role.PRACTITIONER
         or consultation.practitioner_id != principal.practitioner_id
     ):
-        raise Forbidden("only the practitioner in charge hands a consultation back")
+        raise Forbidden(_n("only the practitioner in charge hands a consultation back"))
 
 
 def ensure_may_record_incident(principal: Principal, consultation: Consultation) -> None:
@@ -275,7 +282,10 @@ def ensure_may_record_incident(principal: Principal, consultation: Consultation)
     incident may be noted when writing the report)."""
     ensure_may_close(principal, consultation)
     if consultation.status not in (ConsultationStatus.IN_PROGRESS, ConsultationStatus.CLOSED):
-        raise Forbidden(f"this consultation is {consultation.status.value}: no incident to record")
+        raise Forbidden(
+            _n("this consultation is {status}: no incident to record"),
+            status=term(consultation.status.value),
+        )
 
 
 def ensure_may_break_glass(principal: Principal) -> None:
@@ -298,9 +308,11 @@ def ensure_patient_exists(session: Session, patient_id: uuid.UUID) -> uuid.UUID:
 
 def ensure_may_take_from_queue(principal: Principal, specialty: str) -> None:
     if principal.role is not Role.PRACTITIONER or principal.practitioner_id is None:
-        raise Forbidden("only practitioners take consultations")
+        raise Forbidden(_n("only practitioners take consultations"))
     if principal.specialty != specialty:
-        raise Forbidden(f"this queue is for {specialty}, not your specialty")
+        raise Forbidden(
+            _n("this queue is for {specialty}, not your specialty"), specialty=specialty
+        )
 
 
 def may_see_full_nir(
@@ -320,7 +332,7 @@ def may_see_full_nir(
 
 def ensure_staff_role(principal: Principal, *roles: Role) -> None:
     if principal.role not in roles:
-        raise Forbidden("your role does not allow this")
+        raise Forbidden(_n("your role does not allow this"))
 
 
 def purpose_of(principal: Principal) -> Purpose:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n, term
+
+#: The outcomes of a decided request (``FourEyesOutcome``), marked for the catalogues.
+OUTCOMES = (_n("pending"), _n("approved"), _n("refused"), _n("expired"))
 
 
 class ApprovalError(HippocrateError):
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
 
 class ApprovalPending(ApprovalError):
@@ -18,8 +22,11 @@ class ApprovalPending(ApprovalError):
     def __init__(self, request_id: uuid.UUID) -> None:
         self.request_id = request_id
         super().__init__(
-            f"the same request already waits for a second administrator ({request_id}): "
-            "approve or refuse it"
+            _n(
+                "the same request already waits for a second administrator ({request_id}): "
+                "approve or refuse it"
+            ),
+            request_id=request_id,
         )
 
 
@@ -27,7 +34,9 @@ class ApprovalDecided(ApprovalError):
     """Approved, refused or expired already (or moot): it executes no more."""
 
     def __init__(self, outcome: str) -> None:
-        super().__init__(f"this request cannot be decided: {outcome}")
+        # An outcome (OUTCOMES) or a marked reason, translated with the message.
+        self.outcome = outcome
+        super().__init__(_n("this request cannot be decided: {outcome}"), outcome=term(outcome))
 
 
 class ApprovalExpired(ApprovalError):
@@ -36,4 +45,4 @@ class ApprovalExpired(ApprovalError):
     commit = True
 
     def __init__(self) -> None:
-        super().__init__("this request expired: ask again")
+        super().__init__(_n("this request expired: ask again"))

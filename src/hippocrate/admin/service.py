@@ -54,6 +54,7 @@ from hippocrate.audit.recorder import Actor, recorder_of
 from hippocrate.config import Settings
 from hippocrate.guard.errors import NotContained
 from hippocrate.guard.service import Guard
+from hippocrate.i18n import _n
 from hippocrate.identity import admin, events
 from hippocrate.identity.errors import AccountActionRefused
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
@@ -95,7 +96,7 @@ def request_release(
     """Ask for the release of a contained account or CLI operator. ``NotFound`` if
     there is no such principal, ``NotContained`` if the guard did not contain it."""
     if target_id == actor.account_id:
-        raise AccountActionRefused("an administrator cannot release their own account")
+        raise AccountActionRefused(_n("an administrator cannot release their own account"))
     try:
         guard.ensure_releasable(session, target_id)
     except LookupError:
@@ -374,7 +375,7 @@ def _requester_in_good_standing(session: Session, guard: Guard, request: FourEye
     contained = guard.state.contained(request.requested_by, session=session) is not None
     if contained or (status is not None and status is not AccountStatus.ACTIVE):
         raise ApprovalDecided(
-            "the administrator who asked is contained or disabled since: refuse it"
+            _n("the administrator who asked is contained or disabled since: refuse it")
         )
 
 
@@ -383,9 +384,9 @@ def _decidable(
 ) -> FourEyesRequest:
     request = get_request(session=session, request_id=request_id)
     if request.requested_by == actor.account_id:
-        raise Forbidden("you asked for this: another administrator must decide it")
+        raise Forbidden(_n("you asked for this: another administrator must decide it"))
     if request.target_id == actor.account_id:
-        raise Forbidden("this request acts on your own account: another administrator decides")
+        raise Forbidden(_n("this request acts on your own account: another administrator decides"))
     _check_open(session, request, now)
     return request
 
@@ -412,7 +413,7 @@ def _claim(
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise ApprovalDecided("decided by someone else")
+        raise ApprovalDecided(_n("decided by someone else"))
     session.refresh(request)
 
 
@@ -436,7 +437,7 @@ def _execute(
         except LookupError:
             raise NotFound("account", request.target_id) from None
         except NotContained:
-            raise ApprovalDecided("moot: the guard no longer contains this account") from None
+            raise ApprovalDecided(_n("moot: the guard no longer contains this account")) from None
         return 0
     if request.action is FourEyesAction.RECOVERY:
         result = admin.recover_staff_account(
@@ -458,7 +459,7 @@ def _execute(
         return result.sessions_ended
     account = get_account(session=session, account_id=request.target_id)
     if account.disabled_reason != admin.AWAITING_APPROVAL:
-        raise ApprovalDecided("moot: this account no longer awaits approval")
+        raise ApprovalDecided(_n("moot: this account no longer awaits approval"))
     account.status = AccountStatus.ACTIVE
     account.disabled_reason = None
     token, _ = issue_setup_token(session=session, account=account, now=now)

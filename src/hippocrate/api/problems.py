@@ -1,13 +1,22 @@
-"""RFC 9457 problem details: the one place errors become responses."""
+"""RFC 9457 problem details: the one place errors become responses.
+
+Every problem is answered in the language the request asks for (``Accept-Language``,
+negotiated by :func:`hippocrate.i18n.negotiate`: French by default, English on request),
+with ``Content-Language`` saying which and ``Vary: Accept-Language`` so that no cache
+hands one language to a client that asked for the other. Titles and details are the
+English messages of the code, translated by the catalogues; a message that has none is
+answered in English. The per-field ``msg`` of a validation error stays as pydantic writes
+it (English): only the problem's title and detail are translated.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hippocrate.api import security
 from hippocrate.errors import HippocrateError
 from hippocrate.guard.state import GuardUnavailable
+from hippocrate.i18n import _n, gettext, negotiate
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
 PROBLEM_JSON = "application/problem+json"
@@ -22,12 +32,53 @@ PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
 
 
-def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> JSONResponse:
+def language_of(request: Request) -> str:
+    """The language to answer ``request`` in (one of ``hippocrate.i18n.SUPPORTED``)."""
+    return negotiate(request.headers.get("accept-language"))
+
+
+def set_language(response: Response, language: str) -> None:
+    """Say the language of ``response`` and that it depends on ``Accept-Language``."""
+    response.headers["Content-Language"] = language
+    vary = response.headers.get("Vary")
+    if vary is None:
+        response.headers["Vary"] = "Accept-Language"
+    elif "accept-language" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Accept-Language"
+
+
+def request_language(request: Request, response: Response) -> str:
+    """A route's dependency: the request's language, said on the route's answer too."""
+    language = language_of(request)
+    set_language(response, language)
+    return language
+
+
+Language = Annotated[str, Depends(request_language)]
+"""The language a route labels its answer in (questionnaire labels)."""
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    language: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem document. With ``language``, ``title`` and ``detail`` are English
+    messages translated into it here, and the answer says its language."""
+    if language is not None:
+        title = gettext(title, language)
+        detail = gettext(detail, language) if detail else detail
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    response = JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    if language is not None:
+        set_language(response, language)
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -37,8 +88,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's detail is the status phrase unless a route gave one: both are
+        # translated when the catalogues know them.
         response = problem(
-            exc.status_code, _title(exc.status_code), str(exc.detail) if exc.detail else None
+            exc.status_code,
+            _title(exc.status_code),
+            str(exc.detail) if exc.detail else None,
+            language=language_of(request),
         )
         response.headers.update(exc.headers or {})  # e.g. Allow on 405
         return response
@@ -49,34 +105,52 @@ def install(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()
         ]
         return problem(
-            422, "Invalid request", "the request does not match the schema", errors=errors
+            422,
+            _n("Invalid request"),
+            _n("the request does not match the schema"),
+            language=language_of(request),
+            errors=errors,
         )
 
     @app.exception_handler(HippocrateError)
     async def _domain(request: Request, exc: HippocrateError) -> JSONResponse:
         # Every domain's refusal says how it is answered: no list of them here.
-        response = problem(exc.status, exc.title, exc.detail, **exc.extensions)
+        language = language_of(request)
+        response = problem(
+            exc.status, exc.title_in(language), exc.detail_in(language), **exc.extensions
+        )
         response.headers.update(exc.headers)
+        set_language(response, language)
         return response
 
     # Infrastructure below the domains, which knows nothing of the web (the vault may
     # import nothing outside itself), is answered here.
     @app.exception_handler(UnwrapBudgetExceeded)
     async def _budget(request: Request, exc: UnwrapBudgetExceeded) -> JSONResponse:
-        response = problem(503, "Temporarily unavailable", "too many records read; retry later")
+        response = problem(
+            503,
+            _n("Temporarily unavailable"),
+            _n("too many records read; retry later"),
+            language=language_of(request),
+        )
         response.headers["Retry-After"] = "60"
         return response
 
     @app.exception_handler(GuardUnavailable)
     async def _guard_down(request: Request, exc: GuardUnavailable) -> JSONResponse:
         # Fail closed: without the guard, no patient data is served.
-        return problem(503, "Temporarily unavailable", "patient data cannot be served right now")
+        return problem(
+            503,
+            _n("Temporarily unavailable"),
+            _n("patient data cannot be served right now"),
+            language=language_of(request),
+        )
 
     @app.exception_handler(PoolTimeout)
     async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
         # Every database connection stayed taken for the pool's wait: saturated, not
         # broken. The unit of work rolled back; the caller retries.
-        return _busy()
+        return _busy(request)
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
@@ -85,23 +159,38 @@ def install(app: FastAPI) -> None:
         # A lock waited on past its timeout (SQLite's one writer), a deadlock or a
         # serialisation failure: the transaction rolled back whole; the caller retries.
         logger.warning("database busy, answered 503: %s", type(exc.orig).__name__)
-        return _busy()
+        return _busy(request)
 
     @app.exception_handler(DecryptionError)
     async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:
         # Fail closed: say the data is unavailable, never hand back ciphertext.
-        return problem(503, "Data unavailable", "this record cannot be decrypted")
+        return problem(
+            503,
+            _n("Data unavailable"),
+            _n("this record cannot be decrypted"),
+            language=language_of(request),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Runs outside the middleware stack: set the security headers here too.
-        response = problem(500, "Internal Server Error", "an unexpected error occurred")
+        response = problem(
+            500,
+            _n("Internal Server Error"),
+            _n("an unexpected error occurred"),
+            language=language_of(request),
+        )
         response.headers.update(security.HEADERS)
         return response
 
 
-def _busy() -> JSONResponse:
-    response = problem(503, "Temporarily unavailable", "the server is busy; retry shortly")
+def _busy(request: Request) -> JSONResponse:
+    response = problem(
+        503,
+        _n("Temporarily unavailable"),
+        _n("the server is busy; retry shortly"),
+        language=language_of(request),
+    )
     response.headers["Retry-After"] = "5"
     return response
 
@@ -120,10 +209,32 @@ def database_busy(exc: OperationalError) -> bool:
     return "database is locked" in message or "database table is locked" in message
 
 
+# The status phrases Starlette answers with (routing, methods, bodies, limits), marked
+# for the catalogues and kept whatever phrases the Python version has (3.13 renamed 413
+# and 422); another status keeps its English phrase.
+_PHRASES = {
+    400: _n("Bad Request"),
+    401: _n("Unauthorized"),
+    403: _n("Forbidden"),
+    404: _n("Not Found"),
+    405: _n("Method Not Allowed"),
+    406: _n("Not Acceptable"),
+    409: _n("Conflict"),
+    413: _n("Request Entity Too Large"),
+    415: _n("Unsupported Media Type"),
+    422: _n("Unprocessable Entity"),
+    429: _n("Too Many Requests"),
+    500: _n("Internal Server Error"),
+    503: _n("Service Unavailable"),
+}
+
+
 def _title(status: int) -> str:
     from http import HTTPStatus
 
+    if status in _PHRASES:
+        return _PHRASES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return "Error"
+        return _n("Error")

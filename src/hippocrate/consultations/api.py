@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from hippocrate.access.principal import Principal
 from hippocrate.api.deps import DB, AppSettings, CurrentPrincipal, Now, authenticated_router
 from hippocrate.api.pagination import Page, Paging, fetch_page
+from hippocrate.api.problems import Language
 from hippocrate.blobs import BlobStore, FileBlobStore
 from hippocrate.consultations import service, views
 from hippocrate.consultations.errors import InvalidUpload
@@ -45,6 +46,7 @@ from hippocrate.consultations.uploads import (
     read_bytes,
     read_multipart,
 )
+from hippocrate.i18n import _n
 
 router = authenticated_router(tags=["consultations"])
 
@@ -113,9 +115,9 @@ async def _json_or_multipart(
         elif part in upload.fields:
             raw = upload.fields[part]
         else:
-            raise InvalidUpload(f"the {part!r} field (JSON) is missing")
+            raise InvalidUpload(_n("the {part!r} field (JSON) is missing"), part=part)
         return _WithFiles(_validate(model, raw), upload.files)
-    raise InvalidUpload("send application/json, or multipart/form-data to attach files")
+    raise InvalidUpload(_n("send application/json, or multipart/form-data to attach files"))
 
 
 async def opening_input(request: Request, settings: AppSettings) -> _WithFiles:
@@ -156,9 +158,10 @@ _MESSAGE_DOC = _body_doc(MessageCreate, "body", {"type": "string"})
 
 
 @router.get("/consultations/catalogue", response_model=CatalogueRead)
-def get_catalogue() -> CatalogueRead:
-    """The specialties and the pre-consultation questionnaire."""
-    return catalogue()
+def get_catalogue(language: Language) -> CatalogueRead:
+    """The specialties and the pre-consultation questionnaire, labelled in the
+    request's language (``Accept-Language``: French by default, or English)."""
+    return catalogue(language)
 
 
 @router.get("/consultations", response_model=Page[ConsultationSummary])
@@ -198,6 +201,7 @@ def open_consultation(
     *,
     db: DB,
     principal: CurrentPrincipal,
+    language: Language,
     now: Now,
     settings: AppSettings,
     blobs: Blobs,
@@ -212,22 +216,28 @@ def open_consultation(
         files=submitted.files,
         now=now,
     )
-    return views.consultation_read(db, consultation, reader=principal, now=now)
+    return views.consultation_read(db, consultation, reader=principal, now=now, language=language)
 
 
 @router.get("/consultations/{consultation_id}", response_model=ConsultationRead)
 def get_consultation(
-    db: DB, principal: CurrentPrincipal, now: Now, consultation: CurrentConsultation
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    consultation: CurrentConsultation,
+    language: Language,
 ) -> ConsultationRead:
     """The record; for the practitioner in charge, with the patient's names and age
     (an audited read of the patient's record)."""
-    return views.consultation_read(db, consultation, reader=principal, now=now)
+    return views.consultation_read(db, consultation, reader=principal, now=now, language=language)
 
 
 @router.post("/consultations/{consultation_id}/cancel", response_model=ConsultationRead)
 def cancel_consultation(
+    *,
     db: DB,
     principal: CurrentPrincipal,
+    language: Language,
     now: Now,
     settings: AppSettings,
     consultation: CurrentConsultation,
@@ -235,7 +245,7 @@ def cancel_consultation(
     service.cancel(
         session=db, settings=settings, principal=principal, consultation=consultation, now=now
     )
-    return views.consultation_read(db, consultation, reader=principal, now=now)
+    return views.consultation_read(db, consultation, reader=principal, now=now, language=language)
 
 
 @router.post("/consultations/{consultation_id}/close", response_model=ConsultationRead)
@@ -243,6 +253,7 @@ def close_consultation(
     *,
     db: DB,
     principal: CurrentPrincipal,
+    language: Language,
     now: Now,
     settings: AppSettings,
     consultation: CurrentConsultation,
@@ -261,7 +272,7 @@ def close_consultation(
         data=data,
         now=now,
     )
-    return views.consultation_read(db, consultation, reader=principal, now=now)
+    return views.consultation_read(db, consultation, reader=principal, now=now, language=language)
 
 
 @router.post("/consultations/{consultation_id}/hand-back", response_model=ConsultationRead)
@@ -269,6 +280,7 @@ def hand_back_consultation(
     *,
     db: DB,
     principal: CurrentPrincipal,
+    language: Language,
     now: Now,
     settings: AppSettings,
     consultation: CurrentConsultation,
@@ -285,15 +297,17 @@ def hand_back_consultation(
         reason=data.reason,
         now=now,
     )
-    return views.consultation_read(db, consultation)
+    return views.consultation_read(db, consultation, language=language)
 
 
 @router.post(
     "/consultations/{consultation_id}/incidents", response_model=ConsultationRead, status_code=201
 )
 def record_incident(
+    *,
     db: DB,
     principal: CurrentPrincipal,
+    language: Language,
     now: Now,
     consultation: CurrentConsultation,
     data: IncidentCreate,
@@ -305,7 +319,7 @@ def record_incident(
         description=data.description,
         now=now,
     )
-    return views.consultation_read(db, consultation, reader=principal, now=now)
+    return views.consultation_read(db, consultation, reader=principal, now=now, language=language)
 
 
 # -- messages and attachments ----------------------------------------------------------
@@ -418,17 +432,19 @@ def get_queue(db: DB, principal: CurrentPrincipal, now: Now, paging: Paging) -> 
     )
 
 
-def _taken(db: DB, principal: Principal, now: Now, consultation: Consultation) -> ConsultationRead:
-    return views.consultation_read(db, consultation, reader=principal, now=now)
+def _taken(
+    db: DB, principal: Principal, now: Now, consultation: Consultation, language: str
+) -> ConsultationRead:
+    return views.consultation_read(db, consultation, reader=principal, now=now, language=language)
 
 
 @router.post("/queue/take", response_model=ConsultationRead)
 def take_from_queue(
-    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings
+    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings, language: Language
 ) -> ConsultationRead:
     """Take the oldest waiting consultation of the caller's specialty."""
     consultation = service.take_next(session=db, settings=settings, principal=principal, now=now)
-    return _taken(db, principal, now, consultation)
+    return _taken(db, principal, now, consultation, language)
 
 
 QueueEntryId = Annotated[
@@ -442,11 +458,17 @@ QueueEntryId = Annotated[
 
 @router.post("/queue/{entry}/take", response_model=ConsultationRead)
 def take_queue_entry(
-    db: DB, principal: CurrentPrincipal, now: Now, settings: AppSettings, entry: QueueEntryId
+    *,
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    settings: AppSettings,
+    entry: QueueEntryId,
+    language: Language,
 ) -> ConsultationRead:
     """Take one consultation of the queue list, by its entry: 409 once it no longer
     waits (another practitioner took it, the patient cancelled)."""
     consultation = service.take_entry(
         session=db, settings=settings, principal=principal, entry=entry, now=now
     )
-    return _taken(db, principal, now, consultation)
+    return _taken(db, principal, now, consultation, language)

@@ -4,6 +4,11 @@ never repeat what a patient or practitioner wrote."""
 from __future__ import annotations
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import Message, _n
+
+#: The statuses of a consultation (``ConsultationStatus``) as messages name them,
+#: marked for the catalogues.
+STATUSES = (_n("requested"), _n("in_progress"), _n("closed"), _n("cancelled"))
 
 
 class ConsultationError(HippocrateError):
@@ -14,73 +19,80 @@ class InvalidTransition(ConsultationError):
     """The consultation's status does not allow this step (e.g. closing it twice)."""
 
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
 
 class QueueEmpty(ConsultationError):
     status = 409
-    title = "Queue empty"
+    title = _n("Queue empty")
 
     def __init__(self, specialty: str) -> None:
         self.specialty = specialty
-        super().__init__(f"no consultation is waiting in the {specialty} queue")
+        super().__init__(
+            _n("no consultation is waiting in the {specialty} queue"), specialty=specialty
+        )
 
 
 class NoLongerWaiting(ConsultationError):
     """A queue entry that names no consultation waiting in the caller's queue now."""
 
     status = 409
-    title = "No longer waiting"
+    title = _n("No longer waiting")
 
     def __init__(self) -> None:
         super().__init__(
-            "no consultation of your queue waits under this entry any more (taken, "
-            "cancelled, or never in your queue): list the queue again"
+            _n(
+                "no consultation of your queue waits under this entry any more (taken, "
+                "cancelled, or never in your queue): list the queue again"
+            )
         )
 
 
 class InvalidQueueEntry(ConsultationError):
     status = 422
-    title = "Invalid queue entry"
+    title = _n("Invalid queue entry")
 
     def __init__(self) -> None:
-        super().__init__("this is not a queue entry id (take one from GET /queue)")
+        super().__init__(_n("this is not a queue entry id (take one from GET /queue)"))
 
 
 class InvalidUpload(ConsultationError):
     """The request body is not a well-formed upload (multipart or JSON)."""
 
     status = 422
-    title = "Invalid request"
+    title = _n("Invalid request")
 
 
 class AttachmentRejected(ConsultationError):
     """A file is not what it claims to be, or not an accepted kind of file."""
 
     status = 422
-    title = "Attachment refused"
+    title = _n("Attachment refused")
 
-    def __init__(self, position: int, reason: str) -> None:
+    def __init__(self, position: int, reason: str, /, **params: object) -> None:
         # The position (1-based, in the order sent), not the name: a file name is
-        # patient data and error messages may end up in logs.
+        # patient data and error messages may end up in logs. ``reason`` is a marked
+        # template of its own, with ``params``: it is translated with the message.
         self.position = position
-        self.reason = reason
-        super().__init__(f"file {position} refused: {reason}")
+        self.reason = reason if isinstance(reason, Message) else Message(reason, **params)
+        super().__init__(
+            _n("file {position} refused: {reason}"), position=position, reason=self.reason
+        )
 
 
 class AttachmentTooLarge(ConsultationError):
     status = 413
-    title = "Attachment too large"
+    title = _n("Attachment too large")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"a file is larger than the limit of {limit} bytes")
+        super().__init__(_n("a file is larger than the limit of {limit} bytes"), limit=limit)
 
 
 class TooManyAttachments(ConsultationError):
     status = 422
-    title = "Too many attachments"
+    title = _n("Too many attachments")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"at most {limit} files may be attached to one message")
+        super().__init__(_n("at most {limit} files may be attached to one message"), limit=limit)

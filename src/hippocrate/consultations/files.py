@@ -34,6 +34,7 @@ from PIL import Image
 
 from hippocrate.consultations import images, pdfs
 from hippocrate.consultations.errors import AttachmentRejected, AttachmentTooLarge
+from hippocrate.i18n import Message, _n
 
 PDF = "application/pdf"
 JPEG = "image/jpeg"
@@ -43,7 +44,11 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {PDF: (".pdf",), JPEG: (".jpg", ".jpeg"
 _ALIASES = {"image/jpg": JPEG, "image/pjpeg": JPEG, "application/x-pdf": PDF}
 # Types a client sends when it does not know better; they claim nothing.
 _UNSPECIFIC = {"", "application/octet-stream", "binary/octet-stream"}
-_LABEL = {PDF: "a PDF document", JPEG: "a JPEG image", PNG: "a PNG image"}
+_LABEL = {
+    PDF: Message(_n("a PDF document")),
+    JPEG: Message(_n("a JPEG image")),
+    PNG: Message(_n("a PNG image")),
+}
 
 MAX_PIXELS = 64_000_000  # a 64-megapixel photo; larger is refused before decoding
 MAX_NAME_CHARS = 200
@@ -76,23 +81,29 @@ def check_file(
     if len(content) > max_bytes:
         raise AttachmentTooLarge(max_bytes)
     if not content:
-        raise AttachmentRejected(position, "the file is empty")
+        raise AttachmentRejected(position, _n("the file is empty"))
     name = clean_filename(filename)
     if name is None:
-        raise AttachmentRejected(position, "the file needs a name (e.g. report.pdf)")
+        raise AttachmentRejected(position, _n("the file needs a name (e.g. report.pdf)"))
     actual = sniff(content)
     if actual is None:
-        raise AttachmentRejected(position, "only PDF, JPEG and PNG files are accepted")
+        raise AttachmentRejected(position, _n("only PDF, JPEG and PNG files are accepted"))
     extension = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if extension not in EXTENSIONS[actual]:
-        shown = extension or "no extension"
+        shown = extension or Message(_n("no extension"))
         raise AttachmentRejected(
-            position, f"the name says {shown} but the content is {_LABEL[actual]}"
+            position,
+            _n("the name says {shown} but the content is {kind}"),
+            shown=shown,
+            kind=_LABEL[actual],
         )
     declared = _media_type(declared_type)
     if declared not in _UNSPECIFIC and declared != actual:
         raise AttachmentRejected(
-            position, f"declared as {declared} but the content is {_LABEL[actual]}"
+            position,
+            _n("declared as {declared} but the content is {kind}"),
+            declared=declared,
+            kind=_LABEL[actual],
         )
     if actual == PDF:
         _check_pdf(position, content)
@@ -139,11 +150,11 @@ def _check_pdf(position: int, content: bytes) -> None:
     tail = content[-_PDF_TAIL:]
     found = _STARTXREF.search(tail)
     if found is None:
-        raise AttachmentRejected(position, "the PDF is truncated or damaged (no %%EOF trailer)")
+        raise AttachmentRejected(position, _n("the PDF is truncated or damaged (no %%EOF trailer)"))
     offset = int(found.group(1))
     if offset >= len(content) or not _XREF_AT.match(content, offset):
         raise AttachmentRejected(
-            position, "the PDF is truncated or damaged (its cross-reference is missing)"
+            position, _n("the PDF is truncated or damaged (its cross-reference is missing)")
         )
     reason = pdfs.refusal(content)
     if reason is not None:
@@ -156,7 +167,9 @@ _PIL_FORMAT = {JPEG: "JPEG", PNG: "PNG"}
 def _clean_image(position: int, content: bytes, media_type: str) -> bytes:
     expected = _PIL_FORMAT[media_type]
     too_large = AttachmentRejected(
-        position, f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels"
+        position,
+        _n("the image is larger than {megapixels} megapixels"),
+        megapixels=MAX_PIXELS // 1_000_000,
     )
     try:
         with warnings.catch_warnings():
@@ -179,5 +192,5 @@ def _clean_image(position: int, content: bytes, media_type: str) -> bytes:
         raise too_large from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise AttachmentRejected(
-            position, f"the image is truncated or damaged ({expected})"
+            position, _n("the image is truncated or damaged ({format})"), format=expected
         ) from exc

@@ -1,5 +1,10 @@
 """Pydantic shapes of the consultations domain, and the platform's fixed catalogue:
-specialties and the pre-consultation questionnaire."""
+specialties and the pre-consultation questionnaire.
+
+The questionnaire's labels (questions and choices) are English in the code, marked for
+the catalogues, and answered in the request's language (French by default): see
+:mod:`hippocrate.i18n`. Answers are stored as codes, whatever the language.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from hippocrate.consultations.models import ConsultationStatus
+from hippocrate.i18n import DEFAULT, _n, gettext
 from hippocrate.schemas import Output, StrictInput
 
 # -- the catalogue ---------------------------------------------------------------------
@@ -41,7 +47,7 @@ class Question:
 QUESTIONS: tuple[Question, ...] = (
     Question(
         "symptoms_duration",
-        "Depuis combien de temps avez-vous ces symptômes ?",
+        _n("How long have you had these symptoms?"),
         "choice",
         required=True,
         choices=(
@@ -55,26 +61,26 @@ QUESTIONS: tuple[Question, ...] = (
     ),
     Question(
         "current_treatments",
-        "Quels traitements prenez-vous actuellement ? (« aucun » sinon)",
+        _n('What treatments are you taking at the moment? ("none" otherwise)'),
         "text",
         required=True,
     ),
     Question(
         "allergies",
-        "Avez-vous des allergies connues ? (« aucune » sinon)",
+        _n('Do you have any known allergies? ("none" otherwise)'),
         "text",
         required=True,
     ),
     Question(
         "pregnancy",
-        "Êtes-vous enceinte ou susceptible de l'être ?",
+        _n("Are you pregnant, or could you be?"),
         "choice",
         required=True,
         choices=("yes", "no", "unsure", "not_applicable"),
     ),
     Question(
         "other",
-        "Autre chose que le médecin devrait savoir ?",
+        _n("Anything else the doctor should know?"),
         "text",
         required=False,
         max_length=2000,
@@ -82,28 +88,36 @@ QUESTIONS: tuple[Question, ...] = (
 )
 QUESTIONS_BY_CODE = {q.code: q for q in QUESTIONS}
 
-#: The French label of each choice a question offers (the answers are stored as codes).
+#: The label of each choice a question offers, in English (marked for the catalogues;
+#: the answers are stored as codes).
 CHOICE_LABELS: dict[str, dict[str, str]] = {
     "symptoms_duration": {
-        "less_than_a_day": "Moins d'un jour",
-        "1_to_3_days": "De 1 à 3 jours",
-        "4_to_7_days": "De 4 à 7 jours",
-        "1_to_4_weeks": "De 1 à 4 semaines",
-        "more_than_a_month": "Plus d'un mois",
-        "no_symptoms": "Pas de symptômes",
+        "less_than_a_day": _n("Less than a day"),
+        "1_to_3_days": _n("1 to 3 days"),
+        "4_to_7_days": _n("4 to 7 days"),
+        "1_to_4_weeks": _n("1 to 4 weeks"),
+        "more_than_a_month": _n("More than a month"),
+        "no_symptoms": _n("No symptoms"),
     },
     "pregnancy": {
-        "yes": "Oui",
-        "no": "Non",
-        "unsure": "Je ne sais pas",
-        "not_applicable": "Non concernée",
+        "yes": _n("Yes"),
+        "no": _n("No"),
+        "unsure": _n("I don't know"),
+        "not_applicable": _n("Not applicable"),
     },
 }
 
 
-def answer_label(code: str, answer: str) -> str:
-    """The French label of an answer: a choice's label, a text as written."""
-    return CHOICE_LABELS.get(code, {}).get(answer, answer)
+def answer_label(code: str, answer: str, language: str = DEFAULT) -> str:
+    """The label of an answer in ``language``: a choice's label, a text as written (a
+    patient's text is never looked up in the catalogues)."""
+    label = CHOICE_LABELS.get(code, {}).get(answer)
+    return answer if label is None else gettext(label, language)
+
+
+def question_label(question: Question, language: str = DEFAULT) -> str:
+    """The label of ``question`` in ``language``."""
+    return gettext(question.label, language)
 
 
 # Acts are recorded as NGAP/CCAM-style codes (e.g. TCG, TC, TE2): capital letters and
@@ -143,7 +157,8 @@ class QuestionRead(Output):
     kind: Literal["choice", "text"]
     required: bool
     choices: list[str]
-    # The French label of each choice, by code (empty for a text question).
+    # The label of each choice in the answer's language, by code (empty for a text
+    # question).
     choice_labels: dict[str, str]
 
 
@@ -152,17 +167,18 @@ class CatalogueRead(Output):
     questions: list[QuestionRead]
 
 
-def catalogue() -> CatalogueRead:
+def catalogue(language: str = DEFAULT) -> CatalogueRead:
+    """The catalogue, its questionnaire labelled in ``language``."""
     return CatalogueRead(
         specialties=SPECIALTIES,
         questions=[
             QuestionRead(
                 code=q.code,
-                label=q.label,
+                label=question_label(q, language),
                 kind=q.kind,
                 required=q.required,
                 choices=list(q.choices),
-                choice_labels={c: answer_label(q.code, c) for c in q.choices},
+                choice_labels={c: answer_label(q.code, c, language) for c in q.choices},
             )
             for q in QUESTIONS
         ],
@@ -286,8 +302,8 @@ class PatientBrief(Output):
 
 
 class AnswerRead(Output):
-    """One questionnaire answer with its labels: the question's, and the answer's (a
-    choice's French label; a text answer as written)."""
+    """One questionnaire answer with its labels in the answer's language: the
+    question's, and the answer's (a choice's label; a text answer as written)."""
 
     code: str
     question: str

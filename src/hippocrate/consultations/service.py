@@ -46,6 +46,7 @@ from hippocrate.consultations.models import (
 from hippocrate.consultations.schemas import CloseInput, ConsultationCreate
 from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.db.sealed import require_hook, vault_of
+from hippocrate.i18n import _n, term
 from hippocrate.identity.models import Account, AccountStatus, Practitioner
 from hippocrate.keyring.service import active_key, key_for
 from hippocrate.notify.service import send, unsafe_patient_account
@@ -530,7 +531,8 @@ def cancel(
     policy.ensure_may_cancel(principal, consultation)
     if consultation.status not in OPEN:
         raise InvalidTransition(
-            f"this consultation is {consultation.status.value}: it cannot be cancelled"
+            _n("this consultation is {status}: it cannot be cancelled"),
+            status=term(consultation.status.value),
         )
     consultation.status = ConsultationStatus.CANCELLED
     consultation.cancelled_at = now
@@ -571,7 +573,8 @@ def close(
     policy.ensure_may_close(principal, consultation)
     if consultation.status is not ConsultationStatus.IN_PROGRESS:
         raise InvalidTransition(
-            f"this consultation is {consultation.status.value}: only one in progress is closed"
+            _n("this consultation is {status}: only one in progress is closed"),
+            status=term(consultation.status.value),
         )
     consultation.report = data.report
     consultation.prescription = data.prescription
@@ -625,7 +628,8 @@ def hand_back(
     policy.ensure_may_hand_back(principal, consultation)
     if consultation.status is not ConsultationStatus.IN_PROGRESS:
         raise InvalidTransition(
-            f"this consultation is {consultation.status.value}: only one in progress is handed back"
+            _n("this consultation is {status}: only one in progress is handed back"),
+            status=term(consultation.status.value),
         )
     taken = consultation.taken_at
     changed = session.execute(
@@ -640,7 +644,7 @@ def hand_back(
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if changed is None:
-        raise InvalidTransition("this consultation is no longer in progress: not handed back")
+        raise InvalidTransition(_n("this consultation is no longer in progress: not handed back"))
     session.refresh(consultation, ["status", "practitioner_id", "practitioner_read"])
     consultation.handbacks = [
         *(consultation.handbacks or []),
@@ -754,7 +758,7 @@ def post_message(
     policy.ensure_may_post_message(principal, consultation)
     checked = check_files(settings=settings, files=files)
     if not body.strip() and not checked:
-        raise InvalidUpload("a message needs text or at least one file")
+        raise InvalidUpload(_n("a message needs text or at least one file"))
     message = _add_message(
         session=session,
         blobs=blobs,

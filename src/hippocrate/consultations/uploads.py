@@ -21,6 +21,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
 from hippocrate.consultations.errors import AttachmentTooLarge, InvalidUpload, TooManyAttachments
+from hippocrate.i18n import _n, term
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -69,7 +70,7 @@ async def read_bytes(request: Request, *, limit: int) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise InvalidUpload(f"the request body is larger than {limit} bytes")
+            raise InvalidUpload(_n("the request body is larger than {limit} bytes"), limit=limit)
     return bytes(body)
 
 
@@ -80,7 +81,7 @@ async def read_multipart(request: Request, *, text_fields: set[str], limits: Lim
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if not boundary:
-        raise InvalidUpload("a multipart/form-data body needs a boundary")
+        raise InvalidUpload(_n("a multipart/form-data body needs a boundary"))
     max_body = limits.max_body(len(text_fields))
     _refuse_declared_length(request, max_body, too_large=limits.max_file_bytes)
     parts = _Parts(text_fields, limits)
@@ -94,9 +95,9 @@ async def read_multipart(request: Request, *, text_fields: set[str], limits: Lim
             parser.write(chunk)
         parser.finalize()
     except FormParserError:
-        raise InvalidUpload("the multipart body is malformed") from None
+        raise InvalidUpload(_n("the multipart body is malformed")) from None
     if not parts.ended:
-        raise InvalidUpload("the multipart body is incomplete")
+        raise InvalidUpload(_n("the multipart body is incomplete"))
     return parts.upload
 
 
@@ -105,14 +106,18 @@ def _refuse_declared_length(request: Request, limit: int, too_large: int | None 
     if declared is not None and declared.isdigit() and int(declared) > limit:
         if too_large is not None:
             raise AttachmentTooLarge(too_large)
-        raise InvalidUpload(f"the request body is larger than {limit} bytes")
+        raise InvalidUpload(_n("the request body is larger than {limit} bytes"), limit=limit)
+
+
+#: What ``_decode`` names, marked for the catalogues.
+_DECODED = (_n("field name"), _n("file name"))
 
 
 def _decode(raw: bytes | bytearray, what: str) -> str:
     try:
         return bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidUpload(f"the {what} is not valid UTF-8") from None
+        raise InvalidUpload(_n("the {what} is not valid UTF-8"), what=term(what)) from None
 
 
 class _Parts:
@@ -166,11 +171,11 @@ class _Parts:
             self._headers.get(b"content-disposition", b"").decode("latin-1")
         )
         if disposition != b"form-data" or b"name" not in options:
-            raise InvalidUpload("each part needs 'Content-Disposition: form-data; name=...'")
+            raise InvalidUpload(_n("each part needs 'Content-Disposition: form-data; name=...'"))
         self._name = _decode(options[b"name"], "field name")
         if b"filename" in options:
             if self._name != FILE_FIELD:
-                raise InvalidUpload(f"files are sent in the {FILE_FIELD!r} field")
+                raise InvalidUpload(_n("files are sent in the {field!r} field"), field=FILE_FIELD)
             self._file_parts += 1
             if self._file_parts > self.limits.max_files:
                 raise TooManyAttachments(self.limits.max_files)
@@ -180,9 +185,13 @@ class _Parts:
             return
         if self._name not in self.text_fields:
             expected = ", ".join(sorted(self.text_fields | {FILE_FIELD}))
-            raise InvalidUpload(f"unexpected field {self._name!r}; the fields are: {expected}")
+            raise InvalidUpload(
+                _n("unexpected field {name!r}; the fields are: {expected}"),
+                name=self._name,
+                expected=expected,
+            )
         if self._name in self.upload.fields:
-            raise InvalidUpload(f"the field {self._name!r} is sent twice")
+            raise InvalidUpload(_n("the field {name!r} is sent twice"), name=self._name)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         is_file = self._filename is not None
@@ -190,7 +199,9 @@ class _Parts:
         if len(self._data) + (end - start) > limit:
             if is_file:
                 raise AttachmentTooLarge(self.limits.max_file_bytes)
-            raise InvalidUpload(f"the field {self._name!r} is longer than {limit} bytes")
+            raise InvalidUpload(
+                _n("the field {name!r} is longer than {limit} bytes"), name=self._name, limit=limit
+            )
         self._data += data[start:end]
 
     def on_part_end(self) -> None:

@@ -29,7 +29,9 @@ from hippocrate.consultations.schemas import (
     PatientBrief,
     PractitionerIdentity,
     answer_label,
+    question_label,
 )
+from hippocrate.i18n import DEFAULT
 from hippocrate.identity.models import Practitioner
 from hippocrate.patients.models import Patient
 
@@ -121,14 +123,15 @@ def patient_brief(
     )
 
 
-def answers_read(questionnaire: dict[str, Any]) -> list[AnswerRead]:
-    """The answers, in the catalogue's order, with the questions' and choices' labels."""
+def answers_read(questionnaire: dict[str, Any], language: str = DEFAULT) -> list[AnswerRead]:
+    """The answers, in the catalogue's order, with the questions' and choices' labels
+    in ``language``."""
     return [
         AnswerRead(
             code=q.code,
-            question=q.label,
+            question=question_label(q, language),
             answer=str(questionnaire[q.code]),
-            answer_label=answer_label(q.code, str(questionnaire[q.code])),
+            answer_label=answer_label(q.code, str(questionnaire[q.code]), language),
         )
         for q in QUESTIONS
         if q.code in questionnaire
@@ -141,9 +144,11 @@ def consultation_read(
     *,
     reader: Principal | None = None,
     now: datetime | None = None,
+    language: str = DEFAULT,
 ) -> ConsultationRead:
     """``consultation`` for ``reader`` (its unread count, and for the practitioner in
-    charge the patient's names and age); without a reader (the export), neither."""
+    charge the patient's names and age); without a reader (the export), neither. The
+    questionnaire's labels are in ``language`` (the export's in the default, French)."""
     incidents = [service.decode_incident(entry) for entry in consultation.incidents or []]
     questionnaire = consultation.questionnaire or {}
     unread = None
@@ -160,7 +165,7 @@ def consultation_read(
         patient=patient,
         description=consultation.description or "",
         questionnaire=questionnaire,
-        answers=answers_read(questionnaire),
+        answers=answers_read(questionnaire, language),
         practitioner=practitioner_identity(
             unsafe_practitioner_of(session, consultation.practitioner_id)
         ),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from hippocrate.access.errors import AccessError
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n
 
 
 class Contained(AccessError):
     """The principal was contained: locked out, sessions ended, requests refused."""
 
     status = 403
-    title = "Account locked"
+    title = _n("Account locked")
 
     def __init__(self, reason: str, *, new: bool = False, settled: bool = False) -> None:
         self.reason = reason
@@ -19,8 +20,10 @@ class Contained(AccessError):
         # decided outside a unit of work): completing it must not settle it again.
         self.settled = settled
         super().__init__(
-            "this account has been locked for your protection after unusual activity; "
-            "contact the administrators"
+            _n(
+                "this account has been locked for your protection after unusual activity; "
+                "contact the administrators"
+            )
         )
 
 
@@ -28,7 +31,7 @@ class NotContained(HippocrateError):
     """Release was asked for an account the guard did not contain."""
 
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
     def __init__(self) -> None:
-        super().__init__("the guard did not contain this account")
+        super().__init__(_n("the guard did not contain this account"))

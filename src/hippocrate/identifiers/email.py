@@ -24,6 +24,7 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
+from hippocrate.i18n import _n
 from hippocrate.identifiers.errors import InvalidEmail
 
 __all__ = ["normalise_email"]
@@ -48,7 +49,7 @@ def _fold(local_part: str) -> str:
         if folded == local_part:
             return folded
         local_part = folded
-    raise InvalidEmail("The address contains unsupported characters.", code="syntax")
+    raise InvalidEmail(_n("The address contains unsupported characters."), code="syntax")
 
 
 def normalise_email(value: str) -> str:
@@ -83,8 +84,9 @@ def normalise_email(value: str) -> str:
         raise TypeError(f"email address must be a str, not {type(value).__name__}")
     if len(value) > MAX_INPUT_LENGTH:
         raise InvalidEmail(
-            f"The email address is too long (at most {MAX_LENGTH} characters).",
+            _n("The email address is too long (at most {maximum} characters)."),
             code="too_long",
+            maximum=MAX_LENGTH,
         )
     value = unicodedata.normalize("NFKC", value.strip()).strip()
     local_part, at, domain = value.rpartition("@")
@@ -95,8 +97,9 @@ def normalise_email(value: str) -> str:
     # reach email-validator's clear refusal, not fail here with UnicodeEncodeError.
     if len(value.encode("utf-8", "surrogatepass")) > MAX_LENGTH:
         raise InvalidEmail(
-            f"The email address is too long (at most {MAX_LENGTH} characters).",
+            _n("The email address is too long (at most {maximum} characters)."),
             code="too_long",
+            maximum=MAX_LENGTH,
         )
     try:
         result = validate_email(value, check_deliverability=False)
@@ -110,7 +113,8 @@ def normalise_email(value: str) -> str:
         or len(f"{result.local_part}@{result.ascii_domain}".encode()) > MAX_LENGTH
     ):
         raise InvalidEmail(
-            f"The email address is too long (at most {MAX_LENGTH} characters).",
+            _n("The email address is too long (at most {maximum} characters)."),
             code="too_long",
+            maximum=MAX_LENGTH,
         )
     return normalised

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n
 
 
 class InvalidIdentifier(HippocrateError, ValueError):
@@ -21,16 +22,25 @@ class InvalidIdentifier(HippocrateError, ValueError):
         field: which kind of value was refused ("nir", "phone", "email", or the name
             of the argument, such as "birth_month").
         code: short stable reason, documented by each normaliser.
-        message: the human-readable explanation (also ``str(exc)``).
+        message: the human-readable explanation in English (also ``str(exc)``), a
+            marked template formatted with the keyword arguments beside ``code`` and
+            ``field``.
     """
 
     status = 422
-    title = "Invalid identifier"
+    title = _n("Invalid identifier")
     default_field: ClassVar[str] = "identifier"
 
-    def __init__(self, message: str, *, code: str = "invalid", field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self,
+        message: str,
+        /,
+        *,
+        code: str = "invalid",
+        field: str | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(message, **params)
         self.code = code
         self.field = field if field is not None else self.default_field
 

@@ -20,6 +20,7 @@ import unicodedata
 from stdnum.exceptions import InvalidChecksum, ValidationError
 from stdnum.fr import nir as stdnum_nir
 
+from hippocrate.i18n import Message, _n
 from hippocrate.identifiers.errors import InvalidIdentifier, InvalidNIR
 
 __all__ = ["format_nir", "mask_nir", "nir_matches_identity", "normalise_nir"]
@@ -54,9 +55,12 @@ def _clean(value: str) -> str:
         raise TypeError(f"NIR must be a str, not {type(value).__name__}")
     if len(value) > MAX_INPUT_LENGTH:
         raise InvalidNIR(
-            "The social security number is too long"
-            f" (at most {MAX_INPUT_LENGTH} characters including spaces).",
+            _n(
+                "The social security number is too long"
+                " (at most {maximum} characters including spaces)."
+            ),
             code="too_long",
+            maximum=MAX_INPUT_LENGTH,
         )
     value = unicodedata.normalize("NFKC", value)
     return "".join(c for c in value if not c.isspace() and c not in _SEPARATORS).upper()
@@ -88,22 +92,30 @@ def normalise_nir(value: str) -> str:
     """
     compact = _clean(value)
     if not compact:
-        raise InvalidNIR("The social security number is empty.", code="length")
+        raise InvalidNIR(_n("The social security number is empty."), code="length")
     if any(c not in _ALLOWED for c in compact):
         raise InvalidNIR(
-            "The social security number may only contain digits"
-            " (and 2A or 2B for a department of Corsica).",
+            _n(
+                "The social security number may only contain digits"
+                " (and 2A or 2B for a department of Corsica)."
+            ),
             code="characters",
         )
     if len(compact) != NIR_LENGTH:
         if len(compact) == NIR_LENGTH - 2:
-            message = (
-                "The social security number is missing its 2-digit key (15 characters expected)."
+            message = Message(
+                _n(
+                    "The social security number is missing its 2-digit key"
+                    " (15 characters expected)."
+                )
             )
         else:
-            message = (
-                f"The social security number must have 15 characters"
-                f" (13 and a 2-digit key), not {len(compact)}."
+            message = Message(
+                _n(
+                    "The social security number must have 15 characters"
+                    " (13 and a 2-digit key), not {length}."
+                ),
+                length=len(compact),
             )
         raise InvalidNIR(message, code="length")
     department = compact[5:7]
@@ -112,21 +124,25 @@ def normalise_nir(value: str) -> str:
         any(c not in _DIGITS for c in department) and department not in _CORSICA
     ):
         raise InvalidNIR(
-            "Letters are only allowed as the department 2A or 2B (Corsica),"
-            " in 6th and 7th position.",
+            _n(
+                "Letters are only allowed as the department 2A or 2B (Corsica),"
+                " in 6th and 7th position."
+            ),
             code="characters",
         )
     try:
         return stdnum_nir.validate(compact)
     except InvalidChecksum:
         raise InvalidNIR(
-            "The key (2 last digits) does not match the social security number:"
-            " a digit was probably mistyped.",
+            _n(
+                "The key (2 last digits) does not match the social security number:"
+                " a digit was probably mistyped."
+            ),
             code="check_key",
         ) from None
     except ValidationError:  # pragma: no cover - the checks above leave only the key
         raise InvalidNIR(
-            "The social security number is not well formed.", code="characters"
+            _n("The social security number is not well formed."), code="characters"
         ) from None
 
 
@@ -163,10 +179,10 @@ def mask_nir(nir: str) -> str:
 
 def _check_identity_arguments(sex: str, birth_year: int, birth_month: int) -> None:
     if sex not in _SEX_DIGITS:
-        raise InvalidIdentifier('sex must be "M" or "F".', code="invalid", field="sex")
+        raise InvalidIdentifier(_n('sex must be "M" or "F".'), code="invalid", field="sex")
     if isinstance(birth_year, bool) or not isinstance(birth_year, int) or birth_year < 0:
         raise InvalidIdentifier(
-            "birth_year must be a non-negative integer.",
+            _n("birth_year must be a non-negative integer."),
             code="invalid",
             field="birth_year",
         )
@@ -176,7 +192,7 @@ def _check_identity_arguments(sex: str, birth_year: int, birth_month: int) -> No
         or not 1 <= birth_month <= 12
     ):
         raise InvalidIdentifier(
-            "birth_month must be an integer from 1 to 12.",
+            _n("birth_month must be an integer from 1 to 12."),
             code="invalid",
             field="birth_month",
         )

@@ -13,6 +13,7 @@ import unicodedata
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
 
+from hippocrate.i18n import _n
 from hippocrate.identifiers.errors import InvalidPhone
 
 __all__ = ["format_phone", "normalise_phone"]
@@ -30,13 +31,15 @@ _PUNCTUATION = frozenset("+-.()/[]\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
 def _check_characters(value: str) -> None:
     if any(not (c.isdecimal() or c.isspace() or c in _PUNCTUATION) for c in value):
         raise InvalidPhone(
-            "A phone number may only contain digits, spaces, a leading +,"
-            " and the separators . - ( ) /.",
+            _n(
+                "A phone number may only contain digits, spaces, a leading +,"
+                " and the separators . - ( ) /."
+            ),
             code="characters",
         )
     stripped = value.lstrip()
     if "+" in stripped[1:]:
-        raise InvalidPhone("A + may only start the phone number.", code="characters")
+        raise InvalidPhone(_n("A + may only start the phone number."), code="characters")
 
 
 def _parse(value: str, region: str | None) -> PhoneNumber:
@@ -45,8 +48,9 @@ def _parse(value: str, region: str | None) -> PhoneNumber:
         raise TypeError(f"phone number must be a str, not {type(value).__name__}")
     if len(value) > MAX_INPUT_LENGTH:
         raise InvalidPhone(
-            f"The phone number is too long (at most {MAX_INPUT_LENGTH} characters).",
+            _n("The phone number is too long (at most {maximum} characters)."),
             code="too_long",
+            maximum=MAX_INPUT_LENGTH,
         )
     # Full-width digits and plus sign (East Asian input methods) become ASCII.
     value = unicodedata.normalize("NFKC", value)
@@ -57,15 +61,15 @@ def _parse(value: str, region: str | None) -> PhoneNumber:
         number = phonenumbers.parse(value, region)
     except NumberParseException as exc:
         if exc.error_type == NumberParseException.INVALID_COUNTRY_CODE and region is None:
-            message = "The phone number must start with + and the country code."
+            message = _n("The phone number must start with + and the country code.")
         else:
-            message = "This is not a phone number."
+            message = _n("This is not a phone number.")
         raise InvalidPhone(message, code="unparsable") from None
     if number.extension:
-        raise InvalidPhone("Phone extensions are not supported.", code="extension")
+        raise InvalidPhone(_n("Phone extensions are not supported."), code="extension")
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(
-            "This phone number does not exist (wrong number of digits or unknown prefix).",
+            _n("This phone number does not exist (wrong number of digits or unknown prefix)."),
             code="not_valid",
         )
     return number
@@ -105,7 +109,7 @@ def normalise_phone(value: str, default_region: str = "FR") -> str:
     # libphonenumber accepts some over-long numbers (German ranges with open-ended
     # lengths); E.164 allows 15 digits at most.
     if len(e164) > E164_MAX_LENGTH:
-        raise InvalidPhone("The phone number has too many digits.", code="not_valid")
+        raise InvalidPhone(_n("The phone number has too many digits."), code="not_valid")
     return e164
 
 

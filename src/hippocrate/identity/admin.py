@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from hippocrate.access.policy import get_account
 from hippocrate.access.principal import Principal
+from hippocrate.i18n import _n, term
 from hippocrate.identity import events
 from hippocrate.identity.errors import AccountActionRefused
 from hippocrate.identity.models import Account, AccountStatus
@@ -43,9 +44,15 @@ CONTAINED = "contained"  # the guard's reason when it disables an account
 AWAITING_APPROVAL = "awaiting approval"
 
 
+#: The actions ``_other`` names, marked for the catalogues.
+ACTIONS = (_n("disable"), _n("enable"), _n("unlock"), _n("recover"))
+
+
 def _other(actor: Principal, account: Account, action: str) -> None:
     if account.id == actor.account_id:
-        raise AccountActionRefused(f"you cannot {action} your own account: ask another admin")
+        raise AccountActionRefused(
+            _n("you cannot {action} your own account: ask another admin"), action=term(action)
+        )
 
 
 def disable_account(
@@ -54,7 +61,7 @@ def disable_account(
     account = get_account(session=session, account_id=account_id)
     _other(actor, account, "disable")
     if account.status is AccountStatus.DISABLED:
-        raise AccountActionRefused("this account is already disabled")
+        raise AccountActionRefused(_n("this account is already disabled"))
     account.status = AccountStatus.DISABLED
     account.disabled_reason = reason
     end_sessions_of(session=session, account_id=account.id, now=now, reason="disabled")
@@ -67,17 +74,21 @@ def enable_account(*, session: Session, actor: Principal, account_id: uuid.UUID)
     account = get_account(session=session, account_id=account_id)
     _other(actor, account, "enable")
     if account.status is not AccountStatus.DISABLED:
-        raise AccountActionRefused("this account is not disabled")
+        raise AccountActionRefused(_n("this account is not disabled"))
     if account.disabled_reason == AWAITING_APPROVAL:
         raise AccountActionRefused(
-            "this staff account awaits a second administrator's approval of its "
-            "creation: see GET /api/v1/admin/approvals"
+            _n(
+                "this staff account awaits a second administrator's approval of its "
+                "creation: see GET /api/v1/admin/approvals"
+            )
         )
     if account.disabled_reason == CONTAINED:
         raise AccountActionRefused(
-            "the guard contained this account: ask for its release with "
-            "POST /api/v1/admin/accounts/{id}/release (a second administrator approves it) "
-            "or run 'hippocrate guard release' on the server (both record why)"
+            _n(
+                "the guard contained this account: ask for its release with "
+                "POST /api/v1/admin/accounts/{id}/release (a second administrator approves "
+                "it) or run 'hippocrate guard release' on the server (both record why)"
+            )
         )
     verified = account.role.is_staff or account.email_verified_at is not None
     account.status = AccountStatus.ACTIVE if verified else AccountStatus.PENDING
@@ -110,13 +121,15 @@ def check_recovery(
     _other(actor, account, "recover")
     if not account.role.is_staff:
         raise AccountActionRefused(
-            "patients recover their account themselves (email link and second factor)"
+            _n("patients recover their account themselves (email link and second factor)")
         )
     if not (reset_password or reset_second_factor):
-        raise AccountActionRefused("say what to reset: the password, the second factor, or both")
+        raise AccountActionRefused(
+            _n("say what to reset: the password, the second factor, or both")
+        )
     if account.disabled_reason == AWAITING_APPROVAL:
         raise AccountActionRefused(
-            "this staff account awaits approval of its creation: approve or refuse it"
+            _n("this staff account awaits approval of its creation: approve or refuse it")
         )
     return account
 

@@ -12,6 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n, term
+
+#: What a ``DuplicateAccount`` names and a ``TooManyRequests`` counts, marked for the
+#: catalogues (an unmarked word stays English).
+WORDS = (
+    _n("email address"),
+    _n("RPPS number"),
+    _n("registration"),
+    _n("password-reset"),
+    _n("document check"),
+)
 
 
 class IdentityError(HippocrateError):
@@ -31,34 +42,34 @@ class InvalidCredentials(SignInRefused):
     """Wrong email or wrong password, never told apart."""
 
     status = 401
-    title = "Sign-in refused"
+    title = _n("Sign-in refused")
 
     def __init__(self) -> None:
-        super().__init__("the email address or the password is wrong")
+        super().__init__(_n("the email address or the password is wrong"))
 
 
 class InvalidCode(SignInRefused):
     """A second-factor code that is wrong, expired or already used."""
 
     status = 401
-    title = "Second factor refused"
+    title = _n("Second factor refused")
 
     def __init__(self) -> None:
-        super().__init__("the code is wrong, expired or already used")
+        super().__init__(_n("the code is wrong, expired or already used"))
 
 
 class SignInLocked(SignInRefused):
     """Too many failures for this account or from this address: wait until ``until``."""
 
     status = 429
-    title = "Too many attempts"
+    title = _n("Too many attempts")
 
     def __init__(self, until: datetime, now: datetime) -> None:
         self.until = until
         self.retry_after = max(1, math.ceil((until - now).total_seconds()))
         super().__init__(
-            "too many failed attempts: sign-in is blocked until "
-            f"{until.isoformat(timespec='seconds')}"
+            _n("too many failed attempts: sign-in is blocked until {until}"),
+            until=until.isoformat(timespec="seconds"),
         )
 
     @property
@@ -76,12 +87,14 @@ class SecondFactorLocked(SignInRefused):
     holds a session of the account)."""
 
     status = 423
-    title = "Account locked"
+    title = _n("Account locked")
 
     def __init__(self) -> None:
         super().__init__(
-            "too many wrong second-factor codes: this account is locked; its owner has "
-            "been emailed and must contact support to unlock it"
+            _n(
+                "too many wrong second-factor codes: this account is locked; its owner has "
+                "been emailed and must contact support to unlock it"
+            )
         )
 
 
@@ -92,52 +105,54 @@ class AccountInactive(IdentityError):
     """The password was right but the account cannot sign in (only its owner learns it)."""
 
     status = 403
-    title = "Account not active"
+    title = _n("Account not active")
 
 
 class SecondFactorNotSetUp(IdentityError):
     status = 409
-    title = "No second factor"
+    title = _n("No second factor")
 
     def __init__(self) -> None:
-        super().__init__("no second factor is set up: set one up with POST /api/v1/me/totp")
+        super().__init__(_n("no second factor is set up: set one up with POST /api/v1/me/totp"))
 
 
 class SecondFactorAlreadySetUp(IdentityError):
     status = 409
-    title = "Second factor already set up"
+    title = _n("Second factor already set up")
 
     def __init__(self) -> None:
-        super().__init__("a second factor is already set up for this account")
+        super().__init__(_n("a second factor is already set up for this account"))
 
 
 class SecondFactorMandatory(IdentityError):
     status = 403
-    title = "Second factor mandatory"
+    title = _n("Second factor mandatory")
 
     def __init__(self) -> None:
-        super().__init__("staff accounts always use a second factor")
+        super().__init__(_n("staff accounts always use a second factor"))
 
 
 class CodeRequired(IdentityError):
     """A recovery step on an account that has a second factor, without a code."""
 
     status = 403
-    title = "Second factor required"
+    title = _n("Second factor required")
 
     def __init__(self) -> None:
         super().__init__(
-            "this account uses a second factor: give a code from the authenticator app "
-            "or one of the recovery codes"
+            _n(
+                "this account uses a second factor: give a code from the authenticator app "
+                "or one of the recovery codes"
+            )
         )
 
 
 class SessionAlreadyComplete(IdentityError):
     status = 409
-    title = "Second factor already passed"
+    title = _n("Second factor already passed")
 
     def __init__(self) -> None:
-        super().__init__("this session has already passed its second factor")
+        super().__init__(_n("this session has already passed its second factor"))
 
 
 # -- input ------------------------------------------------------------------------------
@@ -145,7 +160,7 @@ class SessionAlreadyComplete(IdentityError):
 
 class WeakPassword(IdentityError):
     status = 422
-    title = "Password refused"
+    title = _n("Password refused")
 
 
 class InvalidLinkToken(IdentityError):
@@ -153,10 +168,10 @@ class InvalidLinkToken(IdentityError):
     purpose: never told apart."""
 
     status = 400
-    title = "Invalid or expired link"
+    title = _n("Invalid or expired link")
 
     def __init__(self) -> None:
-        super().__init__("this link is invalid, already used or expired: ask for a new one")
+        super().__init__(_n("this link is invalid, already used or expired: ask for a new one"))
 
 
 # -- administration -----------------------------------------------------------------------
@@ -166,15 +181,15 @@ class DuplicateAccount(IdentityError):
     """Only ever raised to an administrator creating an account, never at registration."""
 
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"an account already uses this {what}")
+        super().__init__(_n("an account already uses this {what}"), what=term(what))
 
 
 class AccountActionRefused(IdentityError):
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
 
 # -- load: refusals that protect everyone else -------------------------------------------
@@ -185,11 +200,11 @@ class HashingBusy(IdentityError):
     saturated, not broken. The caller retries; nothing was checked or counted."""
 
     status = 503
-    title = "Temporarily unavailable"
+    title = _n("Temporarily unavailable")
     retry_after = 2
 
     def __init__(self) -> None:
-        super().__init__("the server is busy checking passwords: retry in a moment")
+        super().__init__(_n("the server is busy checking passwords: retry in a moment"))
 
     @property
     def headers(self) -> dict[str, str]:
@@ -201,12 +216,16 @@ class TooManyRequests(IdentityError):
     address or from everyone within the window: the same answer whatever the email."""
 
     status = 429
-    title = "Too many requests"
+    title = _n("Too many requests")
 
     def __init__(self, what: str, until: datetime, now: datetime) -> None:
         self.until = until
         self.retry_after = max(1, math.ceil((until - now).total_seconds()))
-        super().__init__(f"too many {what} requests: retry in {self.retry_after} s")
+        super().__init__(
+            _n("too many {what} requests: retry in {retry_after} s"),
+            what=term(what),
+            retry_after=self.retry_after,
+        )
 
     @property
     def headers(self) -> dict[str, str]:

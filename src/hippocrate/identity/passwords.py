@@ -42,6 +42,7 @@ from importlib import resources
 from argon2 import Parameters, PasswordHasher, Type, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hippocrate.i18n import _n
 from hippocrate.identity.errors import HashingBusy, WeakPassword
 
 MIN_LENGTH = 12
@@ -237,26 +238,32 @@ def check_policy(password: str, *, email: str | None = None) -> None:
     :class:`WeakPassword` with a message that says which rule refused it."""
     password = _normalise(password)
     if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"the password must have at least {MIN_LENGTH} characters")
+        raise WeakPassword(
+            _n("the password must have at least {minimum} characters"), minimum=MIN_LENGTH
+        )
     if len(password) > MAX_LENGTH:
-        raise WeakPassword(f"the password must have at most {MAX_LENGTH} characters")
+        raise WeakPassword(
+            _n("the password must have at most {maximum} characters"), maximum=MAX_LENGTH
+        )
     if len(set(password.lower())) < MIN_DISTINCT:
-        raise WeakPassword("the password repeats too few different characters")
+        raise WeakPassword(_n("the password repeats too few different characters"))
     entries, bases = _common()
     lowered = password.lower()
     skeleton = _skeleton(password)
     candidates = {lowered, lowered.replace(" ", ""), skeleton, skeleton.translate(_UNLEET)}
     if not skeleton or candidates & entries or _repeats_base(candidates, bases):
         raise WeakPassword(
-            "this password is too common (it is in lists of breached passwords, or is a "
-            "common word with digits or symbols around it): choose a longer passphrase"
+            _n(
+                "this password is too common (it is in lists of breached passwords, or is a "
+                "common word with digits or symbols around it): choose a longer passphrase"
+            )
         )
     if email:
         local = email.split("@", 1)[0].lower()
         if len(local) >= 4 and (
             local in lowered or local.replace(".", "") in skeleton.replace(".", "")
         ):
-            raise WeakPassword("the password must not contain your email address")
+            raise WeakPassword(_n("the password must not contain your email address"))
 
 
 def _repeats_base(candidates: set[str], bases: frozenset[str]) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from hippocrate.access.errors import NotAuthenticated, SecondFactorRequired
 from hippocrate.access.principal import Principal
 from hippocrate.config import Settings
+from hippocrate.i18n import _n
 from hippocrate.identity.models import Account, AccountStatus, AuthSession, Practitioner, Role
 
 TOKEN_BYTES = 32
@@ -89,13 +90,13 @@ def resolve(
         select(AuthSession).where(AuthSession.token_digest == digest(token))
     ).first()
     if record is None or record.ended_at is not None:
-        raise NotAuthenticated("the session is not valid; sign in again")
+        raise NotAuthenticated(_n("the session is not valid; sign in again"))
     if now >= record.idle_expires_at or now >= record.absolute_expires_at:
         record.ended_at, record.end_reason = now, "expired"
-        raise NotAuthenticated("the session has expired; sign in again")
+        raise NotAuthenticated(_n("the session has expired; sign in again"))
     account = unsafe_get_account(session=session, account_id=record.account_id)
     if account is None or account.status is not AccountStatus.ACTIVE:
-        raise NotAuthenticated("this account cannot sign in")
+        raise NotAuthenticated(_n("this account cannot sign in"))
     if touch:
         idle, _ = _lifetimes(settings, account.role)
         record.last_seen_at = now

@@ -38,6 +38,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hippocrate.config import Settings
 from hippocrate.db.sealed import vault_of
+from hippocrate.i18n import _n
 from hippocrate.identifiers import InvalidIdentifier, normalise_email
 from hippocrate.identity import events, factors, passwords, throttle
 from hippocrate.identity.errors import (
@@ -314,7 +315,7 @@ def sign_in(
     if not passwords.verify(stored, password) or account is None or stored is None:
         attempt.fail(account, InvalidCredentials())
     if account.status is not AccountStatus.ACTIVE:
-        raise AccountInactive("this account is disabled: contact support")
+        raise AccountInactive(_n("this account is disabled: contact support"))
     refuse_if_second_factor_locked(session, account, now=now)
     attempt.succeed(account)
     events.record(session, Tag.ACCOUNT_SIGNIN_PASSWORD_ACCEPTED, account=account, now=now)

@@ -23,6 +23,7 @@ from hippocrate.access.principal import Principal
 from hippocrate.api.deps import DB, AppSettings, CurrentPrincipal, Now, authenticated_router
 from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.consultations.api import Blobs
+from hippocrate.i18n import _n
 from hippocrate.patients import service
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientRead
@@ -81,7 +82,7 @@ def _view(
     if not reveal_nir:
         return view
     if not policy.may_see_full_nir(db, principal, patient.id, now=now):
-        raise Forbidden("your role may not see a NIR in full")
+        raise Forbidden(_n("your role may not see a NIR in full"))
     return view.model_copy(update={"nir": patient.nir})
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from hippocrate.access.errors import NotFound
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n, term
+
+#: The fields a ``DuplicatePatient`` names, marked for the catalogues.
+FIELDS = (_n("email"), _n("phone"), _n("NIR"))
 
 
 class PatientError(HippocrateError):
@@ -15,7 +19,7 @@ class PatientNotFound(PatientError, NotFound):
     guard's enumeration rule, and worded like an unknown id."""
 
     status = 404
-    title = "Not found"
+    title = _n("Not found")
 
     def __init__(self, patient_id: object | None = None) -> None:
         NotFound.__init__(self, "patient", patient_id)
@@ -25,24 +29,24 @@ class DuplicatePatient(PatientError):
     """Another patient already uses this email, phone or NIR."""
 
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
     def __init__(self, field: str) -> None:
         self.field = field
-        super().__init__(f"this {field} is already registered")
+        super().__init__(_n("this {field} is already registered"), field=term(field))
 
 
 class InconsistentIdentity(PatientError):
     status = 422
-    title = "Inconsistent identity"
+    title = _n("Inconsistent identity")
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, /, **params: object) -> None:
+        super().__init__(message, **params)
 
 
 class PatientShredded(PatientError):
     status = 410
-    title = "Erased"
+    title = _n("Erased")
 
     def __init__(self) -> None:
-        super().__init__("this patient's data was erased")
+        super().__init__(_n("this patient's data was erased"))

@@ -21,6 +21,7 @@ from hippocrate.consultations.models import (
     Consultation,
 )
 from hippocrate.db.sealed import vault_of
+from hippocrate.i18n import _n
 from hippocrate.identifiers import nir_matches_identity
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
@@ -50,7 +51,7 @@ def check_identity(data: PatientCreate) -> None:
             birth_month=data.birth_date.month,
         )
     ):
-        raise InconsistentIdentity("the NIR does not match the sex and birth date given")
+        raise InconsistentIdentity(_n("the NIR does not match the sex and birth date given"))
 
 
 def create_patient(*, session: Session, data: PatientCreate, pending: bool = False) -> Patient:
