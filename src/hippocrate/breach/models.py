@@ -24,7 +24,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hippocrate.db.base import Base, IdMixin, str_enum, utcnow
@@ -105,3 +105,18 @@ class IncidentNotification(IdMixin, Base):
     digest: Mapped[str] = mapped_column(String(64))
     receipt_reference: Mapped[str | None] = mapped_column(String(120))
     delay_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentScope(IdMixin, Base):
+    """A scope computed for an incident, signed, at the chain's head it names."""
+
+    __tablename__ = "incident_scopes"
+
+    incident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("incidents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    computed_at: Mapped[datetime]
+    computed_by_role: Mapped[str] = mapped_column(String(24))
+    computed_by: Mapped[uuid.UUID | None]
+    head_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    #: The signed scope (``Scope.as_dict``): counts, parameters, patient ids, signature.
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)

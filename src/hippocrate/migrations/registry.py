@@ -4,7 +4,12 @@ the migrations: the store (``hippocrate.db``) imports no domain."""
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.admin.models import FourEyesRequest
 from hippocrate.audit.models import AuditEvent, AuditHead
-from hippocrate.breach.models import Incident, IncidentChange, IncidentNotification
+from hippocrate.breach.models import (
+    Incident,
+    IncidentChange,
+    IncidentNotification,
+    IncidentScope,
+)
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
 from hippocrate.documents.models import IssuedDocument
@@ -34,6 +39,7 @@ __all__ = [
     "Incident",
     "IncidentChange",
     "IncidentNotification",
+    "IncidentScope",
     "IssuedDocument",
     "Message",
     "OutboundEmail",

@@ -1,4 +1,4 @@
-"""the incident register: incidents, their timeline, their notifications to the authority
+"""the incident register: incidents, their timeline, scopes and notifications to the authority
 
 Revision ID: 0014
 Revises: 0013
@@ -101,8 +101,31 @@ def upgrade() -> None:
         unique=False,
     )
 
+    op.create_table(
+        "incident_scopes",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("incident_id", sa.Uuid(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("computed_by_role", sa.String(length=24), nullable=False),
+        sa.Column("computed_by", sa.Uuid(), nullable=True),
+        sa.Column("head_seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_incident_scopes_incident_id_incidents"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_incident_scopes")),
+    )
+    op.create_index(
+        op.f("ix_incident_scopes_incident_id"), "incident_scopes", ["incident_id"], unique=False
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_incident_scopes_incident_id"), table_name="incident_scopes")
+    op.drop_table("incident_scopes")
     op.drop_index(
         op.f("ix_incident_notifications_incident_id"), table_name="incident_notifications"
     )
