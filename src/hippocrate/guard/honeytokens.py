@@ -43,6 +43,7 @@ from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.people import AccountMaker, DemoAccount
 from hippocrate.guard.scenarios import Scenario
 from hippocrate.guard.service import Guard
+from hippocrate.i18n import _n
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import Address, PatientCreate
@@ -59,13 +60,15 @@ _PLACEMENT_TRIES = 2
 
 
 class CanaryDomainMissing(HippocrateError):
-    title = "Canary domain missing"
+    title = _n("Canary domain missing")
 
     def __init__(self) -> None:
         super().__init__(
-            "set HIPPOCRATE_CANARY_DOMAIN to a domain you monitor before planting "
-            "honeytokens on a platform that delivers mail: their addresses must reach "
-            "no one but you"
+            _n(
+                "set HIPPOCRATE_CANARY_DOMAIN to a domain you monitor before planting "
+                "honeytokens on a platform that delivers mail: their addresses must reach "
+                "no one but you"
+            )
         )
 
 
