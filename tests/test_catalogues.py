@@ -158,9 +158,10 @@ def _unmarked(path: Path, errors: set[str], words: frozenset[str] = frozenset())
             ):
                 found.append(f"{path.name}:{node.lineno}: _n takes one literal string")
             continue
-        if name in errors or name == "__init__":
-            # The message (and an attachment refusal's reason) must be marked.
-            for argument in node.args[:2]:
+        if name in errors or name in {"__init__", "problem"}:
+            # The message (an attachment refusal's reason, a problem's title and detail)
+            # must be marked.
+            for argument in node.args[:3]:
                 if _is_text(argument) and not (
                     isinstance(argument, ast.Constant) and argument.value in words
                 ):

@@ -306,3 +306,28 @@ def test_the_answers_of_a_consultation_are_labelled_in_the_readers_language(api:
     assert answers["current_treatments"]["answer_label"] == QUESTIONNAIRE["current_treatments"]
     french = api.client.get(path, headers=gp.headers).json()
     assert french["questionnaire"] == english.json()["questionnaire"] == QUESTIONNAIRE
+
+
+# -- the body limit, answered before the app ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "detail"),
+    [
+        (None, "Corps de requête trop volumineux", "le corps de la requête dépasse 1024 octets"),
+        ("en", "Request body too large", "the request body is larger than 1024 bytes"),
+    ],
+)
+def test_the_body_limit_answers_in_the_language(
+    sqlite_store: Store, tmp_path: Path, language: str | None, title: str, detail: str
+) -> None:
+    with running_api(sqlite_store, tmp_path, max_body_bytes=1024) as api:
+        del api.client.headers["Accept-Language"]
+        response = api.client.post(
+            "/api/v1/auth/login",
+            headers={"Content-Type": "application/json", **_asking(language)},
+            content=b"[" * 2048,
+        )
+    body = assert_problem(response, 413)
+    assert (body["title"], body["detail"]) == (title, detail)
+    _says_its_language(response, language or "fr")

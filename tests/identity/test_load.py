@@ -281,7 +281,8 @@ def _call(app: Any, *, path: str, headers: list[tuple[bytes, bytes]], chunks: It
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"host", b"testserver"), *headers],
+        # English, as the suite's test clients ask (tests/conftest.py).
+        "headers": [(b"host", b"testserver"), (b"accept-language", b"en"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
         "state": {},

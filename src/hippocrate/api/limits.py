@@ -27,11 +27,13 @@ from functools import cache
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hippocrate.api.problems import problem
+from hippocrate.api.problems import problem, set_language
 from hippocrate.config import Settings
+from hippocrate.i18n import _n, gettext, negotiate, render
 
 UPLOAD_OVERHEAD = 1024 * 1024
 """Room, in an upload's limit, for its text part (at most 256 KiB) and the framing of
@@ -120,9 +122,15 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    # Answered before the app, hence before its handlers: the language is negotiated
+    # here the same way (api/problems.py).
+    language = negotiate(Headers(scope=scope).get("accept-language"))
     response = problem(
-        413, "Request body too large", f"the request body is larger than {limit} bytes"
+        413,
+        gettext(_n("Request body too large"), language),
+        render(_n("the request body is larger than {limit} bytes"), {"limit": limit}, language),
     )
+    set_language(response, language)
     response.headers["Connection"] = "close"
     await response(scope, receive, send)
 
