@@ -6,17 +6,30 @@ name and birth date (and weight when the prescription needs it), the date, the i
 that it was issued after a teleconsultation, and here a verification code with where
 to check it. The practitioner's and patient's texts are printed as written, in a
 Unicode font, so nothing a practitioner typed (µg, ≥, œ) is dropped or changed.
+
+The font is parsed once per process and face (:func:`_face`), not once per document:
+parsing a DejaVu face is most of what printing a page costs. Each document gets its
+own copy of everything fpdf2 changes while printing (the glyph subset, the widths
+table, the font descriptor, the fontTools font it subsets in place when saving); the
+parsed tables it only reads are shared, never written after parsing. So documents
+printed at once by several request threads do not see each other's glyphs.
 """
 
 from __future__ import annotations
 
+import copy
+import io
+import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
+from fontTools import ttLib  # type: ignore[import-untyped]
 from fpdf import FPDF
+from fpdf.fonts import SubsetMap, TTFFont
 
 from hippocrate.errors import HippocrateError
 
@@ -72,18 +85,89 @@ def font_path(configured: Path | None) -> Path:
     return chosen
 
 
+# What fpdf2 (pinned) writes into a TTFFont while printing and saving one document; the
+# other attributes are set when the face is parsed and only read afterwards.
+_PER_DOCUMENT = frozenset(
+    {
+        "i",
+        "ttfont",
+        "cw",
+        "glyph_ids",
+        "desc",
+        "subset",
+        "missing_glyphs",
+        "biggest_size_pt",
+        "_hbfont",
+        "color_font",
+    }
+)
+_faces: dict[tuple[Path, str, int, int], tuple[TTFFont, bytes] | None] = {}
+_faces_lock = threading.Lock()
+
+
+def _parsed(path: Path, style: str) -> tuple[TTFFont, bytes] | None:
+    """The face in ``path`` parsed once per process (again if the file changes), with
+    the file's bytes; or None for a face this cache does not handle (colour, CFF,
+    compressed: fpdf2 then parses it per document, as it does by itself)."""
+    info = path.stat()
+    key = (path, style, info.st_mtime_ns, info.st_size)
+    with _faces_lock:
+        if key not in _faces:
+            data = path.read_bytes()
+            face = TTFFont(FPDF(), path, f"doc{style}", style)
+            face.ttfont.close()  # its tables are read; documents open their own
+            # Without .notdef fpdf2 draws one into its fontTools font, which the
+            # documents' own fontTools fonts (opened from the bytes) would not have.
+            with ttLib.TTFont(io.BytesIO(data), lazy=True) as own:
+                own_notdef = ".notdef" in own.getGlyphOrder()
+            usable = not (face.color_font or face.is_cff or face.is_compressed) and own_notdef
+            _faces[key] = (face, data) if usable else None
+        return _faces[key]
+
+
+def _face(pdf: FPDF, parsed: TTFFont, data: bytes) -> TTFFont:
+    """A TTFFont for one document, sharing ``parsed``'s read-only tables."""
+    face = TTFFont.__new__(TTFFont)
+    for name in TTFFont.__slots__:
+        if name not in _PER_DOCUMENT and hasattr(parsed, name):  # some are never set
+            setattr(face, name, getattr(parsed, name))
+    face.i = len(pdf.fonts) + 1
+    # Saving subsets the fontTools font in place: each document opens its own, from the
+    # bytes in memory (lazily: tables are decompiled when the subsetter asks for them).
+    face.ttfont = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+    # Reading a width the face lacks inserts the default: a table of the document's own.
+    widths = parsed.cw
+    assert isinstance(widths, defaultdict)
+    face.cw = defaultdict(widths.default_factory, widths)
+    face.glyph_ids = dict(parsed.glyph_ids)
+    face.desc = copy.copy(parsed.desc)  # saving names it and links the font file to it
+    face.missing_glyphs = []
+    face.biggest_size_pt = 0
+    face._hbfont = None
+    face.color_font = None
+    face.subset = SubsetMap(face)
+    return face
+
+
 class _Page(FPDF):
     def __init__(self, font: Path, title: str) -> None:
         super().__init__(format="A4")
         bold = font.with_name(font.stem + "-Bold" + font.suffix)
-        self.add_font("Doc", "", str(font))
-        self.add_font("Doc", "B", str(bold if bold.is_file() else font))
+        self._add_face("", font)
+        self._add_face("B", bold if bold.is_file() else font)
         self.set_title(title)
         self.set_author("Hippocrate")
         self.set_creator("Hippocrate")
         self.set_auto_page_break(auto=True, margin=25)
         self.set_margins(20, 20, 20)
         self.add_page()
+
+    def _add_face(self, style: str, path: Path) -> None:
+        parsed = _parsed(path, style)
+        if parsed is None:
+            self.add_font("Doc", style, str(path))
+            return
+        self.fonts[f"doc{style}"] = _face(self, *parsed)
 
     def heading(self, text: str, size: float = 16) -> None:
         self.set_font("Doc", "B", size)
