@@ -1,5 +1,5 @@
 """The floor of a document signature: one ECDSA P-256 signature over a SHA-256 digest,
-with the same key, through the primitive itself."""
+with the same key, through the primitive itself (or by the token holding the key)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: TID251
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: TID251
 
 from hippocrate.vault.documents import DocumentSigningKey
+from hippocrate.vault.providers.base import DocumentKey
 
 
 def signer(key: DocumentSigningKey) -> Callable[[], None]:
@@ -20,5 +21,16 @@ def signer(key: DocumentSigningKey) -> Callable[[], None]:
 
     def sign() -> None:
         private.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    return sign
+
+
+def token_signer(key: DocumentKey) -> Callable[[], None]:
+    """One signature by a key the token holds: its ``sign`` over 32 bytes (hashed here,
+    signed by the token, re-encoded as DER)."""
+    data = os.urandom(32)
+
+    def sign() -> None:
+        key.sign(data)
 
     return sign

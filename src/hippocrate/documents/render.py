@@ -101,6 +101,29 @@ _PER_DOCUMENT = frozenset(
         "color_font",
     }
 )
+# Tables fpdf2 (pinned) has the subsetter drop from every font it embeds. Removed from a
+# document's fontTools font before it is subset, they are not decompiled first (the
+# subsetter reads GSUB and GPOS before dropping them); the embedded font is the same.
+_DROPPED_WHEN_EMBEDDED = frozenset(
+    {
+        "FFTM",
+        "GDEF",
+        "GPOS",
+        "GSUB",
+        "MATH",
+        "hdmx",
+        "meta",
+        "sbix",
+        "CBDT",
+        "CBLC",
+        "EBDT",
+        "EBLC",
+        "EBSC",
+        "SVG ",
+        "CPAL",
+        "COLR",
+    }
+)
 _faces: dict[tuple[Path, str, int, int], tuple[TTFFont, bytes] | None] = {}
 _faces_lock = threading.Lock()
 
@@ -135,6 +158,13 @@ def _face(pdf: FPDF, parsed: TTFFont, data: bytes) -> TTFFont:
     # Saving subsets the fontTools font in place: each document opens its own, from the
     # bytes in memory (lazily: tables are decompiled when the subsetter asks for them).
     face.ttfont = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+    tags = set(face.ttfont.keys())
+    if "GPOS" in tags and "kern" in tags:
+        # The subsetter drops 'kern' when 'GPOS' is there; it will not see 'GPOS'.
+        tags.add("kern")
+        del face.ttfont["kern"]
+    for tag in sorted(tags & _DROPPED_WHEN_EMBEDDED):
+        del face.ttfont[tag]
     # Reading a width the face lacks inserts the default: a table of the document's own.
     widths = parsed.cw
     assert isinstance(widths, defaultdict)
