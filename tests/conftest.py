@@ -12,7 +12,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
@@ -45,29 +47,22 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def english_test_clients() -> Iterator[None]:
-    """Every ``TestClient`` asks for English (``Accept-Language: en``) unless its test
-    says otherwise: the API answers French by default, and the suite's assertions on
-    ``title`` and ``detail`` were written against the code's English messages, which
-    stay the reference text. tests/api/test_languages.py checks the French default by
-    removing the header (``del client.headers["Accept-Language"]``) and the languages
-    on request; a test may pass ``headers={"Accept-Language": ...}`` of its own."""
-    import warnings
+    """Every HTTP client of the suite (``TestClient`` is an ``httpx.Client``, and the
+    tests against server processes use ``httpx.Client``) asks for English
+    (``Accept-Language: en``) unless its test says otherwise: the API answers French by
+    default, and the suite's assertions on ``title`` and ``detail`` were written against
+    the code's English messages, which stay the reference text. tests/api/test_languages.py
+    checks the French default by removing the header (``del client.headers[...]``) and
+    the languages on request; a test may pass ``headers={"Accept-Language": ...}``."""
+    original = httpx.Client.__init__
 
-    with warnings.catch_warnings():
-        # Starlette warns about httpx at import; pytest's filter is not active yet here.
-        # (StarletteDeprecationWarning is not a DeprecationWarning: ignore every one.)
-        warnings.simplefilter("ignore")
-        from starlette.testclient import TestClient
-
-    original = TestClient.__init__
-
-    def asking_for_english(self: TestClient, *args: object, **kwargs: object) -> None:
-        given = kwargs.pop("headers", None) or {}
-        headers = {"Accept-Language": "en", **dict(given)}  # type: ignore[call-overload]
-        original(self, *args, headers=headers, **kwargs)  # type: ignore[arg-type]
+    def asking_for_english(self: httpx.Client, *args: Any, **kwargs: Any) -> None:
+        headers = httpx.Headers(kwargs.pop("headers", None))
+        headers.setdefault("Accept-Language", "en")
+        original(self, *args, headers=headers, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TestClient, "__init__", asking_for_english)
+        patch.setattr(httpx.Client, "__init__", asking_for_english)
         yield
 
 

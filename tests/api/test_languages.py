@@ -29,6 +29,7 @@ from tests.consultations.helpers import (
     png_bytes,
     running_api,
 )
+from tests.identity.helpers import patient_data
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r"Using `httpx` with `starlette\.testclient`")
@@ -331,3 +332,22 @@ def test_the_body_limit_answers_in_the_language(
     body = assert_problem(response, 413)
     assert (body["title"], body["detail"]) == (title, detail)
     _says_its_language(response, language or "fr")
+
+
+# -- an identifier refused by a validator ------------------------------------------------
+
+
+def test_an_identifier_refused_in_validation_says_why_in_the_language(api: Api) -> None:
+    body = patient_data(email="lang.test@example.org").model_dump(mode="json")
+    body.update(password="a long enough passphrase for this test", phone="+33 1 23")
+    french = api.client.post("/api/v1/auth/register", json=body)
+    english = api.client.post("/api/v1/auth/register", json=body, headers={"Accept-Language": "en"})
+    assert assert_problem(french, 422)["detail"] == "la requête ne correspond pas au schéma"
+    [(loc, fr)] = [(e["loc"], e["msg"]) for e in french.json()["errors"]]
+    [(same, en)] = [(e["loc"], e["msg"]) for e in english.json()["errors"]]
+    assert loc == same
+    assert loc[-1] == "phone"
+    assert en == ("This phone number does not exist (wrong number of digits or unknown prefix).")
+    assert fr == (
+        "Ce numéro de téléphone n'existe pas (nombre de chiffres erroné ou préfixe inconnu)."
+    )

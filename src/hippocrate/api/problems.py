@@ -6,7 +6,8 @@ with ``Content-Language`` saying which and ``Vary: Accept-Language`` so that no 
 hands one language to a client that asked for the other. Titles and details are the
 English messages of the code, translated by the catalogues; a message that has none is
 answered in English. The per-field ``msg`` of a validation error stays as pydantic writes
-it (English): only the problem's title and detail are translated.
+it (English), except where a validator raised one of our refusals (an identifier's
+normaliser: the NIR, a phone number, an email address), whose message is translated.
 """
 
 from __future__ import annotations
@@ -101,14 +102,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        language = language_of(request)
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()
+            {"loc": list(e.get("loc", ())), "msg": _field_message(e, language)}
+            for e in exc.errors()
         ]
         return problem(
             422,
             _n("Invalid request"),
             _n("the request does not match the schema"),
-            language=language_of(request),
+            language=language,
             errors=errors,
         )
 
@@ -182,6 +185,15 @@ def install(app: FastAPI) -> None:
         )
         response.headers.update(security.HEADERS)
         return response
+
+
+def _field_message(error: Any, language: str) -> str:
+    """A field's ``msg``: pydantic's own (English), except for a refusal of ours raised by
+    a validator (an identifier's normaliser), whose marked message is translated."""
+    refusal = (error.get("ctx") or {}).get("error")
+    if isinstance(refusal, HippocrateError):
+        return refusal.detail_in(language)
+    return str(error.get("msg", "invalid"))
 
 
 def _busy(request: Request) -> JSONResponse:
