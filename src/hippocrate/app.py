@@ -23,6 +23,7 @@ from hippocrate.admin.api import router as admin
 from hippocrate.api import limits, problems, security
 from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
+from hippocrate.breach.api import router as breach
 from hippocrate.config import Settings
 from hippocrate.consultations.api import router as consultations
 from hippocrate.documents.api import router as documents
@@ -110,7 +111,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     limits.install(app, rt.settings)  # inside the security headers, which its 413 carries
     security.install(app)
-    for router in (identity, patients, interop, consultations, documents, notify, admin, audit):
+    for router in (
+        identity,
+        patients,
+        interop,
+        consultations,
+        documents,
+        notify,
+        admin,
+        audit,
+        breach,
+    ):
         app.include_router(router, prefix="/api/v1")
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)

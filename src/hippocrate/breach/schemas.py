@@ -266,3 +266,96 @@ class ClockRead(BaseModel):
     deadline: datetime
     state: str
     remaining_seconds: int
+
+
+# -- the API's shapes -----------------------------------------------------------------
+
+
+class IncidentOpen(_Section):
+    awareness_at: AwareDatetime | None = None  # now, when the DPO opens it on learning
+    details: IncidentDetails = Field(default_factory=IncidentDetails)
+
+
+class IncidentAmend(_Section):
+    version: int = Field(ge=1)
+    #: A JSON merge patch of ``IncidentDetails``: sections and members to set; null clears.
+    details: dict[str, Any] = Field(default_factory=dict)
+    awareness_at: AwareDatetime | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AssessmentSet(_Section):
+    version: int = Field(ge=1)
+    assessment: AssessmentIn
+
+
+class Versioned(_Section):
+    version: int = Field(ge=1)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ScopeAsk(_Section):
+    version: int = Field(ge=1)
+    kind: Literal["principals", "database-copy"] = "principals"
+    #: The compromised principals' ids (default: those the incident names).
+    principals: list[uuid.UUID] | None = Field(default=None, max_length=1000)
+    since: AwareDatetime | None = None  # default: the earliest ``since`` named, or a day
+    until: AwareDatetime | None = None  # default: no end (up to the chain's head)
+
+
+class NotificationSent(_Section):
+    version: int = Field(ge=1)
+    phase: Literal["initial", "complementary", "withdrawal"]
+    sent_at: AwareDatetime
+    receipt_reference: str | None = Field(default=None, max_length=120)
+    delay_reason: str | None = Field(default=None, max_length=4000)
+
+
+class TimelineLine(BaseModel):
+    seq: int
+    at: datetime
+    actor_role: str
+    actor_id: uuid.UUID | None
+    action: str
+    changes: dict[str, Any]
+    note: str | None
+
+
+class NotificationRead(BaseModel):
+    id: uuid.UUID
+    phase: str
+    sent_at: datetime
+    receipt_reference: str | None
+    delay_reason: str | None
+    digest: str
+
+
+class ScopeSummary(BaseModel):
+    id: uuid.UUID
+    kind: str
+    computed_at: datetime
+    head_seq: int
+    counts: dict[str, int]
+
+
+class IncidentSummary(BaseModel):
+    id: uuid.UUID
+    reference: str
+    status: str
+    origin: str
+    title: str | None
+    opened_at: datetime
+    awareness_at: datetime
+    clock: ClockRead
+    band: str | None
+    version: int
+
+
+class IncidentRead(IncidentSummary):
+    details: IncidentDetails
+    assessment: dict[str, Any] | None
+    decision: dict[str, Any] | None
+    missing: list[str]
+    timeline: list[TimelineLine]
+    notifications: list[NotificationRead]
+    scopes: list[ScopeSummary]

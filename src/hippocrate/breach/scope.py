@@ -139,13 +139,14 @@ def of_principals(
     *,
     principals: Iterable[uuid.UUID],
     since: datetime,
-    until: datetime,
+    until: datetime | None,
     now: datetime,
     is_honeytoken: Callable[[uuid.UUID], bool],
     head_seq: int | None = None,
 ) -> Scope:
-    """The patients whose data ``principals`` read at ``since`` <= time < ``until``,
-    over the events up to ``head_seq`` (the current head when none)."""
+    """The patients whose data ``principals`` read at ``since`` <= time < ``until`` (no
+    end when none: everything up to the head), over the events up to ``head_seq`` (the
+    current head when none)."""
     accounts = sorted(set(principals), key=str)
     current_seq, current_hash = head_of(session)
     seq = current_seq if head_seq is None else min(head_seq, current_seq)
@@ -158,8 +159,8 @@ def of_principals(
             AuditEvent.action.in_(sorted(READS)),
             AuditEvent.outcome.in_(EXPOSED),
             AuditEvent.at >= since,
-            AuditEvent.at < until,
             AuditEvent.seq <= seq,
+            *([AuditEvent.at < until] if until is not None else []),
         )
         .execution_options(yield_per=10_000)
     )
@@ -178,8 +179,8 @@ def of_principals(
             AuditEvent.actor_account_id.in_(accounts),
             AuditEvent.action == Tag.GUARD_PRINCIPAL_CONTAINED,
             AuditEvent.at >= since,
-            AuditEvent.at < until,
             AuditEvent.seq <= seq,
+            *([AuditEvent.at < until] if until is not None else []),
         )
         .where(_names(AuditEvent.resources, "reason:honeytoken"))
     )
@@ -198,7 +199,7 @@ def of_principals(
         parameters={
             "principals": [str(a) for a in accounts],
             "since": since.isoformat(),
-            "until": until.isoformat(),
+            "until": until.isoformat() if until is not None else None,
         },
         patients=patients,
         honeytokens=decoys,

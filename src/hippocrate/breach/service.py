@@ -51,6 +51,7 @@ from hippocrate.breach.models import (
     IncidentChange,
     IncidentNotification,
     IncidentOrigin,
+    IncidentScope,
     IncidentStatus,
     Phase,
 )
@@ -63,6 +64,7 @@ from hippocrate.breach.schemas import (
     changed_paths,
     merged,
 )
+from hippocrate.breach.scope import PATIENT_CATEGORIES, Scope
 from hippocrate.breach.severity import Band, Factor
 from hippocrate.config import Settings
 from hippocrate.tags import Outcome, Tag
@@ -477,3 +479,79 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error.get("loc", ()))
     return f"{where}: {error.get('msg', 'invalid')}"
+
+
+def record_scope(
+    *,
+    session: Session,
+    actor: Actor,
+    incident: Incident,
+    version: int,
+    scope: Scope,
+    now: datetime,
+) -> IncidentScope:
+    """Keep ``scope`` (signed) with ``incident``, on its timeline and in the trail."""
+    _writable(incident, version)
+    if scope.signature is None:
+        raise InvalidIncident("a scope is kept signed")
+    kept = IncidentScope(
+        incident_id=incident.id,
+        kind=scope.kind,
+        computed_at=scope.computed_at,
+        computed_by_role=actor.role,
+        computed_by=actor.account_id,
+        head_seq=scope.head_seq,
+        document=scope.as_dict(),
+    )
+    session.add(kept)
+    # The register's numbers and categories are the latest scope's (Art. 33(3)(a)).
+    counts = scope.counts()
+    found = [c.value for c in PATIENT_CATEGORIES if counts.get(c.value)]
+    before = incident.details
+    details = details_of(incident)
+    people = sorted(
+        {*details.data.people_categories, *(["patients"] if counts["patients"] else [])}
+    )
+    after = merged(
+        details,
+        {
+            "data": {
+                "people_categories": people,
+                "people_count": counts["patients"],
+                "records_count": counts["records"],
+                "data_categories": found,
+            }
+        },
+    ).model_dump(mode="json")
+    incident.details = after
+    _bump(incident)
+    _timeline(
+        session,
+        incident,
+        actor,
+        "scoped",
+        {
+            "kind": scope.kind,
+            "head_seq": scope.head_seq,
+            "counts": counts,
+            **changed_paths(before, after),
+        },
+        now=now,
+    )
+    _record(session, actor, Tag.BREACH_SCOPE_COMPUTED, incident, now)
+    return kept
+
+
+def scopes_of(session: Session, incident: Incident) -> list[IncidentScope]:
+    return list(
+        session.scalars(
+            select(IncidentScope)
+            .where(IncidentScope.incident_id == incident.id)
+            .order_by(IncidentScope.computed_at, IncidentScope.head_seq)
+        )
+    )
+
+
+def latest_scope(session: Session, incident: Incident) -> IncidentScope | None:
+    kept = scopes_of(session, incident)
+    return kept[-1] if kept else None

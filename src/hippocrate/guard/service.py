@@ -243,7 +243,8 @@ class Guard:
                 principal=actor.account_id,
                 kind="operator" if actor.role == "operator" else "account",
                 reason=exc.reason,
-                now=now,
+                # The guard's own clock: the time its rules saw the breach.
+                now=datetime.fromtimestamp(self._now(), UTC),
             )
         self.tell_owner(sessions, actor, now)
         self.alert(actor, exc.reason, now)

@@ -1,0 +1,312 @@
+"""HTTP routes of the incident register (``/incidents``), for the DPO only.
+
+The DPO opens and documents incidents, sets the ENISA assessment, computes scopes from
+the trail, downloads the Art. 33 dossier (JSON, HTML, PDF) and records each
+notification as sent. Every change names the version it was made on (409 when another
+change came first). Nothing here reads a patient's data: scopes and dossiers are ids
+and counts, computed from the trail and the register.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Query, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hippocrate.access.policy import ensure_staff_role
+from hippocrate.api.deps import (
+    DB,
+    AppSettings,
+    CurrentPrincipal,
+    Now,
+    authenticated_router,
+    get_runtime,
+)
+from hippocrate.audit.recorder import Actor, recorder_of
+from hippocrate.breach import dossier, service, views
+from hippocrate.breach import scope as scopes
+from hippocrate.breach.models import Incident, IncidentOrigin, Phase
+from hippocrate.breach.schemas import (
+    AssessmentSet,
+    IncidentAmend,
+    IncidentOpen,
+    IncidentRead,
+    IncidentSummary,
+    NotificationRead,
+    NotificationSent,
+    ScopeAsk,
+    Versioned,
+)
+from hippocrate.config import KeyProviderKind, Settings
+from hippocrate.identity.models import Role
+from hippocrate.runtime import Runtime
+
+#: Without a stated start, a scope looks this far back before awareness.
+DEFAULT_LOOKBACK = timedelta(days=30)
+
+
+def require_dpo(principal: CurrentPrincipal) -> None:
+    ensure_staff_role(principal, Role.DPO)
+
+
+router = authenticated_router(tags=["breach"], dependencies=[Depends(require_dpo)])
+
+
+def target_incident(db: DB, incident_id: uuid.UUID) -> Incident:
+    return service.get(db, incident_id)
+
+
+TargetIncident = Annotated[Incident, Depends(target_incident)]
+
+
+def the_policy(settings: AppSettings) -> service.Policy:
+    return service.policy_of(settings)
+
+
+RegisterPolicy = Annotated[service.Policy, Depends(the_policy)]
+
+
+def actor_of(db: Session) -> Actor:
+    recorder = recorder_of(db)
+    assert recorder is not None  # every request's unit of work has one
+    return recorder.actor
+
+
+@router.get("/incidents", response_model=list[IncidentSummary])
+def list_incidents(
+    db: DB,
+    clock: Now,
+    policy: RegisterPolicy,
+    status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+) -> list[IncidentSummary]:
+    """Every incident, newest first, with its clock."""
+    statement = select(Incident).order_by(Incident.opened_at.desc())
+    if status is not None:
+        statement = statement.where(Incident.status == status)
+    return [views.summary(db, i, now=clock, policy=policy) for i in db.scalars(statement)]
+
+
+@router.post("/incidents", response_model=IncidentRead, status_code=201)
+def open_incident(body: IncidentOpen, db: DB, clock: Now, policy: RegisterPolicy) -> IncidentRead:
+    incident = service.open_incident(
+        session=db,
+        actor=actor_of(db),
+        origin=IncidentOrigin.DPO,
+        awareness_at=body.awareness_at or clock,
+        details=body.details,
+        now=clock,
+    )
+    return views.read(db, incident, now=clock, policy=policy)
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentRead)
+def read_incident(
+    incident: TargetIncident, db: DB, clock: Now, policy: RegisterPolicy
+) -> IncidentRead:
+    return views.read(db, incident, now=clock, policy=policy)
+
+
+@router.patch("/incidents/{incident_id}", response_model=IncidentRead)
+def amend_incident(
+    body: IncidentAmend, incident: TargetIncident, db: DB, clock: Now, policy: RegisterPolicy
+) -> IncidentRead:
+    service.amend(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        version=body.version,
+        patch=body.details,
+        awareness_at=body.awareness_at,
+        note=body.note,
+        now=clock,
+    )
+    return views.read(db, incident, now=clock, policy=policy)
+
+
+@router.put("/incidents/{incident_id}/assessment", response_model=IncidentRead)
+def assess_incident(
+    body: AssessmentSet, incident: TargetIncident, db: DB, clock: Now, policy: RegisterPolicy
+) -> IncidentRead:
+    service.assess(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        version=body.version,
+        assessment=body.assessment,
+        now=clock,
+        policy=policy,
+    )
+    return views.read(db, incident, now=clock, policy=policy)
+
+
+@router.post("/incidents/{incident_id}/scopes", status_code=201)
+def compute_scope(
+    body: ScopeAsk,
+    incident: TargetIncident,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    db: DB,
+    clock: Now,
+) -> dict[str, Any]:
+    """Compute the incident's scope from the trail (or of a database copy), sign it and
+    keep it; the answer is the signed scope, patient ids included."""
+    settings, guard = runtime.settings, runtime.guard
+
+    def is_honeytoken(patient: uuid.UUID) -> bool:
+        return guard is not None and guard.is_honeytoken(db, patient)
+
+    if body.kind == "database-copy":
+        computed = scopes.of_database_copy(
+            db,
+            now=clock,
+            is_honeytoken=is_honeytoken,
+            key_location=key_location(settings),
+        )
+    else:
+        named = service.details_of(incident).nature.principals
+        principals = body.principals if body.principals is not None else [p.id for p in named]
+        starts = [p.since for p in named if p.since is not None]
+        since = body.since or (min(starts) if starts else incident.awareness_at - DEFAULT_LOOKBACK)
+        computed = scopes.of_principals(
+            db,
+            principals=principals,
+            since=since,
+            until=body.until,
+            now=clock,
+            is_honeytoken=is_honeytoken,
+        )
+    scopes.sign(computed, runtime.sessions.vault.provider)
+    service.record_scope(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        version=body.version,
+        scope=computed,
+        now=clock,
+    )
+    return computed.as_dict()
+
+
+@router.get("/incidents/{incident_id}/dossier", response_model=None)
+def get_dossier(
+    incident: TargetIncident,
+    db: DB,
+    clock: Now,
+    policy: RegisterPolicy,
+    format: Annotated[Literal["json", "html", "pdf"], Query()] = "json",
+) -> Response:
+    """The Art. 33 dossier as it would be sent now (the next phase)."""
+    sent = service.notifications_of(db, incident)
+    phase = Phase.COMPLEMENTARY if sent else Phase.INITIAL
+    document = _dossier(db, incident, phase=phase, now=clock, policy=policy)
+    filename = f"{incident.reference}-{phase.value}"
+    if format == "html":
+        return HTMLResponse(dossier.html(document))
+    if format == "pdf":
+        return Response(
+            dossier.pdf(document),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{filename}.pdf"'},
+        )
+    return JSONResponse(document)
+
+
+@router.post(
+    "/incidents/{incident_id}/notifications", response_model=NotificationRead, status_code=201
+)
+def record_notification(
+    body: NotificationSent, incident: TargetIncident, db: DB, clock: Now, policy: RegisterPolicy
+) -> NotificationRead:
+    """Record that the dossier was sent to the authority (with its receipt reference):
+    the dossier of this moment is kept exactly, with its digest."""
+    phase = Phase(body.phase)
+    document = _dossier(db, incident, phase=phase, now=clock, policy=policy)
+    sent = service.notify_authority(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        version=body.version,
+        phase=phase,
+        sent_at=body.sent_at,
+        content=document,
+        receipt_reference=body.receipt_reference,
+        delay_reason=body.delay_reason,
+        now=clock,
+        policy=policy,
+    )
+    return NotificationRead(
+        id=sent.id,
+        phase=sent.phase.value,
+        sent_at=sent.sent_at,
+        receipt_reference=sent.receipt_reference,
+        delay_reason=sent.delay_reason,
+        digest=sent.digest,
+    )
+
+
+@router.post("/incidents/{incident_id}/close", response_model=IncidentRead)
+def close_incident(
+    body: Versioned, incident: TargetIncident, db: DB, clock: Now, policy: RegisterPolicy
+) -> IncidentRead:
+    service.close(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        version=body.version,
+        note=body.note,
+        now=clock,
+    )
+    return views.read(db, incident, now=clock, policy=policy)
+
+
+@router.post("/incidents/{incident_id}/reopen", response_model=IncidentRead)
+def reopen_incident(
+    body: Versioned, incident: TargetIncident, db: DB, clock: Now, policy: RegisterPolicy
+) -> IncidentRead:
+    service.reopen(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        version=body.version,
+        note=body.note,
+        now=clock,
+    )
+    return views.read(db, incident, now=clock, policy=policy)
+
+
+def key_location(settings: Settings) -> dict[str, Any]:
+    """Where the keys are, against what a copy of the database takes with it: the
+    embedded default's data folder (its SQLite file lies there), or a PostgreSQL dump,
+    which holds the database alone."""
+    copied: list[Path] = []
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        copied.append(settings.data_dir)
+        database_file = url.split("///", 1)[-1]
+        if database_file:
+            copied.append(Path(database_file).parent)
+    if settings.key_provider is KeyProviderKind.FILE:
+        return scopes.keys_location(
+            provider_kind="file", key_file=settings.resolved_key_file, copied=copied
+        )
+    return scopes.keys_location(provider_kind="pkcs11", key_file=None, copied=copied)
+
+
+def _dossier(
+    db: Session, incident: Incident, *, phase: Phase, now: datetime, policy: service.Policy
+) -> dict[str, Any]:
+    latest = service.latest_scope(db, incident)
+    return dossier.build(
+        incident,
+        clock=service.clock_of(db, incident, now, policy),
+        decision=service.current_decision(incident, policy),
+        scope=latest.document if latest else None,
+        notifications=service.notifications_of(db, incident),
+        phase=phase.value,
+        now=now,
+    )
