@@ -8,11 +8,13 @@ default, or set their own.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pikepdf
 import pytest
 from fastapi import FastAPI
 
@@ -350,4 +352,26 @@ def test_an_identifier_refused_in_validation_says_why_in_the_language(api: Api) 
     assert en == ("This phone number does not exist (wrong number of digits or unknown prefix).")
     assert fr == (
         "Ce numéro de téléphone n'existe pas (nombre de chiffres erroné ou préfixe inconnu)."
+    )
+
+
+def test_a_pdf_refusal_is_translated_with_what_the_file_carries(api: Api) -> None:
+    document = pikepdf.new()
+    document.add_blank_page()
+    document.Root.OpenAction = pikepdf.Dictionary(
+        S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert(1)")
+    )
+    scripted = io.BytesIO()
+    document.save(scripted)
+    patient = api.patient()
+    opened = api.open(patient)
+    files = [("bilan.pdf", scripted.getvalue(), "application/pdf")]
+    french = api.write(patient, opened["id"], "Voici le bilan", files=files)
+    assert assert_problem(french, 422)["detail"] == (
+        "fichier 1 refusé : les fichiers PDF contenant du JavaScript sont refusés"
+    )
+    api.client.headers["Accept-Language"] = "en"
+    english = api.write(patient, opened["id"], "Voici le bilan", files=files)
+    assert assert_problem(english, 422)["detail"] == (
+        "file 1 refused: PDF files with JavaScript are refused"
     )

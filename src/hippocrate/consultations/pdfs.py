@@ -40,6 +40,8 @@ from collections.abc import Iterator
 import pikepdf
 import pikepdf.settings
 
+from hippocrate.i18n import Message, _n, term
+
 _STREAM_MAX_BYTES = 16 * 1024 * 1024
 OBJECT_STREAMS_MAX_BYTES = 64 * 1024 * 1024
 # Process-wide: nothing else in Hippocrate uses pikepdf.
@@ -55,52 +57,55 @@ pikepdf.settings.set_qpdf_limits(
 # document or open something else; the reason names them the way a user's PDF tool
 # would.
 _ACTIONS = {
-    "/JavaScript": "JavaScript",
-    "/Launch": "launch actions (Launch)",
-    "/URI": "web link actions (URI)",
-    "/SubmitForm": "form submission actions (SubmitForm)",
-    "/ImportData": "data import actions (ImportData)",
-    "/GoToR": "actions that open another file (GoToR)",
-    "/GoToE": "actions that open an embedded file (GoToE)",
-    "/Rendition": "media rendition actions (Rendition)",
-    "/RichMediaExecute": "rich media (RichMediaExecute)",
+    "/JavaScript": _n("JavaScript"),
+    "/Launch": _n("launch actions (Launch)"),
+    "/URI": _n("web link actions (URI)"),
+    "/SubmitForm": _n("form submission actions (SubmitForm)"),
+    "/ImportData": _n("data import actions (ImportData)"),
+    "/GoToR": _n("actions that open another file (GoToR)"),
+    "/GoToE": _n("actions that open an embedded file (GoToE)"),
+    "/Rendition": _n("media rendition actions (Rendition)"),
+    "/RichMediaExecute": _n("rich media (RichMediaExecute)"),
 }
 # Keys whose mere presence says what the file carries.
 _KEYS = {
-    "/JS": "JavaScript",
-    "/JavaScript": "JavaScript",  # the document's JavaScript name tree
-    "/EmbeddedFiles": "embedded files",
-    "/EF": "embedded files",
-    "/XFA": "XFA forms",
-    "/RichMediaContent": "rich media",
-    "/RichMediaSettings": "rich media",
+    "/JS": _n("JavaScript"),
+    "/JavaScript": _n("JavaScript"),  # the document's JavaScript name tree
+    "/EmbeddedFiles": _n("embedded files"),
+    "/EF": _n("embedded files"),
+    "/XFA": _n("XFA forms"),
+    "/RichMediaContent": _n("rich media"),
+    "/RichMediaSettings": _n("rich media"),
 }
 _SUBTYPES = {
-    "/FileAttachment": "embedded files",
-    "/RichMedia": "rich media",
-    "/3D": "3D content",
+    "/FileAttachment": _n("embedded files"),
+    "/RichMedia": _n("rich media"),
+    "/3D": _n("3D content"),
 }
-_TYPES = {"/EmbeddedFile": "embedded files"}
+_TYPES = {"/EmbeddedFile": _n("embedded files")}
 
 
-def refusal(content: bytes) -> str | None:
-    """Why the PDF in ``content`` is refused (a reason fit to show the sender), or None
-    when it carries none of the active content listed in the module docstring."""
+def refusal(content: bytes) -> Message | None:
+    """Why the PDF in ``content`` is refused (a reason fit to show the sender, in
+    English and translatable), or None when it carries none of the active content
+    listed in the module docstring."""
     try:
         with pikepdf.open(io.BytesIO(content)) as pdf:
             if pdf.is_encrypted:
-                return "encrypted PDF files are refused"
+                return Message(_n("encrypted PDF files are refused"))
             found = _first_finding(pdf)
             # qpdf warns when it has to repair the file to read it (a cross-reference
             # rebuilt from a scan, an object that does not parse). Viewers repair
             # differently: what one of them finds there, qpdf may have missed.
             if found is None and pdf.get_warnings():
-                return "the PDF is damaged (a reader would have to repair it)"
+                return Message(_n("the PDF is damaged (a reader would have to repair it)"))
     except pikepdf.PasswordError:
-        return "encrypted PDF files are refused"
+        return Message(_n("encrypted PDF files are refused"))
     except (pikepdf.PdfError, ValueError, RecursionError, _TooLarge):
-        return "the PDF is damaged and cannot be read"
-    return None if found is None else f"PDF files with {found} are refused"
+        return Message(_n("the PDF is damaged and cannot be read"))
+    if found is None:
+        return None
+    return Message(_n("PDF files with {found} are refused"), found=term(found))
 
 
 class _TooLarge(Exception):
