@@ -152,7 +152,8 @@ class Settings(BaseSettings):
     audit_witness_email: str | None = None
 
     # Issued documents (reports, prescriptions): the file of the key that signs them
-    # (0600, made by 'hippocrate init'; unset: DATA_DIR/document-signing.key), the
+    # with the file key provider (0600, made by 'hippocrate init'; unset:
+    # DATA_DIR/document-signing.key; refused with pkcs11, whose token holds it), the
     # TrueType font they are printed in (unset: the DejaVu Sans shipped with Hippocrate),
     # and how many checks of a document the public route admits per window
     # (ANONYMOUS_WINDOW_SECONDS) from one address and from everyone.

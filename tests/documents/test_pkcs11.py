@@ -7,18 +7,24 @@ refused; init adds the key to a token made without it; misconfiguration is one l
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pkcs11
 import pytest
 from pkcs11 import Attribute
 from pyhanko.pdf_utils.reader import PdfFileReader
+from sqlalchemy import select
 
 from hippocrate.config import KeyProviderKind
+from hippocrate.consultations.models import Consultation, ConsultationStatus
 from hippocrate.db.engine import make_engine, unsafe_unaudited_sessions
 from hippocrate.documents import render
+from hippocrate.documents.models import IssuedDocument
 from hippocrate.documents.signing import sign_pdf
 from hippocrate.keyring.service import KEYRING
 from hippocrate.vault import Vault
@@ -73,23 +79,55 @@ def _provider(env: dict[str, str], *, create: bool = False) -> Pkcs11KeyProvider
     )
 
 
-@pytest.fixture
-def deployment(tokens: list[dict[str, str]], tmp_path: Path) -> Iterator[tuple[Cli, Store]]:
+def _remove_document_key(env: dict[str, str]) -> None:
+    """Make the token look initialised before the document key existed."""
+    library = pkcs11.lib(env["HIPPOCRATE_PKCS11_MODULE"])
+    token = library.get_token(token_label=env["HIPPOCRATE_PKCS11_TOKEN"])
+    with token.open(rw=True, user_pin=env["HIPPOCRATE_PKCS11_PIN"]) as session:
+        for obj in list(session.get_objects({Attribute.LABEL: LABEL})):
+            obj.destroy()
+        assert not list(session.get_objects({Attribute.LABEL: LABEL}))
+
+
+@contextmanager
+def _deployment(
+    env: dict[str, str], tmp_path: Path, *, without_key: bool = False
+) -> Iterator[tuple[Cli, Store]]:
     """A pkcs11 deployment made by ``hippocrate init``; its database, opened here with a
     vault on the same token (the server process)."""
     (tmp_path / "deployment").mkdir()
-    cli = Cli(tmp_path / "deployment", tokens[0])
+    cli = Cli(tmp_path / "deployment", env)
     out = cli.ok("init")
     assert "key provider: pkcs11" in out
     assert "document signing key: held in the token" in out
     assert not (cli.data_dir / "document-signing.key").exists()
-    vault = Vault(_provider(tokens[0]))
+    if without_key:
+        _remove_document_key(env)
+    vault = Vault(_provider(env))
     url = f"sqlite:///{cli.database}"
     engine = make_engine(url)
     sessions = unsafe_unaudited_sessions(engine, vault, KEYRING, why="the server's sessions")
-    yield cli, Store("sqlite", url, engine, sessions, cli.database)
-    engine.dispose()
-    vault.close()
+    try:
+        yield cli, Store("sqlite", url, engine, sessions, cli.database)
+    finally:
+        engine.dispose()
+        vault.close()
+
+
+def _api_settings(env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "key_provider": KeyProviderKind.PKCS11,
+        "pkcs11_module": Path(env["HIPPOCRATE_PKCS11_MODULE"]),
+        "pkcs11_token": env["HIPPOCRATE_PKCS11_TOKEN"],
+        "pkcs11_pin": env["HIPPOCRATE_PKCS11_PIN"],
+        "document_signing_key_file": None,
+    }
+
+
+@pytest.fixture
+def deployment(tokens: list[dict[str, str]], tmp_path: Path) -> Iterator[tuple[Cli, Store]]:
+    with _deployment(tokens[0], tmp_path) as made:
+        yield made
 
 
 def _signer_certificate(pdf: bytes) -> bytes:
@@ -102,16 +140,7 @@ def test_documents_signed_by_the_token_verify_in_the_api_and_the_cli(
     deployment: tuple[Cli, Store], tokens: list[dict[str, str]], tmp_path: Path
 ) -> None:
     cli, store = deployment
-    env = tokens[0]
-    with running_api(
-        store,
-        tmp_path,
-        key_provider=KeyProviderKind.PKCS11,
-        pkcs11_module=Path(env["HIPPOCRATE_PKCS11_MODULE"]),
-        pkcs11_token=env["HIPPOCRATE_PKCS11_TOKEN"],
-        pkcs11_pin=env["HIPPOCRATE_PKCS11_PIN"],
-        document_signing_key_file=None,
-    ) as api:
+    with running_api(store, tmp_path, **_api_settings(tokens[0])) as api:
         _, files, _ = _closed(api)
         prescription = files["ordonnance-hippocrate.pdf"]
         report = files["compte-rendu-hippocrate.pdf"]
@@ -167,12 +196,10 @@ def test_init_adds_the_key_to_a_token_made_without_it(
     env = tokens[0]
     older = _provider(env, create=True)
     older.close()
-    library = pkcs11.lib(env["HIPPOCRATE_PKCS11_MODULE"])
-    token = library.get_token(token_label=env["HIPPOCRATE_PKCS11_TOKEN"])
-    with token.open(rw=True, user_pin=env["HIPPOCRATE_PKCS11_PIN"]) as session:
-        for obj in list(session.get_objects({Attribute.LABEL: LABEL})):
-            obj.destroy()
-        assert not list(session.get_objects({Attribute.LABEL: LABEL}))
+    _remove_document_key(env)
+    token = pkcs11.lib(env["HIPPOCRATE_PKCS11_MODULE"]).get_token(
+        token_label=env["HIPPOCRATE_PKCS11_TOKEN"]
+    )
 
     cli = Cli(tmp_path, env)
     assert "document signing key: held in the token" in cli.ok("init")
@@ -194,3 +221,30 @@ def test_a_key_file_set_with_pkcs11_is_one_readable_line(
         ran = cli.run(*args, HIPPOCRATE_DOCUMENT_SIGNING_KEY_FILE=key_file)
         assert_one_line_error(ran, "HIPPOCRATE_DOCUMENT_SIGNING_KEY_FILE", "in the token")
     assert not Path(key_file).exists()
+
+
+def test_without_the_token_key_nothing_closes(
+    tokens: list[dict[str, str]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        _deployment(tokens[0], tmp_path, without_key=True) as (_, store),
+        running_api(store, tmp_path, **_api_settings(tokens[0])) as api,
+    ):
+        patient = api.patient()
+        doctor = api.practitioner()
+        opened = api.open(patient)
+        api.take(doctor)
+
+        with caplog.at_level(logging.ERROR, logger="hippocrate.documents"):
+            refused = api.client.post(
+                f"/api/v1/consultations/{opened['id']}/close",
+                headers=doctor.headers,
+                json={"report": "Eczéma de contact probable.", "acts": ["TCG"]},
+            )
+
+        assert refused.status_code == 503, refused.text
+        assert tokens[0]["HIPPOCRATE_PKCS11_TOKEN"] not in refused.text
+        assert "no document signing key; run 'hippocrate init'" in caplog.text
+        with api.store.sessions() as session:
+            assert session.scalar(select(Consultation.status)) is ConsultationStatus.IN_PROGRESS
+            assert session.scalars(select(IssuedDocument)).all() == []
