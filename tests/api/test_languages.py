@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from hippocrate.api import problems
 from hippocrate.consultations.errors import QueueEmpty
+from hippocrate.consultations.schemas import SPECIALTIES
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.i18n import negotiate
 from hippocrate.vault import DecryptionError
@@ -375,3 +376,16 @@ def test_a_pdf_refusal_is_translated_with_what_the_file_carries(api: Api) -> Non
     assert assert_problem(english, 422)["detail"] == (
         "file 1 refused: PDF files with JavaScript are refused"
     )
+
+
+def test_the_catalogue_names_the_specialties_in_the_language(api: Api) -> None:
+    patient = api.patient()
+    path = "/api/v1/consultations/catalogue"
+    french = api.client.get(path, headers=patient.headers).json()["specialties"]
+    english = api.client.get(path, headers={**patient.headers, "Accept-Language": "en"}).json()[
+        "specialties"
+    ]
+    assert french == SPECIALTIES  # the names documents print
+    assert english["general-practice"] == "General practice"
+    assert set(english) == set(french)
+    assert all(english[code] != french[code] for code in french)

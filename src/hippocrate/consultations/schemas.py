@@ -32,6 +32,17 @@ SPECIALTIES: dict[str, str] = {
     "gynaecology": "Gynécologie",
     "cardiology": "Cardiologie",
 }
+#: The same names in English, marked for the catalogues: the catalogue route answers
+#: them in the request's language (``SPECIALTIES``, French, is what documents print;
+#: tests/api/test_languages.py checks that the French catalogue says the same).
+SPECIALTY_NAMES: dict[str, str] = {
+    "general-practice": _n("General practice"),
+    "dermatology": _n("Dermatology"),
+    "paediatrics": _n("Paediatrics"),
+    "psychiatry": _n("Psychiatry"),
+    "gynaecology": _n("Gynaecology"),
+    "cardiology": _n("Cardiology"),
+}
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,7 @@ class CatalogueRead(Output):
 def catalogue(language: str = DEFAULT) -> CatalogueRead:
     """The catalogue, its questionnaire labelled in ``language``."""
     return CatalogueRead(
-        specialties=SPECIALTIES,
+        specialties={code: gettext(SPECIALTY_NAMES[code], language) for code in SPECIALTIES},
         questions=[
             QuestionRead(
                 code=q.code,
