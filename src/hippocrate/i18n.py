@@ -11,7 +11,7 @@ translated first and formatted after, so a translation may move the values. The 
 are what the code put there (limits, codes, dates), never anything a patient wrote.
 
 The ``.po`` files are the only form of the catalogues in the repository and the package:
-the first use of a language reads its ``.po`` and compiles it in memory (10 to 16 ms
+the first use of a language reads its ``.po`` and compiles it in memory (10 to 24 ms
 for the French one, once per process: docs/ARCHITECTURE.md, Languages), so neither
 ``make install`` nor the wheel's build has a step to forget and no compiled artefact
 can drift from its source.
