@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     document_font: Path | None = None
     document_checks_per_client: int = Field(default=60, ge=1)
     document_checks_global: int = Field(default=3000, ge=1)
+    # How many checks of a received message (POST /messages/check) the public route
+    # admits per window (ANONYMOUS_WINDOW_SECONDS) from one address and from everyone.
+    message_checks_per_client: int = Field(default=30, ge=1)
+    message_checks_global: int = Field(default=2000, ge=1)
 
     # Breach response: the hours from awareness to the Art. 33 deadline (the GDPR's 72;
     # the Digital Omnibus proposal would make it 96), and the lowest ENISA bands that

@@ -170,6 +170,10 @@ class Tag(StrEnum):
     ADMIN_APPROVAL_EXPIRED = "admin:approval:expired"
     ACCOUNT_SETUP_LINK_SENT = "account:setup-link:sent"
 
+    # Someone checked a message they received against the record of what the platform
+    # sent (the public check): the email's id when one carries the code, nothing else.
+    NOTIFICATION_MESSAGE_CHECKED = "notification:message:checked"
+
     # The guard.
     GUARD_ACCESS_REFUSED = "guard:access:refused"
     GUARD_PRINCIPAL_CONTAINED = "guard:principal:contained"
