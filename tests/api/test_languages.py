@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from hippocrate.api import problems
 from hippocrate.consultations.errors import QueueEmpty
 from hippocrate.consultations.schemas import SPECIALTIES
+from hippocrate.errors import HippocrateError
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.i18n import negotiate
 from hippocrate.vault import DecryptionError
@@ -220,6 +221,10 @@ def failing() -> Iterator[TestClient]:
     def bug() -> None:
         raise RuntimeError("a bug")
 
+    @app.get("/untranslated")
+    def untranslated() -> None:
+        raise Unmarked("a message of a file not marked yet, {n} value", n=1)
+
     with TestClient(app, raise_server_exceptions=False) as client:
         del client.headers["Accept-Language"]
         yield client
@@ -266,6 +271,19 @@ def test_unavailable_and_unexpected_answers_are_translated(
         assert response.status_code == status
         assert (response.json()["title"], response.json()["detail"]) == (title, detail)
         _says_its_language(response, language)
+
+
+class Unmarked(HippocrateError):
+    status = 409
+    title = "Not in any catalogue"
+
+
+def test_a_message_without_a_translation_is_answered_in_english(failing: TestClient) -> None:
+    response = failing.get("/untranslated")
+    assert response.status_code == 409
+    assert response.json()["title"] == "Not in any catalogue"
+    assert response.json()["detail"] == "a message of a file not marked yet, 1 value"
+    _says_its_language(response, "fr")  # the answer's language, though nothing moved
 
 
 # -- questionnaire labels ----------------------------------------------------------------
