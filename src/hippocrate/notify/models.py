@@ -1,7 +1,12 @@
 """A record of every email the platform sends.
 
 The verification code printed in the email is sealed under the recipient's owner key:
-someone holding a copy of the database cannot forge a genuine-looking message.
+someone holding a copy of the database cannot forge a genuine-looking message. Beside
+it, ``code_digest`` is a keyed digest of the normalised code (HMAC-SHA256 under a key
+the key provider derives from its index key, ``notify/check.py``): the public check
+finds a code's message with one indexed lookup and opens nothing, and a copy of the
+database without the provider cannot test a code against it. Null for messages recorded
+before migration 0015 (a migration holds no key): those are unknown to the public check.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class OutboundEmail(IdMixin, SealedModel, Base):
     failed_at: Mapped[datetime | None]
 
     code_sealed: Mapped[bytes | None] = mapped_column("verification_code", LargeBinary)
+    code_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True)
     verification_code = Sealed[str](
         "code_sealed", TEXT, category=Category.NOTIFICATION, pad=Padding(16)
     )

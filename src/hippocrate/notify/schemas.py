@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
 
+from hippocrate.notify.check import MAX_TEXT, Kind
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.schemas import Output, StrictInput
 
@@ -48,3 +49,27 @@ class CodeCheckResult(Output):
 
     found: bool
     email: EmailRead | None = None
+
+
+# -- the public check of a received message ---------------------------------------------
+
+
+class MessageCheck(StrictInput):
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        description="The verification code, or the whole text of the message received",
+    )
+
+
+class MessageCheckRead(Output):
+    """Whether Hippocrate sent a message carrying the code; the same fields whatever the
+    answer, and nothing of the recipient (``notify/check.py``)."""
+
+    sent_by_hippocrate: bool
+    sent_on: date | None = Field(description="The day it was sent (UTC), if it was")
+    kind: Kind | None = Field(description="What it was about, in generic words, if sent")
+    verdict: str
+    warnings: list[str] = Field(description="What in the text says it may not be genuine")
+    never_contains: list[str] = Field(description="What a genuine message never holds")
+    how_to_be_sure: str

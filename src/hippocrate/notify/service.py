@@ -30,6 +30,7 @@ from hippocrate.db.engine import SessionFactory
 from hippocrate.db.sealed import keys_of, vault_of
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.notify import delivery
+from hippocrate.notify.digest import code_digest, code_key
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.notify.templates import UnsafeLink, render, template_for
 
@@ -89,6 +90,7 @@ def send(
         account_id=account.id, owner_id=account.owner_id, template=template, created_at=now
     )
     record.verification_code = code
+    record.code_digest = _digest(session, code)
     session.add(record)
     address = account.email
     if not address:
@@ -173,6 +175,8 @@ def send_queued(
         record.failed_at = now
         log.warning("email %s not delivered: no address or no code", record.id)
         return
+    if record.code_digest is None:  # recorded without it (a bulk import's invitations)
+        record.code_digest = _digest(session, code)
     rendered = render(record.template, code=code, link=link, public_url=settings.public_url)
     try:
         message = delivery.build_message(
@@ -236,14 +240,27 @@ def unsafe_patient_account(*, session: Session, patient_id: uuid.UUID) -> Accoun
 
 
 def _fresh_code(session: Session, account_id: uuid.UUID) -> str:
-    """A code that no message a check can find (:data:`CODE_WINDOW`) already carries,
-    so a code names one message."""
+    """A code that no message a check can find already carries, so a code names one
+    message: neither one of the recipient's :data:`CODE_WINDOW` latest (their own check)
+    nor any recorded with a digest (the public check, one indexed lookup per draw)."""
     emails = unsafe_emails_to(account_id)
     taken = {normalise_code(code) for _, code in _codes_of(session, emails, account_id)}
+    key = code_key(session)
     while True:
         code = new_code()
-        if normalise_code(code) not in taken:
+        if normalise_code(code) in taken:
+            continue
+        digest = code_digest(key, normalise_code(code) or "")
+        with session.no_autoflush:
+            known = session.scalar(
+                select(OutboundEmail.id).where(OutboundEmail.code_digest == digest).limit(1)
+            )
+        if known is None:
             return code
+
+
+def _digest(session: Session, code: str) -> bytes:
+    return code_digest(code_key(session), normalise_code(code) or "")
 
 
 def unsafe_emails_to(account_id: uuid.UUID) -> Select[OutboundEmail]:
