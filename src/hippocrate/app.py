@@ -23,6 +23,7 @@ from hippocrate.admin.api import router as admin
 from hippocrate.api import limits, problems, security
 from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
+from hippocrate.breach.api import patient_router as breach_notices
 from hippocrate.breach.api import router as breach
 from hippocrate.config import Settings
 from hippocrate.consultations.api import router as consultations
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         admin,
         audit,
         breach,
+        breach_notices,
     ):
         app.include_router(router, prefix="/api/v1")
 

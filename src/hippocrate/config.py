@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     breach_deadline_hours: int = Field(default=72, ge=1, le=24 * 30)
     breach_authority_from: Literal["low", "medium", "high", "very high"] = "medium"
     breach_people_from: Literal["low", "medium", "high", "very high"] = "high"
+    # How long a notice worker holds a notice it claimed before another may take it
+    # again (it died): longer than one SMTP delivery takes.
+    breach_notice_lease_seconds: float = Field(default=120, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -187,6 +187,14 @@ class Tag(StrEnum):
     BREACH_INCIDENT_CLOSED = "breach:incident:closed"
     BREACH_INCIDENT_REOPENED = "breach:incident:reopened"
     BREACH_SCOPE_COMPUTED = "breach:scope:computed"
+    # Art. 34 notices: launched by the DPO, then each claimed, sent, retried, turned
+    # into a letter, seen (the patient's id is the event's; no content).
+    BREACH_NOTICES_LAUNCHED = "breach:notices:launched"
+    BREACH_NOTICE_CLAIMED = "breach:notice:claimed"
+    BREACH_NOTICE_SENT = "breach:notice:sent"
+    BREACH_NOTICE_RETRIED = "breach:notice:retried"
+    BREACH_NOTICE_POST = "breach:notice:post"
+    BREACH_NOTICE_SEEN = "breach:notice:seen"
 
     @classmethod
     def of(cls, subject: Subject, verb: Verb) -> Tag:

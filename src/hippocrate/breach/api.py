@@ -9,16 +9,18 @@ and counts, computed from the trail and the register.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hippocrate.access.errors import Forbidden, NotFound
 from hippocrate.access.policy import ensure_staff_role
 from hippocrate.api.deps import (
     DB,
@@ -29,23 +31,28 @@ from hippocrate.api.deps import (
     get_runtime,
 )
 from hippocrate.audit.recorder import Actor, recorder_of
-from hippocrate.breach import dossier, service, views
+from hippocrate.breach import dossier, jobs, notices, service, views
 from hippocrate.breach import scope as scopes
-from hippocrate.breach.models import Incident, IncidentOrigin, Phase
+from hippocrate.breach.errors import InvalidIncident, StaleIncident
+from hippocrate.breach.models import Incident, IncidentOrigin, IncidentScope, Notice, Phase
 from hippocrate.breach.schemas import (
     AssessmentSet,
     IncidentAmend,
     IncidentOpen,
     IncidentRead,
     IncidentSummary,
+    NoticesLaunch,
     NotificationRead,
     NotificationSent,
     ScopeAsk,
     Versioned,
 )
 from hippocrate.config import KeyProviderKind, Settings
+from hippocrate.i18n import _n, negotiate
 from hippocrate.identity.models import Role
+from hippocrate.notify.delivery import after_commit
 from hippocrate.runtime import Runtime
+from hippocrate.tags import Tag
 
 #: Without a stated start, a scope looks this far back before awareness.
 DEFAULT_LOOKBACK = timedelta(days=30)
@@ -310,3 +317,101 @@ def _dossier(
         phase=phase.value,
         now=now,
     )
+
+
+@router.post("/incidents/{incident_id}/notices", status_code=202)
+def launch_notices(
+    body: NoticesLaunch,
+    incident: TargetIncident,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    db: DB,
+    clock: Now,
+) -> dict[str, Any]:
+    """Send every affected patient their notice, from the latest scope: the notice job
+    prepares and sends them (``hippocrate breach worker``); follow with GET."""
+    policy = service.policy_of(runtime.settings)
+    if incident.version != body.version:
+        raise StaleIncident(incident.version)
+    latest = service.latest_scope(db, incident)
+    if latest is None:
+        raise InvalidIncident("compute the incident's scope first: notices go to its patients")
+    decision = service.current_decision(incident, policy)
+    notices.launch(
+        session=db,
+        actor=actor_of(db),
+        incident=incident,
+        scope=latest,
+        required=bool(decision and decision.notify_people),
+        voluntary_reason=body.voluntary_reason,
+        now=clock,
+    )
+    queue = jobs.open_queue(runtime)
+    # Queued once the launch is committed (a rolled-back launch queues nothing); were it
+    # lost, every worker's sweep prepares a launched incident that has no notices yet.
+    after_commit(db, functools.partial(jobs.enqueue_prepare, queue, incident.id))
+    return {"launched": True, "patients": latest.document["counts"]["patients"]}
+
+
+@router.get("/incidents/{incident_id}/notices")
+def notice_progress(incident: TargetIncident, db: DB) -> dict[str, int]:
+    """How far the notices are: queued, being sent, sent, letters, seen."""
+    return notices.progress(db, incident.id).as_dict()
+
+
+patient_router = authenticated_router(tags=["breach"])
+
+
+def own_patient(principal: CurrentPrincipal) -> uuid.UUID:
+    if principal.patient_id is None:
+        raise Forbidden(_n("only a patient has notices"))
+    return principal.patient_id
+
+
+OwnPatient = Annotated[uuid.UUID, Depends(own_patient)]
+
+
+@patient_router.get("/patients/me/notices")
+def my_notices(patient: OwnPatient, db: DB, request: Request) -> list[dict[str, Any]]:
+    """The security notices addressed to me (the banner at sign-in shows the unseen
+    ones): which of my data an incident involved and which it did not, what to do."""
+    language = negotiate(request.headers.get("accept-language"))
+    shown = []
+    for notice in notices.of_patient(db, patient):
+        incident = service.get(db, notice.incident_id)
+        scope = db.get(IncidentScope, notice.scope_id)
+        assert scope is not None
+        involved = notices.involved_of(scope, patient)
+        if language == "en":
+            text: Any = notices.english(incident=incident, involved=involved)
+        else:
+            rendered = notices.render(
+                incident=incident, involved=involved, code="", public_url=str(request.base_url)
+            )
+            text = rendered.text.split("\n" + "-" * 40)[0]
+        shown.append(
+            {
+                "id": str(notice.id),
+                "incident": incident.reference,
+                "categories": sorted(c.value for c in involved),
+                "status": notice.status.value,
+                "seen": notice.seen_at is not None,
+                "language": language,
+                "text": text,
+            }
+        )
+    return shown
+
+
+@patient_router.post("/patients/me/notices/{notice_id}/seen", status_code=204)
+def notice_seen(notice_id: uuid.UUID, patient: OwnPatient, db: DB, clock: Now) -> Response:
+    notice = db.get(Notice, notice_id)
+    if notice is None or notice.patient_id != patient:
+        raise NotFound("notice", notice_id)
+    if notice.seen_at is None:
+        notice.seen_at = clock
+        recorder = recorder_of(db)
+        if recorder is not None:
+            recorder.event(
+                Tag.BREACH_NOTICE_SEEN, patient=patient, resources=(f"notice:{notice.id}",)
+            )
+    return Response(status_code=204)

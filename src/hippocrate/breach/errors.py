@@ -75,3 +75,16 @@ class NotificationOutOfOrder(BreachError):
         "follows an initial notification",
     ) -> None:
         super().__init__(message)
+
+
+class NoticesNotAllowed(BreachError):
+    """The decision does not require notices and no reason was given to send them."""
+
+    status = 409
+    title = "Notices not required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the assessment does not require telling the people (Art. 34): give the "
+            "reason for telling them anyway, or assess the incident first"
+        )

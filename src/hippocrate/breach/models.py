@@ -120,3 +120,40 @@ class IncidentScope(IdMixin, Base):
     head_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     #: The signed scope (``Scope.as_dict``): counts, parameters, patient ids, signature.
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class NoticeStatus(enum.StrEnum):
+    QUEUED = "queued"  # to send (again: ``next_attempt_at``)
+    SENDING = "sending"  # claimed by a worker until ``lease_until``
+    SENT = "sent"  # the SMTP server (or the outbox) accepted it
+    POST = "post"  # no address to write to, or every attempt failed: a letter
+
+
+class Notice(IdMixin, Base):
+    """One patient's Art. 34 notice of one incident: the ledger the job queue works from.
+
+    The queue's tasks only say "look at these notices"; this row says what is to be done,
+    so a task lost with a killed worker loses nothing: the sweep finds the notice again
+    (queued and due, or claimed and its lease run out). A notice is claimed by one
+    conditional update, sent, then marked sent; its email keeps one Message-ID and one
+    verification code however many times it is tried (``email_id``).
+    """
+
+    __tablename__ = "notices"
+    __table_args__ = (UniqueConstraint("incident_id", "patient_id"),)
+
+    incident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("incidents.id"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    #: The scope the notice's content (the categories involved) comes from.
+    scope_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("incident_scopes.id"))
+    status: Mapped[NoticeStatus] = mapped_column(
+        str_enum(NoticeStatus, 16), default=NoticeStatus.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    email_id: Mapped[uuid.UUID | None]
+    sent_at: Mapped[datetime | None]
+    #: When the patient saw it in their space (the banner at sign-in).
+    seen_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -359,3 +359,9 @@ class IncidentRead(IncidentSummary):
     timeline: list[TimelineLine]
     notifications: list[NotificationRead]
     scopes: list[ScopeSummary]
+
+
+class NoticesLaunch(_Section):
+    version: int = Field(ge=1)
+    #: Why the notices go although the assessment does not require them (good practice).
+    voluntary_reason: str | None = Field(default=None, max_length=2000)

@@ -555,3 +555,28 @@ def scopes_of(session: Session, incident: Incident) -> list[IncidentScope]:
 def latest_scope(session: Session, incident: Incident) -> IncidentScope | None:
     kept = scopes_of(session, incident)
     return kept[-1] if kept else None
+
+
+def mark_notices_launched(
+    *,
+    session: Session,
+    actor: Actor,
+    incident: Incident,
+    scope_id: uuid.UUID,
+    note: str | None,
+    now: datetime,
+) -> None:
+    """The line of the timeline the notice job starts from (``notices.launched_scope``)."""
+    if incident.status is IncidentStatus.CLOSED:
+        raise IncidentClosed()
+    _bump(incident)
+    _timeline(
+        session,
+        incident,
+        actor,
+        "notices-launched",
+        {"scope_id": str(scope_id)},
+        note=note,
+        now=now,
+    )
+    _record(session, actor, Tag.BREACH_NOTICES_LAUNCHED, incident, now)

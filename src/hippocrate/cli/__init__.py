@@ -9,7 +9,17 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from typer.exceptions import TyperException
 
-from hippocrate.cli import accounts, audit, demo, documents, guard, interop, keys, patients
+from hippocrate.cli import (
+    accounts,
+    audit,
+    breach,
+    demo,
+    documents,
+    guard,
+    interop,
+    keys,
+    patients,
+)
 from hippocrate.db.engine import BadDatabaseURL
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import PatientError
@@ -31,6 +41,7 @@ app.add_typer(guard.app, name="guard")
 app.add_typer(accounts.app, name="accounts")
 app.command("import")(interop.import_patients)
 app.add_typer(documents.app, name="documents")
+app.add_typer(breach.app, name="breach")
 
 _EXPECTED = (
     VaultError,

@@ -28,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from hippocrate.audit.recorder import Actor
 from hippocrate.audit.service import PendingEvent, append
+from hippocrate.breach import notices
+from hippocrate.breach.notices import NOTICE_JOB_ID, NOTICE_ROLE
 from hippocrate.breach.service import incident_for_containment
 from hippocrate.config import Settings
 from hippocrate.db.engine import SessionFactory
@@ -113,6 +115,9 @@ class Guard:
 
     def check_read(self, session: Session, actor: Actor, patient: uuid.UUID) -> None:
         """Called before ``actor`` reads ``patient``'s data; raises ``Contained``."""
+        if actor.purpose is Purpose.NOTICE or actor.role == NOTICE_ROLE:
+            self._check_notice(session, actor, patient)
+            return
         if actor.account_id is None:
             if self.is_honeytoken(session, patient):
                 self._log("honeytoken read without an account", actor, patient)
@@ -158,6 +163,26 @@ class Guard:
                 session=session,
             )
             self._trip(actor, reason, session=session)
+
+    def _check_notice(self, session: Session, actor: Actor, patient: uuid.UUID) -> None:
+        """The notice job's own rule, instead of the breadth limits: it may read a
+        patient only while that patient's notice is claimed for sending (or set for a
+        letter), and no other principal may read for the purpose ``notice``."""
+        genuine = (
+            actor.role == NOTICE_ROLE
+            and actor.purpose is Purpose.NOTICE
+            and actor.account_id == NOTICE_JOB_ID
+        )
+        if not genuine:
+            if actor.account_id is None:
+                raise Contained("notice: the purpose is the notice job's alone")
+            self._trip(actor, "notice: the purpose is the notice job's alone", session=session)
+        assert actor.account_id is not None
+        self.ensure_not_contained(actor.account_id, session=session)
+        if self.is_honeytoken(session, patient):
+            self._trip(actor, "honeytoken", patient, session=session)
+        if not notices.allowed_read(session, patient):
+            self._trip(actor, "notice: a patient whose notice is not being sent", session=session)
 
     def note_refusal(self, actor: Actor) -> None:
         """Called after a refused or not-found access; raises ``Contained`` past the

@@ -9,6 +9,7 @@ from hippocrate.breach.models import (
     IncidentChange,
     IncidentNotification,
     IncidentScope,
+    Notice,
 )
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.db.base import Base
@@ -42,6 +43,7 @@ __all__ = [
     "IncidentScope",
     "IssuedDocument",
     "Message",
+    "Notice",
     "OutboundEmail",
     "Patient",
     "Practitioner",

@@ -121,9 +121,50 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_incident_scopes_incident_id"), "incident_scopes", ["incident_id"], unique=False
     )
+    op.create_table(
+        "notices",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("incident_id", sa.Uuid(), nullable=False),
+        sa.Column("patient_id", sa.Uuid(), nullable=False),
+        sa.Column("scope_id", sa.Uuid(), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "queued",
+                "sending",
+                "sent",
+                "post",
+                name="noticestatus",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=False,
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("email_id", sa.Uuid(), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["incident_id"], ["incidents.id"], name=op.f("fk_notices_incident_id_incidents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["scope_id"], ["incident_scopes.id"], name=op.f("fk_notices_scope_id_incident_scopes")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notices")),
+        sa.UniqueConstraint("incident_id", "patient_id", name=op.f("uq_notices_incident_id")),
+    )
+    op.create_index(op.f("ix_notices_incident_id"), "notices", ["incident_id"], unique=False)
+    op.create_index(op.f("ix_notices_patient_id"), "notices", ["patient_id"], unique=False)
+    op.create_index(op.f("ix_notices_status"), "notices", ["status"], unique=False)
 
 
 def downgrade() -> None:
+    for index in ("ix_notices_status", "ix_notices_patient_id", "ix_notices_incident_id"):
+        op.drop_index(op.f(index), table_name="notices")
+    op.drop_table("notices")
     op.drop_index(op.f("ix_incident_scopes_incident_id"), table_name="incident_scopes")
     op.drop_table("incident_scopes")
     op.drop_index(

@@ -1,0 +1,212 @@
+"""Art. 34 notices through the real API, the real queue and a real SMTP server: each
+victim of a scripted attack gets one notice saying which of their data was involved,
+with no health detail and no link; the notice job reads only the patients whose notice
+it sends; only the DPO launches them, and only when required or with a reason."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from hippocrate.audit.recorder import Actor
+from hippocrate.breach import jobs, notices
+from hippocrate.breach.models import Notice, NoticeStatus
+from hippocrate.guard.errors import Contained
+from hippocrate.identity.models import Role
+from hippocrate.notify.models import OutboundEmail
+from hippocrate.patients.models import Patient
+from hippocrate.tags import Purpose
+from hippocrate.work import unit_of_work
+from tests.breach.test_register import ASSESSMENT
+from tests.conftest import Store
+from tests.guard.helpers import (
+    exposed,
+    guard_of,
+    guarded_api,
+    marked_in,
+    patients_in_care,
+    sign_in,
+    staff_member,
+    wait_for_containment,
+)
+from tests.guard.test_redteam import reads_of
+from tests.identity.helpers import fast_password_hashing
+from tests.notify.conftest import Inbox, SmtpServer, _serve
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords() -> Iterator[None]:
+    with fast_password_hashing():
+        yield
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    yield from _serve(Inbox())
+
+
+def incident_with_victims(api: Any, count: int = 22) -> tuple[Any, str, int, set[uuid.UUID], Any]:
+    """A stolen practitioner session read until contained; the DPO documents, scopes
+    (from the theft on) and assesses the guard's incident. Returns the DPO, the
+    incident's URL, its version, the victims and the cases."""
+    user = staff_member(api, Role.PRACTITIONER)
+    cases = patients_in_care(api, sign_in(api, user), count, minutes_between=4)
+    api.clock.advance(hours=16)
+    stolen_at = datetime.now(UTC)
+    thief = sign_in(api, user)
+    bodies = [
+        api.client.get(path, headers=thief.headers).content
+        for case in cases
+        for path in reads_of(case)
+    ]
+    wait_for_containment(api.store, thief.account_id, marked_in(guard_of(api).state))
+    victims = exposed(bodies, cases)
+    dpo = sign_in(api, staff_member(api, Role.DPO))
+    (listed,) = api.client.get("/api/v1/incidents", headers=dpo.headers).json()
+    url = f"/api/v1/incidents/{listed['id']}"
+    version = listed["version"]
+    amended = api.client.patch(
+        url,
+        headers=dpo.headers,
+        json={
+            "version": version,
+            "details": {"contacts": {"dpo": {"name": "Claire Martin", "email": "dpo@example.org"}}},
+        },
+    )
+    version = amended.json()["version"]
+    scoped = api.client.post(
+        f"{url}/scopes",
+        headers=dpo.headers,
+        json={"version": version, "since": stolen_at.isoformat()},
+    )
+    assert scoped.status_code == 201, scoped.text
+    version += 1
+    return dpo, url, version, victims, cases
+
+
+def test_each_victim_gets_one_notice_without_health_detail(
+    store: Store, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    with guarded_api(
+        store, tmp_path, smtp_host=smtp_server.host, smtp_port=smtp_server.port
+    ) as api:
+        dpo, url, version, victims, cases = incident_with_victims(api)
+        # Not required before the assessment, and no reason given: refused.
+        early = api.client.post(f"{url}/notices", headers=dpo.headers, json={"version": version})
+        assert early.status_code == 409, early.text
+        assessed = api.client.put(
+            f"{url}/assessment",
+            headers=dpo.headers,
+            json={"version": version, "assessment": ASSESSMENT},
+        )
+        version = assessed.json()["version"]
+        launched = api.client.post(f"{url}/notices", headers=dpo.headers, json={"version": version})
+        assert launched.status_code == 202, launched.text
+        assert launched.json()["patients"] == len(victims)
+
+        runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+        from hippocrate.notify import delivery
+
+        delivery.drain()  # the prepare task is queued once the launch committed
+        queue = jobs.open_queue(runtime)
+        jobs.run_pending(queue)
+        progress = api.client.get(f"{url}/notices", headers=dpo.headers).json()
+        assert progress["sent"] == len(victims) == progress["total"]
+
+        received = smtp_server.inbox.received
+        by_recipient: dict[str, list[Any]] = {}
+        for mail in received:
+            for rcpt in mail.recipients:
+                by_recipient.setdefault(rcpt, []).append(mail)
+        emails = {c.patient.data.email: c for c in cases if c.patient_id in victims}
+        notices_sent = {
+            rcpt: found
+            for rcpt, mails in by_recipient.items()
+            if (found := [m for m in mails if "incident de sécurité" in str(m.message["Subject"])])
+        }
+        assert set(notices_sent) == set(emails)
+        for rcpt, mails in notices_sent.items():
+            (mail,) = mails
+            text = mail.message.get_body(preferencelist=("plain",)).get_content()
+            html = mail.message.get_body(preferencelist=("html",)).get_content()
+            assert "le contenu de vos consultations" in text.split("n'ont pas été")[0]
+            assert "numéro de sécurité sociale" in text
+            assert "Claire Martin" in text
+            assert "<a " not in html
+            assert "?token=" not in text
+            # No health detail of this patient (nor anyone's) in their notice.
+            assert exposed([mail.raw], cases) <= {emails[rcpt].patient_id}
+            case = emails[rcpt]
+            words = {s for s in case.sentinels if s not in (case.patient.data.email,)}
+            assert not [w for w in words if w in mail.raw.decode("utf-8", "replace")]
+            with api.store.sessions() as session:
+                notice = session.scalars(
+                    select(Notice).where(Notice.patient_id == case.patient_id)
+                ).one()
+                assert notice.status is NoticeStatus.SENT
+                record = session.get(OutboundEmail, notice.email_id)
+                assert record is not None
+                assert record.sent_at is not None
+            assert str(notice.email_id) in str(mail.message["Message-ID"])
+
+        # The patient sees it in their space (the banner), in English on request.
+        victim = api.relogin(next(c for c in cases if c.patient_id in victims).patient)
+        mine = api.client.get("/api/v1/patients/me/notices", headers=victim.headers)
+        assert mine.status_code == 200, mine.text
+        (shown,) = mine.json()
+        assert "health" in shown["categories"]
+        assert not shown["seen"]
+        english = api.client.get(
+            "/api/v1/patients/me/notices",
+            headers={**victim.headers, "Accept-Language": "en"},
+        ).json()[0]
+        assert "the content of your consultations" in " ".join(english["text"]["involved"])
+        french = api.client.get(
+            "/api/v1/patients/me/notices", headers={**victim.headers, "Accept-Language": "fr"}
+        ).json()[0]
+        assert "Données vous concernant qui ont été exposées" in french["text"]
+        seen = api.client.post(
+            f"/api/v1/patients/me/notices/{shown['id']}/seen", headers=victim.headers
+        )
+        assert seen.status_code == 204
+        other = api.relogin(next(c for c in cases if c.patient_id not in victims).patient)
+        assert api.client.get("/api/v1/patients/me/notices", headers=other.headers).json() == []
+        assert (
+            api.client.post(
+                f"/api/v1/patients/me/notices/{shown['id']}/seen", headers=other.headers
+            ).status_code
+            == 404
+        )
+
+
+def read_email(runtime: Any, actor: Actor, patient_id: uuid.UUID) -> str | None:
+    with unit_of_work(runtime, actor) as session:
+        patient = session.get(Patient, patient_id)
+        assert patient is not None
+        return patient.email
+
+
+def test_the_notice_job_reads_only_the_patients_it_writes_to(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    with guarded_api(sqlite_store, tmp_path) as api:
+        cases = patients_in_care(api, sign_in(api, staff_member(api, Role.PRACTITIONER)), 2)
+        runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+        # The notice job reading a patient whose notice is not being sent: contained.
+        with pytest.raises(Contained):
+            read_email(runtime, notices.NOTICE_ACTOR, cases[0].patient_id)
+        assert guard_of(api).state.contained(notices.NOTICE_JOB_ID) is not None
+
+    with guarded_api(sqlite_store, tmp_path) as api:
+        runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+        # Anyone else claiming the purpose: contained at the first read.
+        impostor = Actor(role="operator", account_id=uuid.uuid4(), purpose=Purpose.NOTICE)
+        with pytest.raises(Contained):
+            read_email(runtime, impostor, cases[1].patient_id)
+        assert guard_of(api).state.contained(impostor.account_id) is not None
