@@ -79,3 +79,11 @@ class HippocrateError(Exception):
     def extensions(self) -> dict[str, Any]:
         """Members added to the problem document beside ``title`` and ``detail``."""
         return {}
+
+
+class InvalidField(HippocrateError, ValueError):
+    """A value a validator refuses, with a marked message: pydantic reports it under its
+    field (``errors[].msg`` of the 422), which the API translates like any message."""
+
+    status: ClassVar[int] = 422
+    title: ClassVar[str] = _n("Invalid request")

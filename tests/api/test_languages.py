@@ -407,3 +407,23 @@ def test_the_catalogue_names_the_specialties_in_the_language(api: Api) -> None:
     assert english["general-practice"] == "General practice"
     assert set(english) == set(french)
     assert all(english[code] != french[code] for code in french)
+
+
+def test_a_value_refused_by_our_validator_says_why_in_the_language(api: Api) -> None:
+    patient = api.patient()
+    body = {
+        "specialty": "general-practice",
+        "subject": "Plaques rouges",
+        "description": "Depuis une semaine.",
+        "questionnaire": {**QUESTIONNAIRE, "pregnancy": "maybe"},
+    }
+    french = api.client.post("/api/v1/consultations", headers=patient.headers, json=body)
+    english = api.client.post(
+        "/api/v1/consultations", headers={**patient.headers, "Accept-Language": "en"}, json=body
+    )
+    [fr] = [e["msg"] for e in assert_problem(french, 422)["errors"]]
+    [en] = [e["msg"] for e in assert_problem(english, 422)["errors"]]
+    assert (
+        fr == "la question 'pregnancy' accepte l'une des réponses : yes, no, unsure, not_applicable"
+    )
+    assert en == "question 'pregnancy' takes one of: yes, no, unsure, not_applicable"

@@ -10,26 +10,31 @@ from pydantic import AfterValidator, Field, field_validator
 from stdnum import luhn
 
 from hippocrate.consultations.schemas import SPECIALTIES
+from hippocrate.errors import InvalidField
+from hippocrate.i18n import _n
 from hippocrate.identifiers import normalise_email
 from hippocrate.schemas import Output, StrictInput
 
-RPPS_RULE = (
+RPPS_RULE = _n(
     "rpps: an RPPS number is 11 digits whose last one is a Luhn check digit of the first ten"
 )
 
 
 def _specialty(value: str) -> str:
     if value not in SPECIALTIES:
-        raise ValueError(
-            "specialty: not a specialty of the catalogue (GET /api/v1/catalogue); "
-            f"one of {', '.join(SPECIALTIES)}"
+        raise InvalidField(
+            _n(
+                "specialty: not a specialty of the catalogue (GET /api/v1/catalogue); "
+                "one of {specialties}"
+            ),
+            specialties=", ".join(SPECIALTIES),
         )
     return value
 
 
 def _rpps(value: str) -> str:
     if not (len(value) == 11 and value.isascii() and value.isdigit() and luhn.is_valid(value)):
-        raise ValueError(RPPS_RULE)
+        raise InvalidField(RPPS_RULE)
     return value
 
 

@@ -89,9 +89,14 @@ def _validate(model: type[BaseModel], raw: str | bytes) -> Any:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        # The same 422 problem as any other body; errors carry location and message only.
+        # The same 422 problem as any other body; errors carry location and message (and
+        # the context, whose refusal of ours api/problems.py translates) only.
         raise RequestValidationError(
-            [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            [
+                {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+                | ({"ctx": e["ctx"]} if "ctx" in e else {})
+                for e in exc.errors()
+            ]
         ) from None
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from hippocrate.consultations.models import ConsultationStatus
+from hippocrate.errors import InvalidField
 from hippocrate.i18n import DEFAULT, _n, gettext
 from hippocrate.schemas import Output, StrictInput
 
@@ -141,22 +142,26 @@ def check_answers(answers: dict[str, str]) -> dict[str, str]:
     question (never the answer) otherwise."""
     unknown = sorted(set(answers) - set(QUESTIONS_BY_CODE))
     if unknown:
-        raise ValueError(f"unknown questions: {', '.join(unknown)}")
+        raise InvalidField(_n("unknown questions: {questions}"), questions=", ".join(unknown))
     cleaned: dict[str, str] = {}
     for question in QUESTIONS:
         value = answers.get(question.code)
         value = value.strip() if isinstance(value, str) else None
         if not value:
             if question.required:
-                raise ValueError(f"question {question.code!r} needs an answer")
+                raise InvalidField(_n("question {code!r} needs an answer"), code=question.code)
             continue
         if question.kind == "choice" and value not in question.choices:
-            raise ValueError(
-                f"question {question.code!r} takes one of: {', '.join(question.choices)}"
+            raise InvalidField(
+                _n("question {code!r} takes one of: {choices}"),
+                code=question.code,
+                choices=", ".join(question.choices),
             )
         if len(value) > question.max_length:
-            raise ValueError(
-                f"the answer to {question.code!r} is longer than {question.max_length} characters"
+            raise InvalidField(
+                _n("the answer to {code!r} is longer than {maximum} characters"),
+                code=question.code,
+                maximum=question.max_length,
             )
         cleaned[question.code] = value
     return cleaned
@@ -209,7 +214,9 @@ class ConsultationCreate(StrictInput):
     @classmethod
     def _known_specialty(cls, value: str) -> str:
         if value not in SPECIALTIES:
-            raise ValueError(f"unknown specialty; one of: {', '.join(SPECIALTIES)}")
+            raise InvalidField(
+                _n("unknown specialty; one of: {specialties}"), specialties=", ".join(SPECIALTIES)
+            )
         return value
 
     @field_validator("questionnaire")
@@ -231,7 +238,7 @@ class CloseInput(StrictInput):
     @classmethod
     def _report_not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("a report is required to close a consultation")
+            raise InvalidField(_n("a report is required to close a consultation"))
         return value
 
     @field_validator("prescription")
@@ -245,7 +252,7 @@ class CloseInput(StrictInput):
         codes = [code.strip().upper() for code in value]
         for code in codes:
             if not re.fullmatch(ACT_PATTERN, code):
-                raise ValueError("an act is a code of capital letters and digits, e.g. TCG")
+                raise InvalidField(_n("an act is a code of capital letters and digits, e.g. TCG"))
         return codes
 
 
@@ -260,7 +267,7 @@ class HandBackInput(StrictInput):
     @classmethod
     def _reason_not_blank(cls, value: str) -> str:
         if len(value.strip()) < 3:
-            raise ValueError("a reason of at least 3 characters is required")
+            raise InvalidField(_n("a reason of at least 3 characters is required"))
         return value.strip()
 
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hippocrate.errors import InvalidField
+from hippocrate.i18n import _n
 from hippocrate.identifiers import mask_nir, normalise_email, normalise_nir, normalise_phone
 
 Sex = Literal["F", "M", "X"]
@@ -39,9 +41,9 @@ class PatientCreate(_Strict):
     @classmethod
     def _plausible_birth_date(cls, value: date) -> date:
         if value > datetime.now(UTC).date():
-            raise ValueError("birth date is in the future")
+            raise InvalidField(_n("birth date is in the future"))
         if value.year < 1900:
-            raise ValueError("birth date is before 1900")
+            raise InvalidField(_n("birth date is before 1900"))
         return value
 
     @field_validator("email")
