@@ -7,7 +7,7 @@ hands one language to a client that asked for the other. Titles and details are 
 English messages of the code, translated by the catalogues; a message that has none is
 answered in English. The per-field ``msg`` of a validation error stays as pydantic writes
 it (English), except where a validator raised one of our refusals (an identifier's
-normaliser: the NIR, a phone number, an email address), whose message is translated.
+normaliser, an ``InvalidField``), whose message is translated.
 """
 
 from __future__ import annotations
