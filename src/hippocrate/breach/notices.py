@@ -53,8 +53,9 @@ from hippocrate.breach.models import (
 from hippocrate.breach.schemas import IncidentDetails
 from hippocrate.config import Settings
 from hippocrate.notify import delivery
+from hippocrate.notify.digest import code_digest, code_key
 from hippocrate.notify.models import OutboundEmail
-from hippocrate.notify.service import new_code, unsafe_patient_account
+from hippocrate.notify.service import new_code, normalise_code, unsafe_patient_account
 from hippocrate.notify.templates import Rendered
 from hippocrate.tags import Category, Purpose, Tag
 
@@ -263,7 +264,10 @@ def claim(
         record = OutboundEmail(
             account_id=account.id, owner_id=account.owner_id, template=TEMPLATE, created_at=now
         )
-        record.verification_code = new_code()
+        code = new_code()
+        record.verification_code = code
+        # Findable by the public check ("is this message really from Hippocrate?").
+        record.code_digest = code_digest(code_key(session), normalise_code(code) or "")
         session.add(record)
         session.flush()
         notice.email_id = record.id
