@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -17,15 +18,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from hippocrate.identity.models import Account
+from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.notify.check import KINDS, MAX_CANDIDATES, candidates
 from hippocrate.notify.digest import code_digest, code_key
 from hippocrate.notify.models import OutboundEmail
-from hippocrate.notify.service import new_code, normalise_code
+from hippocrate.notify.service import new_code, normalise_code, send
 from hippocrate.notify.templates import TEMPLATES
 from hippocrate.patients.models import Patient
 from tests.conftest import Store
-from tests.identity.conftest import Env, assert_problem, running, text_of
+from tests.identity.conftest import Env, assert_problem, link_token, running, text_of
 from tests.identity.helpers import fast_password_hashing, patient_data
 
 CHECK = "/api/v1/messages/check"
@@ -85,7 +86,7 @@ def test_a_genuine_email_pasted_whole_is_found(env: Env) -> None:
     assert html_part is not None
 
     whole = _check(env, _whole(message))
-    as_html = _check(env, html_part.get_content())  # type: ignore[attr-defined]
+    as_html = _check(env, html_part.get_content())
     typed = _check(env, _code_of(message).lower().replace("-", " "))
 
     for response in (whole, as_html, typed):
@@ -260,6 +261,67 @@ def test_a_text_too_long_or_empty_is_refused(env: Env) -> None:
     assert_problem(_check(env, "x" * 20_001), 422)
     assert_problem(_check(env, ""), 422)
     assert_problem(env.client.post(CHECK, json={"code": "K7PX-3QHM"}), 422)
+
+
+def test_the_answer_does_not_tell_whether_the_account_still_exists(env: Env) -> None:
+    body, message = _registered(env)
+    token = link_token(message)
+    assert env.client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 204
+    login = env.post_login(body["email"], PASSWORD).json()
+    auth = {"Authorization": f"Bearer {login['token']}"}
+    before = _check(env, _whole(message)).json()
+
+    assert env.client.delete("/api/v1/patients/me", headers=auth).status_code == 204
+    after = _check(env, _whole(message)).json()
+    farewell = env.emails_to(body["email"])[-1]
+    last = _check(env, _whole(farewell)).json()
+
+    assert after == before
+    assert before["sent_by_hippocrate"] is True
+    assert (last["sent_by_hippocrate"], last["kind"]) == (True, "security")
+
+
+def test_a_message_never_delivered_is_not_found(env: Env) -> None:
+    with env.store.sessions.begin() as session:
+        account = Account(role=Role.PATIENT, owner_id=uuid.uuid4(), status=AccountStatus.ACTIVE)
+        session.add(account)  # no address: the email is recorded, and fails at once
+        session.flush()
+        record = send(
+            session=session,
+            settings=env.settings,
+            account=account,
+            template="security_alert",
+            now=datetime.now(UTC),
+        )
+        code = record.verification_code
+    assert code is not None
+    with env.store.sessions() as session:
+        stored = session.get(OutboundEmail, record.id)
+        assert stored is not None
+        assert stored.failed_at is not None
+        assert stored.code_digest is not None
+
+    assert _check(env, code).json()["sent_by_hippocrate"] is False
+
+
+def test_messages_recorded_before_the_upgrade_are_found_once_their_account_is_written_to(
+    env: Env,
+) -> None:
+    body, message = _registered(env)
+    verified = env.client.post("/api/v1/auth/verify-email", json={"token": link_token(message)})
+    assert verified.status_code == 204
+    with env.store.engine.begin() as connection:  # as migration 0015 leaves older rows
+        connection.execute(text("UPDATE outbound_emails SET code_digest = NULL"))
+    unknown = _check(env, _whole(message)).json()
+
+    # Registering the address again writes to its owner (a reset link): sending opens
+    # the owner's latest codes to draw a new one, and indexes the older ones.
+    again = dict(body, password="another-long-passphrase")
+    assert env.client.post("/api/v1/auth/register", json=again).status_code == 202
+    found = _check(env, _whole(message)).json()
+
+    assert unknown["sent_by_hippocrate"] is False
+    assert (found["sent_by_hippocrate"], found["kind"]) == (True, "link")
 
 
 # -- the parts, without the app ---------------------------------------------------------

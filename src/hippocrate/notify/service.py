@@ -242,10 +242,20 @@ def unsafe_patient_account(*, session: Session, patient_id: uuid.UUID) -> Accoun
 def _fresh_code(session: Session, account_id: uuid.UUID) -> str:
     """A code that no message a check can find already carries, so a code names one
     message: neither one of the recipient's :data:`CODE_WINDOW` latest (their own check)
-    nor any recorded with a digest (the public check, one indexed lookup per draw)."""
+    nor any recorded with a digest (the public check, one indexed lookup per draw).
+
+    The recipient's latest codes are opened here anyway: those recorded before the
+    public check existed (no digest, migration 0015) get theirs now, so that an account
+    written to after the upgrade has its earlier messages found by the public check too.
+    """
     emails = unsafe_emails_to(account_id)
-    taken = {normalise_code(code) for _, code in _codes_of(session, emails, account_id)}
     key = code_key(session)
+    taken = set()
+    for record, code in _codes_of(session, emails, account_id):
+        normalised = normalise_code(code)
+        taken.add(normalised)
+        if record.code_digest is None and normalised is not None:
+            record.code_digest = code_digest(key, normalised)
     while True:
         code = new_code()
         if normalise_code(code) in taken:
