@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import statistics
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -322,6 +324,29 @@ def test_messages_recorded_before_the_upgrade_are_found_once_their_account_is_wr
 
     assert unknown["sent_by_hippocrate"] is False
     assert (found["sent_by_hippocrate"], found["kind"]) == (True, "link")
+
+
+def test_a_known_code_and_an_unknown_one_take_the_same_time(store: Store, tmp_path: Path) -> None:
+    """Interleaved checks of a genuine code and of a made-up one: the medians are within
+    a quarter of each other (run with -s to see them; docs/NOTIFICATIONS.md)."""
+    rounds = 150
+    with running(store, tmp_path, message_checks_per_client=10 * rounds) as env:
+        _, message = _registered(env)
+        genuine = _code_of(message)
+        made_up = next(c for c in iter(new_code, None) if normalise_code(c) != genuine)
+        times: dict[str, list[float]] = {genuine: [], made_up: []}
+        for _ in range(10):  # warm up both paths
+            _check(env, genuine)
+            _check(env, made_up)
+        for _ in range(rounds):
+            for code in (genuine, made_up):
+                started = time.perf_counter()
+                response = _check(env, code)
+                times[code].append(time.perf_counter() - started)
+                assert response.status_code == 200
+    known, unknown = (statistics.median(times[c]) * 1000 for c in (genuine, made_up))
+    print(f"\n{store.backend}: known {known:.2f} ms, unknown {unknown:.2f} ms (medians)")
+    assert 0.8 < known / unknown < 1.25
 
 
 # -- the parts, without the app ---------------------------------------------------------
