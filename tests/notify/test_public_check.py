@@ -245,6 +245,12 @@ def test_checks_are_throttled_overall(store: Store, tmp_path: Path) -> None:
     assert int(third.headers["Retry-After"]) > 0
 
 
+def test_refused_texts_count_against_the_limit(store: Store, tmp_path: Path) -> None:
+    with running(store, tmp_path, message_checks_per_client=2) as env:
+        answers = [_check(env, "no code here"), _check(env, ""), _check(env, "K7PX-3QHM")]
+    assert [a.status_code for a in answers] == [422, 422, 429]
+
+
 @pytest.mark.parametrize(
     "pasted",
     [
