@@ -14,6 +14,8 @@ KINDS = (
     _n("consultation"),
     _n("message"),
     _n("attachment"),
+    _n("incident"),
+    _n("notice"),
 )
 
 

@@ -334,7 +334,7 @@ def launch_notices(
         raise StaleIncident(incident.version)
     latest = service.latest_scope(db, incident)
     if latest is None:
-        raise InvalidIncident("compute the incident's scope first: notices go to its patients")
+        raise InvalidIncident(_n("compute the incident's scope first: notices go to its patients"))
     decision = service.current_decision(incident, policy)
     notices.launch(
         session=db,

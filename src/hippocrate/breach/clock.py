@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from hippocrate.breach.errors import DelayNotExplained, InvalidAssessment
+from hippocrate.i18n import _n
 
 DEFAULT_DEADLINE_HOURS = 72
 
@@ -45,9 +46,9 @@ class Clock:
 
 def deadline_of(awareness: datetime, hours: int = DEFAULT_DEADLINE_HOURS) -> datetime:
     if awareness.tzinfo is None:
-        raise InvalidAssessment("the time of awareness must say its time zone")
+        raise InvalidAssessment(_n("the time of awareness must say its time zone"))
     if hours <= 0:
-        raise InvalidAssessment("the notification deadline is a positive number of hours")
+        raise InvalidAssessment(_n("the notification deadline is a positive number of hours"))
     return awareness + timedelta(hours=hours)
 
 

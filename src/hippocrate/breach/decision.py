@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from hippocrate.breach.errors import InvalidAssessment
+from hippocrate.i18n import _n
 from hippocrate.breach.severity import (
     Assessment,
     Band,
@@ -50,7 +51,7 @@ class Thresholds:
     def __post_init__(self) -> None:
         if self.people_from.rank < self.authority_from.rank:
             raise InvalidAssessment(
-                "the people cannot be told from a lower band than the authority"
+                _n("the people cannot be told from a lower band than the authority")
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n
 
 
 class BreachError(HippocrateError):
@@ -13,7 +14,7 @@ class InvalidAssessment(BreachError):
     """A severity or decision input is missing, out of range or not justified."""
 
     status = 422
-    title = "Invalid assessment"
+    title = _n("Invalid assessment")
 
 
 class DelayNotExplained(BreachError):
@@ -21,35 +22,38 @@ class DelayNotExplained(BreachError):
     (Art. 33(1): a notification made after 72 hours is accompanied by the reasons)."""
 
     status = 422
-    title = "Delay not explained"
+    title = _n("Delay not explained")
 
     def __init__(self) -> None:
-        super().__init__("this notification is late: state the reason for the delay (Art. 33(1))")
+        super().__init__(
+            _n("this notification is late: state the reason for the delay (Art. 33(1))")
+        )
 
 
 class InvalidIncident(BreachError):
     status = 422
-    title = "Invalid incident"
+    title = _n("Invalid incident")
 
 
 class IncidentNotFound(BreachError):
     status = 404
-    title = "Not found"
+    title = _n("Not found")
 
     def __init__(self) -> None:
-        super().__init__("no incident has this id")
+        super().__init__(_n("no incident has this id"))
 
 
 class StaleIncident(BreachError):
     """The change was made on an older version of the incident than the current one."""
 
     status = 409
-    title = "Conflict"
+    title = _n("Conflict")
 
     def __init__(self, current: int) -> None:
         self.current = current
         super().__init__(
-            f"the incident changed since you read it (now version {current}): read it again"
+            _n("the incident changed since you read it (now version {version}): read it again"),
+            version=current,
         )
 
     @property
@@ -59,20 +63,21 @@ class StaleIncident(BreachError):
 
 class IncidentClosed(BreachError):
     status = 409
-    title = "Incident closed"
+    title = _n("Incident closed")
 
     def __init__(self) -> None:
-        super().__init__("this incident is closed: reopen it, with a note, to change it")
+        super().__init__(_n("this incident is closed: reopen it, with a note, to change it"))
 
 
 class NotificationOutOfOrder(BreachError):
     status = 409
-    title = "Notification out of order"
+    title = _n("Notification out of order")
 
     def __init__(
         self,
-        message: str = "a complementary notification or a withdrawal "
-        "follows an initial notification",
+        message: str = _n(
+            "a complementary notification or a withdrawal follows an initial notification"
+        ),
     ) -> None:
         super().__init__(message)
 
@@ -81,10 +86,12 @@ class NoticesNotAllowed(BreachError):
     """The decision does not require notices and no reason was given to send them."""
 
     status = 409
-    title = "Notices not required"
+    title = _n("Notices not required")
 
     def __init__(self) -> None:
         super().__init__(
-            "the assessment does not require telling the people (Art. 34): give the "
-            "reason for telling them anyway, or assess the incident first"
+            _n(
+                "the assessment does not require telling the people (Art. 34): give the "
+                "reason for telling them anyway, or assess the incident first"
+            )
         )

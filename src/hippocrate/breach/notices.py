@@ -52,6 +52,7 @@ from hippocrate.breach.models import (
 )
 from hippocrate.breach.schemas import IncidentDetails
 from hippocrate.config import Settings
+from hippocrate.i18n import _n
 from hippocrate.notify import delivery
 from hippocrate.notify.digest import code_digest, code_key
 from hippocrate.notify.models import OutboundEmail
@@ -128,7 +129,7 @@ def launch(
     if not required and not (voluntary_reason and voluntary_reason.strip()):
         raise NoticesNotAllowed()
     if scope.incident_id != incident.id:
-        raise InvalidIncident("this scope is not the incident's")
+        raise InvalidIncident(_n("this scope is not the incident's"))
     from hippocrate.breach import service  # the register's timeline (no cycle at import)
 
     service.mark_notices_launched(

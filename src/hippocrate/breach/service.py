@@ -67,6 +67,7 @@ from hippocrate.breach.schemas import (
 from hippocrate.breach.scope import PATIENT_CATEGORIES, Scope
 from hippocrate.breach.severity import Band, Factor
 from hippocrate.config import Settings
+from hippocrate.i18n import _n
 from hippocrate.tags import Outcome, Tag
 
 #: A containment joins the open guard incident opened this recently.
@@ -114,7 +115,7 @@ def open_incident(
 ) -> Incident:
     """A new incident, open, its clock running from ``awareness_at``."""
     if awareness_at > now + timedelta(minutes=5):
-        raise InvalidIncident("the time of awareness cannot be in the future")
+        raise InvalidIncident(_n("the time of awareness cannot be in the future"))
     incident_id = uuid.uuid4()
     incident = Incident(
         id=incident_id,
@@ -152,11 +153,12 @@ def amend(
     try:
         after = merged(details_of(incident), patch).model_dump(mode="json")
     except ValidationError as exc:
-        raise InvalidIncident(_first_error(exc)) from None
+        where, reason = _first_error(exc)
+        raise InvalidIncident(_n("{field}: {reason}"), field=where, reason=reason) from None
     changes = changed_paths(before, after)
     if awareness_at is not None and awareness_at != incident.awareness_at:
         if not (note and note.strip()):
-            raise InvalidIncident("moving the time of awareness needs a note saying why")
+            raise InvalidIncident(_n("moving the time of awareness needs a note saying why"))
         changes["awareness_at"] = [incident.awareness_at.isoformat(), awareness_at.isoformat()]
         incident.awareness_at = awareness_at
     if not changes:
@@ -238,12 +240,12 @@ def notify_authority(
     """Record a notification as sent to the authority (the dossier, exactly)."""
     _writable(incident, version)
     if sent_at > now + timedelta(minutes=5):
-        raise InvalidIncident("a notification cannot have been sent in the future")
+        raise InvalidIncident(_n("a notification cannot have been sent in the future"))
     earlier = notifications_of(session, incident)
     if phase is not Phase.INITIAL and not any(n.phase is Phase.INITIAL for n in earlier):
         raise NotificationOutOfOrder()
     if phase is Phase.INITIAL and any(n.phase is Phase.INITIAL for n in earlier):
-        raise NotificationOutOfOrder("an initial notification was already sent")
+        raise NotificationOutOfOrder(_n("an initial notification was already sent"))
     if phase is Phase.INITIAL:
         check_delay_reason(
             incident.awareness_at, sent_at, delay_reason, hours=policy.deadline_hours
@@ -281,7 +283,7 @@ def close(
 ) -> Incident:
     _writable(incident, version)
     if not note.strip():
-        raise InvalidIncident("closing an incident needs a note saying why")
+        raise InvalidIncident(_n("closing an incident needs a note saying why"))
     incident.status = IncidentStatus.CLOSED
     incident.closed_at = now
     _bump(incident)
@@ -296,9 +298,9 @@ def reopen(
     if incident.version != version:
         raise StaleIncident(incident.version)
     if incident.status is not IncidentStatus.CLOSED:
-        raise InvalidIncident("this incident is open")
+        raise InvalidIncident(_n("this incident is open"))
     if not note.strip():
-        raise InvalidIncident("reopening an incident needs a note saying why")
+        raise InvalidIncident(_n("reopening an incident needs a note saying why"))
     incident.status = IncidentStatus.OPEN
     incident.closed_at = None
     _bump(incident)
@@ -475,10 +477,10 @@ def _kind(kind: str) -> PrincipalKind:
     return "operator" if kind == "operator" else "account"
 
 
-def _first_error(exc: ValidationError) -> str:
+def _first_error(exc: ValidationError) -> tuple[str, str]:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{where}: {error.get('msg', 'invalid')}"
+    return where, str(error.get("msg", "invalid"))
 
 
 def record_scope(
@@ -493,7 +495,7 @@ def record_scope(
     """Keep ``scope`` (signed) with ``incident``, on its timeline and in the trail."""
     _writable(incident, version)
     if scope.signature is None:
-        raise InvalidIncident("a scope is kept signed")
+        raise InvalidIncident(_n("a scope is kept signed"))
     kept = IncidentScope(
         incident_id=incident.id,
         kind=scope.kind,

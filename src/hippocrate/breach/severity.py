@@ -34,6 +34,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, Generic, TypeVar
 
 from hippocrate.breach.errors import InvalidAssessment
+from hippocrate.i18n import _n
 
 T = TypeVar("T")
 
@@ -126,8 +127,8 @@ class Override:
     at: datetime
 
     def __post_init__(self) -> None:
-        _justified(self.reason, "an override")
-        _justified(self.by, "an override's author")
+        _justified(self.reason, _n("an override needs its reason"))
+        _justified(self.by, _n("an override needs its author"))
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Factor(Generic[T]):
     overrides: tuple[Override, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        _justified(self.justification, "a factor")
+        _justified(self.justification, _n("a factor needs its written justification"))
 
     def overridden(self, value: T, *, reason: str, by: str, at: datetime) -> Factor[T]:
         """This factor set to ``value`` by a DPO, the former value kept in its history."""
@@ -156,8 +157,8 @@ class Adjustment:
 
     def __post_init__(self) -> None:
         if self.delta == 0 or not -3 <= self.delta <= 3:
-            raise InvalidAssessment("a context adjustment is between -3 and +3, never 0")
-        _justified(self.justification, "a context adjustment")
+            raise InvalidAssessment(_n("a context adjustment is between -3 and +3, never 0"))
+        _justified(self.justification, _n("a context adjustment needs its written justification"))
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,6 @@ def severity(assessment: Assessment) -> Severity:
     return Severity(dpc=dpc, ei=ei, cb=cb, score=score, band=band_of(score))
 
 
-def _justified(text: str, what: str) -> None:
+def _justified(text: str, refusal: str) -> None:
     if not text or not text.strip():
-        raise InvalidAssessment(f"{what} needs its written justification")
+        raise InvalidAssessment(refusal)
