@@ -24,7 +24,7 @@ from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.notify.check import KINDS, MAX_CANDIDATES, candidates
 from hippocrate.notify.digest import code_digest, code_key
 from hippocrate.notify.models import OutboundEmail
-from hippocrate.notify.service import new_code, normalise_code, send
+from hippocrate.notify.service import new_code, normalise_code, send, send_queued
 from hippocrate.notify.templates import TEMPLATES
 from hippocrate.patients.models import Patient
 from tests.conftest import Store
@@ -287,6 +287,32 @@ def test_the_answer_does_not_tell_whether_the_account_still_exists(env: Env) -> 
     assert after == before
     assert before["sent_by_hippocrate"] is True
     assert (last["sent_by_hippocrate"], last["kind"]) == (True, "security")
+
+
+def test_a_queued_email_recorded_without_a_digest_gets_one_when_sent(env: Env) -> None:
+    now = datetime.now(UTC)
+    with env.store.sessions.begin() as session:  # as a bulk import records invitations
+        account = Account(role=Role.PATIENT, owner_id=uuid.uuid4(), status=AccountStatus.ACTIVE)
+        account.email = "imported.patient@example.org"
+        session.add(account)
+        session.flush()
+        record = OutboundEmail(
+            account_id=account.id, owner_id=account.owner_id, template="new_message"
+        )
+        record.verification_code = code = new_code()
+        session.add(record)
+    queued = _check(env, code).json()
+    with env.store.sessions.begin() as session:
+        stored = session.get(OutboundEmail, record.id)
+        me = session.get(Account, account.id)
+        assert stored is not None
+        assert me is not None
+        send_queued(session=session, settings=env.settings, record=stored, account=me, now=now)
+
+    sent = _check(env, code).json()
+
+    assert queued["sent_by_hippocrate"] is False  # recorded, neither digest nor sent yet
+    assert (sent["sent_by_hippocrate"], sent["kind"]) == (True, "waiting")
 
 
 def test_a_message_never_delivered_is_not_found(env: Env) -> None:
