@@ -154,6 +154,11 @@ def test_each_victim_gets_one_notice_without_health_detail(
                 assert record is not None
                 assert record.sent_at is not None
             assert str(notice.email_id) in str(mail.message["Message-ID"])
+            # Anyone holding it can check it came from Hippocrate.
+            checked = api.client.post("/api/v1/messages/check", json={"text": text})
+            assert checked.status_code == 200, checked.text
+            assert checked.json()["sent_by_hippocrate"] is True
+            assert checked.json()["kind"] == "security"
 
         # The patient sees it in their space (the banner), in English on request.
         victim = api.relogin(next(c for c in cases if c.patient_id in victims).patient)

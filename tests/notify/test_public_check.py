@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from hippocrate.breach.notices import TEMPLATE as BREACH_NOTICE
 from hippocrate.identity.models import Account, AccountStatus, Role
 from hippocrate.notify.check import KINDS, MAX_CANDIDATES, candidates
 from hippocrate.notify.digest import code_digest, code_key
@@ -385,7 +386,8 @@ def test_a_known_code_and_an_unknown_one_take_the_same_time(store: Store, tmp_pa
 
 
 def test_every_template_has_a_generic_kind() -> None:
-    assert set(KINDS) == set(TEMPLATES)
+    # Every template, and the breach notice (rendered by breach/notices.py).
+    assert set(KINDS) == {*TEMPLATES, BREACH_NOTICE}
     assert len(set(KINDS.values())) == 3
 
 

@@ -218,6 +218,13 @@ def due(
     return [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
 
 
+def unsafe_notice_email(session: Session, email_id: uuid.UUID) -> OutboundEmail | None:
+    """The email record of a notice already tried: unsafe, it skips the access policy.
+    The notice job sends it again to its own recipient with the same code and
+    Message-ID (a retry must be the same message); nobody is shown what it holds."""
+    return session.get(OutboundEmail, email_id)
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A notice claimed for sending, and its message, built; nothing sent yet."""
@@ -260,7 +267,7 @@ def claim(
         notice.status = NoticeStatus.POST
         notice.lease_until = None
         return None
-    record = session.get(OutboundEmail, notice.email_id) if notice.email_id else None
+    record = unsafe_notice_email(session, notice.email_id) if notice.email_id else None
     if record is None:
         record = OutboundEmail(
             account_id=account.id, owner_id=account.owner_id, template=TEMPLATE, created_at=now

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hippocrate.breach import jobs, notices
 from hippocrate.breach.models import Incident, Notice, NoticeStatus
@@ -74,23 +75,25 @@ def postal(
             writer = csv.writer(handle)
             writer.writerow(POSTAL_COLUMNS)
             for notice in letters:
-                patient = session.get(Patient, notice.patient_id)
-                if patient is None:
-                    continue
-                address = patient.address or {}
-                writer.writerow(
-                    [
-                        found.reference,
-                        patient.given_names,
-                        patient.family_name,
-                        address.get("line1", ""),
-                        address.get("line2", ""),
-                        address.get("postal_code", ""),
-                        address.get("city", ""),
-                        address.get("country", ""),
-                    ]
-                )
+                line = unsafe_letter_of(session, notice.patient_id)
+                if line is not None:
+                    writer.writerow([found.reference, *line])
     typer.echo(f"{len(letters)} letters listed in {out}")
+
+
+def unsafe_letter_of(session: Session, patient_id: uuid.UUID) -> list[str] | None:
+    """The name and postal address of a patient whose notice goes by letter: unsafe, it
+    skips the access policy. The notice job reads them under its guard rule (the
+    patient's notice is set for a letter), for the mail house's list only."""
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        return None
+    address = patient.address or {}
+    return [
+        patient.given_names or "",
+        patient.family_name or "",
+        *(str(address.get(k, "")) for k in ("line1", "line2", "postal_code", "city", "country")),
+    ]
 
 
 def _uuid_or_none(text: str) -> uuid.UUID | None:
@@ -98,3 +101,30 @@ def _uuid_or_none(text: str) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         return None
+
+
+def drill(
+    workdir: Path = typer.Option(
+        None,
+        "--workdir",
+        help="Where to make the drill's deployment (new; default: a temporary folder).",
+    ),
+    patients: int = typer.Option(60, "--patients", min=5, max=100_000, help="Demo patients."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
+) -> None:
+    """Run the MédecinDirect scenario against a fresh demo deployment of its own: what
+    a copy of the data folder reveals, what stolen sessions get before containment, and
+    the response (incident, scope, severity, Art. 34 decision, dossier, notices)."""
+    import tempfile
+
+    from hippocrate.breach import drill as drilling
+
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="hippocrate-drill-")) / "deployment"
+    elif workdir.exists():
+        raise fail(f"{workdir} already exists; the drill makes a deployment of its own")
+    report = drilling.run(workdir, patients=patients)
+    typer.echo(report.text(), nl=False)
+    if json_out is not None:
+        drilling.write_json(report, json_out)
+        typer.echo(f"report: {json_out}")

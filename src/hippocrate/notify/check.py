@@ -89,6 +89,8 @@ KINDS: dict[str, Kind] = {
     "account_suspended": Kind.SECURITY,
     "break_glass_opened": Kind.SECURITY,
     "account_deleted": Kind.SECURITY,
+    # An Art. 34 notice of a breach (breach/notices.py renders it, not TEMPLATES).
+    "breach_notice": Kind.SECURITY,
 }
 
 
