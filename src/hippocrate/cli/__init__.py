@@ -42,6 +42,7 @@ app.add_typer(accounts.app, name="accounts")
 app.command("import")(interop.import_patients)
 app.add_typer(documents.app, name="documents")
 app.add_typer(breach.app, name="breach")
+app.command("drill")(breach.drill)
 
 _EXPECTED = (
     VaultError,
