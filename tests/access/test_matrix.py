@@ -42,6 +42,7 @@ from tests.access.world import (
     relations,
     tag,
 )
+from tests.breach.test_register import ASSESSMENT
 from tests.consultations.helpers import QUESTIONNAIRE
 from tests.identity.helpers import fast_password_hashing, new_password, patient_data, totp_code
 
@@ -373,6 +374,73 @@ def _end_everyones_sessions(world: World, role: str, relation: str, target: str 
     return Setup(after=world.relogin_all if role == "admin" else None)
 
 
+def _incident_target(world: World, role: str, relation: str, target: str | None) -> Setup | None:
+    """A fresh incident the world's DPO opened (version 1, open): "other" for every role,
+    the DPO's to read and change."""
+    if relation != OTHER:
+        return None
+    opened = world.client.post(
+        f"{API}/incidents",
+        headers=world.headers("dpo"),
+        json={"details": {"general": {"title": f"Incident {tag()}"}}},
+    )
+    assert opened.status_code == 201, opened.text
+    return Setup(target=str(opened.json()["id"]))
+
+
+def _notice_target(world: World, role: str, relation: str, target: str | None) -> Setup | None:
+    """A notice of an incident addressed to patient A ("own" for A), or to patient B
+    (the patient's "other"), written straight into the store as the notice job does."""
+    if relation == UNKNOWN:
+        return None
+    from datetime import UTC, datetime
+
+    from hippocrate.breach.models import Incident, IncidentOrigin, IncidentScope, Notice
+
+    owner = world.b if role == "patient" and relation == OTHER else world.a
+    patient = owner.patient.patient_id
+    assert patient is not None
+    now = datetime.now(UTC)
+    with world.sessions.begin() as session:
+        incident = Incident(
+            reference=f"INC-{tag()}",
+            origin=IncidentOrigin.DPO,
+            opened_at=now,
+            opened_by_role="dpo",
+            awareness_at=now,
+            details={},
+            version=1,
+        )
+        session.add(incident)
+        session.flush()
+        scope = IncidentScope(
+            incident_id=incident.id,
+            kind="principals",
+            computed_at=now,
+            computed_by_role="dpo",
+            head_seq=0,
+            document={"patients": [{"id": str(patient), "categories": ["contact"]}]},
+        )
+        session.add(scope)
+        session.flush()
+        notice = Notice(
+            incident_id=incident.id,
+            patient_id=patient,
+            scope_id=scope.id,
+            next_attempt_at=now,
+        )
+        session.add(notice)
+        session.flush()
+        return Setup(target=str(notice.id))
+
+
+def _notification_body(world: World, role: str, target: str | None) -> Any:
+    return {"version": 1, "phase": "initial", "sent_at": world.api.clock.now.isoformat()}
+
+
+DPO_ONLY = FORBID  # every other signed-in role, whatever the incident
+DPO_SEES = frozenset({"dpo"})
+
 # -- the table ---------------------------------------------------------------------------
 
 STAFF_HIDDEN = rel(other=HIDE)  # support, dpo, admin without break-glass: not theirs
@@ -579,6 +647,76 @@ TABLE: dict[str, Route] = {
         **only({"admin": rel(other=OK)}), prepare=_approval_target, visible=frozenset({"admin"})
     ),
     "DELETE /api/v1/admin/sessions": Route(**only({"admin": OK}), prepare=_end_everyones_sessions),
+    # The incident register: the DPO's alone.
+    "GET /api/v1/incidents": Route(**only({"dpo": OK})),
+    "POST /api/v1/incidents": Route(
+        **only({"dpo": ok(201)}), body=_json({"details": {"general": {"title": "Copie"}}})
+    ),
+    "GET /api/v1/incidents/{incident_id}": Route(
+        **only({"dpo": rel(other=OK)}), prepare=_incident_target, visible=DPO_SEES
+    ),
+    "PATCH /api/v1/incidents/{incident_id}": Route(
+        **only({"dpo": rel(other=OK)}),
+        body=_json({"version": 1, "details": {"consequences": "hameçonnage"}}),
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    "PUT /api/v1/incidents/{incident_id}/assessment": Route(
+        **only({"dpo": rel(other=OK)}),
+        body=lambda world, role, target: {"version": 1, "assessment": ASSESSMENT},
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    "POST /api/v1/incidents/{incident_id}/scopes": Route(
+        **only({"dpo": rel(other=ok(201))}),
+        body=_json({"version": 1}),
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    "GET /api/v1/incidents/{incident_id}/dossier": Route(
+        **only({"dpo": rel(other=OK)}), prepare=_incident_target, visible=DPO_SEES
+    ),
+    "POST /api/v1/incidents/{incident_id}/notifications": Route(
+        **only({"dpo": rel(other=ok(201))}),
+        body=_notification_body,
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    # Without a scope there is nobody to tell: refused on the incident's state.
+    "POST /api/v1/incidents/{incident_id}/notices": Route(
+        **only({"dpo": rel(other=state(422))}),
+        body=_json({"version": 1}),
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    "GET /api/v1/incidents/{incident_id}/notices": Route(
+        **only({"dpo": rel(other=OK)}), prepare=_incident_target, visible=DPO_SEES
+    ),
+    "POST /api/v1/incidents/{incident_id}/close": Route(
+        **only({"dpo": rel(other=OK)}),
+        body=_json({"version": 1, "note": "mesures prises"}),
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    "POST /api/v1/incidents/{incident_id}/reopen": Route(
+        **only({"dpo": rel(other=state(422))}),  # an open incident is not reopened
+        body=_json({"version": 1, "note": "élément nouveau"}),
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
+    # A patient's own notices (the banner).
+    "GET /api/v1/patients/me/notices": Route(**only({"patient": OK})),
+    "POST /api/v1/patients/me/notices/{notice_id}/seen": Route(
+        **only(
+            {
+                "patient": rel(own=ok(204), other=HIDE),
+                "practitioner": rel(own=FORBID, other=FORBID, unknown=FORBID),
+            }
+        ),
+        prepare=_notice_target,
+    ),
+    # Public: is this message really from Hippocrate?
+    "POST /api/v1/messages/check": Route(**everyone(OK), body=_json({"text": "K7PX-3QHM"})),
     # Support: account metadata only (support and admins).
     "GET /api/v1/support/accounts": Route(**only({"support": OK, "admin": OK})),
     "GET /api/v1/support/accounts/{account_id}": Route(
@@ -596,6 +734,7 @@ PUBLIC = {
     "POST /api/v1/auth/password-reset/complete",
     "POST /api/v1/documents/verify/code",
     "POST /api/v1/documents/verify/file",
+    "POST /api/v1/messages/check",
     "GET /api/v1/health",
 }
 # Public too, outside the OpenAPI document.
@@ -609,6 +748,8 @@ _KINDS = {
     "account_id": "account",
     "request_id": "approval",
     "entry": "queue entry",
+    "incident_id": "incident",
+    "notice_id": "notice",
 }
 
 
@@ -655,7 +796,7 @@ def send(world: World, key: str, role: str, relation: str) -> Sent:
     route = TABLE[key]
     method, template = key.split(" ", 1)
     kind = kind_of(key, route)
-    if kind in ("approval", "queue entry"):
+    if kind in ("approval", "queue entry", "incident", "notice"):
         target: str | None = str(uuid.uuid4())  # a real one comes from the preparation
     else:
         target = world.target(kind, role, relation) if kind else None
