@@ -32,6 +32,7 @@ from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n
 
 PARIS = ZoneInfo("Europe/Paris")
 # DejaVu Sans ships with the package (fonts/, with its licence): every deployment
@@ -45,7 +46,7 @@ class NoDocumentFont(HippocrateError):
     """No Unicode font to print documents with: an installation problem, said plainly."""
 
     status = 503
-    title = "Documents cannot be printed"
+    title = _n("Documents cannot be printed")
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,10 @@ def font_path(configured: Path | None) -> Path:
     chosen = configured or BUNDLED_FONT
     if not chosen.is_file():
         raise NoDocumentFont(
-            "the font documents are printed in is missing: set HIPPOCRATE_DOCUMENT_FONT "
-            "to a TrueType font file, or reinstall Hippocrate"
+            _n(
+                "the font documents are printed in is missing: set HIPPOCRATE_DOCUMENT_FONT "
+                "to a TrueType font file, or reinstall Hippocrate"
+            )
         )
     return chosen
 

@@ -39,6 +39,7 @@ from hippocrate.documents import render
 from hippocrate.documents.models import IssuedDocument
 from hippocrate.documents.signing import Verdict, sign_pdf, verify_pdf
 from hippocrate.errors import HippocrateError
+from hippocrate.i18n import _n
 from hippocrate.identity.models import Practitioner
 from hippocrate.interop.fhir import prescription_lines
 from hippocrate.patients.service import readable_record
@@ -79,7 +80,7 @@ class DocumentsUnavailable(HippocrateError):
     """The document signing key cannot be read: nothing is issued, nothing closes."""
 
     status = 503
-    title = "Documents cannot be signed"
+    title = _n("Documents cannot be signed")
 
 
 def signing_key(session: Session, settings: Settings) -> DocumentKey:
@@ -94,7 +95,7 @@ def signing_key(session: Session, settings: Settings) -> DocumentKey:
 def _unusable(exc: KeyProviderError) -> DocumentsUnavailable:
     """The operator reads what is wrong in the log; the caller, that it is not theirs."""
     _log.error("documents cannot be signed: %s", exc)
-    return DocumentsUnavailable("documents cannot be signed at the moment; try again later")
+    return DocumentsUnavailable(_n("documents cannot be signed at the moment; try again later"))
 
 
 @dataclass(frozen=True)
