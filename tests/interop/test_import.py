@@ -94,7 +94,7 @@ class Importer:
         return import_file(
             path=path,
             fmt=fmt,  # type: ignore[arg-type]
-            settings=self.api.settings,
+            settings=kwargs.pop("settings", self.api.settings),
             begin=kwargs.pop("begin", self.begin),
             now=lambda: NOW,
             **kwargs,

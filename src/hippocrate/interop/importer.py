@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import queue as queue_module
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -523,27 +524,51 @@ def _run_workers(
     ]
     for process in processes:
         process.start()
-    running = workers
+    ended: set[int] = set()
     failure: str | None = None
+
+    def take(message: tuple[str, int, Any]) -> None:
+        nonlocal failure
+        kind, index, payload = message
+        if kind == "batch":
+            payload.add_to(outcome)
+            if on_progress is not None:
+                on_progress(outcome)
+            return
+        ended.add(index)
+        if payload is not None and failure is None:
+            failure = payload
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()  # its batch under way dies with its connection
+
     try:
-        while running:
-            message = queue.get()
-            if isinstance(message, BatchDone):
-                message.add_to(outcome)
-                if on_progress is not None:
-                    on_progress(outcome)
-                continue
-            running -= 1
-            if message is not None and failure is None:
-                failure = message
-                for process in processes:
-                    if process.is_alive():
-                        process.terminate()
+        while len(ended) < workers:
+            try:
+                take(queue.get(timeout=0.5))
+            except queue_module.Empty:
+                for index, process in enumerate(processes):
+                    if index not in ended and not process.is_alive():
+                        # Ended without saying so (terminated, or killed): what it
+                        # committed was reported before; anything still queued is read.
+                        while True:
+                            try:
+                                take(queue.get(timeout=0.1))
+                            except queue_module.Empty:
+                                break
+                        if index not in ended:
+                            take(("end", index, _died(index, process.exitcode)))
     finally:
         for process in processes:
             process.join()
     if failure is not None:
         raise ImportWorkerFailed(failure)
+
+
+def _died(index: int, code: int | None) -> str | None:
+    if code in (0, None):
+        return None
+    return f"importing process {index} ended (exit code {code})"
 
 
 def _worker_main(
@@ -570,17 +595,17 @@ def _worker_main(
                 worker=index,
                 workers=workers,
             ):
-                queue.put(done)
+                queue.put(("batch", index, done))
     except KeyboardInterrupt:
-        queue.put("interrupted")
+        queue.put(("end", index, f"importing process {index} interrupted"))
         return
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
         # The kind of error only (a database error's text may quote the row's values),
         # or the platform's own refusals, which are written to be shown.
         why = str(exc) if isinstance(exc, HippocrateError) else type(exc).__name__
-        queue.put(f"importing process {index} stopped: {why}")
+        queue.put(("end", index, f"importing process {index} stopped: {why}"))
         return
-    queue.put(None)
+    queue.put(("end", index, None))
 
 
 def _clock() -> datetime:
