@@ -70,3 +70,29 @@ def test_a_large_import_tops_the_honeytokens_up(cli: Cli, tmp_path: Path) -> Non
     with sqlite3.connect(cli.database) as connection:
         markers = connection.execute("SELECT count(*) FROM guard_markers").fetchone()[0]
     assert markers == 4
+
+
+def test_several_workers_need_postgresql_and_invitations_wait_for_the_worker(
+    cli: Cli, tmp_path: Path
+) -> None:
+    source = write_csv(tmp_path / "two.csv", [csv_row(1), csv_row(2)])
+    before = patients_in(cli)
+    assert_one_line_error(cli.run("import", str(source), "--workers", "2"), "PostgreSQL")
+    assert patients_in(cli) == before  # the refusal imported nothing
+
+    cli.ok("import", str(source))
+    with sqlite3.connect(cli.database) as connection:
+        queued = connection.execute(
+            "SELECT count(*) FROM outbound_emails WHERE template = 'invitation' AND sent_at IS NULL"
+        ).fetchone()[0]
+    assert queued == 2
+
+    out = cli.ok("import", "--send-invitations")
+    assert "2 invitations sent" in out
+    assert "0 invitations sent" in cli.ok("import", "--send-invitations")
+    with sqlite3.connect(cli.database) as connection:
+        sent = connection.execute(
+            "SELECT count(*) FROM outbound_emails"
+            " WHERE template = 'invitation' AND sent_at IS NOT NULL"
+        ).fetchone()[0]
+    assert sent == 2
