@@ -3,8 +3,10 @@ each stage, on PostgreSQL with the file key provider (and SoftHSM2 when installe
 
 One synthetic CSV of ``count`` patients (the demo's generator) is imported by the real
 command path (``interop.importer.import_file`` in units of work of the platform, with
-the recorder and the guard). Beside it, in the same run, each stage alone over the same
-rows: parse and validate, a data key made and wrapped, the eight fields sealed, the
+the recorder and the guard) into an empty database, once with one importing process
+and once with two (``--workers 2``). Beside it, in the same run, each stage alone over
+the same rows: parse and validate, a data key made and wrapped (and wrapped alone with
+the root key version read once, as a batch wrap would), the eight fields sealed, the
 three blind indexes, and a bare INSERT of already-sealed rows (the database floor).
 The goal is MédecinDirect's 14 million patients in under 25 minutes: 9,400 per second.
 """
@@ -26,20 +28,20 @@ from typing import Any
 from sqlalchemy import insert
 
 from bench import api
-from hippocrate.audit.recorder import Actor
+from hippocrate.cli.interop import open_platform
 from hippocrate.config import KeyProviderKind, Settings
 from hippocrate.db.engine import make_engine
 from hippocrate.interop.importer import CSV_COLUMNS, import_file, rows_of, validated
 from hippocrate.patients.models import Patient
 from hippocrate.patients.synthetic import SyntheticPatients
 from hippocrate.runtime import Runtime
-from hippocrate.tags import Purpose
 from hippocrate.vault import FieldContext, Padding
 from hippocrate.vault.fields import seal
-from hippocrate.work import unit_of_work
+from hippocrate.vault.keys import wrap_binding
 
 GOAL_PER_SECOND = 9_400
-IMPORTER = Actor(role="operator", purpose=Purpose.IMPORT)
+#: The whole path with one importing process, then one per core of this machine.
+WORKERS = (1, 2)
 FIELDS = ("given_names", "family_name", "birth_date", "sex", "email", "phone", "address", "nir")
 
 
@@ -116,6 +118,17 @@ def _stages(settings: Settings, source: Path, count: int) -> list[Stage]:
                 lambda: keys.extend(vault.new_data_key(owner) for owner in owners),
             )
         )
+        provider = vault.provider
+        material = os.urandom(32)
+
+        def wrap_once_versioned() -> None:
+            version = provider.current_version()  # once per batch, as a batch wrap would
+            for owner in owners:
+                provider.wrap(version, material, wrap_binding(owner, 1))
+
+        stages.append(
+            _timed("data key wrapped, root version read once", count, wrap_once_versioned)
+        )
         pad = Padding(64)
 
         def seal_all() -> None:
@@ -157,32 +170,31 @@ def _stages(settings: Settings, source: Path, count: int) -> list[Stage]:
     def insert_floor() -> None:
         with engine.begin() as connection:
             for start in range(0, count, 1000):
-                connection.execute(insert(Patient.__table__), rows[start : start + 1000])
+                connection.execute(insert(Patient), rows[start : start + 1000])
 
     stages.append(_timed("bare INSERT of sealed rows (floor)", count, insert_floor))
     engine.dispose()
     return stages
 
 
-def _import(settings: Settings, source: Path) -> tuple[Stage, int, int]:
-    runtime = Runtime.open(settings)
-    try:
+def _import(settings: Settings, source: Path, workers: int) -> tuple[Stage, int, int]:
+    """The command's path: units of work of the platform (recorder, guard), batches of
+    ``BATCH``, ``workers`` importing processes (each started, with its own runtime,
+    inside the time measured)."""
+    with open_platform(settings) as begin:
         started = time.perf_counter()
         outcome = import_file(
             path=source,
             fmt="csv",
             settings=settings,
-            begin=lambda: unit_of_work(runtime, IMPORTER),
+            begin=begin,
             now=lambda: datetime.now(UTC),
+            workers=workers,
+            opener=open_platform,
         )
         elapsed = time.perf_counter() - started
-    finally:
-        runtime.close()
-    return (
-        Stage("hippocrate import (whole path)", elapsed, outcome.imported),
-        outcome.imported,
-        len(outcome.rejected),
-    )
+    name = f"hippocrate import, {workers} worker{'s' if workers > 1 else ''} (whole path)"
+    return Stage(name, elapsed, outcome.imported), outcome.imported, len(outcome.rejected)
 
 
 def _settings(data_dir: Path, url: str, provider: str) -> Settings:
@@ -203,14 +215,20 @@ def _one(provider: str, count: int, seed: int, env: dict[str, str]) -> ImportRun
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        with api._postgres_database() as url:
-            settings = _settings(root / "data", url, provider)
-            api._init(settings)
-            source = root / "patients.csv"
-            write_source(source, count, seed)
-            whole, imported, rejected = _import(settings, source)
-            stages = [whole, *_stages(settings, source, count)]
-            return ImportRun(provider, count, stages, imported, rejected)
+        source = root / "patients.csv"
+        write_source(source, count, seed)
+        stages: list[Stage] = []
+        imported = rejected = 0
+        for workers in WORKERS:
+            # A fresh database each: the same file into an empty platform.
+            with api._postgres_database() as url:
+                settings = _settings(root / f"data-{workers}", url, provider)
+                api._init(settings)
+                whole, imported, rejected = _import(settings, source, workers)
+                stages.append(whole)
+                if workers == WORKERS[-1]:
+                    stages += _stages(settings, source, count)
+        return ImportRun(provider, count, stages, imported, rejected)
     finally:
         for key, value in saved.items():
             if value is None:
