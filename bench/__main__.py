@@ -28,12 +28,16 @@ def main(argv: list[str] | None = None) -> None:
             "registrations",
             "importing",
             "documents",
+            "breach",
         ],
         help="what to measure (default: all)",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
     parser.add_argument(
         "--import-patients", type=int, default=2000, help="patients in the import benchmark"
+    )
+    parser.add_argument(
+        "--scope-events", type=int, default=10_000_000, help="trail events a scope reads"
     )
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the guard ('' to skip)"
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         "registrations",
         "importing",
         "documents",
+        "breach",
     ]
     started = time.monotonic()
     parts = []
@@ -88,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench import documents
 
         parts.append(documents.report(documents.run(repeat=args.repeat)))
+    if "breach" in sections:
+        from bench import breach
+
+        parts.append(breach.report(breach.run(events=args.scope_events)))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",

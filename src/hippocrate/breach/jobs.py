@@ -84,32 +84,54 @@ def sweep(runtime: Runtime, huey: Huey) -> int:
 
 
 def send_batch(runtime: Runtime, batch: list[uuid.UUID]) -> int:
-    """Try each notice of ``batch`` once; how many were delivered."""
-    delivered = 0
-    for notice_id in batch:
-        if send_one(runtime, notice_id):
-            delivered += 1
-    return delivered
+    """Claim the due notices of ``batch`` in one unit of work, send them over one SMTP
+    connection, each marked sent the moment the relay accepts it, then settle the batch
+    (the trail's events, the retries) in one more; how many were delivered.
 
-
-def send_one(runtime: Runtime, notice_id: uuid.UUID) -> bool:
+    A worker killed half-way leaves its claimed notices to the sweep once their lease
+    runs out: those already marked sent stay sent, the others are sent then, and only
+    the one accepted and not yet marked can go twice (the same message again)."""
     settings = runtime.settings
     now = datetime.now(UTC)
     with unit_of_work(runtime, notices.NOTICE_ACTOR) as session:
-        claimed = notices.claim(session=session, settings=settings, notice_id=notice_id, now=now)
-    if claimed is None:
-        return False
+        claimed = [
+            found
+            for notice_id in batch
+            if (
+                found := notices.claim(
+                    session=session, settings=settings, notice_id=notice_id, now=now
+                )
+            )
+            is not None
+        ]
+    if not claimed:
+        return 0
+    by_email = {c.email_id: c.notice_id for c in claimed}
+    engine = runtime.sessions.engine
+
+    def delivered(email_id: uuid.UUID) -> None:
+        notices.mark_sent(engine, notice_id=by_email[email_id], email_id=email_id)
+
     # Outside any transaction: a slow relay holds no database connection.
-    ok = delivery.deliver(settings, claimed.message, claimed.email_id)  # type: ignore[arg-type]
+    outcomes = delivery.deliver_many(
+        settings,
+        [(c.message, c.email_id) for c in claimed],
+        on_delivered=delivered,
+    )
     with unit_of_work(runtime, notices.NOTICE_ACTOR) as session:
-        notices.settle(
-            session=session,
-            notice_id=claimed.notice_id,
-            email_id=claimed.email_id,
-            delivered=ok,
-            now=datetime.now(UTC),
-        )
-    return ok
+        for found, ok in zip(claimed, outcomes, strict=True):
+            notices.settle(
+                session=session,
+                notice_id=found.notice_id,
+                email_id=found.email_id,
+                delivered=ok,
+                now=datetime.now(UTC),
+            )
+    return sum(outcomes)
+
+
+def send_one(runtime: Runtime, notice_id: uuid.UUID) -> bool:
+    return send_batch(runtime, [notice_id]) == 1
 
 
 # -- the tasks, as the queue calls them ----------------------------------------------

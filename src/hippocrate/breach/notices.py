@@ -32,13 +32,15 @@ when its lease runs out.
 from __future__ import annotations
 
 import html
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hippocrate.audit.recorder import Actor, recorder_of
@@ -61,6 +63,7 @@ from hippocrate.notify.templates import Rendered
 from hippocrate.tags import Category, Purpose, Tag
 
 PARIS = ZoneInfo("Europe/Paris")
+log = logging.getLogger(__name__)
 TEMPLATE = "breach_notice"
 NOTICE_ROLE = "notice-job"
 #: The notice job's principal id: fixed, so that every process's job is the same
@@ -231,7 +234,7 @@ class Claimed:
 
     notice_id: uuid.UUID
     email_id: uuid.UUID
-    message: object  # an EmailMessage
+    message: EmailMessage
 
 
 def claim(
@@ -303,15 +306,38 @@ def claim(
     return Claimed(notice.id, record.id, message)
 
 
+def mark_sent(engine: Engine, *, notice_id: uuid.UUID, email_id: uuid.UUID) -> None:
+    """Mark a notice sent the moment the relay accepted it, in a short transaction of
+    its own (plaintext columns only), so a worker killed later in its batch does not
+    send it again; :func:`settle` then records it in the trail."""
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Not waiting for the disk: a mark the server loses in a crash only
+                # sends that notice again, the same message (settle marks it too).
+                connection.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            connection.execute(
+                update(Notice)
+                .where(Notice.id == notice_id, Notice.status == NoticeStatus.SENDING)
+                .values(status=NoticeStatus.SENT, sent_at=now, lease_until=None)
+            )
+            connection.execute(
+                update(OutboundEmail).where(OutboundEmail.id == email_id).values(sent_at=now)
+            )
+    except Exception as exc:  # noqa: BLE001 - settle marks it again; never lose the batch
+        log.warning("notice %s: sent mark not recorded: %s", notice_id, type(exc).__name__)
+
+
 def settle(
     *, session: Session, notice_id: uuid.UUID, email_id: uuid.UUID, delivered: bool, now: datetime
 ) -> None:
     """After the attempt: sent, or queued again with a backoff (a letter after the last)."""
-    notice = session.get(Notice, notice_id)
+    notice = session.get(Notice, notice_id, populate_existing=True)
     assert notice is not None
     if delivered:
         notice.status = NoticeStatus.SENT
-        notice.sent_at = now
+        notice.sent_at = notice.sent_at or now
         notice.lease_until = None
         session.execute(
             update(OutboundEmail).where(OutboundEmail.id == email_id).values(sent_at=now)
