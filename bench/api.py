@@ -245,7 +245,9 @@ def _open_and_take(
         now=datetime.now(UTC),
     )
     session.flush()
-    taken = consultations.take_next(session=session, principal=practitioner, now=datetime.now(UTC))
+    taken = consultations.take_next(
+        session=session, principal=practitioner, now=datetime.now(UTC), settings=None
+    )
     assert taken.id == opened.id
     return opened.id
 

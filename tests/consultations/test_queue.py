@@ -121,7 +121,9 @@ def _take_all(
     try:
         while True:
             with store.sessions.begin() as session:
-                taken.append(take_next(session=session, principal=principal, now=T0).id)
+                taken.append(
+                    take_next(session=session, principal=principal, now=T0, settings=None).id
+                )
     except QueueEmpty:
         return
     except Exception as exc:  # surfaced by the test
@@ -164,7 +166,10 @@ def test_a_crowd_taking_at_once_takes_each_consultation_once(store: Store, tmp_p
         try:
             with store.sessions.begin() as session:
                 results[index] = take_next(
-                    session=session, principal=practitioners[index].principal, now=T0
+                    session=session,
+                    principal=practitioners[index].principal,
+                    now=T0,
+                    settings=None,
                 ).id
         except QueueEmpty:
             results[index] = None

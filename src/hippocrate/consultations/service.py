@@ -389,11 +389,12 @@ def _start_care(
 
 
 def take_next(
-    *, session: Session, principal: Principal, now: datetime, settings: Settings | None = None
+    *, session: Session, principal: Principal, now: datetime, settings: Settings | None
 ) -> Consultation:
     """Take the oldest waiting consultation of the principal's specialty and start the
     care relationship with its patient; with ``settings`` (the API), the patient gets a
-    ``consultation_taken`` email (without: a simulation or a benchmark, nobody is told).
+    ``consultation_taken`` email. ``settings=None`` must be said (a simulation or a
+    benchmark: nobody is told), so no caller forgets the patient's email by omission.
 
     Safe under concurrency: the status changes only by a conditional UPDATE
     (``WHERE status = 'requested'``) whose row count says who won; on PostgreSQL the
