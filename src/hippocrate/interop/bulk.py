@@ -17,8 +17,9 @@ instead of eleven per patient:
 - each patient gets a new data key, wrapped by the key provider and bound to its id,
   which seals the record, the account and the invitation's code, each field bound to
   its table, column and row (``db.sealed``'s format, padding and blind indexes);
-- patients, data keys, accounts and invitations go in with one multi-row ``INSERT``
-  per table; every sealed write is noted to the unit's recorder, which appends the
+- patients, data keys, accounts and invitations go in with one ``INSERT`` per table
+  for the whole batch (an executemany, which psycopg sends as one pipeline); every
+  sealed write is noted to the unit's recorder, which appends the
   batch's events to the hash chain in one statement when the unit commits;
 - invitations are queued, not delivered: the record of the email is written (with its
   sealed code) and the delivery worker (``identity.service.send_invitations``) sends
@@ -311,6 +312,9 @@ def write(session: Session, candidates: Sequence[Candidate], now: datetime) -> l
         )
         emails.append(email)
         written.append(Written(patient_id, account_id))
+    # One executemany per table: psycopg sends the rows in one pipeline, one round
+    # trip for the batch. A multi-row ``INSERT ... VALUES`` measured three times slower
+    # here (compiling a statement of thousands of parameters each batch).
     session.execute(insert(_table(Patient)), patients)
     session.execute(insert(_table(DataKeyRecord)), keys)
     session.execute(insert(_table(Account)), accounts)
