@@ -38,6 +38,7 @@ from bench import api, importing
 from hippocrate.audit.recorder import Actor
 from hippocrate.breach import dossier, jobs, notices, service
 from hippocrate.breach import scope as scopes
+from hippocrate.breach.drill import STOLEN_SESSIONS
 from hippocrate.breach.models import IncidentOrigin, Notice, NoticeStatus
 from hippocrate.breach.schemas import AssessmentIn, IncidentDetails
 from hippocrate.breach.scope import Exposure, Scope
@@ -50,15 +51,6 @@ from hippocrate.work import unit_of_work
 
 DPO = Actor(role="dpo", account_id=uuid.UUID(int=0xD90))
 IMPORTER = Actor(role="operator", purpose=Purpose.IMPORT)
-ASSESSMENT = {
-    "category": {"value": 4, "justification": "consultation content"},
-    "identification": {"value": "maximum", "justification": "names beside it"},
-    "confidentiality": {"value": "severe", "justification": "read by an intruder"},
-    "integrity": {"value": "none", "justification": "nothing altered"},
-    "availability": {"value": "none", "justification": "service up"},
-    "malicious": {"value": True, "justification": "stolen sessions"},
-    "unintelligible": {"value": False, "justification": "read through the platform"},
-}
 CATEGORIES = frozenset({Category.IDENTITY, Category.CONTACT, Category.HEALTH})
 
 
@@ -182,7 +174,7 @@ def response(runtime: Runtime, patients: int) -> Response:
                     actor=DPO,
                     incident=incident,
                     version=incident.version,
-                    assessment=AssessmentIn.model_validate(ASSESSMENT),
+                    assessment=AssessmentIn.model_validate(STOLEN_SESSIONS),
                     now=now,
                     policy=policy,
                 ),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,13 +27,6 @@ from tests.guard.helpers import (
     wait_for_containment,
 )
 from tests.guard.test_redteam import reads_of
-from tests.identity.helpers import fast_password_hashing
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords() -> Iterator[None]:
-    with fast_password_hashing():
-        yield
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPPORT, Role.PRACTITIONER, Role.PATIENT])

@@ -24,17 +24,10 @@ from tests.breach.test_notices import incident_with_victims
 from tests.breach.test_register import ASSESSMENT
 from tests.conftest import IN_CI, Store
 from tests.guard.helpers import guarded_api
-from tests.identity.helpers import fast_password_hashing
 from tests.notify.conftest import Inbox, SmtpServer, _serve
 
 REDIS_URL = os.environ.get("HIPPOCRATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 SUBJECT = "incident de sécurité"
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords() -> Iterator[None]:
-    with fast_password_hashing():
-        yield
 
 
 class SlowInbox(Inbox):

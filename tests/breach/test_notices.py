@@ -36,14 +36,7 @@ from tests.guard.helpers import (
     wait_for_containment,
 )
 from tests.guard.test_redteam import reads_of
-from tests.identity.helpers import fast_password_hashing
 from tests.notify.conftest import Inbox, SmtpServer, _serve
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords() -> Iterator[None]:
-    with fast_password_hashing():
-        yield
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from hippocrate.audit.models import AuditEvent
 from hippocrate.audit.recorder import Actor
 from hippocrate.breach import service
 from hippocrate.breach.clock import ClockState
+from hippocrate.breach.drill import STOLEN_SESSIONS
 from hippocrate.breach.errors import (
     DelayNotExplained,
     IncidentClosed,
@@ -147,15 +148,7 @@ def test_moving_the_awareness_needs_a_note_and_keeps_the_former_time(store: Stor
         assert clock.state is ClockState.OVERDUE  # 73 h since the corrected awareness
 
 
-ASSESSMENT = {
-    "category": {"value": 4, "justification": "health content of consultations"},
-    "identification": {"value": "maximum", "justification": "names beside the data"},
-    "confidentiality": {"value": "severe", "justification": "read by a stolen session"},
-    "integrity": {"value": "none", "justification": "nothing written"},
-    "availability": {"value": "none", "justification": "service up throughout"},
-    "malicious": {"value": True, "justification": "an intrusion"},
-    "unintelligible": {"value": False, "justification": "the platform decrypted for it"},
-}
+ASSESSMENT = STOLEN_SESSIONS  # the drill's assessment of stolen sessions
 
 
 def test_the_assessment_gives_the_decision_and_the_notification_its_phases(store: Store) -> None:

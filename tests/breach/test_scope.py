@@ -6,11 +6,10 @@ exactly the patients whose data came back, counts the honeytoken met, and is the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from hippocrate.breach import scope as scopes
@@ -31,13 +30,6 @@ from tests.guard.helpers import (
     wait_for_containment,
 )
 from tests.guard.test_redteam import plant_honeytokens, reads_of
-from tests.identity.helpers import fast_password_hashing
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords() -> Iterator[None]:
-    with fast_password_hashing():
-        yield
 
 
 def honeytoken_of(store: Store, guard: Guard) -> Callable[[uuid.UUID], bool]:
