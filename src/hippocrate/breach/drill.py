@@ -147,8 +147,8 @@ class DrillReport:
             f"   severity {r['severity']['score']} ({r['severity']['band']}); notify the CNIL: "
             f"{_yes(r['notify_authority'])}; tell the people: {_yes(r['notify_people'])}",
             f"   dossier complete ({len(r['missing'])} items missing) and "
-            f"{r['notices_queued']} notices queued {r['seconds_detection_to_notices']:.2f} s "
-            "after the first containment",
+            f"{r['notices_queued']} notices queued in {r['seconds_detection_to_notices']:.2f} s "
+            "of the platform's work on the incident the containment opened",
             f"   the database copy: severity {self.copy_response['severity']['band']}, tell the "
             f"people: {_yes(self.copy_response['notify_people'])} "
             f"(exception {self.copy_response['exemption'] or 'none'}: "
@@ -210,8 +210,8 @@ def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillRep
 
     server = _Server(runtime, port)
     server.start()
+    client = _Client(port)
     try:
-        client = _Client(port)
         started = datetime.now(UTC)
         by_role = {a.role.value: a for a in seeded.staff}
         busiest = max(seeded.practitioners, key=lambda p: len(p.consultations))
@@ -222,6 +222,7 @@ def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillRep
             _support(client, by_role["support"], known),
         ]
     finally:
+        client.connection.close()
         server.stop()
     report.response = _respond(runtime, since=started)
     report.copy_response = _respond_to_copy(runtime)
