@@ -524,45 +524,73 @@ def _run_workers(
     ]
     for process in processes:
         process.start()
-    ended: set[int] = set()
-    failure: str | None = None
-
-    def take(message: tuple[str, int, Any]) -> None:
-        nonlocal failure
-        kind, index, payload = message
-        if kind == "batch":
-            payload.add_to(outcome)
-            if on_progress is not None:
-                on_progress(outcome)
-            return
-        ended.add(index)
-        if payload is not None and failure is None:
-            failure = payload
-            for process in processes:
-                if process.is_alive():
-                    process.terminate()  # its batch under way dies with its connection
-
+    collector = _Collector(processes, outcome, on_progress)
     try:
-        while len(ended) < workers:
-            try:
-                take(queue.get(timeout=0.5))
-            except queue_module.Empty:
-                for index, process in enumerate(processes):
-                    if index not in ended and not process.is_alive():
-                        # Ended without saying so (terminated, or killed): what it
-                        # committed was reported before; anything still queued is read.
-                        while True:
-                            try:
-                                take(queue.get(timeout=0.1))
-                            except queue_module.Empty:
-                                break
-                        if index not in ended:
-                            take(("end", index, _died(index, process.exitcode)))
+        collector.run(queue)
+    except KeyboardInterrupt:
+        # Interrupted here alone (a terminal's Ctrl-C reaches every process): stop the
+        # others too, whose batch under way then rolls back.
+        collector.stop_all()
+        raise
     finally:
         for process in processes:
             process.join()
-    if failure is not None:
-        raise ImportWorkerFailed(failure)
+    if collector.failure is not None:
+        raise ImportWorkerFailed(collector.failure)
+
+
+class _Collector:
+    """The parent's side: batches as they commit, and how each process ended."""
+
+    def __init__(
+        self,
+        processes: list[Any],
+        outcome: Outcome,
+        on_progress: Callable[[Outcome], None] | None,
+    ) -> None:
+        self.processes = processes
+        self.outcome = outcome
+        self.on_progress = on_progress
+        self.ended: set[int] = set()
+        self.failure: str | None = None
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()  # its batch under way dies with its connection
+
+    def take(self, message: tuple[str, int, Any]) -> None:
+        kind, index, payload = message
+        if kind == "batch":
+            payload.add_to(self.outcome)
+            if self.on_progress is not None:
+                self.on_progress(self.outcome)
+            return
+        self.ended.add(index)
+        if payload is not None and self.failure is None:
+            self.failure = payload
+            self.stop_all()
+
+    def run(self, queue: Any) -> None:
+        while len(self.ended) < len(self.processes):
+            try:
+                self.take(queue.get(timeout=0.5))
+            except queue_module.Empty:
+                self._reap(queue)
+
+    def _reap(self, queue: Any) -> None:
+        """Processes that ended without saying so (terminated, killed): what they
+        committed was reported before they ended; anything still queued is read."""
+        for index, process in enumerate(self.processes):
+            if index in self.ended or process.is_alive():
+                continue
+            while True:
+                try:
+                    self.take(queue.get(timeout=0.1))
+                except queue_module.Empty:
+                    break
+            if index not in self.ended:
+                self.take(("end", index, _died(index, process.exitcode)))
 
 
 def _died(index: int, code: int | None) -> str | None:
