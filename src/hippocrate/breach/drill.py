@@ -215,12 +215,16 @@ def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillRep
         started = datetime.now(UTC)
         by_role = {a.role.value: a for a in seeded.staff}
         busiest = max(seeded.practitioners, key=lambda p: len(p.consultations))
+        thieves = [busiest, seeded.patients[0], by_role["admin"], by_role["support"]]
         report.attacks = [
             _practitioner(client, busiest, known),
             _patient(client, seeded.patients[0]),
             _admin(client, by_role["admin"], known),
             _support(client, by_role["support"], known),
         ]
+        for attack, thief in zip(report.attacks, thieves, strict=True):
+            # The guard's own words for why (the answer said only "Account locked").
+            attack.reason = runtime.guard.state.contained(thief.account_id) or attack.reason
     finally:
         client.connection.close()
         server.stop()
