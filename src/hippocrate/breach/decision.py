@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from hippocrate.breach.errors import InvalidAssessment
-from hippocrate.i18n import _n
 from hippocrate.breach.severity import (
     Assessment,
     Band,
@@ -39,6 +38,7 @@ from hippocrate.breach.severity import (
     Severity,
     severity,
 )
+from hippocrate.i18n import _n
 
 
 @dataclass(frozen=True)
