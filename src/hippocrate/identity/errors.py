@@ -23,6 +23,8 @@ WORDS = (
     _n("password-reset"),
     _n("document check"),
 )
+#: The roles a refusal may name (``AccountActionRefused``).
+ROLES = (_n("patient"), _n("practitioner"), _n("support"), _n("dpo"), _n("admin"))
 
 
 class IdentityError(HippocrateError):

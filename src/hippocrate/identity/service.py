@@ -29,6 +29,7 @@ from hippocrate.config import Settings
 from hippocrate.db.sealed import vault_of
 from hippocrate.identifiers import normalise_email
 from hippocrate.identity import events, factors, passwords, throttle, tokens
+from hippocrate.i18n import _n, term
 from hippocrate.identity.errors import (
     AccountActionRefused,
     CodeRequired,
@@ -334,7 +335,9 @@ def create_staff_account(
     ``AccountActionRefused`` (not a staff role), ``InvalidEmail``.
     """
     if role not in (Role.SUPPORT, Role.DPO, Role.ADMIN):
-        raise AccountActionRefused(f"a {role.value} account is not created this way")
+        raise AccountActionRefused(
+            _n("a {role} account is not created this way"), role=term(role.value)
+        )
     return _staff(
         session=session, role=role, email=email, password=password, totp=totp_secret, now=now
     )
