@@ -18,7 +18,8 @@ from hippocrate.audit.recorder import Actor
 from hippocrate.breach import jobs, notices
 from hippocrate.breach.models import Notice, NoticeStatus
 from hippocrate.guard.errors import Contained
-from hippocrate.identity.models import Role
+from hippocrate.identity import passwords
+from hippocrate.identity.models import Account, Role
 from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.models import Patient
 from hippocrate.tags import Purpose
@@ -153,8 +154,20 @@ def test_each_victim_gets_one_notice_without_health_detail(
             assert checked.json()["sent_by_hippocrate"] is True
             assert checked.json()["kind"] == "security"
 
-        # The patient sees it in their space (the banner), in English on request.
-        victim = api.relogin(next(c for c in cases if c.patient_id in victims).patient)
+        # At their next sign-in the answer says a notice waits (the app's banner)...
+        victim = next(c for c in cases if c.patient_id in victims).patient
+        with api.store.sessions.begin() as session:
+            account = session.get(Account, victim.account_id)
+            assert account is not None
+            account.password_hash = passwords.hash_password("un mot de passe assez long")
+        signed = api.client.post(
+            "/api/v1/auth/login",
+            json={"email": victim.data.email, "password": "un mot de passe assez long"},
+        )
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["unseen_notices"] == 1
+        # ... and the patient reads it in their space, in English on request.
+        victim = api.relogin(victim)
         mine = api.client.get("/api/v1/patients/me/notices", headers=victim.headers)
         assert mine.status_code == 200, mine.text
         (shown,) = mine.json()

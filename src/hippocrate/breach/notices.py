@@ -55,6 +55,7 @@ from hippocrate.breach.models import (
 from hippocrate.breach.schemas import IncidentDetails
 from hippocrate.config import Settings
 from hippocrate.i18n import _n
+from hippocrate.identity.models import Account
 from hippocrate.notify import delivery
 from hippocrate.notify.digest import code_digest, code_key
 from hippocrate.notify.models import OutboundEmail
@@ -412,6 +413,17 @@ def involved_of(scope: IncidentScope, patient_id: uuid.UUID) -> frozenset[Catego
         if entry["id"] == str(patient_id):
             return frozenset(Category(c) for c in entry["categories"] if c in CATEGORY_FR)
     return frozenset()
+
+
+def unseen_by_account(session: Session, account_id: uuid.UUID) -> int:
+    """How many notices of the account's patient wait unseen (0 for staff)."""
+    found = session.scalar(
+        select(func.count())
+        .select_from(Notice)
+        .join(Account, Account.patient_id == Notice.patient_id)
+        .where(Account.id == account_id, Notice.seen_at.is_(None))
+    )
+    return int(found or 0)
 
 
 def of_patient(session: Session, patient_id: uuid.UUID) -> Sequence[Notice]:

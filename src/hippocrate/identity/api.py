@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from sqlalchemy.orm import Session
 
 from hippocrate.api.client import ClientAddress
 from hippocrate.api.deps import (
@@ -36,6 +37,7 @@ from hippocrate.api.deps import (
     unit_of_its_own,
 )
 from hippocrate.audit.recorder import Actor
+from hippocrate.breach import notices
 from hippocrate.identity import service, signin, throttle
 from hippocrate.identity.errors import TooManyRequests
 from hippocrate.identity.schemas import (
@@ -105,8 +107,14 @@ _LOAD: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _bearer(issued: signin.Issued) -> BearerToken:
-    return BearerToken(token=issued.token, expires_at=issued.record.absolute_expires_at)
+def _bearer(issued: signin.Issued, db: Session) -> BearerToken:
+    """The session's token, and how many security notices wait unseen in the patient's
+    space (the banner the app shows at sign-in: ``GET /patients/me/notices``)."""
+    return BearerToken(
+        token=issued.token,
+        expires_at=issued.record.absolute_expires_at,
+        unseen_notices=notices.unseen_by_account(db, issued.record.account_id),
+    )
 
 
 # -- public -----------------------------------------------------------------------------
@@ -133,7 +141,7 @@ def login(body: LoginIn, db: DB, settings: AppSettings, clock: Now, address: Add
             token=issued.token,
             expires_at=issued.record.absolute_expires_at,
         )
-    return _bearer(issued)
+    return _bearer(issued, db)
 
 
 @public.post("/register", status_code=202, responses=_LOAD, dependencies=[_admission("register")])
@@ -248,7 +256,7 @@ def second_factor(
         address=address,
         now=clock,
     )
-    return _bearer(issued)
+    return _bearer(issued, db)
 
 
 @pending.post("/auth/logout", status_code=204, tags=["auth"])

@@ -82,6 +82,9 @@ class BearerToken(Output):
     token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name, not a secret
     expires_at: datetime
+    #: Security notices (Art. 34) waiting unseen in the patient's space: the app shows a
+    #: banner at sign-in when there are any (0 for staff).
+    unseen_notices: int = 0
 
 
 class SecondFactorChallenge(Output):

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from hippocrate.audit.recorder import recorder_of
 from hippocrate.config import Settings
 from hippocrate.db.sealed import vault_of
+from hippocrate.i18n import _n, term
 from hippocrate.identifiers import normalise_email
 from hippocrate.identity import events, factors, passwords, throttle, tokens
-from hippocrate.i18n import _n, term
 from hippocrate.identity.errors import (
     AccountActionRefused,
     CodeRequired,

@@ -114,7 +114,7 @@ def admit(
     if not fresh:
         return [], refused
     _lock(session, fresh)
-    taken_emails, taken_nirs = _held(session, fresh)
+    taken_emails, taken_nirs = unsafe_held(session, fresh)
     admitted = []
     for candidate in fresh:
         if candidate.data.email in taken_emails:
@@ -146,10 +146,15 @@ def _lock(session: Session, candidates: Sequence[Candidate]) -> None:
     )
 
 
-def _held(session: Session, candidates: Sequence[Candidate]) -> tuple[set[str], set[str]]:
+def unsafe_held(session: Session, candidates: Sequence[Candidate]) -> tuple[set[str], set[str]]:
     """The batch's addresses and NIRs already held: by an account (not deleted, not
     pending) or by an active patient whose account is not pending, as the row-by-row
-    checks define it; candidates of each index confirmed by decryption."""
+    checks define it; candidates of each index confirmed by decryption.
+
+    Unsafe, it skips the access policy, as ``unsafe_account_by_email`` and
+    ``unsafe_find_by`` do one row at a time: the importer (an operator's command, under
+    its purpose) opens each candidate's address or NIR only to compare it with the
+    row's, and shows nothing of it: the report says "already registered", no more."""
     emails = {c.data.email for c in candidates}
     nirs = {c.data.nir for c in candidates if c.data.nir}
     email_indexes = sorted({c.email_index for c in candidates})
