@@ -34,6 +34,7 @@ from hippocrate.identity.api import router as identity
 from hippocrate.interop.api import router as interop
 from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
+from hippocrate.notify.pages import router as notify_pages
 from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
 
@@ -125,6 +126,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         breach_notices,
     ):
         app.include_router(router, prefix="/api/v1")
+    # Public pages (no /api prefix): "is this message really from Hippocrate?".
+    app.include_router(notify_pages)
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)
     def health(request: Request) -> dict[str, str] | JSONResponse:

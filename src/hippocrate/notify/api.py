@@ -64,7 +64,9 @@ def verify_notification(db: DB, principal: CurrentPrincipal, body: CodeCheck) ->
 # -- the public check -------------------------------------------------------------------
 
 
-def _admitted(request: Request, settings: AppSettings, clock: Now, address: ClientAddress) -> None:
+def admit_check(
+    request: Request, settings: AppSettings, clock: Now, address: ClientAddress
+) -> None:
     """Admit one check per client address and overall, like the document check."""
     budget = throttle.Budget(
         "message-check",
@@ -84,7 +86,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@public.post("/check", dependencies=[Depends(_admitted)], responses=_ANSWERS)
+@public.post("/check", dependencies=[Depends(admit_check)], responses=_ANSWERS)
 def check_message(
     body: MessageCheck, db: DB, settings: AppSettings, language: Language
 ) -> MessageCheckRead:
