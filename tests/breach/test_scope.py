@@ -20,6 +20,7 @@ from hippocrate.identity.models import Role
 from hippocrate.tags import Category
 from tests.conftest import Store
 from tests.guard.helpers import (
+    audit_verified,
     exposed,
     guard_of,
     guarded_api,
@@ -183,3 +184,29 @@ def test_the_scope_of_a_database_copy_says_what_protects_it(
         ]
         is False
     )
+
+
+def test_a_scope_names_the_signed_checkpoint_of_the_trail_it_read(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    with guarded_api(sqlite_store, tmp_path) as api:
+        gp = sign_in(api, staff_member(api, Role.PRACTITIONER))
+        patients_in_care(api, gp, 2)
+        checkpointed = audit_verified(api.store, api.settings)  # signs the head
+        assert checkpointed.ok, checkpointed.problems
+        guard = guard_of(api)
+        with api.store.sessions() as session:
+            computed = scopes.of_principals(
+                session,
+                principals=[gp.account_id],
+                since=datetime(2020, 1, 1, tzinfo=UTC),
+                until=None,
+                now=api.clock.now,
+                is_honeytoken=honeytoken_of(api.store, guard),
+            )
+        scopes.tie(computed, api.settings.checkpoint_files)
+        assert computed.checkpoint is not None
+        assert computed.checkpoint["seq"] <= computed.head_seq
+        signed = scopes.sign(computed, api.store.sessions.vault.provider).as_dict()
+        assert signed["checkpoint"] == computed.checkpoint
+        assert scopes.check(signed, api.store.sessions.vault.provider.signing_public_key())

@@ -187,6 +187,7 @@ def compute_scope(
             now=clock,
             is_honeytoken=is_honeytoken,
         )
+    scopes.tie(computed, settings.checkpoint_files)
     scopes.sign(computed, runtime.sessions.vault.provider)
     service.record_scope(
         session=db,

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
-from hippocrate.audit.checkpoints import HEAD_ID
+from hippocrate.audit.checkpoints import HEAD_ID, read_checkpoints
 from hippocrate.audit.models import AuditEvent, AuditHead
 from hippocrate.audit.scope import EXPOSED
 from hippocrate.consultations.models import Attachment, Consultation
@@ -83,6 +83,9 @@ class Scope:
     #: was refused before anything was opened, so no patient is named for it).
     honeytoken_containments: int = 0
     protection: dict[str, Any] = field(default_factory=dict)
+    #: The last signed checkpoint of the chain at or before the head (``tie``): whoever
+    #: checks the scope checks the trail it was computed from against it.
+    checkpoint: dict[str, Any] | None = None
     signature: str | None = None
 
     def counts(self) -> dict[str, int]:
@@ -106,6 +109,7 @@ class Scope:
             "parameters": self.parameters,
             "counts": self.counts(),
             "protection": self.protection,
+            "checkpoint": self.checkpoint,
         }
         if with_patients:
             document["patients"] = [
@@ -301,6 +305,28 @@ def keys_location(
         "could_have_left": False,
         "why": "the key file lies outside the copied folders",
     }
+
+
+def tie(scope: Scope, checkpoint_files: Iterable[Path]) -> Scope:
+    """Name in ``scope`` the last signed checkpoint at or before its head (from the first
+    checkpoint file that has one): the scope is then tied to a state of the trail that
+    ``hippocrate audit verify`` checks. None when no checkpoint was signed yet."""
+    for path in checkpoint_files:
+        try:
+            lines = read_checkpoints(path)
+        except (OSError, ValueError):
+            continue
+        covered = [c for c in lines if c.seq <= scope.head_seq]
+        if covered:
+            last = covered[-1]
+            scope.checkpoint = {
+                "seq": last.seq,
+                "head": last.head.hex(),
+                "at": last.at.isoformat(),
+                "signature": last.signature.hex(),
+            }
+            return scope
+    return scope
 
 
 def sign(scope: Scope, provider: KeyProvider) -> Scope:
