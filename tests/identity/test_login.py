@@ -126,8 +126,9 @@ def test_a_patient_without_second_factor_gets_a_bearer_token(env: Env) -> None:
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"token", "token_type", "expires_at"}
+    assert set(body) == {"token", "token_type", "expires_at", "unseen_notices"}
     assert body["token_type"] == "bearer"
+    assert body["unseen_notices"] == 0
     me = env.client.get("/api/v1/me", headers=bearer(body["token"]))
     assert me.status_code == 200
     assert me.json()["role"] == "patient"

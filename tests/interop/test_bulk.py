@@ -185,12 +185,13 @@ def crashing_platform(settings: Settings) -> Iterator[Callable[[], Any]]:
         yield counting
 
 
+# Several importing processes need PostgreSQL (SQLite has one writer: refused, tested
+# in test_import_cli.py).
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 def test_two_importing_processes_interrupted_then_resumed_write_everything_once(
     importer: Importer, tmp_path: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = importer.api
-    if api.store.backend != "postgresql":
-        pytest.skip("several importing processes need PostgreSQL (SQLite: one writer)")
     rows = [csv_row(i) for i in range(1, 61)]
     # Batch k (10 records) goes to process k mod 2: each pair below is in batches of
     # both processes, and which one commits first is a race; one of each is refused.
