@@ -14,7 +14,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import EmailStr, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DOMAIN_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     # How long a notice worker holds a notice it claimed before another may take it
     # again (it died): longer than one SMTP delivery takes.
     breach_notice_lease_seconds: float = Field(default=120, ge=1, le=3600)
+    # The DPO's address printed in every patient's notice: the deployment's, set by its
+    # operator, never text from the register (docs/BREACH.md, "What a notice says").
+    dpo_email: EmailStr | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -70,7 +70,10 @@ def incident_with_victims(api: Any, count: int = 22) -> tuple[Any, str, int, set
         headers=dpo.headers,
         json={
             "version": version,
-            "details": {"contacts": {"dpo": {"name": "Claire Martin", "email": "dpo@example.org"}}},
+            # What a thief holding the DPO's session would write here to be contacted.
+            "details": {
+                "contacts": {"dpo": {"name": "Claire Martin", "email": "dpo@thief.example"}}
+            },
         },
     )
     version = amended.json()["version"]
@@ -88,7 +91,11 @@ def test_each_victim_gets_one_notice_without_health_detail(
     store: Store, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     with guarded_api(
-        store, tmp_path, smtp_host=smtp_server.host, smtp_port=smtp_server.port
+        store,
+        tmp_path,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        dpo_email="dpo@hippocrate.example",
     ) as api:
         dpo, url, version, victims, cases = incident_with_victims(api)
         # Not required before the assessment, and no reason given: refused.
@@ -131,7 +138,10 @@ def test_each_victim_gets_one_notice_without_health_detail(
             html = mail.message.get_body(preferencelist=("html",)).get_content()
             assert "le contenu de vos consultations" in text.split("n'ont pas été")[0]
             assert "numéro de sécurité sociale" in text
-            assert "Claire Martin" in text
+            # The DPO's address is the deployment's, never the register's text.
+            assert "dpo@hippocrate.example" in text
+            assert "thief.example" not in mail.raw.decode("utf-8", "replace")
+            assert "Claire Martin" not in text
             assert "<a " not in html
             assert "?token=" not in text
             # No health detail of this patient (nor anyone's) in their notice.

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from hippocrate.api.deps import (
     authenticated_router,
     get_runtime,
 )
+from hippocrate.api.problems import Language
 from hippocrate.audit.recorder import Actor, recorder_of
 from hippocrate.breach import dossier, jobs, notices, service, views
 from hippocrate.breach import scope as scopes
@@ -48,7 +49,7 @@ from hippocrate.breach.schemas import (
     Versioned,
 )
 from hippocrate.config import KeyProviderKind, Settings
-from hippocrate.i18n import _n, negotiate
+from hippocrate.i18n import _n
 from hippocrate.identity.models import Role
 from hippocrate.notify.delivery import after_commit
 from hippocrate.runtime import Runtime
@@ -372,10 +373,11 @@ OwnPatient = Annotated[uuid.UUID, Depends(own_patient)]
 
 
 @patient_router.get("/patients/me/notices")
-def my_notices(patient: OwnPatient, db: DB, request: Request) -> list[dict[str, Any]]:
+def my_notices(
+    patient: OwnPatient, db: DB, settings: AppSettings, language: Language
+) -> list[dict[str, Any]]:
     """The security notices addressed to me (the banner at sign-in shows the unseen
     ones): which of my data an incident involved and which it did not, what to do."""
-    language = negotiate(request.headers.get("accept-language"))
     shown = []
     for notice in notices.of_patient(db, patient):
         incident = service.get(db, notice.incident_id)
@@ -383,10 +385,16 @@ def my_notices(patient: OwnPatient, db: DB, request: Request) -> list[dict[str, 
         assert scope is not None
         involved = notices.involved_of(scope, patient)
         if language == "en":
-            text: Any = notices.english(incident=incident, involved=involved)
+            text: Any = notices.english(
+                incident=incident, involved=involved, dpo_email=settings.dpo_email
+            )
         else:
             rendered = notices.render(
-                incident=incident, involved=involved, code="", public_url=str(request.base_url)
+                incident=incident,
+                involved=involved,
+                code="",
+                public_url=settings.public_url,
+                dpo_email=settings.dpo_email,
             )
             text = rendered.text.split("\n" + "-" * 40)[0]
         shown.append(

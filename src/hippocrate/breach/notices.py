@@ -52,7 +52,6 @@ from hippocrate.breach.models import (
     Notice,
     NoticeStatus,
 )
-from hippocrate.breach.schemas import IncidentDetails
 from hippocrate.config import Settings
 from hippocrate.i18n import _n
 from hippocrate.identity.models import Account
@@ -293,6 +292,7 @@ def claim(
         involved=involved_of(scope, notice.patient_id),
         code=code,
         public_url=settings.public_url,
+        dpo_email=settings.dpo_email,
     )
     message = delivery.build_message(
         settings=settings, rendered=rendered, to=address, message_id=record.id, now=now
@@ -469,17 +469,23 @@ TO_DO = (
 
 
 def render(
-    *, incident: Incident, involved: Iterable[Category], code: str, public_url: str
+    *,
+    incident: Incident,
+    involved: Iterable[Category],
+    code: str,
+    public_url: str,
+    dpo_email: str | None,
 ) -> Rendered:
     """The notice's email: fixed sentences, the categories from a fixed list, the date,
-    the reference, the DPO's contact, the code. Nothing a patient or practitioner wrote."""
-    details = IncidentDetails.model_validate(incident.details)
+    the reference, the DPO's address, the code. Nothing a patient or practitioner wrote,
+    and nothing the register's text says: the DPO's address is the deployment's setting
+    (``HIPPOCRATE_DPO_EMAIL``), never the incident's contact, which whoever holds a DPO
+    session could set to their own and have the platform send to every patient."""
     base = public_url.rstrip("/")
     chosen = [c for c in CATEGORIES if c in set(involved)]
     spared = [c for c in CATEGORIES if c not in chosen]
     when = incident.awareness_at.astimezone(PARIS).strftime("%d/%m/%Y")
-    dpo = details.contacts.dpo
-    contact = " · ".join(p for p in (dpo.name, str(dpo.email) if dpo.email else None) if p)
+    contact = dpo_email
     paragraphs = [
         f"Le {when}, nous avons constaté un incident de sécurité sur Hippocrate "
         f"(référence {incident.reference}). La loi nous demande de vous en informer, "
@@ -522,7 +528,9 @@ def render(
     return Rendered(subject=subject, text=text, html=page)
 
 
-def english(*, incident: Incident, involved: Iterable[Category]) -> dict[str, object]:
+def english(
+    *, incident: Incident, involved: Iterable[Category], dpo_email: str | None
+) -> dict[str, object]:
     """The notice in English, as the patient's space shows it on request."""
     chosen = [c for c in CATEGORIES if c in set(involved)]
     return {
@@ -541,6 +549,7 @@ def english(*, incident: Incident, involved: Iterable[Category]) -> dict[str, ob
             "second factor, keep any suspicious message, file a complaint if you are a "
             "victim; help at cybermalveillance.gouv.fr."
         ),
+        "dpo": dpo_email or "reachable from your space",
         "complaint": "You may lodge a complaint with the CNIL (www.cnil.fr).",
     }
 
