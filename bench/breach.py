@@ -51,6 +51,7 @@ from hippocrate.work import unit_of_work
 
 DPO = Actor(role="dpo", account_id=uuid.UUID(int=0xD90))
 IMPORTER = Actor(role="operator", purpose=Purpose.IMPORT)
+APPROVER = Actor(role="operator", account_id=uuid.UUID(int=0xA99), purpose=Purpose.OPERATIONS)
 CATEGORIES = frozenset({Category.IDENTITY, Category.CONTACT, Category.HEALTH})
 
 
@@ -198,14 +199,17 @@ def response(runtime: Runtime, patients: int) -> Response:
         _timed(
             s,
             "launch the notices",
-            lambda: notices.launch(
-                session=session,
-                actor=DPO,
-                incident=incident,
-                scope=kept,
-                required=True,
-                voluntary_reason=None,
-                now=now,
+            lambda: (
+                notices.request(
+                    session=session,
+                    actor=DPO,
+                    incident=incident,
+                    scope=kept,
+                    required=True,
+                    voluntary_reason=None,
+                    now=now,
+                ),
+                notices.approve(session=session, actor=APPROVER, incident=incident, now=now),
             ),
         )
         incident_id = incident.id
@@ -300,7 +304,7 @@ def _launched(runtime: Runtime, patients: list[uuid.UUID]) -> list[list[uuid.UUI
             scope=scopes.sign(computed, runtime.sessions.vault.provider),
             now=now,
         )
-        notices.launch(
+        notices.request(
             session=session,
             actor=DPO,
             incident=incident,
@@ -309,6 +313,7 @@ def _launched(runtime: Runtime, patients: list[uuid.UUID]) -> list[list[uuid.UUI
             voluntary_reason="benchmark",
             now=now,
         )
+        notices.approve(session=session, actor=APPROVER, incident=incident, now=now)
         incident_id = incident.id
     with unit_of_work(runtime, notices.NOTICE_ACTOR) as session:
         notices.prepare(session=session, incident_id=incident_id, now=now)

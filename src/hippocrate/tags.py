@@ -189,6 +189,7 @@ class Tag(StrEnum):
     BREACH_SCOPE_COMPUTED = "breach:scope:computed"
     # Art. 34 notices: launched by the DPO, then each claimed, sent, retried, turned
     # into a letter, seen (the patient's id is the event's; no content).
+    BREACH_NOTICES_REQUESTED = "breach:notices:requested"
     BREACH_NOTICES_LAUNCHED = "breach:notices:launched"
     BREACH_NOTICE_CLAIMED = "breach:notice:claimed"
     BREACH_NOTICE_SENT = "breach:notice:sent"

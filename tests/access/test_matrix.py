@@ -689,6 +689,13 @@ TABLE: dict[str, Route] = {
         prepare=_incident_target,
         visible=DPO_SEES,
     ),
+    # Nothing asked on a fresh incident: nothing to approve, refused on its state.
+    "POST /api/v1/incidents/{incident_id}/notices/approve": Route(
+        **only({"dpo": rel(other=state(409))}),
+        body=_json({"version": 1, "note": "vérifié"}),
+        prepare=_incident_target,
+        visible=DPO_SEES,
+    ),
     "GET /api/v1/incidents/{incident_id}/notices": Route(
         **only({"dpo": rel(other=OK)}), prepare=_incident_target, visible=DPO_SEES
     ),

@@ -20,10 +20,11 @@ import redis
 from sqlalchemy import func, select
 
 from hippocrate.breach.models import Notice, NoticeStatus
+from hippocrate.identity.models import Role
 from tests.breach.test_notices import incident_with_victims
 from tests.breach.test_register import ASSESSMENT
 from tests.conftest import IN_CI, Store
-from tests.guard.helpers import guarded_api
+from tests.guard.helpers import guarded_api, sign_in, staff_member
 from tests.notify.conftest import Inbox, SmtpServer, _serve
 
 REDIS_URL = os.environ.get("HIPPOCRATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -55,14 +56,19 @@ def notices_received(inbox: Inbox) -> list[tuple[str, str]]:
 
 def worker(env: dict[str, str], cwd: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
     """``hippocrate breach worker`` in a process of its own, its output in ``name``.log."""
+    return worker_command(env, cwd, name, "breach", "worker", *args)
+
+
+def worker_command(
+    env: dict[str, str], cwd: Path, name: str, *args: str
+) -> subprocess.Popen[bytes]:
+    """``hippocrate ARGS`` in a process of its own, its output in ``name``.log."""
     with (cwd / f"{name}.log").open("wb") as log:
         return subprocess.Popen(
             [
                 sys.executable,
                 "-c",
                 "import sys; from hippocrate.cli import main; main(sys.argv[1:])",
-                "breach",
-                "worker",
                 *args,
             ],
             cwd=cwd,
@@ -106,17 +112,26 @@ def killed_worker(store: Store, tmp_path: Path, slow_smtp: SmtpServer, path: str
         changes["redis_url"] = REDIS_URL
     with guarded_api(store, tmp_path, **changes) as api:
         dpo, url, version, victims, _cases = incident_with_victims(api)
+        reference = api.client.get(url, headers=dpo.headers).json()["reference"]
         assessed = api.client.put(
             f"{url}/assessment",
             headers=dpo.headers,
             json={"version": version, "assessment": ASSESSMENT},
         )
         version = assessed.json()["version"]
-        launched = api.client.post(f"{url}/notices", headers=dpo.headers, json={"version": version})
-        assert launched.status_code == 202, launched.text
+        asked = api.client.post(f"{url}/notices", headers=dpo.headers, json={"version": version})
+        assert asked.status_code == 202, asked.text
+        if path == "scale-out":  # a second DPO approves through the API
+            deputy = sign_in(api, staff_member(api, Role.DPO))
+            approved = api.client.post(
+                f"{url}/notices/approve",
+                headers=deputy.headers,
+                json={"version": version + 1, "note": "vérifié"},
+            )
+            assert approved.status_code == 202, approved.text
         from hippocrate.notify import delivery
 
-        assert delivery.drain()  # the prepare task is queued once the launch committed
+        assert delivery.drain()  # the prepare task is queued once the approval committed
         settings = api.settings
         key_file = store.sessions.vault.provider._path  # type: ignore[attr-defined]
 
@@ -134,6 +149,13 @@ def killed_worker(store: Store, tmp_path: Path, slow_smtp: SmtpServer, path: str
     )
     if path == "scale-out":
         env["HIPPOCRATE_REDIS_URL"] = REDIS_URL
+
+    if path == "embedded":  # one DPO: an operator approves at the command line
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # as init makes it
+        approval = worker_command(
+            env, tmp_path, "approve", "breach", "approve-notices", reference, "--note", "vérifié"
+        )
+        assert approval.wait(60) == 0, (tmp_path / "approve.log").read_text()
 
     first = worker(env, tmp_path, "first", "--workers", "1")
     deadline = time.monotonic() + 60

@@ -107,11 +107,29 @@ def test_each_victim_gets_one_notice_without_health_detail(
             json={"version": version, "assessment": ASSESSMENT},
         )
         version = assessed.json()["version"]
-        launched = api.client.post(f"{url}/notices", headers=dpo.headers, json={"version": version})
-        assert launched.status_code == 202, launched.text
-        assert launched.json()["patients"] == len(victims)
-
+        asked = api.client.post(f"{url}/notices", headers=dpo.headers, json={"version": version})
+        assert asked.status_code == 202, asked.text
+        assert asked.json() == {"pending_approval": True, "patients": len(victims)}
+        version += 1
+        approve = {"version": version, "note": "vérifié avec la direction"}
+        # Four eyes: the DPO who asked cannot approve; nothing is sent until another does.
+        own = api.client.post(f"{url}/notices/approve", headers=dpo.headers, json=approve)
+        assert own.status_code == 403, own.text
         runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
+        assert jobs.run_pending(jobs.open_queue(runtime)) == 0
+        assert smtp_server.inbox.received == [] or not any(
+            "incident de sécurité" in str(m.message["Subject"]) for m in smtp_server.inbox.received
+        )
+        deputy = sign_in(api, staff_member(api, Role.DPO))
+        approved = api.client.post(f"{url}/notices/approve", headers=deputy.headers, json=approve)
+        assert approved.status_code == 202, approved.text
+        again = api.client.post(
+            f"{url}/notices/approve",
+            headers=deputy.headers,
+            json={**approve, "version": version + 1},
+        )
+        assert again.status_code == 409, again.text  # nothing left to approve
+
         from hippocrate.notify import delivery
 
         delivery.drain()  # the prepare task is queued once the launch committed

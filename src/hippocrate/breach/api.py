@@ -322,15 +322,16 @@ def _dossier(
 
 
 @router.post("/incidents/{incident_id}/notices", status_code=202)
-def launch_notices(
+def request_notices(
     body: NoticesLaunch,
     incident: TargetIncident,
     runtime: Annotated[Runtime, Depends(get_runtime)],
     db: DB,
     clock: Now,
 ) -> dict[str, Any]:
-    """Send every affected patient their notice, from the latest scope: the notice job
-    prepares and sends them (``hippocrate breach worker``); follow with GET."""
+    """Ask that every affected patient of the latest scope get their notice; another DPO
+    (``POST .../notices/approve``) or an operator (``hippocrate breach approve-notices``)
+    approves, and the notice job then sends them (``hippocrate breach worker``)."""
     policy = service.policy_of(runtime.settings)
     if incident.version != body.version:
         raise StaleIncident(incident.version)
@@ -338,7 +339,7 @@ def launch_notices(
     if latest is None:
         raise InvalidIncident(_n("compute the incident's scope first: notices go to its patients"))
     decision = service.current_decision(incident, policy)
-    notices.launch(
+    notices.request(
         session=db,
         actor=actor_of(db),
         incident=incident,
@@ -347,11 +348,27 @@ def launch_notices(
         voluntary_reason=body.voluntary_reason,
         now=clock,
     )
+    return {"pending_approval": True, "patients": latest.document["counts"]["patients"]}
+
+
+@router.post("/incidents/{incident_id}/notices/approve", status_code=202)
+def approve_notices(
+    body: Versioned,
+    incident: TargetIncident,
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    db: DB,
+    clock: Now,
+) -> dict[str, Any]:
+    """Approve another DPO's request of notices: the notice job prepares and sends them;
+    follow with GET."""
+    if incident.version != body.version:
+        raise StaleIncident(incident.version)
+    notices.approve(session=db, actor=actor_of(db), incident=incident, now=clock, note=body.note)
     queue = jobs.open_queue(runtime)
-    # Queued once the launch is committed (a rolled-back launch queues nothing); were it
-    # lost, every worker's sweep prepares a launched incident that has no notices yet.
+    # Queued once the approval is committed (a rolled-back one queues nothing); were it
+    # lost, every worker's sweep prepares an approved incident that has no notices yet.
     after_commit(db, functools.partial(jobs.enqueue_prepare, queue, incident.id))
-    return {"launched": True, "patients": latest.document["counts"]["patients"]}
+    return {"launched": True}
 
 
 @router.get("/incidents/{incident_id}/notices")

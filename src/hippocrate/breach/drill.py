@@ -63,6 +63,7 @@ from hippocrate.vault.factory import initialise_provider
 from hippocrate.work import unit_of_work
 
 DPO_ACTOR_ROLE = "dpo"
+APPROVER = Actor(role="operator", account_id=uuid.UUID(int=0xA99), purpose=Purpose.OPERATIONS)
 REASON = "Patient injoignable, urgence signalée par le SAMU"
 
 #: How the drill assesses a breach of confidentiality by stolen sessions: health data
@@ -493,7 +494,7 @@ def _respond(runtime: Runtime, *, since: datetime) -> dict[str, Any]:
             now=datetime.now(UTC),
         )
         dossier.pdf(document)
-        notices.launch(
+        notices.request(
             session=session,
             actor=dpo,
             incident=incident,
@@ -502,6 +503,8 @@ def _respond(runtime: Runtime, *, since: datetime) -> dict[str, Any]:
             voluntary_reason=None if decision.notify_people else "drill",
             now=datetime.now(UTC),
         )
+        # The second pair of eyes: an operator at the command line approves.
+        notices.approve(session=session, actor=APPROVER, incident=incident, now=datetime.now(UTC))
         reference, incident_id = incident.reference, incident.id
     queue = jobs.open_queue(runtime)
     jobs.enqueue_prepare(queue, incident_id)

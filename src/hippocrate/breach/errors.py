@@ -95,3 +95,26 @@ class NoticesNotAllowed(BreachError):
                 "reason for telling them anyway, or assess the incident first"
             )
         )
+
+
+class NothingToApprove(BreachError):
+    status = 409
+    title = _n("Nothing to approve")
+
+    def __init__(self) -> None:
+        super().__init__(_n("no request of notices waits for approval on this incident"))
+
+
+class SameApprover(BreachError):
+    """Four eyes: whoever asked for the notices does not approve them."""
+
+    status = 403
+    title = _n("Forbidden")
+
+    def __init__(self) -> None:
+        super().__init__(
+            _n(
+                "you asked for these notices: another DPO, or an operator with "
+                "'hippocrate breach approve-notices', approves them"
+            )
+        )

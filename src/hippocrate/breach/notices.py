@@ -44,7 +44,12 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from hippocrate.audit.recorder import Actor, recorder_of
-from hippocrate.breach.errors import InvalidIncident, NoticesNotAllowed
+from hippocrate.breach.errors import (
+    InvalidIncident,
+    NothingToApprove,
+    NoticesNotAllowed,
+    SameApprover,
+)
 from hippocrate.breach.models import (
     Incident,
     IncidentChange,
@@ -115,7 +120,7 @@ class Progress:
 # -- launching: the DPO ------------------------------------------------------------------
 
 
-def launch(
+def request(
     *,
     session: Session,
     actor: Actor,
@@ -125,22 +130,79 @@ def launch(
     voluntary_reason: str | None,
     now: datetime,
 ) -> None:
-    """Record that the notices of ``incident`` go out, from ``scope``: the job prepares
-    and sends them (:func:`prepare`). Refused if the decision does not require them and
-    no reason is given for sending them anyway (EDPB: telling people may be good
-    practice even without a high risk)."""
+    """Ask that the notices of ``incident`` go out, from ``scope``; a second person
+    approves (:func:`approve`): another DPO, or an operator at the command line. One
+    stolen DPO session cannot write to every patient. Refused if the decision does not
+    require notices and no reason is given for sending them anyway (EDPB: telling
+    people may be good practice even without a high risk)."""
     if not required and not (voluntary_reason and voluntary_reason.strip()):
         raise NoticesNotAllowed()
     if scope.incident_id != incident.id:
         raise InvalidIncident(_n("this scope is not the incident's"))
     from hippocrate.breach import service  # the register's timeline (no cycle at import)
 
-    service.mark_notices_launched(
+    service.mark_notices(
         session=session,
         actor=actor,
         incident=incident,
-        scope_id=scope.id,
+        action="notices-requested",
+        changes={"scope_id": str(scope.id), "requested_by": str(actor.account_id)},
         note=voluntary_reason,
+        now=now,
+    )
+
+
+def pending_request(session: Session, incident_id: uuid.UUID) -> IncidentChange | None:
+    """The latest request of notices not approved since, if any."""
+    lines = session.scalars(
+        select(IncidentChange)
+        .where(
+            IncidentChange.incident_id == incident_id,
+            IncidentChange.action.in_(("notices-requested", "notices-launched")),
+        )
+        .order_by(IncidentChange.seq.desc())
+        .limit(1)
+    ).first()
+    return lines if lines is not None and lines.action == "notices-requested" else None
+
+
+def approve(
+    *, session: Session, actor: Actor, incident: Incident, now: datetime, note: str | None = None
+) -> uuid.UUID:
+    """Approve the pending request of ``incident``'s notices: the job then prepares and
+    sends them. The requester cannot approve their own request; the scope is the one
+    the request named. Returns that scope's id."""
+    asked = pending_request(session, incident.id)
+    if asked is None:
+        raise NothingToApprove()
+    if asked.actor_id is not None and asked.actor_id == actor.account_id:
+        raise SameApprover()
+    scope_id = uuid.UUID(asked.changes["scope_id"])
+    launch(session=session, actor=actor, incident=incident, scope_id=scope_id, now=now, note=note)
+    return scope_id
+
+
+def launch(
+    *,
+    session: Session,
+    actor: Actor,
+    incident: Incident,
+    scope_id: uuid.UUID,
+    now: datetime,
+    note: str | None = None,
+) -> None:
+    """Record that the notices of ``incident`` go out from ``scope_id``: the line of the
+    timeline the job starts from. Only :func:`approve` calls it on a person's behalf;
+    the drill and the benchmarks, which are the platform itself, call it directly."""
+    from hippocrate.breach import service
+
+    service.mark_notices(
+        session=session,
+        actor=actor,
+        incident=incident,
+        action="notices-launched",
+        changes={"scope_id": str(scope_id)},
+        note=note,
         now=now,
     )
 

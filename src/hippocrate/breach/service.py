@@ -559,26 +559,25 @@ def latest_scope(session: Session, incident: Incident) -> IncidentScope | None:
     return kept[-1] if kept else None
 
 
-def mark_notices_launched(
+def mark_notices(
     *,
     session: Session,
     actor: Actor,
     incident: Incident,
-    scope_id: uuid.UUID,
+    action: str,
+    changes: dict[str, Any],
     note: str | None,
     now: datetime,
 ) -> None:
-    """The line of the timeline the notice job starts from (``notices.launched_scope``)."""
+    """A line of the notices' timeline (requested, launched: the job starts from the
+    latter, ``notices.launched_scope``), and its event in the trail."""
     if incident.status is IncidentStatus.CLOSED:
         raise IncidentClosed()
     _bump(incident)
-    _timeline(
-        session,
-        incident,
-        actor,
-        "notices-launched",
-        {"scope_id": str(scope_id)},
-        note=note,
-        now=now,
+    _timeline(session, incident, actor, action, changes, note=note, now=now)
+    tag = (
+        Tag.BREACH_NOTICES_LAUNCHED
+        if action == "notices-launched"
+        else Tag.BREACH_NOTICES_REQUESTED
     )
-    _record(session, actor, Tag.BREACH_NOTICES_LAUNCHED, incident, now)
+    _record(session, actor, tag, incident, now)

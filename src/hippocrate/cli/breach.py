@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from hippocrate.breach import jobs, notices
 from hippocrate.breach.models import Incident, Notice, NoticeStatus
-from hippocrate.cli.context import fail, runtime
+from hippocrate.cli.context import fail, operator_actor, operator_principal, operator_work, runtime
+from hippocrate.errors import HippocrateError
 from hippocrate.patients.models import Patient
 from hippocrate.work import unit_of_work
 
@@ -49,6 +51,34 @@ def worker(
         jobs.consumer(queue, workers=workers).run()
 
 
+@app.command("approve-notices")
+def approve_notices(
+    incident: str = typer.Argument(..., help="The incident's reference or id."),
+    note: str = typer.Option(..., "--note", help="Why you approve (kept on the timeline)."),
+) -> None:
+    """Approve the notices a DPO asked for (the second pair of eyes, for a deployment
+    with one DPO): the notice job then prepares and sends them."""
+    if not note.strip():
+        raise fail("say why you approve, with --note")
+    principal = operator_principal()
+    with runtime() as rt:
+        with operator_work(rt, principal) as session:
+            found = _incident(session, incident)
+            try:
+                notices.approve(
+                    session=session,
+                    actor=operator_actor(principal),
+                    incident=found,
+                    now=datetime.now(UTC),
+                    note=note,
+                )
+            except HippocrateError as exc:
+                raise fail(str(exc)) from None
+            incident_id, reference = found.id, found.reference
+        jobs.enqueue_prepare(jobs.open_queue(rt), incident_id)
+    typer.echo(f"notices of {reference} approved: the notice workers send them")
+
+
 @app.command("postal")
 def postal(
     incident: str = typer.Argument(..., help="The incident's reference or id."),
@@ -60,13 +90,7 @@ def postal(
     if out.exists():
         raise fail(f"{out} already exists; refusing to overwrite it")
     with runtime() as rt, unit_of_work(rt, notices.NOTICE_ACTOR) as session:
-        found = session.scalars(
-            select(Incident).where(
-                (Incident.reference == incident) | (Incident.id == _uuid_or_none(incident))
-            )
-        ).first()
-        if found is None:
-            raise fail(f"no incident {incident}")
+        found = _incident(session, incident)
         letters = session.scalars(
             select(Notice).where(Notice.incident_id == found.id, Notice.status == NoticeStatus.POST)
         ).all()
@@ -94,6 +118,17 @@ def unsafe_letter_of(session: Session, patient_id: uuid.UUID) -> list[str] | Non
         patient.family_name or "",
         *(str(address.get(k, "")) for k in ("line1", "line2", "postal_code", "city", "country")),
     ]
+
+
+def _incident(session: Session, named: str) -> Incident:
+    found = session.scalars(
+        select(Incident).where(
+            (Incident.reference == named) | (Incident.id == _uuid_or_none(named))
+        )
+    ).first()
+    if found is None:
+        raise fail(f"no incident {named}")
+    return found
 
 
 def _uuid_or_none(text: str) -> uuid.UUID | None:
