@@ -196,6 +196,8 @@ class Tag(StrEnum):
     BREACH_NOTICE_RETRIED = "breach:notice:retried"
     BREACH_NOTICE_POST = "breach:notice:post"
     BREACH_NOTICE_SEEN = "breach:notice:seen"
+    # An operator listed the names and postal addresses of an incident's letters.
+    BREACH_LETTERS_LISTED = "breach:letters:listed"
 
     @classmethod
     def of(cls, subject: Subject, verb: Verb) -> Tag:

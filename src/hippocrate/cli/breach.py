@@ -12,11 +12,13 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hippocrate.audit.recorder import recorder_of
 from hippocrate.breach import jobs, notices
 from hippocrate.breach.models import Incident, Notice, NoticeStatus
 from hippocrate.cli.context import fail, operator_actor, operator_principal, operator_work, runtime
 from hippocrate.errors import HippocrateError
 from hippocrate.patients.models import Patient
+from hippocrate.tags import Tag
 from hippocrate.work import unit_of_work
 
 app = typer.Typer(no_args_is_help=True, help="Breach response: the notices to patients.")
@@ -86,22 +88,46 @@ def postal(
 ) -> None:
     """Write the names and postal addresses of the patients whose notice goes by letter
     (no address to email, or every attempt failed), for the mail house. The notice job
-    reads them, under its guard rule; the file is made readable by its owner only."""
+    reads them, under its guard rule; the trail names the operator who asked, a
+    contained operator is refused, and the file is made readable by its owner only,
+    whole or not at all."""
     if out.exists():
         raise fail(f"{out} already exists; refusing to overwrite it")
-    with runtime() as rt, unit_of_work(rt, notices.NOTICE_ACTOR) as session:
-        found = _incident(session, incident)
-        letters = session.scalars(
-            select(Notice).where(Notice.incident_id == found.id, Notice.status == NoticeStatus.POST)
-        ).all()
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(POSTAL_COLUMNS)
-            for notice in letters:
-                line = unsafe_letter_of(session, notice.patient_id)
-                if line is not None:
-                    writer.writerow([found.reference, *line])
+    principal = operator_principal()
+    partial = out.with_name(f".{out.name}.partial")
+    with runtime() as rt:
+        assert rt.guard is not None
+        try:
+            rt.guard.ensure_not_contained(principal.account_id)
+        except HippocrateError:
+            raise fail(f"operator {principal.operator} is contained") from None
+        try:
+            with unit_of_work(rt, notices.NOTICE_ACTOR) as session:
+                found = _incident(session, incident)
+                letters = session.scalars(
+                    select(Notice).where(
+                        Notice.incident_id == found.id, Notice.status == NoticeStatus.POST
+                    )
+                ).all()
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(POSTAL_COLUMNS)
+                    for notice in letters:
+                        line = unsafe_letter_of(session, notice.patient_id)
+                        if line is not None:
+                            writer.writerow([found.reference, *line])
+                recorder = recorder_of(session)
+                assert recorder is not None
+                # Who asked for the addresses: the operator, not the job that read them.
+                recorder.event(
+                    Tag.BREACH_LETTERS_LISTED,
+                    actor=operator_actor(principal),
+                    resources=(f"incident:{found.id}", f"letters:{len(letters)}"),
+                )
+            os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
     typer.echo(f"{len(letters)} letters listed in {out}")
 
 
