@@ -8,6 +8,20 @@ from pathlib import Path
 
 from bench import audit, fields, machine
 
+#: Every section, in the order they run.
+SECTIONS = (
+    "fields",
+    "audit",
+    "containment",
+    "api",
+    "rotation",
+    "anonymous",
+    "registrations",
+    "importing",
+    "documents",
+    "breach",
+)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -18,18 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "sections",
         nargs="*",
-        choices=[
-            "fields",
-            "audit",
-            "containment",
-            "api",
-            "rotation",
-            "anonymous",
-            "registrations",
-            "importing",
-            "documents",
-            "breach",
-        ],
+        choices=SECTIONS,
         help="what to measure (default: all)",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="audit events to verify")
@@ -46,18 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be at least 1")
 
-    sections = args.sections or [
-        "fields",
-        "audit",
-        "containment",
-        "api",
-        "rotation",
-        "anonymous",
-        "registrations",
-        "importing",
-        "documents",
-        "breach",
-    ]
+    sections = args.sections or list(SECTIONS)
     started = time.monotonic()
     parts = []
     if "fields" in sections:

@@ -7,26 +7,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
 
 from hippocrate.identity.models import Role
+from tests.breach.attacks import stolen_practitioner_session
 from tests.breach.test_register import ASSESSMENT
 from tests.conftest import Store
 from tests.guard.helpers import (
     exposed,
-    guard_of,
     guarded_api,
-    marked_in,
-    patients_in_care,
     sign_in,
     staff_member,
-    wait_for_containment,
 )
-from tests.guard.test_redteam import reads_of
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.SUPPORT, Role.PRACTITIONER, Role.PATIENT])
@@ -44,18 +40,8 @@ def test_only_the_dpo_reaches_the_register(sqlite_store: Store, tmp_path: Path, 
 
 def test_a_containment_becomes_a_notified_incident(store: Store, tmp_path: Path) -> None:
     with guarded_api(store, tmp_path) as api:
-        user = staff_member(api, Role.PRACTITIONER)
-        cases = patients_in_care(api, sign_in(api, user), 25, minutes_between=4)
-        api.clock.advance(hours=16)
-        stolen_at = datetime.now(UTC)  # the trail keeps the server's own time
-        thief = sign_in(api, user)
-        bodies = [
-            api.client.get(path, headers=thief.headers).content
-            for case in cases
-            for path in reads_of(case)
-        ]
-        wait_for_containment(api.store, thief.account_id, marked_in(guard_of(api).state))
-        victims = exposed(bodies, cases)
+        theft = stolen_practitioner_session(api, 25)
+        cases, victims, stolen_at = theft.cases, theft.victims, theft.stolen_at
 
         dpo = sign_in(api, staff_member(api, Role.DPO))
         (listed,) = api.client.get("/api/v1/incidents", headers=dpo.headers).json()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +23,17 @@ from hippocrate.notify.models import OutboundEmail
 from hippocrate.patients.models import Patient
 from hippocrate.tags import Purpose
 from hippocrate.work import unit_of_work
+from tests.breach.attacks import stolen_practitioner_session
 from tests.breach.test_register import ASSESSMENT
 from tests.conftest import Store
 from tests.guard.helpers import (
     exposed,
     guard_of,
     guarded_api,
-    marked_in,
     patients_in_care,
     sign_in,
     staff_member,
-    wait_for_containment,
 )
-from tests.guard.test_redteam import reads_of
 from tests.notify.conftest import Inbox, SmtpServer, _serve
 
 
@@ -49,18 +46,8 @@ def incident_with_victims(api: Any, count: int = 22) -> tuple[Any, str, int, set
     """A stolen practitioner session read until contained; the DPO documents, scopes
     (from the theft on) and assesses the guard's incident. Returns the DPO, the
     incident's URL, its version, the victims and the cases."""
-    user = staff_member(api, Role.PRACTITIONER)
-    cases = patients_in_care(api, sign_in(api, user), count, minutes_between=4)
-    api.clock.advance(hours=16)
-    stolen_at = datetime.now(UTC)
-    thief = sign_in(api, user)
-    bodies = [
-        api.client.get(path, headers=thief.headers).content
-        for case in cases
-        for path in reads_of(case)
-    ]
-    wait_for_containment(api.store, thief.account_id, marked_in(guard_of(api).state))
-    victims = exposed(bodies, cases)
+    theft = stolen_practitioner_session(api, count)
+    cases, victims, stolen_at = theft.cases, theft.victims, theft.stolen_at
     dpo = sign_in(api, staff_member(api, Role.DPO))
     (listed,) = api.client.get("/api/v1/incidents", headers=dpo.headers).json()
     url = f"/api/v1/incidents/{listed['id']}"

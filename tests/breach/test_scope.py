@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -18,17 +19,15 @@ from hippocrate.breach.models import Incident, IncidentOrigin
 from hippocrate.guard.service import Guard
 from hippocrate.identity.models import Role
 from hippocrate.tags import Category
+from tests.breach.attacks import stolen_practitioner_session
 from tests.conftest import Store
 from tests.guard.helpers import (
     audit_verified,
-    exposed,
     guard_of,
     guarded_api,
-    marked_in,
     patients_in_care,
     sign_in,
     staff_member,
-    wait_for_containment,
 )
 from tests.guard.test_redteam import plant_honeytokens, reads_of
 
@@ -43,23 +42,16 @@ def honeytoken_of(store: Store, guard: Guard) -> Callable[[uuid.UUID], bool]:
 
 def test_the_scope_of_a_stolen_session_is_exactly_its_victims(store: Store, tmp_path: Path) -> None:
     with guarded_api(store, tmp_path) as api:
-        user = staff_member(api, Role.PRACTITIONER)
-        cases = patients_in_care(api, sign_in(api, user), 30, minutes_between=4)
-        # The practitioner's own reads, the day before: care, not the incident.
-        doctor = sign_in(api, user)
-        for path in reads_of(cases[0]):
-            assert api.client.get(path, headers=doctor.headers).status_code == 200
-        api.clock.advance(hours=16)
-        stolen_at = datetime.now(UTC)  # the trail keeps the server's own time
-        thief = sign_in(api, user)
+
+        def own_care(user: Any, cases: list[Any]) -> None:
+            # The practitioner's own reads, the day before: care, not the incident.
+            doctor = sign_in(api, user)
+            for path in reads_of(cases[0]):
+                assert api.client.get(path, headers=doctor.headers).status_code == 200
+
+        theft = stolen_practitioner_session(api, 30, before=own_care)
+        stolen_at, victims = theft.stolen_at, theft.victims
         guard = guard_of(api)
-        bodies = []
-        for case in cases:
-            for path in reads_of(case):
-                response = api.client.get(path, headers=thief.headers)
-                bodies.append(response.content)
-        wait_for_containment(api.store, thief.account_id, marked_in(guard.state))
-        victims = exposed(bodies, cases)
         assert 0 < len(victims) <= 20
 
         provider = api.store.sessions.vault.provider
@@ -68,7 +60,7 @@ def test_the_scope_of_a_stolen_session_is_exactly_its_victims(store: Store, tmp_
             (incident,) = session.scalars(select(Incident)).all()
             assert incident.origin is IncidentOrigin.GUARD
             principals = [p.id for p in service.details_of(incident).nature.principals]
-            assert principals == [thief.account_id]
+            assert principals == [theft.practitioner.account_id]
             computed = scopes.sign(
                 scopes.of_principals(
                     session,
