@@ -301,3 +301,44 @@ def test_missing_lists_the_art_33_3_items_not_given() -> None:
         }
     )
     assert missing(full) == []
+
+
+def test_two_changes_made_at_once_on_one_version_the_second_is_refused(store: Store) -> None:
+    """Two DPOs read version 1 and change it at the same time: the first wins, the
+    second is refused whole (never written over the first unseen)."""
+    incident_id = _open(store)
+    first, second = store.sessions(), store.sessions()
+    try:
+        a = service.get(first, incident_id)
+        b = service.get(second, incident_id)
+        assert a.version == b.version == 1
+        service.amend(
+            session=first,
+            actor=DPO,
+            incident=a,
+            version=1,
+            patch={"consequences": "première version"},
+            now=T0,
+        )
+        first.commit()
+        with pytest.raises(StaleIncident):
+            service.amend(
+                session=second,
+                actor=DPO,
+                incident=b,
+                version=1,
+                patch={"consequences": "écrase la première"},
+                now=T0,
+            )
+        second.rollback()
+    finally:
+        first.close()
+        second.close()
+    with store.sessions() as session:
+        incident = service.get(session, incident_id)
+        assert incident.version == 2
+        assert incident.details["consequences"] == "première version"
+        assert [line.action for line in service.timeline_of(session, incident)] == [
+            "opened",
+            "amended",
+        ]

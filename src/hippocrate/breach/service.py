@@ -31,8 +31,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hippocrate.audit.recorder import Actor, recorder_of
 from hippocrate.audit.service import PendingEvent, append
@@ -164,7 +165,7 @@ def amend(
     if not changes:
         return incident
     incident.details = after
-    _bump(incident)
+    _bump(session, incident)
     _timeline(session, incident, actor, "amended", changes, note=note, now=now)
     _record(session, actor, Tag.BREACH_INCIDENT_AMENDED, incident, now)
     return incident
@@ -185,7 +186,7 @@ def assess(
     decision = decision_of(assessment, policy)  # refuses an invalid one before any write
     before = incident.assessment
     incident.assessment = assessment.model_dump(mode="json")
-    _bump(incident)
+    _bump(session, incident)
     _timeline(
         session,
         incident,
@@ -264,7 +265,7 @@ def notify_authority(
         delay_reason=delay_reason,
     )
     session.add(notification)
-    _bump(incident)
+    _bump(session, incident)
     _timeline(
         session,
         incident,
@@ -286,7 +287,7 @@ def close(
         raise InvalidIncident(_n("closing an incident needs a note saying why"))
     incident.status = IncidentStatus.CLOSED
     incident.closed_at = now
-    _bump(incident)
+    _bump(session, incident)
     _timeline(session, incident, actor, "closed", {}, note=note, now=now)
     _record(session, actor, Tag.BREACH_INCIDENT_CLOSED, incident, now)
     return incident
@@ -303,7 +304,7 @@ def reopen(
         raise InvalidIncident(_n("reopening an incident needs a note saying why"))
     incident.status = IncidentStatus.OPEN
     incident.closed_at = None
-    _bump(incident)
+    _bump(session, incident)
     _timeline(session, incident, actor, "reopened", {}, note=note, now=now)
     _record(session, actor, Tag.BREACH_INCIDENT_REOPENED, incident, now)
     return incident
@@ -411,8 +412,22 @@ def _writable(incident: Incident, version: int) -> None:
         raise IncidentClosed()
 
 
-def _bump(incident: Incident) -> None:
-    incident.version += 1
+def _bump(session: Session, incident: Incident) -> None:
+    """Move the incident to its next version, in the database: one conditional UPDATE
+    (``WHERE version = <the version this change was made on>``), so of two changes made
+    at once on the same version, the second finds none to move and is refused whole
+    (``StaleIncident``), on SQLite and on PostgreSQL alike, whichever process made it."""
+    read = incident.version
+    moved = session.execute(
+        update(Incident)
+        .where(Incident.id == incident.id, Incident.version == read)
+        .values(version=read + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        current = session.scalar(select(Incident.version).where(Incident.id == incident.id))
+        raise StaleIncident(int(current or read))
+    set_committed_value(incident, "version", read + 1)
 
 
 def _timeline(
@@ -526,7 +541,7 @@ def record_scope(
         },
     ).model_dump(mode="json")
     incident.details = after
-    _bump(incident)
+    _bump(session, incident)
     _timeline(
         session,
         incident,
@@ -573,7 +588,7 @@ def mark_notices(
     latter, ``notices.launched_scope``), and its event in the trail."""
     if incident.status is IncidentStatus.CLOSED:
         raise IncidentClosed()
-    _bump(incident)
+    _bump(session, incident)
     _timeline(session, incident, actor, action, changes, note=note, now=now)
     tag = (
         Tag.BREACH_NOTICES_LAUNCHED
