@@ -31,12 +31,14 @@ from hippocrate.documents.api import router as documents
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identity import passwords
 from hippocrate.identity.api import router as identity
+from hippocrate.identity.pages import public as identity_pages
 from hippocrate.interop.api import router as interop
 from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
 from hippocrate.notify.pages import router as notify_pages
 from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
+from hippocrate.web.pages import router as web_pages
 
 
 def check_health(runtime: Runtime) -> dict[str, str] | JSONResponse:
@@ -126,8 +128,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         breach_notices,
     ):
         app.include_router(router, prefix="/api/v1")
-    # Public pages (no /api prefix): "is this message really from Hippocrate?".
-    app.include_router(notify_pages)
+    # Pages (no /api prefix): hippocrate.web and each domain's pages.py.
+    for pages in (web_pages, identity_pages, notify_pages):
+        app.include_router(pages)
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)
     def health(request: Request) -> dict[str, str] | JSONResponse:

@@ -63,7 +63,9 @@ def client(sqlite_store: Store, tmp_path: Path) -> Iterator[TestClient]:
 def assert_security_headers(headers: httpx.Headers) -> None:
     csp = headers.get("content-security-policy", "")
     directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
-    assert directives.get("default-src") == ["'self'"], csp
+    assert directives.get("default-src") == ["'none'"], csp
+    assert directives.get("script-src") == ["'self'"], csp
+    assert directives.get("base-uri") == ["'self'"], csp
     assert directives.get("frame-ancestors") == ["'none'"], csp
     hsts = headers.get("strict-transport-security", "")
     max_age = re.search(r"max-age=(\d+)", hsts)

@@ -209,19 +209,19 @@ def failing() -> Iterator[TestClient]:
     app = FastAPI()
     problems.install(app)
 
-    @app.get("/guard-down")
+    @app.get("/api/guard-down")
     def guard_down() -> None:
         raise GuardUnavailable("no guard state")
 
-    @app.get("/undecryptable")
+    @app.get("/api/undecryptable")
     def undecryptable() -> None:
         raise DecryptionError("tampered")
 
-    @app.get("/bug")
+    @app.get("/api/bug")
     def bug() -> None:
         raise RuntimeError("a bug")
 
-    @app.get("/untranslated")
+    @app.get("/api/untranslated")
     def untranslated() -> None:
         raise Unmarked("a message of a file not marked yet, {n} value", n=1)
 
@@ -234,7 +234,7 @@ def failing() -> Iterator[TestClient]:
     ("path", "status", "french", "english"),
     [
         (
-            "/guard-down",
+            "/api/guard-down",
             503,
             (
                 "Temporairement indisponible",
@@ -243,13 +243,13 @@ def failing() -> Iterator[TestClient]:
             ("Temporarily unavailable", "patient data cannot be served right now"),
         ),
         (
-            "/undecryptable",
+            "/api/undecryptable",
             503,
             ("Données indisponibles", "cet enregistrement ne peut pas être déchiffré"),
             ("Data unavailable", "this record cannot be decrypted"),
         ),
         (
-            "/bug",
+            "/api/bug",
             500,
             ("Erreur interne du serveur", "une erreur inattendue s'est produite"),
             ("Internal Server Error", "an unexpected error occurred"),
@@ -279,7 +279,7 @@ class Unmarked(HippocrateError):
 
 
 def test_a_message_without_a_translation_is_answered_in_english(failing: TestClient) -> None:
-    response = failing.get("/untranslated")
+    response = failing.get("/api/untranslated")
     assert response.status_code == 409
     assert response.json()["title"] == "Not in any catalogue"
     assert response.json()["detail"] == "a message of a file not marked yet, 1 value"

@@ -41,11 +41,11 @@ def client() -> Iterator[TestClient]:
     app = FastAPI()
     problems.install(app)
 
-    @app.get("/lost")
+    @app.get("/api/lost")
     def lost() -> None:
         raise ParcelLost("the parcel was lost on the way")
 
-    @app.get("/bare")
+    @app.get("/api/bare")
     def bare() -> None:
         raise HippocrateError()
 
@@ -54,7 +54,7 @@ def client() -> Iterator[TestClient]:
 
 
 def test_a_new_error_is_answered_from_its_own_attributes(client: TestClient) -> None:
-    response = client.get("/lost")
+    response = client.get("/api/lost")
     assert response.status_code == 409
     assert response.headers["content-type"] == problems.PROBLEM_JSON
     assert response.headers["retry-after"] == "7"
@@ -68,7 +68,7 @@ def test_a_new_error_is_answered_from_its_own_attributes(client: TestClient) -> 
 
 
 def test_an_error_without_a_message_has_no_detail(client: TestClient) -> None:
-    response = client.get("/bare")
+    response = client.get("/api/bare")
     assert response.status_code == 400
     assert response.json() == {"type": "about:blank", "title": "Bad request", "status": 400}
 

@@ -92,6 +92,14 @@ CurrentSession = Annotated[Resolved, Depends(current_session)]
 def current_principal(request: Request, db: DB, resolved: CurrentSession) -> Principal:
     """The authenticated principal, second factor completed where required. From here
     on, the request's audit events name it."""
+    return act_as(request, db, resolved)
+
+
+def act_as(request: Request, db: Session, resolved: Resolved) -> Principal:
+    """The principal of a resolved session, for the request's unit of work: refused if
+    the second factor is pending or the account contained; from here on the request's
+    audit events name it and its unwraps spend the authenticated budget. The one step
+    every way in takes (the API's bearer token, the pages' cookie: ``hippocrate.web``)."""
     principal = principal_for(session=db, resolved=resolved)
     guard = get_runtime(request).guard
     if guard is not None:

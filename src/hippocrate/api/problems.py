@@ -12,6 +12,7 @@ normaliser, an ``InvalidField``), whose message is translated.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Annotated, Any
 
@@ -22,11 +23,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hippocrate.access.errors import NotAuthenticated, SecondFactorRequired
 from hippocrate.api import security
 from hippocrate.errors import HippocrateError
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.i18n import _n, gettext, negotiate
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
+from hippocrate.web import errors as pages
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -88,7 +91,7 @@ def install(app: FastAPI) -> None:
     time) to 503 with ``Retry-After``, and anything else to a bare 500."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # Starlette's detail is the status phrase unless a route gave one: both are
         # translated when the catalogues know them.
         response = problem(
@@ -98,38 +101,43 @@ def install(app: FastAPI) -> None:
             language=language_of(request),
         )
         response.headers.update(exc.headers or {})  # e.g. Allow on 405
-        return response
+        return as_page(request, response)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         language = language_of(request)
         errors = [
             {"loc": list(e.get("loc", ())), "msg": _field_message(e, language)}
             for e in exc.errors()
         ]
-        return problem(
-            422,
-            _n("Invalid request"),
-            _n("the request does not match the schema"),
-            language=language,
-            errors=errors,
+        return as_page(
+            request,
+            problem(
+                422,
+                _n("Invalid request"),
+                _n("the request does not match the schema"),
+                language=language,
+                errors=errors,
+            ),
         )
 
     @app.exception_handler(HippocrateError)
-    async def _domain(request: Request, exc: HippocrateError) -> JSONResponse:
+    async def _domain(request: Request, exc: HippocrateError) -> Response:
         # Every domain's refusal says how it is answered: no list of them here.
+        if pages.is_page(request) and isinstance(exc, NotAuthenticated | SecondFactorRequired):
+            return pages.sign_in_first(request, second_factor=isinstance(exc, SecondFactorRequired))
         language = language_of(request)
         response = problem(
             exc.status, exc.title_in(language), exc.detail_in(language), **exc.extensions
         )
         response.headers.update(exc.headers)
         set_language(response, language)
-        return response
+        return as_page(request, response)
 
     # Infrastructure below the domains, which knows nothing of the web (the vault may
     # import nothing outside itself), is answered here.
     @app.exception_handler(UnwrapBudgetExceeded)
-    async def _budget(request: Request, exc: UnwrapBudgetExceeded) -> JSONResponse:
+    async def _budget(request: Request, exc: UnwrapBudgetExceeded) -> Response:
         response = problem(
             503,
             _n("Temporarily unavailable"),
@@ -137,26 +145,29 @@ def install(app: FastAPI) -> None:
             language=language_of(request),
         )
         response.headers["Retry-After"] = "60"
-        return response
+        return as_page(request, response)
 
     @app.exception_handler(GuardUnavailable)
-    async def _guard_down(request: Request, exc: GuardUnavailable) -> JSONResponse:
+    async def _guard_down(request: Request, exc: GuardUnavailable) -> Response:
         # Fail closed: without the guard, no patient data is served.
-        return problem(
-            503,
-            _n("Temporarily unavailable"),
-            _n("patient data cannot be served right now"),
-            language=language_of(request),
+        return as_page(
+            request,
+            problem(
+                503,
+                _n("Temporarily unavailable"),
+                _n("patient data cannot be served right now"),
+                language=language_of(request),
+            ),
         )
 
     @app.exception_handler(PoolTimeout)
-    async def _pool(request: Request, exc: PoolTimeout) -> JSONResponse:
+    async def _pool(request: Request, exc: PoolTimeout) -> Response:
         # Every database connection stayed taken for the pool's wait: saturated, not
         # broken. The unit of work rolled back; the caller retries.
         return _busy(request)
 
     @app.exception_handler(OperationalError)
-    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+    async def _operational(request: Request, exc: OperationalError) -> Response:
         if not database_busy(exc):
             raise exc  # anything else stays a 500, logged with its traceback
         # A lock waited on past its timeout (SQLite's one writer), a deadlock or a
@@ -165,17 +176,20 @@ def install(app: FastAPI) -> None:
         return _busy(request)
 
     @app.exception_handler(DecryptionError)
-    async def _decryption(request: Request, exc: DecryptionError) -> JSONResponse:
+    async def _decryption(request: Request, exc: DecryptionError) -> Response:
         # Fail closed: say the data is unavailable, never hand back ciphertext.
-        return problem(
-            503,
-            _n("Data unavailable"),
-            _n("this record cannot be decrypted"),
-            language=language_of(request),
+        return as_page(
+            request,
+            problem(
+                503,
+                _n("Data unavailable"),
+                _n("this record cannot be decrypted"),
+                language=language_of(request),
+            ),
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Runs outside the middleware stack: set the security headers here too.
         response = problem(
             500,
@@ -183,8 +197,9 @@ def install(app: FastAPI) -> None:
             _n("an unexpected error occurred"),
             language=language_of(request),
         )
-        response.headers.update(security.HEADERS)
-        return response
+        answer = as_page(request, response)
+        answer.headers.update(security.HEADERS)
+        return answer
 
 
 def _field_message(error: Any, language: str) -> str:
@@ -196,7 +211,7 @@ def _field_message(error: Any, language: str) -> str:
     return str(error.get("msg", "invalid"))
 
 
-def _busy(request: Request) -> JSONResponse:
+def _busy(request: Request) -> Response:
     response = problem(
         503,
         _n("Temporarily unavailable"),
@@ -204,7 +219,22 @@ def _busy(request: Request) -> JSONResponse:
         language=language_of(request),
     )
     response.headers["Retry-After"] = "5"
-    return response
+    return as_page(request, response)
+
+
+def as_page(request: Request, response: JSONResponse) -> Response:
+    """``response``, a problem, as the HTML page of the same status, title and detail
+    when ``request`` is a page's (``hippocrate.web.errors``); as it is for the API."""
+    if not pages.is_page(request):
+        return response
+    body = json.loads(bytes(response.body))
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS}
+    return pages.error_page(
+        request, response.status_code, str(body["title"]), body.get("detail"), headers
+    )
+
+
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
 _BUSY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})

@@ -1,4 +1,10 @@
-"""One middleware sets the security headers of every response."""
+"""One middleware sets the security headers of every response, the API's and the pages'.
+
+The pages load nothing but this origin's own script (htmx, vendored), stylesheet and
+images: no inline script or style, no ``eval`` (htmx's is turned off), no third party,
+no frame. ``Cache-Control: no-store`` is on every answer (pages and API show patient
+data); only the vendored static files say otherwise (``hippocrate.web.pages``).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,17 @@ from fastapi import FastAPI, Request, Response
 
 HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
     ),
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
 
 
