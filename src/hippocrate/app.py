@@ -19,23 +19,29 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from hippocrate import __version__
+from hippocrate.admin import pages as admin_pages
 from hippocrate.admin.api import router as admin
 from hippocrate.api import limits, problems, security
 from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
+from hippocrate.breach import pages as breach_pages
 from hippocrate.breach.api import patient_router as breach_notices
 from hippocrate.breach.api import router as breach
 from hippocrate.config import Settings
+from hippocrate.consultations import pages as consultations_pages
 from hippocrate.consultations.api import router as consultations
+from hippocrate.documents import pages as documents_pages
 from hippocrate.documents.api import router as documents
 from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identity import passwords
 from hippocrate.identity.api import router as identity
+from hippocrate.identity.pages import account as identity_account
 from hippocrate.identity.pages import public as identity_pages
 from hippocrate.interop.api import router as interop
 from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
 from hippocrate.notify.pages import router as notify_pages
+from hippocrate.patients import pages as patients_pages
 from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
 from hippocrate.web.pages import router as web_pages
@@ -129,7 +135,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     ):
         app.include_router(router, prefix="/api/v1")
     # Pages (no /api prefix): hippocrate.web and each domain's pages.py.
-    for pages in (web_pages, identity_pages, notify_pages):
+    for pages in (
+        web_pages,
+        identity_pages,
+        identity_account,
+        patients_pages.router,
+        consultations_pages.router,
+        consultations_pages.public,
+        documents_pages.public,
+        documents_pages.router,
+        breach_pages.router,
+        breach_pages.public,
+        admin_pages.router,
+        admin_pages.public,
+        patients_pages.public,
+        notify_pages,
+    ):
         app.include_router(pages)
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)

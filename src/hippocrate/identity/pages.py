@@ -24,6 +24,7 @@ from hippocrate.web.errors import on_refusal
 from hippocrate.web.render import Flash
 
 public = pages_router(public=True)
+account = pages_router()
 
 SIGNED_OUT = _n("You are signed out.")
 
