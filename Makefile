@@ -39,12 +39,12 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# Re-extract the messages marked with _n from the code and update every language's
+# Re-extract the messages marked with _n in the code and _() in the templates, and update every language's
 # catalogue (new messages added empty, removed ones dropped); then translate the empty
 # msgstr of locales/fr: tests/test_catalogues.py fails until every one is.
 LOCALES := src/hippocrate/locales
 catalogues: $(STAMP)
-	$(BIN)/pybabel extract --no-default-keywords -k _n --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg --no-default-keywords -k _n -k _ --no-location --sort-output \
 	  --project Hippocrate -o $(VENV)/messages.pot src/hippocrate
 	for language in fr en; do \
 	  $(BIN)/pybabel update -i $(VENV)/messages.pot -d $(LOCALES) -D messages -l $$language \

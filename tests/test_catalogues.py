@@ -40,7 +40,9 @@ def _extracted() -> set[str]:
     return {
         message
         for _, _, message, _, _ in extract_from_dir(
-            SOURCE, method_map=[("**.py", "python")], keywords={"_n": None}
+            SOURCE,
+            method_map=[("**.py", "python"), ("templates/**.html", "jinja2")],
+            keywords={"_n": None, "_": None},
         )
         if isinstance(message, str)
     }

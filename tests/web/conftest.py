@@ -47,9 +47,9 @@ def web_on(store: Store, tmp_path: Path) -> Iterator[Env]:
     yield from running_pages(store, tmp_path)
 
 
-def token_of(client: TestClient, path: str = "/sign-in") -> str:
+def token_of(client: TestClient, path: str = "/sign-in", **kwargs: Any) -> str:
     """The CSRF token of the form on ``path`` (its GET sets the cookie if new)."""
-    answer = client.get(path)
+    answer = client.get(path, **kwargs)
     found = _TOKEN.search(answer.text)
     assert found is not None, answer.text[:500]
     return found.group(1)
@@ -62,11 +62,12 @@ def submit(
     *,
     form: str | None = None,
     files: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """POST ``data`` to ``path`` with the CSRF token of the page ``form`` (default: the
     page of ``path`` itself), as a browser submitting that page's form would."""
-    token = token_of(client, form or path)
-    return client.post(path, data={csrf.FIELD: token, **data}, files=files)
+    token = token_of(client, form or path, headers=headers)
+    return client.post(path, data={csrf.FIELD: token, **data}, files=files, headers=headers)
 
 
 def sign_in(client: TestClient, user: TestUser) -> None:
