@@ -63,15 +63,22 @@ def test_seed_is_reproducible_and_says_how_to_sign_in(tmp_path: Path, sqlite_sto
 
     out = outputs[0]
     assert "3 patients created" in out
-    assert "12 practitioners in 6 specialties, 1 admin, 1 support, 1 dpo" in out
+    assert "12 practitioners in 6 specialties, 2 admin, 1 support, 2 dpo" in out
     every_status = r"[1-9]\d* requested, [1-9]\d* in progress, [1-9]\d* closed, [1-9]\d* cancelled"
     assert re.search(rf"consultations: {every_status}", out)
-    assert "/api/v1/auth/login" in out
-    assert "/api/v1/auth/mfa" in out
-    assert "pyotp.TOTP('TOTP_SECRET').now()" in out
+    assert "/sign-in and sign in as one of these demo accounts" in out
+    for role in ("patient", "practitioner", "DPO", "administrator"):
+        assert re.search(rf"^  {role} +\S+@", out, re.MULTILINE), (role, out)
     for entry in (*a["patients"], *a["practitioners"], *a["staff"]):
         assert entry["password"] not in out
         assert not entry["totp_secret"] or entry["totp_secret"] not in out
+
+    # Asked for one account, the command gives its password and a code that signs in.
+    doctor = a["practitioners"][0]
+    told = first.ok("demo-account", doctor["email"])
+    assert f"password: {doctor['password']}" in told
+    assert re.search(r"^code: +\d{6} ", told, re.MULTILINE), told
+    assert_one_line_error(first.run("demo-account", "nobody@example.org"))
 
     # Seeding the same people again is refused in one line, and changes nothing.
     blobs = sorted(p.name for p in (first.data_dir / "blobs").rglob("*") if p.is_file())

@@ -163,7 +163,9 @@ def demo(
         empty = not session.scalar(
             select(func.count()).select_from(Account).where(Account.role != Role.PATIENT)
         )
-    served = f"http://{host}:{port}"
+    # Browsers keep the pages' Secure cookies from localhost over plain HTTP.
+    shown = "localhost" if host in ("127.0.0.1", "::1", "localhost") else host
+    served = f"http://{shown}:{port}"
     if empty:
         _seed(patients=50, random_seed=None, public_url=served)
     else:
@@ -178,6 +180,28 @@ def demo(
     serve(host=host, port=port)
 
 
+def demo_account(email: str = typer.Argument(..., help="A demo account's email.")) -> None:
+    """Print a demo account's password and, if it has a second factor, its current code
+    (from the demo credentials file, readable by its owner only)."""
+    import pyotp
+
+    path = settings().data_dir / CREDENTIALS_FILE
+    try:
+        credentials = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise fail(f"no demo credentials file at {path}: run hippocrate demo first") from None
+    entries = [e for group in credentials.values() if isinstance(group, list) for e in group]
+    found = next((e for e in entries if str(e.get("email", "")).lower() == email.lower()), None)
+    if found is None:
+        raise fail(f"no demo account {email} in {path}")
+    typer.echo(f"password: {found['password']}")
+    if found.get("totp_secret"):
+        totp = pyotp.TOTP(found["totp_secret"])
+        left = totp.interval - int(datetime.now(UTC).timestamp()) % totp.interval
+        typer.echo(f"code:     {totp.now()}  (for {left} s more; a code is accepted once)")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("demo-account")(demo_account)
     for command in (init, seed, serve, demo):
         app.command(command.__name__)(command)

@@ -5,7 +5,8 @@ the caller's unit of work; nothing here commits. What is made:
 
 - practitioners in every specialty of the catalogue (two per specialty, one more per
   250 patients), each with an RPPS number, a password and an enrolled TOTP secret;
-- one admin, one support and one dpo account (password and TOTP);
+- two admins, one support and two dpo accounts (password and TOTP): four-eyes
+  requests need a second admin or DPO;
 - ``count`` synthetic patients, each with an active, verified account and a password,
   one in three with TOTP; and their consultations in every status: waiting in the
   queue, in progress (messages both ways, photos and PDF documents), closed (report,
@@ -70,7 +71,9 @@ class SeedReport:
     def summary(self) -> list[str]:
         with_totp = sum(1 for p in self.patients if p.totp_secret)
         specialties = len({p.specialty for p in self.practitioners})
-        staff = ", ".join(f"1 {a.role.value}" for a in self.staff)
+        staff = ", ".join(
+            f"{n} {role}" for role, n in Counter(a.role.value for a in self.staff).items()
+        )
         statuses = ", ".join(
             f"{self.consultations[s.value]} {s.value.replace('_', ' ')}" for s in Status
         )
@@ -118,7 +121,10 @@ def seed_demo(
     for specialty in SPECIALTIES:
         for _ in range(practitioners_per_specialty(count)):
             report.practitioners.append(maker.practitioner(specialty))
-    report.staff = [maker.staff(role) for role in (Role.ADMIN, Role.SUPPORT, Role.DPO)]
+    # Two administrators and two DPOs: a four-eyes request needs a second one.
+    report.staff = [
+        maker.staff(role) for role in (Role.ADMIN, Role.ADMIN, Role.SUPPORT, Role.DPO, Role.DPO)
+    ]
     clinic = Clinic(
         session=session,
         settings=settings,
@@ -198,35 +204,35 @@ def _pick(entries: list[dict[str, Any]], wanted: str, **match: Any) -> tuple[int
 
 
 def sign_in_help(*, public_url: str, path: Path, credentials: dict[str, Any]) -> str:
-    """How to sign in as a demo account, with ``curl``: the text printed after seeding.
+    """How to try the demo: the sign-in page's address and an account of each role, the
+    text printed after seeding.
 
-    Names accounts by email and by their place in the file; passwords and secrets stay
-    in the file (readable by its owner only), never on the terminal."""
-    api = f"{public_url.rstrip('/')}/api/v1"
-    lines = [f"Sign in through the API ({api}); passwords and TOTP secrets are in {path}."]
+    Names accounts by email; passwords and TOTP secrets stay in the file (readable by its
+    owner only), never on the terminal: ``hippocrate demo-account EMAIL`` prints one
+    account's password and current code when asked."""
+    url = public_url.rstrip("/")
+    lines = [
+        f"Open {url}/sign-in and sign in as one of these demo accounts",
+        f"(passwords and TOTP secrets in {path};",
+        " `hippocrate demo-account EMAIL` prints an account's password and current code):",
+    ]
     practitioners = credentials.get("practitioners") or []
     patients = credentials.get("patients") or []
-    if practitioners:
-        i, who = _pick(practitioners, "in_progress")
-        lines += [
-            f"As a practitioner, e.g. {who['email']} (practitioners[{i}]):",
-            f"  curl -s -X POST {api}/auth/login -H 'Content-Type: application/json' \\",
-            f'       -d \'{{"email": "{who["email"]}", "password": "PASSWORD"}}\'',
-            '  # -> {"mfa_required": true, "token": "PENDING", ...}: a second factor is due',
-            "  CODE=$(python -c \"import pyotp; print(pyotp.TOTP('TOTP_SECRET').now())\")",
-            f"  curl -s -X POST {api}/auth/mfa -H 'Authorization: Bearer PENDING' \\",
-            '       -H \'Content-Type: application/json\' -d "{\\"code\\": \\"$CODE\\"}"',
-            '  # -> {"token": "TOKEN", ...}',
-            f"  curl -s {api}/consultations -H 'Authorization: Bearer TOKEN'",
-        ]
+    staff = credentials.get("staff") or []
     if patients:
-        i, who = _pick(patients, "in_progress", totp_secret=None)
-        lines += [
-            f"As a patient without TOTP, e.g. {who['email']} (patients[{i}]): the login "
-            "answers the TOKEN at once; patients with a totp_secret take the same second step.",
-        ]
+        _, who = _pick(patients, "in_progress", totp_secret=None)
+        lines.append(f"  patient        {who['email']}  (no second factor)")
+    if practitioners:
+        _, who = _pick(practitioners, "in_progress")
+        lines.append(f"  practitioner   {who['email']}  ({who.get('specialty', '')})")
+    for role, label in (("dpo", "DPO"), ("admin", "administrator"), ("support", "support")):
+        emails = [e["email"] for e in staff if e.get("role") == role]
+        if emails:
+            lines.append(f"  {label:<14} {', '.join(emails)}")
     lines.append(
-        "An authenticator app can enrol an account from its otpauth_uri (as a QR code); "
-        "a TOTP code is accepted once."
+        "Staff sign in with a second factor (the code from the command above, or an "
+        "authenticator app enrolled from the account's otpauth_uri in the file); four-eyes "
+        "requests need a second administrator or DPO, which the demo has. The API: "
+        f"{url}/api/v1/openapi.json."
     )
     return "\n".join(lines)

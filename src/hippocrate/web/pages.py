@@ -16,7 +16,11 @@ from hippocrate.web.deps import home_of, pages_router
 
 router = pages_router(public=True)
 
-_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 @router.get("/")
@@ -33,6 +37,12 @@ def home(request: Request, db: DB, settings: AppSettings, clock: Now) -> Respons
         ):
             return render.redirect(request, home_of(resolved.account.role))
     return render.page(request, "web/home.html")
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it whatever the page says: the icon, not a 404."""
+    return static("favicon.svg")
 
 
 @router.get("/static/{name}")

@@ -1,0 +1,140 @@
+"""The pages in a real browser: headless Chromium (the system's, driven by Playwright)
+against the real app served by uvicorn on a port of its own, on a fresh database.
+
+The browser speaks to ``http://localhost``: browsers take the ``__Host-`` (Secure)
+cookies from localhost without TLS, as they would from any host over HTTPS. Every page
+a journey visits is checked with axe-core (:func:`check_accessibility`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from hippocrate.app import create_app
+from hippocrate.cli.demo import server_config
+from hippocrate.runtime import Runtime
+from tests.conftest import Store
+from tests.identity.conftest import Env, settings_for
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+IMPACTS_REFUSED = frozenset({"serious", "critical"})
+
+
+def _chromium() -> str:
+    found = os.environ.get("HIPPOCRATE_CHROMIUM") or shutil.which("chromium")
+    if found is None:
+        reason = "no chromium on this machine (Debian's chromium package)"
+        if IN_CI:
+            pytest.fail(f"{reason}; CI installs it (.ci/run)", pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(
+        executable_path=_chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
+    )
+    yield launched
+    launched.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Site:
+    """The app served on ``url``, and its test environment (accounts, outbox, clock)."""
+
+    url: str
+    env: Env
+
+    def at(self, path: str) -> str:
+        return self.url + path
+
+
+def serving(store: Store, tmp_path: Path, **changes: Any) -> Iterator[Site]:
+    port = free_port()
+    url = f"http://localhost:{port}"
+    settings = settings_for(tmp_path, store, public_url=url, **changes)
+    app = create_app(runtime=Runtime(settings, store.sessions))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
+    server.config.log_level = "warning"
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start")
+        time.sleep(0.02)
+    from fastapi.testclient import TestClient
+
+    try:
+        yield Site(url, Env(TestClient(app), app, store, settings))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def site(sqlite_store: Store, tmp_path: Path) -> Iterator[Site]:
+    yield from serving(sqlite_store, tmp_path)
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    made = browser.new_context(locale="fr-FR", viewport={"width": 1200, "height": 900})
+    made.set_default_timeout(10_000)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda e: problems.append(str(e)))
+    opened.problems = problems  # type: ignore[attr-defined]
+    return opened
+
+
+def check_accessibility(page: Page) -> None:
+    """axe-core on the page as it is: no serious or critical violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    refused = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3], v["help"])
+        for v in results.response["violations"]
+        if v.get("impact") in IMPACTS_REFUSED
+    ]
+    assert refused == [], f"{page.url}: {refused}"
+
+
+def no_console_errors(page: Page) -> None:
+    """Nothing the page ran failed, and the CSP refused nothing (it would say so)."""
+    problems: list[str] = page.problems  # type: ignore[attr-defined]
+    assert problems == [], problems
