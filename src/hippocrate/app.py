@@ -47,6 +47,26 @@ from hippocrate.runtime import Runtime
 from hippocrate.web.pages import router as web_pages
 
 
+# Pages (no /api prefix): hippocrate.web and each domain's pages.py. The page matrix
+# (tests/web/test_page_access.py) walks these routers.
+PAGES = (
+    web_pages,
+    identity_pages,
+    identity_account,
+    patients_pages.router,
+    consultations_pages.router,
+    consultations_pages.public,
+    documents_pages.public,
+    documents_pages.router,
+    breach_pages.router,
+    breach_pages.public,
+    admin_pages.router,
+    admin_pages.public,
+    patients_pages.public,
+    notify_pages,
+)
+
+
 def check_health(runtime: Runtime) -> dict[str, str] | JSONResponse:
     """What ``/health`` answers (see there)."""
     report = {"status": "ok"}
@@ -134,23 +154,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         breach_notices,
     ):
         app.include_router(router, prefix="/api/v1")
-    # Pages (no /api prefix): hippocrate.web and each domain's pages.py.
-    for pages in (
-        web_pages,
-        identity_pages,
-        identity_account,
-        patients_pages.router,
-        consultations_pages.router,
-        consultations_pages.public,
-        documents_pages.public,
-        documents_pages.router,
-        breach_pages.router,
-        breach_pages.public,
-        admin_pages.router,
-        admin_pages.public,
-        patients_pages.public,
-        notify_pages,
-    ):
+    for pages in PAGES:
         app.include_router(pages)
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)

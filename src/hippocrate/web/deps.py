@@ -95,4 +95,5 @@ def require_role(*roles: Role) -> Any:
     def _check(principal: PagePrincipal) -> None:
         ensure_staff_role(principal, *roles)
 
+    _check.roles = frozenset(roles)  # type: ignore[attr-defined]  # read by the page matrix test
     return Depends(_check)
