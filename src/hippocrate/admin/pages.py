@@ -235,7 +235,7 @@ def practitioners_page(
         request,
         "admin/practitioners.html",
         flash=_flash(request, done),
-        values={},
+        values=dict.fromkeys(("email", "rpps", "specialty", "given_names", "family_name"), ""),
         **_practitioners(db, clock, max(offset, 0)),
     )
 
@@ -320,7 +320,7 @@ def break_glass_page(
         request,
         "admin/break_glass.html",
         flash=_flash(request, done),
-        values={"minutes": "30"},
+        values={"patient_id": "", "reason": "", "minutes": "30"},
         grants=_grants(db, clock, principal),
     )
 
