@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export HIPPOCRATE_DATA_DIR ?= var
 
-.PHONY: install demo serve test lint typecheck unit bench catalogues clean
+.PHONY: install demo serve test lint typecheck unit bench catalogues screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The README's pictures of the main pages (docs/screenshots/), from a fresh demo in
+# headless Chromium (Debian's chromium package).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 # Re-extract the messages marked with _n in the code and _() in the templates, and update every language's
 # catalogue (new messages added empty, removed ones dropped); then translate the empty
