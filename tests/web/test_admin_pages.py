@@ -160,3 +160,10 @@ def test_break_glass_opens_with_its_reason(web: Env) -> None:
     headers = web.login(patient)
     history = web.client.get("/api/v1/patients/me/break-glass", headers=headers).json()
     assert history["items"][0]["reason"] == reason
+
+
+def test_without_a_session_the_admin_pages_send_to_sign_in(web: Env) -> None:
+    for path in ("/admin", "/admin/practitioners", "/admin/break-glass"):
+        answer = web.client.get(path)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith("/sign-in")
