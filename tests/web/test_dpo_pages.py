@@ -7,6 +7,7 @@ refused, and a form without its CSRF token changes nothing."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -239,6 +240,12 @@ def test_opening_an_incident_needs_the_csrf_token(web: Env) -> None:
     assert future.status_code == 422
     assert 'role="alert"' in future.text
     assert _incidents(web) == 1
+    # Notices before any scope: refused, the incident's page shown with the refusal.
+    url = opened.headers["location"].split("?")[0]
+    early = submit(web.client, f"{url}/notices", {"version": version_of(page.text)}, form=url)
+    assert early.status_code == 422
+    assert 'role="alert"' in early.text
+    assert "Ordinateur volé" in early.text
 
 
 def test_the_drill_page_says_how_to_run_it(web: Env) -> None:
@@ -246,3 +253,33 @@ def test_the_drill_page_says_how_to_run_it(web: Env) -> None:
     page = web.client.get("/dpo/drill")
     assert page.status_code == 200
     assert "hippocrate drill --json" in page.text
+    assert "No report yet." in page.text
+    report = {
+        "format": "hippocrate.drill.v1",
+        "patients": 60,
+        "database_copy": {"found": 0, "searched": 480},
+        "attacks": [
+            {
+                "role": "practitioner",
+                "patients_exposed": 21,
+                "health_exposed": 21,
+                "contained": True,
+                "seconds_to_containment": 0.8,
+                "reason": "breadth: 21 patients in 3600 s",
+            }
+        ],
+        "response": {
+            "reference": "INC-20261201-abcdef",
+            "scope_patients": 21,
+            "severity": {"band": "very high"},
+            "notify_people": True,
+            "notices_queued": 21,
+            "seconds_detection_to_notices": 1.5,
+        },
+    }
+    web.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (web.settings.data_dir / "drill.json").write_text(json.dumps(report), encoding="utf-8")
+    page = web.client.get("/dpo/drill")
+    assert "INC-20261201-abcdef" in page.text
+    assert "0 of 480" in page.text
+    assert "very high" in page.text

@@ -910,7 +910,8 @@ def _drill_report(settings: Any) -> dict[str, Any] | None:
     response = report.get("response") or {}
     return {
         "patients": report.get("patients"),
-        "copy": report.get("database_copy") or {},
+        "found": (report.get("database_copy") or {}).get("found"),
+        "searched": (report.get("database_copy") or {}).get("searched"),
         "attacks": [a for a in report.get("attacks", []) if isinstance(a, dict)],
         "reference": response.get("reference"),
         "scope_patients": response.get("scope_patients"),
