@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +24,11 @@ from hippocrate.audit.models import AuditEvent
 from hippocrate.consultations.models import Message
 from hippocrate.identity.models import Role
 from hippocrate.web import csrf
+from tests.conftest import Store
 from tests.consultations.helpers import pdf_bytes, png_bytes
 from tests.identity.conftest import Env
 from tests.identity.helpers import TestUser, patient_data
-from tests.web.conftest import page_client, sign_in, submit, token_of
+from tests.web.conftest import page_client, running_pages, sign_in, submit, token_of
 
 SUBJECT = "Plaques rouges sur l'avant-bras"
 DESCRIPTION = "Depuis cinq jours, des plaques qui grattent le soir."
@@ -372,4 +374,32 @@ def test_the_practitioner_hands_back_and_lists_their_patients(web: Env) -> None:
         back = submit(doctor, f"{record}/hand-back", {"reason": "Hors de ma pratique"}, form=record)
         assert back.status_code == 303
         assert doctor.get(record).status_code == 404  # no longer in care
-        assert "1 consultations waiting" in doctor.get("/practitioner").text
+        assert "One consultation waiting." in doctor.get("/practitioner").text
+
+
+def test_the_document_check_page_is_public_throttled_and_needs_its_csrf_token(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    for env in running_pages(sqlite_store, tmp_path, document_checks_per_client=2):
+        env.client.headers["Accept-Language"] = "en"
+        page = env.client.get("/documents/verify")
+        assert page.status_code == 200
+        assert 'action="/documents/verify/code"' in page.text
+        assert 'action="/documents/verify/file"' in page.text
+        assert env.client.post("/documents/verify/code", data={"code": "x"}).status_code == 403
+        malformed = submit(env.client, "/documents/verify/code", {"code": "not a code"})
+        assert malformed.status_code == 200
+        assert "this is not a Hippocrate verification code" in malformed.text
+        assert "not a code" in malformed.text  # shown back, escaped by the template
+        no_file = submit(env.client, "/documents/verify/file", {}, form="/documents/verify")
+        assert no_file.status_code == 422
+        assert 'role="alert"' in no_file.text
+        refused = submit(
+            env.client,
+            "/documents/verify/code",
+            {"code": "0000-0000-0000"},
+            form="/documents/verify",
+        )
+        assert refused.status_code == 429
+        assert "retry-after" in refused.headers
+        assert 'role="alert"' in refused.text

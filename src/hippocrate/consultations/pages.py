@@ -31,7 +31,7 @@ from starlette.datastructures import FormData, UploadFile
 from hippocrate.access.errors import NotFound
 from hippocrate.access.principal import Principal
 from hippocrate.api.deps import DB, AppSettings, Now
-from hippocrate.api.pagination import Paging, fetch_page
+from hippocrate.api.pagination import PageParams, Paging, fetch_page
 from hippocrate.consultations import service, views
 from hippocrate.consultations.api import Blobs, QueueEntryId, content_disposition
 from hippocrate.consultations.errors import AttachmentTooLarge, InvalidUpload, TooManyAttachments
@@ -720,7 +720,7 @@ def _in_care_rows(
     db: DB,
     principal: Principal,
     clock: datetime,
-    paging: Any,
+    paging: PageParams,
     status: ConsultationStatus | None,
 ) -> tuple[list[Row], int]:
     """The practitioner's consultations as the API's list shows them to a practitioner:
@@ -760,7 +760,7 @@ def practitioner_home(
         )
         for w in waiting
     ]
-    first = type(paging)(limit=100, offset=0)
+    first = PageParams(limit=100, offset=0)
     in_progress, _ = _in_care_rows(
         request=request,
         db=db,

@@ -55,12 +55,18 @@ class NoFile(HippocrateError):
         super().__init__(_n("choose the PDF file to check"))
 
 
+async def _refused_here(request: Request) -> None:
+    """A refusal before the route's own values are read (the throttle's 429): the
+    empty form again, with the refusal."""
+    on_refusal(request, VERIFY, code="", check=None, checked=None)
+
+
 @public.get("/documents/verify")
 def verify_page(request: Request) -> Response:
     return render.page(request, VERIFY, code="", check=None, checked=None)
 
 
-@public.post("/documents/verify/code", dependencies=[Admitted])
+@public.post("/documents/verify/code", dependencies=[Depends(_refused_here), Admitted])
 def verify_code(
     request: Request, db: DB, code: Annotated[str, Form(max_length=40)] = ""
 ) -> Response:
@@ -68,10 +74,6 @@ def verify_code(
     on_refusal(request, VERIFY, code=code, check=None, checked=None)
     check = service.check_code(session=db, code=code)
     return render.page(request, VERIFY, code=code, check=check, checked="code")
-
-
-async def _refused_here(request: Request) -> None:
-    on_refusal(request, VERIFY, code="", check=None, checked=None)
 
 
 async def sent_pdf(request: Request, settings: AppSettings) -> bytes:
