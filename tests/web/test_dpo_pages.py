@@ -165,6 +165,9 @@ def test_the_dpo_answers_a_contained_intrusion_through_the_pages(
         # Counts, never the list: no victim's id, no victim's data.
         assert not any(v in page.text for v in scoped_ids)
         assert exposed([page.text], theft.cases) == set()
+        ids = re.findall(r' id="([^"]+)"', page.text)
+        assert len(ids) == len(set(ids))  # every label points at one field
+        assert page.text.count("<h1>") == 1
 
         view = first.get(f"{url}/dossier")
         assert view.status_code == 200

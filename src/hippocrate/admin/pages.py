@@ -49,6 +49,9 @@ admin = APIRouter(prefix="/admin", dependencies=[require_role(Role.ADMIN)])
 M = TypeVar("M", bound=BaseModel)
 PARIS = ZoneInfo("Europe/Paris")
 PER_PAGE = 50
+#: The administrator's latest grants shown: each reason opened is a read of that
+#: patient, which the guard counts against the administrator's budget.
+GRANTS_SHOWN = 10
 #: How far back the approvals page shows decided (and expired) requests.
 DECIDED_SHOWN = timedelta(days=7)
 
@@ -289,7 +292,7 @@ def _grants(db: DB, clock: datetime, principal: PagePrincipal) -> list[dict[str,
     statement = policy.readable_break_glass_grants(principal, now=clock).order_by(
         BreakGlassGrant.started_at.desc(), BreakGlassGrant.id
     )
-    rows, _ = fetch_page(db, statement, PageParams(limit=PER_PAGE, offset=0))
+    rows, _ = fetch_page(db, statement, PageParams(limit=GRANTS_SHOWN, offset=0))
     shown = []
     for grant in rows:
         # Opening the reason is a read of the patient's data: audited and guarded.
