@@ -111,7 +111,8 @@ def taken(doctor: TestClient) -> str:
     return location.split("/")[3].split("?")[0]
 
 
-def test_a_consultation_from_the_form_to_the_signed_prescription(web: Env) -> None:
+def test_a_consultation_from_the_form_to_the_signed_prescription(web_on: Env) -> None:
+    web = web_on
     web.client.headers["Accept-Language"] = "en"
     patient = patient_of(web)
     sign_in(web.client, patient)
@@ -403,3 +404,39 @@ def test_the_document_check_page_is_public_throttled_and_needs_its_csrf_token(
         assert refused.status_code == 429
         assert "retry-after" in refused.headers
         assert 'role="alert"' in refused.text
+
+
+def test_a_form_sent_with_the_csrf_header_goes_through_the_apis_upload_reader(web: Env) -> None:
+    """htmx sends the token in the header: the body is then read by the API's streaming
+    reader, with the same limits and refusals."""
+    web.client.headers["Accept-Language"] = "en"
+    sign_in(web.client, web.user())
+    consultation_id = opened(web.client)
+    path = f"/patient/consultations/{consultation_id}"
+    header = {"X-CSRF-Token": token_of(web.client, path)}
+    before = messages_in(web, consultation_id)
+    sent = web.client.post(
+        f"{path}/messages",
+        data={"body": "Voici la photo"},
+        files=[("files", ("zoom.png", png_bytes(), "image/png"))],
+        headers=header,
+    )
+    assert sent.status_code == 303, sent.text[:800]
+    assert messages_in(web, consultation_id) == before + 1
+    too_many = [("files", (f"p{i}.png", png_bytes(), "image/png")) for i in range(6)]
+    refused = web.client.post(
+        f"{path}/messages", data={"body": "encore"}, files=too_many, headers=header
+    )
+    assert refused.status_code == 422
+    assert 'role="alert"' in refused.text
+    assert "at most 5 files" in refused.text
+    assert messages_in(web, consultation_id) == before + 1
+    bad = web.client.post(
+        f"{path}/messages",
+        data={"body": "encore"},
+        files=[("files", ("scan.pdf", b"%PDF-1.4 not really", "application/pdf"))],
+        headers=header,
+    )
+    assert bad.status_code == 422
+    assert "encore" in bad.text  # the text written is shown back
+    assert "choose them again" in bad.text
