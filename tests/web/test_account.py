@@ -4,15 +4,18 @@ codes shown once, changing the password, and the practitioner's account page."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from hippocrate.identity.models import Role
 from hippocrate.web import cookies, csrf
+from tests.conftest import Store
 from tests.identity.conftest import Env, link_token, text_of
 from tests.identity.helpers import new_password, patient_data, totp_code
-from tests.web.conftest import sign_in, submit, token_of
+from tests.web.conftest import running_pages, sign_in, submit, token_of
 
 PASSWORD = "velvet-otter-marches-north"
 _SECRET = re.compile(r'<p class="codes" id="secret">([A-Z2-7 ]+)</p>')
@@ -396,3 +399,36 @@ def test_the_account_pages_need_a_session(web: Env) -> None:
         answer = web.client.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/sign-in?next="), path
+
+
+def test_the_admission_throttle_shows_the_form_with_its_refusal(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    with contextlib.closing(
+        running_pages(sqlite_store, tmp_path, registrations_per_client=1, resets_per_client=1)
+    ) as pages:
+        web = next(pages)
+        first = submit(web.client, "/register", registration("first@example.org"))
+        assert first.status_code == 303
+        second = submit(web.client, "/register", registration("second@example.org"))
+        assert second.status_code == 429
+        assert second.headers["retry-after"]
+        assert 'role="alert"' in second.text
+        assert 'action="/register"' in second.text
+        assert web.emails_to("second@example.org") == []
+
+        assert (
+            submit(web.client, "/account/forgot-password", {"email": "a@example.org"}).status_code
+            == 303
+        )
+        again = submit(web.client, "/account/forgot-password", {"email": "a@example.org"})
+        assert again.status_code == 429
+        assert 'action="/account/forgot-password"' in again.text
+        kept = submit(
+            web.client,
+            "/account/reset-password",
+            {"token": "t" * 43, "password": new_password()},
+            form="/account/reset-password?token=" + "t" * 43,
+        )
+        assert kept.status_code == 429
+        assert 'value="' + "t" * 43 + '"' in kept.text  # the link's token stays in the form

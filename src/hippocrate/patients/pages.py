@@ -26,6 +26,7 @@ from hippocrate.api.deps import DB, AppSettings, Now
 from hippocrate.api.pagination import PageParams, Paging, fetch_page
 from hippocrate.audit.views import access_history
 from hippocrate.consultations.api import Blobs, content_disposition
+from hippocrate.i18n import _n
 from hippocrate.identity import factors, passwords, signin
 from hippocrate.identity.models import Role
 from hippocrate.identity.pages import CHANGES, account_facts
@@ -41,6 +42,36 @@ public = pages_router(public=True)
 
 BREAK_GLASS = "break-glass"
 """The purpose of an access under an emergency grant (``access.policy.purpose_of``)."""
+
+#: Why, as the history says it (``tags.Purpose``); a purpose not named is shown as it is.
+PURPOSES = {
+    "self": _n("your own use"),
+    "care": _n("care"),
+    BREAK_GLASS: _n("emergency access (break-glass)"),
+    "none": _n("no access to health data"),
+    "operations": _n("platform maintenance"),
+    "key-rotation": _n("platform maintenance"),
+    "release": _n("platform security"),
+}
+#: The words of ``audit.views`` that name an actor or their role, marked for the
+#: catalogues so that the history reads in the visitor's language.
+WHO = (
+    _n("you"),
+    _n("platform operator"),
+    _n("support"),
+    _n("data protection officer"),
+    _n("anonymous"),
+    _n("a practitioner"),
+    _n("administrator"),
+    _n("patient"),
+    _n("practitioner"),
+    _n("admin"),
+    _n("dpo"),
+    _n("operator"),
+    _n("refused"),
+    _n("aborted"),
+    _n("contained"),
+)
 
 
 def _flash(request: Request, message: str) -> Flash:
@@ -217,6 +248,7 @@ def access_page(
         links=_links("/patient/access", paging, len(entries), len(shown)),
         grants=grants,
         break_glass=BREAK_GLASS,
+        purposes=PURPOSES,
     )
 
 
