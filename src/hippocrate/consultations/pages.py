@@ -105,6 +105,15 @@ FLASHES = {
     "taken": _n("You took this consultation."),
 }
 
+#: The page routes whose forms carry attachments (method, path template): their
+#: bodies may be as large as an API upload's (``api/limits.py`` finds the API's upload
+#: routes in the OpenAPI document, which pages are not part of).
+UPLOAD_ROUTES = (
+    ("POST", "/patient/consultations/new"),
+    ("POST", "/patient/consultations/{consultation_id}/messages"),
+    ("POST", "/practitioner/consultations/{consultation_id}/messages"),
+)
+
 CHOOSE_FILES_AGAIN = _n("Files are never kept when a form is refused: choose them again.")
 
 
