@@ -18,7 +18,7 @@ from tests.identity.helpers import new_password, patient_data, totp_code
 from tests.web.conftest import running_pages, sign_in, submit, token_of
 
 PASSWORD = "velvet-otter-marches-north"
-_SECRET = re.compile(r'<p class="codes" id="secret">([A-Z2-7 ]+)</p>')
+_SECRET = re.compile(r'<code id="secret">([A-Z2-7 ]+)</code>')
 _CODES = re.compile(r"<li>([^<]+)</li>")
 
 
@@ -219,6 +219,7 @@ def test_a_staff_member_sets_up_the_second_factor_from_a_pending_session(web: En
     assert 'role="img"' in svg.group(0)
     assert "<title>" in svg.group(0)
     secret = _secret_on(setup.text)
+    assert 'action="/sign-out"' in setup.text  # a pending session can still leave
 
     wrong = submit(web.client, "/account/second-factor", {"code": "000000"}, form="/sign-in")
     assert wrong.status_code == 401
