@@ -14,6 +14,7 @@ from stdnum import luhn
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.admin.models import FourEyesOutcome, FourEyesRequest
 from hippocrate.identity.models import Account, AccountStatus, Practitioner, Role
+from hippocrate.web import csrf
 from tests.identity.conftest import Env
 from tests.identity.helpers import fast_password_hashing
 from tests.web.conftest import page_client, sign_in, submit, token_of
@@ -167,3 +168,37 @@ def test_without_a_session_the_admin_pages_send_to_sign_in(web: Env) -> None:
         answer = web.client.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/sign-in")
+
+
+def test_the_guard_counts_break_glass_like_any_read(web: Env) -> None:
+    """Break-glass reads a patient's data: past the administrator's breadth the guard
+    contains them, through the page as through the API."""
+    admin = web.user(Role.ADMIN)
+    sign_in(web.client, admin)
+    limit = web.settings.guard_breadth_admin
+    token = token_of(web.client, "/admin/break-glass")
+
+    def open_on_a_new_patient() -> int:
+        patient = web.user(Role.PATIENT)
+        return web.client.post(
+            "/admin/break-glass",
+            data={
+                csrf.FIELD: token,
+                "patient_id": str(patient.patient_id),
+                "reason": "Urgence vitale signalée par le centre 15 pour ce patient",
+                "minutes": "10",
+            },
+        ).status_code
+
+    assert [open_on_a_new_patient() for _ in range(limit)] == [303] * limit
+    # Listing them reads the same patients again: nothing new to count.
+    listed = web.client.get("/admin/break-glass")
+    assert listed.status_code == 200
+    assert listed.text.count("Urgence vitale") == limit
+    assert open_on_a_new_patient() == 403
+    with web.store.sessions() as session:
+        account = session.get(Account, admin.account_id)
+        assert account is not None
+        assert account.status is AccountStatus.DISABLED
+        assert account.disabled_reason == "contained"
+        assert session.scalar(select(func.count()).select_from(BreakGlassGrant)) == limit
