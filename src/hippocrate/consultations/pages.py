@@ -18,7 +18,7 @@ Files sent with a form go through the API's limits and checks: the upload reader
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -42,6 +42,7 @@ from hippocrate.consultations.schemas import (
     CloseInput,
     ConsultationCreate,
     ConsultationRead,
+    ConsultationSummary,
     HandBackInput,
     MessageCreate,
     MessageRead,
@@ -153,7 +154,9 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Attachment:
+class AttachmentLink:
+    """An attachment as the thread links to it (and shows it, for an image)."""
+
     id: uuid.UUID
     filename: str
     media_type: str
@@ -170,7 +173,7 @@ class Entry:
     author: str
     sent_at: datetime
     body: str
-    attachments: list[Attachment]
+    attachments: list[AttachmentLink]
     new: bool
 
 
@@ -205,7 +208,11 @@ def _specialty_label(code: str | None, language: str) -> str:
 
 
 def _rows(
-    summaries: Sequence[Any], language: str, translate: Any, *, open_first: bool = True
+    summaries: Sequence[ConsultationSummary],
+    language: str,
+    translate: Callable[[str], str],
+    *,
+    open_first: bool = True,
 ) -> list[Row]:
     rows = []
     for item in summaries:
@@ -240,7 +247,7 @@ def _thread(messages: Sequence[MessageRead], *, reader_side: str, unread: int) -
     documents = []
     for message in messages:
         attachments = [
-            Attachment(
+            AttachmentLink(
                 id=a.id,
                 filename=a.filename,
                 media_type=a.media_type,
