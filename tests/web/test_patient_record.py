@@ -122,9 +122,9 @@ def test_deleting_the_account_needs_the_password_then_signs_out(web: Env) -> Non
     session = web.client.cookies.get(cookies.SESSION)
     done = submit(web.client, "/patient/account/delete", {"password": user.password})
     assert done.status_code == 303
-    assert done.headers["location"] == "/account/deleted"
+    assert done.headers["location"] == "/sign-in?deleted=true"
     assert not web.client.cookies.get(cookies.SESSION)
-    goodbye = web.client.get("/account/deleted")
+    goodbye = web.client.get(done.headers["location"])
     assert goodbye.status_code == 200
     assert "<h1>" in goodbye.text
     # The session is over and the account gone.

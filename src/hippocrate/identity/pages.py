@@ -44,6 +44,8 @@ from hippocrate.web.render import Flash
 public = pages_router(public=True)
 account = pages_router()
 
+EVERY_ROLE = (Role.PATIENT, Role.PRACTITIONER, Role.SUPPORT, Role.DPO, Role.ADMIN)
+
 SIGNED_OUT = _n("You are signed out.")
 EMAIL_VERIFIED = _n("Your email address is confirmed: you can sign in.")
 PASSWORD_RESET = _n("Your password is changed: sign in with it.")
@@ -73,11 +75,17 @@ def _flash(request: Request, message: str, kind: str = "success") -> Flash:
 @public.get("/sign-in")
 def sign_in_page(
     request: Request,
+    *,
     next: str = "",
     signed_out: bool = False,
     verified: bool = False,
     reset: bool = False,
+    deleted: bool = False,
 ) -> Response:
+    if deleted:
+        # Goodbye after a patient deleted their account (``patients/pages.py``): on a
+        # public page, since the session ended with the account.
+        return render.page(request, "identity/deleted.html")
     flash = None
     for flag, on in (("signed_out", signed_out), ("verified", verified), ("reset", reset)):
         if on:
@@ -206,7 +214,10 @@ _BLANK: dict[str, dict[str, Any]] = {
 
 
 @public.get("/register")
-def register_page(request: Request) -> Response:
+def register_page(request: Request, sent: bool = False) -> Response:
+    if sent:
+        # What every registration is answered, whether or not the address has an account.
+        return render.page(request, "identity/registered.html")
     return render.page(request, REGISTER, form={}, field=None)
 
 
@@ -261,7 +272,7 @@ def register(
     check_identity(data)
     on_refusal(request, REGISTER, form=form, field=None)
     service.register_patient(session=db, settings=settings, data=data, password=password, now=clock)
-    return render.redirect(request, "/register/sent")
+    return render.redirect(request, "/register?sent=true")
 
 
 def _registration(request: Request, form: dict[str, str]) -> PatientCreate:
@@ -294,12 +305,6 @@ def _registration(request: Request, form: dict[str, str]) -> PatientCreate:
         if isinstance(cause, HippocrateError):
             raise InvalidField(cause.message) from None
         raise InvalidField(INVALID_VALUE) from None
-
-
-@public.get("/register/sent")
-def registered(request: Request) -> Response:
-    """What every registration is answered, whether or not the address has an account."""
-    return render.page(request, "identity/registered.html")
 
 
 # -- the emailed links ------------------------------------------------------------------
@@ -510,14 +515,14 @@ def account_facts(resolved: Resolved) -> AccountFacts:
     )
 
 
-@account.get("/account/password")
+@account.get("/account/password", dependencies=[require_role(*EVERY_ROLE)])
 def password_page(request: Request, principal: PagePrincipal) -> Response:
     return render.page(
         request, "identity/password.html", field=None, back=_account_page(principal.role)
     )
 
 
-@account.post("/account/password")
+@account.post("/account/password", dependencies=[require_role(*EVERY_ROLE)])
 def change_password(
     *,
     request: Request,
@@ -548,12 +553,12 @@ def change_password(
     return render.redirect(request, f"{back}?changed=password")
 
 
-@account.get("/account/recovery-codes")
+@account.get("/account/recovery-codes", dependencies=[require_role(*EVERY_ROLE)])
 def recovery_codes_page(request: Request, principal: PagePrincipal) -> Response:
     return render.page(request, "identity/new_codes.html", back=_account_page(principal.role))
 
 
-@account.post("/account/recovery-codes")
+@account.post("/account/recovery-codes", dependencies=[require_role(*EVERY_ROLE)])
 def regenerate_recovery_codes(
     *,
     request: Request,
@@ -580,15 +585,15 @@ def regenerate_recovery_codes(
     return render.page(request, CODES, codes=codes, onward=back)
 
 
-patient_only = pages_router(dependencies=[require_role(Role.PATIENT)])
+PATIENT_ONLY = [require_role(Role.PATIENT)]
 
 
-@patient_only.get("/account/second-factor/disable")
+@account.get("/account/second-factor/disable", dependencies=PATIENT_ONLY)
 def disable_second_factor_page(request: Request) -> Response:
     return render.page(request, "identity/disable_second_factor.html")
 
 
-@patient_only.post("/account/second-factor/disable")
+@account.post("/account/second-factor/disable", dependencies=PATIENT_ONLY)
 def disable_second_factor(
     *,
     request: Request,
@@ -615,15 +620,8 @@ def disable_second_factor(
     return render.redirect(request, "/patient/account?changed=second-factor")
 
 
-@public.get("/account/deleted")
-def deleted(request: Request) -> Response:
-    """Goodbye, after a patient deleted their account (``patients/pages.py``)."""
-    return render.page(request, "identity/deleted.html")
-
-
 # -- the practitioner's account ----------------------------------------------------------------
 
-practitioner_only = pages_router(dependencies=[require_role(Role.PRACTITIONER)])
 
 CHANGES = {
     "password": PASSWORD_CHANGED,
@@ -631,7 +629,7 @@ CHANGES = {
 }
 
 
-@practitioner_only.get("/practitioner/account")
+@account.get("/practitioner/account", dependencies=[require_role(Role.PRACTITIONER)])
 def practitioner_account(request: Request, resolved: PageSession, changed: str = "") -> Response:
     """Second-factor status, and the changes the API offers staff: password, recovery
     codes (staff cannot turn the second factor off)."""
@@ -639,7 +637,3 @@ def practitioner_account(request: Request, resolved: PageSession, changed: str =
     return render.page(
         request, "identity/staff_account.html", facts=account_facts(resolved), flash=flash
     )
-
-
-account.include_router(patient_only)
-account.include_router(practitioner_only)

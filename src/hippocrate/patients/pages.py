@@ -174,7 +174,7 @@ def delete_account(
         session=db, blobs=blobs, principal=principal, now=clock, settings=settings
     )
     csrf.renew(request)
-    response = render.redirect(request, "/account/deleted")
+    response = render.redirect(request, "/sign-in?deleted=true")
     cookies.end_session(response)
     return response
 
