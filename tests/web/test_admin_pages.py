@@ -6,6 +6,7 @@ Other roles are refused, and a form without its CSRF token changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -202,3 +203,22 @@ def test_the_guard_counts_break_glass_like_any_read(web: Env) -> None:
         assert account.status is AccountStatus.DISABLED
         assert account.disabled_reason == "contained"
         assert session.scalar(select(func.count()).select_from(BreakGlassGrant)) == limit
+
+
+def test_an_expired_request_is_marked_and_cannot_be_approved(web: Env) -> None:
+    sign_in(web.client, web.user(Role.ADMIN))
+    assert submit(web.client, "/admin/practitioners", NEW).status_code == 303
+    (request,) = _requests(web)
+    with web.store.sessions() as session, session.begin():
+        stored = session.get(FourEyesRequest, request.id)
+        assert stored is not None
+        stored.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    page = web.client.get("/admin")
+    assert "Nothing waits for approval." in page.text
+    assert 'class="badge late">expired<' in page.text
+    second = page_client(web.app)
+    sign_in(second, web.user(Role.ADMIN))
+    late = submit(second, f"/admin/approvals/{request.id}/approve", {}, form="/admin")
+    assert late.status_code == 409
+    assert 'role="alert"' in late.text
+    assert _practitioners(web) == 0  # the new account went with its request

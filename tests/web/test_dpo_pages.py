@@ -84,9 +84,9 @@ def version_of(page: str) -> str:
 
 
 def test_the_dpo_answers_a_contained_intrusion_through_the_pages(
-    sqlite_store: Store, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
-    with guarded_api(sqlite_store, tmp_path) as api:
+    with guarded_api(store, tmp_path) as api:
         theft = stolen_practitioner_session(api, 25)
         victims = {str(v) for v in theft.victims}
         assert victims
