@@ -115,7 +115,19 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 def page(context: BrowserContext) -> Page:
     opened = context.new_page()
     problems: list[str] = []
-    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+    def console(message: Any) -> None:
+        # A page answered 4xx on purpose (a refused form) is logged as a failed load:
+        # failed loads are judged from the responses instead, below.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(message.text)
+
+    def response(answer: Any) -> None:
+        if answer.request.resource_type != "document" and answer.status >= 400:
+            problems.append(f"{answer.status} {answer.url}")
+
+    opened.on("console", console)
+    opened.on("response", response)
     opened.on("pageerror", lambda e: problems.append(str(e)))
     opened.problems = problems  # type: ignore[attr-defined]
     return opened
