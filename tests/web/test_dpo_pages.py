@@ -130,6 +130,7 @@ def test_the_dpo_answers_a_contained_intrusion_through_the_pages(
         assert amended.status_code == 303, amended.text[:500]
         page = first.get(url)
         assert "session d&#39;un praticien volée" in page.text
+        assert "<dt>consequences</dt><dd>hameçonnage ciblé" in page.text
 
         # A change made on a stale version is refused whole, the form shown again.
         stale = submit(first, f"{url}/amend", {"version": "1", "cause": "autre"}, form=url)

@@ -366,7 +366,10 @@ def _incident_values(
     return {
         "incident": read,
         "clock": clock_view(read.clock.remaining_seconds, read.clock.state, read.clock.deadline),
-        "sections": {name: _flat(section) for name, section in details.items()},
+        "sections": {
+            name: _flat(section, "" if isinstance(section, dict) else name)
+            for name, section in details.items()
+        },
         "form": _amend_defaults(read.details),
         "scope": _scope_view(service.latest_scope(db, incident)),
         "factors": _factors(incident.assessment),
