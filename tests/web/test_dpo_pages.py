@@ -257,6 +257,7 @@ def test_the_drill_page_says_how_to_run_it(web: Env) -> None:
     page = web.client.get("/dpo/drill")
     assert page.status_code == 200
     assert "hippocrate drill --json" in page.text
+    assert str(web.settings.data_dir) not in page.text  # no server path shown
     assert "No report yet." in page.text
     report = {
         "format": "hippocrate.drill.v1",

@@ -932,7 +932,8 @@ def drill_page(request: Request, settings: AppSettings) -> Response:
         request,
         "breach/drill.html",
         report=_drill_report(settings),
-        report_path=str(Path(settings.data_dir) / DRILL_REPORT),
+        # Named by its setting, not its path: the page tells no one the server's folders.
+        report_path=f"$HIPPOCRATE_DATA_DIR/{DRILL_REPORT}",
     )
 
 
