@@ -453,3 +453,18 @@ def test_a_photo_of_a_few_megabytes_is_accepted_by_the_form(web: Env) -> None:
     large = pdf_bytes() + b"%" + b"x" * (2 * 1024 * 1024) + b"\n"
     answer = open_one(web.client, files=[("files", ("scan.pdf", large, "application/pdf"))])
     assert answer.status_code != 413
+
+
+def test_a_file_over_the_attachment_limit_shows_the_form_again(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    for env in running_pages(sqlite_store, tmp_path, attachment_max_bytes=4096):
+        env.client.headers["Accept-Language"] = "en"
+        sign_in(env.client, env.user())
+        large = [("files", ("scan.png", png_bytes() + b"\0" * 8192, "image/png"))]
+        answer = open_one(env.client, files=large)
+        assert answer.status_code == 413
+        assert 'role="alert"' in answer.text
+        assert "larger than the limit of 4096 bytes" in answer.text
+        assert "choose them again" in answer.text
+        assert DESCRIPTION in answer.text

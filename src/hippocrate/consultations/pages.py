@@ -34,7 +34,7 @@ from hippocrate.api.deps import DB, AppSettings, Now
 from hippocrate.api.pagination import PageParams, Paging, fetch_page
 from hippocrate.consultations import service, views
 from hippocrate.consultations.api import Blobs, QueueEntryId, content_disposition
-from hippocrate.consultations.errors import AttachmentTooLarge, InvalidUpload, TooManyAttachments
+from hippocrate.consultations.errors import InvalidUpload
 from hippocrate.consultations.files import JPEG, PNG
 from hippocrate.consultations.models import Consultation, ConsultationStatus
 from hippocrate.consultations.schemas import (
@@ -347,9 +347,11 @@ async def form_upload(request: Request, settings: AppSettings, text_fields: set[
     A body with its CSRF token in the header (htmx) is still unread: it is read by the
     API's streaming reader (``read_multipart``). Without the header, the CSRF check has
     already parsed the form to find the token (a form without files may also come
-    URL-encoded); its fields and files are held to the
-    same limits here (fields named and sent once, count and size of files), and the
-    service's ``check_files`` then checks every file as for the API."""
+    URL-encoded); its fields are held to the same limits here (named, sent once, not
+    too long), and of its files at most one too many, each read to at most one byte
+    past the limit, are handed on: the service's ``check_files`` refuses their count,
+    sizes and contents as for the API, once the form's values are known to show them
+    back."""
     limits = Limits(settings.attachments_per_message, settings.attachment_max_bytes)
     allowed = text_fields | {csrf.FIELD}
     kind = media_type(request)
@@ -372,13 +374,10 @@ async def _parsed(form: FormData, allowed: set[str], limits: Limits) -> Upload:
                 raise InvalidUpload(_n("files are sent in the {field!r} field"), field=FILE_FIELD)
             if not value.filename and not value.size:
                 continue  # a file input left empty
-            if len(upload.files) >= limits.max_files:
-                raise TooManyAttachments(limits.max_files)
-            if (value.size or 0) > limits.max_file_bytes:
-                raise AttachmentTooLarge(limits.max_file_bytes)
+            if len(upload.files) > limits.max_files:
+                continue  # one too many is kept: the service refuses the count
+            # At most one byte past the limit is read: the service refuses the size.
             content = await value.read(limits.max_file_bytes + 1)
-            if len(content) > limits.max_file_bytes:
-                raise AttachmentTooLarge(limits.max_file_bytes)
             upload.files.append(UploadedFile(value.filename, value.content_type, content))
             continue
         if name not in allowed:
