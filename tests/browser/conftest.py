@@ -111,9 +111,8 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     made.close()
 
 
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    opened = context.new_page()
+def watched(opened: Page) -> Page:
+    """``opened``, with what fails in it kept for :func:`no_console_errors`."""
     problems: list[str] = []
 
     def console(message: Any) -> None:
@@ -130,7 +129,19 @@ def page(context: BrowserContext) -> Page:
     opened.on("response", response)
     opened.on("pageerror", lambda e: problems.append(str(e)))
     opened.problems = problems  # type: ignore[attr-defined]
+    opened.set_default_timeout(10_000)
     return opened
+
+
+def new_page(browser: Browser) -> Page:
+    """A page of a context of its own (its own cookies: another person), in French."""
+    context = browser.new_context(locale="fr-FR", viewport={"width": 1200, "height": 900})
+    return watched(context.new_page())
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return watched(context.new_page())
 
 
 def check_accessibility(page: Page) -> None:
