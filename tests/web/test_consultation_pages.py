@@ -468,3 +468,26 @@ def test_a_file_over_the_attachment_limit_shows_the_form_again(
         assert "larger than the limit of 4096 bytes" in answer.text
         assert "choose them again" in answer.text
         assert DESCRIPTION in answer.text
+
+
+def test_a_refused_take_shows_the_queue_again(web: Env) -> None:
+    web.client.headers["Accept-Language"] = "en"
+    sign_in(web.client, web.user())
+    opened(web.client)
+    with browser(web, web.user(Role.PRACTITIONER, specialty="dermatology")) as empty:
+        refused = submit(empty, "/practitioner/queue/take", {}, form="/practitioner")
+        assert refused.status_code == 409
+        assert 'role="alert"' in refused.text
+        assert "No consultation is waiting." in refused.text
+    with (
+        browser(web, web.user(Role.PRACTITIONER)) as first,
+        browser(web, web.user(Role.PRACTITIONER)) as second,
+    ):
+        queue = second.get("/practitioner").text
+        entry = re.search(r'action="(/practitioner/queue/[^"/]+/take)"', queue)
+        assert entry is not None
+        taken(first)
+        late = second.post(entry.group(1), data={csrf.FIELD: token_of(second, "/practitioner")})
+        assert late.status_code == 409
+        assert 'role="alert"' in late.text
+        assert "list the queue again" in late.text

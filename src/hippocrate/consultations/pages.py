@@ -715,6 +715,7 @@ async def _post_message(
 # -- the practitioner -------------------------------------------------------------------
 
 PRACTITIONER_VIEW = "consultations/practitioner.html"
+QUEUE = "consultations/practitioner_home.html"
 CLOSE_AGAIN = "consultations/close.html"
 HAND_BACK_AGAIN = "consultations/hand_back.html"
 
@@ -763,6 +764,13 @@ def practitioner_home(
 ) -> Response:
     """The queue of the practitioner's specialty (``GET /queue``'s service: positions
     and waiting times only), then their consultations in progress."""
+    values = _queue_values(request=request, db=db, principal=principal, clock=clock, paging=paging)
+    return render.page(request, QUEUE, **values, flash=_flash(request, done))
+
+
+def _queue_values(
+    *, request: Request, db: DB, principal: Principal, clock: datetime, paging: PageParams
+) -> dict[str, Any]:
     waiting, waiting_total = service.queue(
         session=db, principal=principal, now=clock, limit=paging.limit, offset=paging.offset
     )
@@ -775,30 +783,35 @@ def practitioner_home(
         )
         for w in waiting
     ]
-    first = PageParams(limit=100, offset=0)
     in_progress, _ = _in_care_rows(
         request=request,
         db=db,
         principal=principal,
         clock=clock,
-        paging=first,
+        paging=PageParams(limit=100, offset=0),
         status=ConsultationStatus.IN_PROGRESS,
     )
-    return render.page(
-        request,
-        "consultations/practitioner_home.html",
-        queue=queue,
-        waiting_total=waiting_total,
-        specialty=_specialty_label(principal.specialty, render.language_of(request)),
-        in_progress=in_progress,
-        flash=_flash(request, done),
-    )
+    return {
+        "queue": queue,
+        "waiting_total": waiting_total,
+        "specialty": _specialty_label(principal.specialty, render.language_of(request)),
+        "in_progress": in_progress,
+    }
+
+
+def _on_refused_take(request: Request, db: DB, principal: Principal, clock: datetime) -> None:
+    """A take refused (the queue empty, the entry taken by someone else): the queue
+    page again, with the refusal (the queue as it was read before the attempt)."""
+    first = PageParams(limit=20, offset=0)
+    values = _queue_values(request=request, db=db, principal=principal, clock=clock, paging=first)
+    on_refusal(request, QUEUE, **values)
 
 
 @router.post("/practitioner/queue/take", dependencies=PRACTITIONER)
 def take_next(
     request: Request, db: DB, principal: PagePrincipal, clock: Now, settings: AppSettings
 ) -> Response:
+    _on_refused_take(request, db, principal, clock)
     consultation = service.take_next(session=db, settings=settings, principal=principal, now=clock)
     return render.redirect(request, f"/practitioner/consultations/{consultation.id}?done=taken")
 
@@ -813,6 +826,7 @@ def take_entry(
     settings: AppSettings,
     entry: QueueEntryId,
 ) -> Response:
+    _on_refused_take(request, db, principal, clock)
     consultation = service.take_entry(
         session=db, settings=settings, principal=principal, entry=entry, now=clock
     )
