@@ -305,6 +305,16 @@ def test_staff_cannot_turn_the_second_factor_off(web: Env) -> None:
     user = web.user(Role.PRACTITIONER)
     sign_in(web.client, user)
     assert web.client.get("/account/second-factor/disable").status_code == 403
+    assert user.totp_secret is not None
+    posted = submit(
+        web.client,
+        "/account/second-factor/disable",
+        {"password": user.password, "code": totp_code(user.totp_secret, now=web.tick())},
+        form="/practitioner/account",
+    )
+    assert posted.status_code == 403
+    # The second factor is still on (its recovery codes are offered).
+    assert 'href="/account/recovery-codes"' in web.client.get("/practitioner/account").text
     page = web.client.get("/practitioner/account")
     assert "/account/second-factor/disable" not in page.text
     assert 'href="/account/recovery-codes"' in page.text
