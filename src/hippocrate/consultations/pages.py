@@ -439,6 +439,24 @@ def _download(
 AttachmentId = Annotated[uuid.UUID, Path()]
 
 
+MESSAGE_AGAIN = "consultations/message.html"
+
+
+def _message_values(request: Request, body: str) -> dict[str, Any]:
+    base = request.url.path.removesuffix("/messages")
+    return {"base": base, "body": body, "choose_again": CHOOSE_FILES_AGAIN}
+
+
+async def message_upload(request: Request, settings: AppSettings) -> Upload:
+    """The message form's text and files (read before the route, as the API's
+    ``message_input``): a refusal while reading shows the empty form again."""
+    on_refusal(request, MESSAGE_AGAIN, **_message_values(request, ""))
+    return await form_upload(request, settings, {"body"})
+
+
+MessageUpload = Annotated[Upload, Depends(message_upload)]
+
+
 # -- the patient ------------------------------------------------------------------------
 
 NEW = "consultations/new.html"
@@ -493,8 +511,16 @@ def new_consultation_page(request: Request, specialty: str = "") -> Response:
     return render.page(request, NEW, **_opening_values(request, Opening(specialty=chosen)))
 
 
+async def opening_upload(request: Request, settings: AppSettings) -> Upload:
+    """The opening form's fields and files (read before the route, as the API's
+    ``opening_input``): a refusal while reading shows the empty form again."""
+    on_refusal(request, NEW, **_opening_values(request, Opening()))
+    questions = {f"q_{q.code}" for q in catalogue().questions}
+    return await form_upload(request, settings, OPENING_FIELDS | questions)
+
+
 @router.post("/patient/consultations/new", dependencies=PATIENT)
-async def open_consultation(
+def open_consultation(
     *,
     request: Request,
     db: DB,
@@ -502,13 +528,12 @@ async def open_consultation(
     clock: Now,
     settings: AppSettings,
     blobs: Blobs,
+    upload: Annotated[Upload, Depends(opening_upload)],
 ) -> Response:
     """The API's ``POST /consultations`` as a multipart form: the same model, the same
-    limits and checks of its files, the same service."""
-    on_refusal(request, NEW, **_opening_values(request, Opening()))
+    limits and checks of its files, the same service. Not a coroutine, as the API's
+    route: the service's work (sealing, images, the database) runs off the event loop."""
     questions = [q.code for q in catalogue().questions]
-    fields = OPENING_FIELDS | {f"q_{code}" for code in questions}
-    upload = await form_upload(request, settings, fields)
     opening = Opening(
         specialty=upload.fields.get("specialty", ""),
         subject=upload.fields.get("subject", ""),
@@ -587,7 +612,7 @@ def patient_consultation(
 
 
 @router.post("/patient/consultations/{consultation_id}/messages", dependencies=PATIENT)
-async def patient_message(
+def patient_message(
     *,
     request: Request,
     db: DB,
@@ -596,8 +621,10 @@ async def patient_message(
     settings: AppSettings,
     blobs: Blobs,
     consultation: PageConsultation,
+    upload: MessageUpload,
 ) -> Response:
-    return await _post_message(
+    return _post_message(
+        upload=upload,
         request=request,
         db=db,
         principal=principal,
@@ -675,10 +702,8 @@ def patient_attachment_view(
 
 # -- messages, both sides ----------------------------------------------------------------
 
-MESSAGE_AGAIN = "consultations/message.html"
 
-
-async def _post_message(
+def _post_message(
     *,
     request: Request,
     db: DB,
@@ -687,16 +712,13 @@ async def _post_message(
     settings: AppSettings,
     blobs: Blobs,
     consultation: Consultation,
+    upload: Upload,
     space: str,
 ) -> Response:
     """The API's ``POST /consultations/{id}/messages`` as a multipart form. A refusal
     shows the message form again, alone, with the text written (not the thread: showing
     it would read the record again for a message that was not sent)."""
-    base = f"{space}/consultations/{consultation.id}"
-    values: dict[str, Any] = {"base": base, "body": "", "choose_again": CHOOSE_FILES_AGAIN}
-    on_refusal(request, MESSAGE_AGAIN, **values)
-    upload = await form_upload(request, settings, {"body"})
-    values["body"] = upload.fields.get("body", "")
+    values = _message_values(request, upload.fields.get("body", ""))
     on_refusal(request, MESSAGE_AGAIN, **values)
     data = validated(request, MESSAGE_AGAIN, values, MessageCreate, {"body": values["body"]})
     service.post_message(
@@ -709,7 +731,7 @@ async def _post_message(
         files=upload.files,
         now=clock,
     )
-    return render.redirect(request, f"{base}?done=sent")
+    return render.redirect(request, f"{space}/consultations/{consultation.id}?done=sent")
 
 
 # -- the practitioner -------------------------------------------------------------------
@@ -880,7 +902,7 @@ def practitioner_consultation(
 
 
 @router.post("/practitioner/consultations/{consultation_id}/messages", dependencies=PRACTITIONER)
-async def practitioner_message(
+def practitioner_message(
     *,
     request: Request,
     db: DB,
@@ -889,8 +911,10 @@ async def practitioner_message(
     settings: AppSettings,
     blobs: Blobs,
     consultation: PageConsultation,
+    upload: MessageUpload,
 ) -> Response:
-    return await _post_message(
+    return _post_message(
+        upload=upload,
         request=request,
         db=db,
         principal=principal,
