@@ -46,7 +46,6 @@ from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
 from hippocrate.web.pages import router as web_pages
 
-
 # Pages (no /api prefix): hippocrate.web and each domain's pages.py. The page matrix
 # (tests/web/test_page_access.py) walks these routers.
 PAGES = (
@@ -139,7 +138,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Password hashes share this process's CPUs and memory: a bounded pool of slots.
     passwords.use_pool(slots=rt.settings.hashing_slots, wait=rt.settings.hashing_wait_seconds)
     problems.install(app)
-    limits.install(app, rt.settings)  # inside the security headers, which its 413 carries
+    # Inside the security headers, which its 413 carries.
+    limits.install(app, rt.settings, pages=consultations_pages.UPLOAD_ROUTES)
     security.install(app)
     for router in (
         identity,

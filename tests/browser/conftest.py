@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,9 @@ class Site:
         return self.url + path
 
 
-def serving(store: Store, tmp_path: Path, **changes: Any) -> Iterator[Site]:
-    port = free_port()
-    url = f"http://localhost:{port}"
-    settings = settings_for(tmp_path, store, public_url=url, **changes)
-    app = create_app(runtime=Runtime(settings, store.sessions))
+@contextmanager
+def served(app: Any, port: int) -> Iterator[str]:
+    """``app`` served by uvicorn on ``port`` in a thread of this process; its URL."""
     server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
     server.config.log_level = "warning"
     thread = threading.Thread(target=server.run, daemon=True)
@@ -89,13 +88,21 @@ def serving(store: Store, tmp_path: Path, **changes: Any) -> Iterator[Site]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the app did not start")
         time.sleep(0.02)
-    from fastapi.testclient import TestClient
-
     try:
-        yield Site(url, Env(TestClient(app), app, store, settings))
+        yield f"http://localhost:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def serving(store: Store, tmp_path: Path, **changes: Any) -> Iterator[Site]:
+    port = free_port()
+    settings = settings_for(tmp_path, store, public_url=f"http://localhost:{port}", **changes)
+    app = create_app(runtime=Runtime(settings, store.sessions))
+    from fastapi.testclient import TestClient
+
+    with served(app, port) as url:
+        yield Site(url, Env(TestClient(app), app, store, settings))
 
 
 @pytest.fixture

@@ -67,7 +67,9 @@ def submit(
     """POST ``data`` to ``path`` with the CSRF token of the page ``form`` (default: the
     page of ``path`` itself), as a browser submitting that page's form would."""
     token = token_of(client, form or path, headers=headers)
-    return client.post(path, data={csrf.FIELD: token, **data}, files=files, headers=headers)
+    # As a browser posts a form: it says where the form comes from.
+    sent = {"Origin": BASE, **(headers or {})}
+    return client.post(path, data={csrf.FIELD: token, **data}, files=files, headers=sent)
 
 
 def sign_in(client: TestClient, user: TestUser) -> None:

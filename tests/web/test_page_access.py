@@ -15,12 +15,13 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from hippocrate.app import PAGES
+from hippocrate.guard.documents import png_bytes
 from hippocrate.identity.models import Role
 from hippocrate.web import csrf
 from hippocrate.web.deps import page_principal
 from tests.api.test_app import assert_security_headers
 from tests.identity.conftest import Env
-from tests.web.conftest import page_client, sign_in, token_of
+from tests.web.conftest import BASE, page_client, sign_in, token_of
 
 # Pages anyone may open: each was reviewed for what it shows without a session.
 PUBLIC = {
@@ -38,6 +39,8 @@ PUBLIC = {
     "/account/reset-password",
     "/account/second-factor",  # a pending staff session sets up its second factor
     "/documents/verify",
+    "/documents/verify/code",
+    "/documents/verify/file",
 }
 
 STAFF_AND_PATIENTS = (Role.PATIENT, Role.PRACTITIONER, Role.DPO, Role.ADMIN, Role.SUPPORT)
@@ -86,8 +89,7 @@ def test_every_page_is_public_and_listed_or_serves_declared_roles(web: Env) -> N
     unclassified = [
         (sorted(r.methods), r.path)
         for r in routes
-        if (r.path in PUBLIC) == needs_principal(r)
-        or (needs_principal(r) and roles_of(r) is None)
+        if (r.path in PUBLIC) == needs_principal(r) or (needs_principal(r) and roles_of(r) is None)
     ]
     assert unclassified == [], "list a public page in PUBLIC, or use require_role"
 
@@ -146,7 +148,35 @@ def test_every_form_refuses_a_missing_or_wrong_csrf_token(
         path = concrete(template)
         for client in (anonymous, *signed_in.values()):
             for data in ({}, {csrf.FIELD: "forged-" + "x" * 36}):
-                answer = client.request(method, path, data=data)
-                assert answer.status_code == 403, (method, path, answer.status_code)
-                assert answer.headers["content-type"].startswith("text/html")
-                assert_security_headers(answer.headers)
+                # URL-encoded, then multipart with a file, as a browser sends a form.
+                for files in (None, [("files", ("a.png", png_bytes(), "image/png"))]):
+                    answer = client.request(
+                        method, path, data=data, files=files, headers={"Origin": BASE}
+                    )
+                    if client is anonymous and answer.status_code == 303:
+                        # A form with files is read (its token with it) after the
+                        # session: without one, it is sent to sign in, nothing done.
+                        assert files is not None, (method, path)
+                        assert answer.headers["location"].startswith("/sign-in")
+                        continue
+                    assert answer.status_code == 403, (method, path, files, answer.status_code)
+                    assert answer.headers["content-type"].startswith("text/html")
+                    assert_security_headers(answer.headers)
+
+
+def test_a_form_with_files_says_where_it_comes_from(web: Env) -> None:
+    """A multipart body is read by no parser before its route's own reader: a form with
+    files must come with its Origin, and only to a route that reads files."""
+    client = page_client(web.app)
+    with client:
+        sign_in(client, web.user())
+        token = token_of(client, "/patient/consultations/new")
+        form = {csrf.FIELD: token, "specialty": "general-practice", "subject": "x" * 8}
+        photo = [("files", ("a.png", png_bytes(), "image/png"))]
+        no_origin = client.post("/patient/consultations/new", data=form, files=photo)
+        assert no_origin.status_code == 403
+        not_a_file_form = client.post(
+            "/account/password", data=form, files=photo, headers={"Origin": BASE}
+        )
+        assert not_a_file_form.status_code == 403
+        assert client.get("/patient").text.count("x" * 8) == 0

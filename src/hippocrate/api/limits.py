@@ -22,18 +22,21 @@ limit (the server in front, or uvicorn's timeouts, bound that).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hippocrate.api.problems import problem, set_language
+from hippocrate.api.problems import as_page, problem, set_language
 from hippocrate.config import Settings
 from hippocrate.i18n import _n, gettext, negotiate, render
+from hippocrate.web import errors as page_errors
 
 UPLOAD_OVERHEAD = 1024 * 1024
 """Room, in an upload's limit, for its text part (at most 256 KiB) and the framing of
@@ -125,23 +128,28 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> Non
     # Answered before the app, hence before its handlers: the language is negotiated
     # here the same way (api/problems.py).
     language = negotiate(Headers(scope=scope).get("accept-language"))
-    response = problem(
+    response: Response = problem(
         413,
         gettext(_n("Request body too large"), language),
         render(_n("the request body is larger than {limit} bytes"), {"limit": limit}, language),
     )
     set_language(response, language)
+    request = Request(scope)
+    if page_errors.is_page(request):
+        response = as_page(request, response)  # type: ignore[arg-type]
     response.headers["Connection"] = "close"
     await response(scope, receive, send)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings, *, pages: Iterable[tuple[str, str]] = ()) -> None:
     """Limit every request body of ``app`` (routes included later count too: the upload
-    routes are found at the first request)."""
+    routes are found at the first request). ``pages``: the (method, path template) of
+    the pages whose forms carry files, which the OpenAPI document does not hold."""
+    forms = tuple((compile_path(path)[0], method.upper()) for method, path in pages)
 
     @cache
     def uploads() -> tuple[tuple[re.Pattern[str], str], ...]:
-        return upload_routes(app.openapi())
+        return upload_routes(app.openapi()) + forms
 
     def limit_for(scope: Scope) -> int:
         if _media_type(scope) == MULTIPART and any(

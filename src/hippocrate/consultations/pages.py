@@ -344,26 +344,29 @@ def validated(
 async def form_upload(request: Request, settings: AppSettings, text_fields: set[str]) -> Upload:
     """The text fields and files of a page's multipart form, within the API's limits.
 
-    A body with its CSRF token in the header (htmx) is still unread: it is read by the
-    API's streaming reader (``read_multipart``). Without the header, the CSRF check has
-    already parsed the form to find the token (a form without files may also come
-    URL-encoded); its fields are held to the same limits here (named, sent once, not
-    too long), and of its files at most one too many, each read to at most one byte
-    past the limit, are handed on: the service's ``check_files`` refuses their count,
-    sizes and contents as for the API, once the form's values are known to show them
-    back."""
+    A multipart body is read by the API's streaming reader (``read_multipart``), in
+    memory: never by Starlette's parser, which spools files to disk. When its CSRF
+    token is in the form rather than the header (a form sent without JavaScript), the
+    token is checked here first (``csrf.confirm``), before anything is done with the
+    rest (the route is marked ``csrf.reads_files``). A form without files may come
+    URL-encoded: the CSRF check parsed it already; its fields are held to the same
+    limits."""
     limits = Limits(settings.attachments_per_message, settings.attachment_max_bytes)
     allowed = text_fields | {csrf.FIELD}
     kind = media_type(request)
-    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if kind == "multipart/form-data":
+        upload = await read_multipart(request, text_fields=allowed, limits=limits)
+        sent = upload.fields.pop(csrf.FIELD, None)
+        if getattr(request.state, "csrf_deferred", False):
+            csrf.confirm(request, sent)
+        return upload
+    if kind != "application/x-www-form-urlencoded":
         raise InvalidUpload(_n("send application/json, or multipart/form-data to attach files"))
-    if kind == "multipart/form-data" and request.headers.get(csrf.HEADER) is not None:
-        return await read_multipart(request, text_fields=allowed, limits=limits)
     form = await request.form()
     try:
         return await _parsed(form, allowed, limits)
     finally:
-        await form.close()  # its files are in memory buffers: let them go now
+        await form.close()
 
 
 async def _parsed(form: FormData, allowed: set[str], limits: Limits) -> Upload:
@@ -520,6 +523,7 @@ async def opening_upload(request: Request, settings: AppSettings) -> Upload:
 
 
 @router.post("/patient/consultations/new", dependencies=PATIENT)
+@csrf.reads_files
 def open_consultation(
     *,
     request: Request,
@@ -612,6 +616,7 @@ def patient_consultation(
 
 
 @router.post("/patient/consultations/{consultation_id}/messages", dependencies=PATIENT)
+@csrf.reads_files
 def patient_message(
     *,
     request: Request,
@@ -620,8 +625,8 @@ def patient_message(
     clock: Now,
     settings: AppSettings,
     blobs: Blobs,
+    upload: MessageUpload,  # first: it confirms the form's CSRF token (reads_files)
     consultation: PageConsultation,
-    upload: MessageUpload,
 ) -> Response:
     return _post_message(
         upload=upload,
@@ -902,6 +907,7 @@ def practitioner_consultation(
 
 
 @router.post("/practitioner/consultations/{consultation_id}/messages", dependencies=PRACTITIONER)
+@csrf.reads_files
 def practitioner_message(
     *,
     request: Request,
@@ -910,8 +916,8 @@ def practitioner_message(
     clock: Now,
     settings: AppSettings,
     blobs: Blobs,
+    upload: MessageUpload,  # first: it confirms the form's CSRF token (reads_files)
     consultation: PageConsultation,
-    upload: MessageUpload,
 ) -> Response:
     return _post_message(
         upload=upload,

@@ -14,10 +14,8 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Request
 from fastapi.responses import Response
-from starlette.datastructures import UploadFile
 
 from hippocrate.api.deps import DB, AppSettings
-from hippocrate.consultations.errors import AttachmentTooLarge
 from hippocrate.consultations.uploads import Limits, media_type, read_multipart
 from hippocrate.documents import service
 from hippocrate.documents.api import Admitted
@@ -77,29 +75,23 @@ def verify_code(
 
 
 async def sent_pdf(request: Request, settings: AppSettings) -> bytes:
-    """The one file of the form: read by the upload reader if its body is unread (CSRF
-    token in the header), else from the form the CSRF check parsed; at most the size of
-    an attachment either way."""
+    """The one file of the form, read in memory by the upload reader (at most the size
+    of an attachment), its CSRF token checked first when it came in the form
+    (``csrf.reads_files``)."""
     limits = Limits(max_files=1, max_file_bytes=settings.attachment_max_bytes)
-    if media_type(request) == "multipart/form-data" and request.headers.get(csrf.HEADER):
-        upload = await read_multipart(request, text_fields={csrf.FIELD}, limits=limits)
-        if not upload.files:
-            raise NoFile()
-        return upload.files[0].content
-    form = await request.form()
-    try:
-        sent = [v for v in form.getlist(FILE_FIELD) if isinstance(v, UploadFile)]
-        if not sent or not (sent[0].filename or sent[0].size):
-            raise NoFile()
-        content = await sent[0].read(limits.max_file_bytes + 1)
-    finally:
-        await form.close()
-    if len(content) > limits.max_file_bytes:
-        raise AttachmentTooLarge(limits.max_file_bytes)
-    return content
+    if media_type(request) != "multipart/form-data":
+        raise NoFile()
+    upload = await read_multipart(request, text_fields={csrf.FIELD}, limits=limits)
+    sent = upload.fields.pop(csrf.FIELD, None)
+    if getattr(request.state, "csrf_deferred", False):
+        csrf.confirm(request, sent)
+    if not upload.files or not upload.files[0].content:
+        raise NoFile()
+    return upload.files[0].content
 
 
 @public.post("/documents/verify/file", dependencies=[Depends(_refused_here), Admitted])
+@csrf.reads_files
 def verify_file(
     request: Request,
     db: DB,

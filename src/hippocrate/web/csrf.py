@@ -16,7 +16,8 @@ Routers of pages are built with :func:`hippocrate.web.deps.pages_router`, which 
 from __future__ import annotations
 
 import hmac
-from typing import Final
+from collections.abc import Callable
+from typing import Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -25,12 +26,20 @@ from hippocrate.errors import HippocrateError
 from hippocrate.i18n import _n
 from hippocrate.web import cookies
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 FIELD: Final = "csrf_token"
 HEADER: Final = "x-csrf-token"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 EXEMPT: Final[frozenset[str]] = frozenset()
 """Names of page routes that skip the check: each would need a reason written here."""
+
+FILE_FORMS: set[str] = set()
+"""Names of page routes whose forms carry files (:func:`reads_files`)."""
+
+MULTIPART: Final = "multipart/form-data"
 
 
 class CsrfRefused(HippocrateError):
@@ -73,23 +82,60 @@ def _own_origins(request: Request) -> set[str]:
     return own
 
 
+def reads_files(endpoint: Callable[P, R]) -> Callable[P, R]:
+    """Mark a page route whose form carries files: its body is read by the route's own
+    in-memory reader (``consultations/uploads.py``), never by Starlette's parser, which
+    spools files to disk; the reader hands the form's token to :func:`confirm` before
+    anything else is done. Any other page route is refused a multipart body without the
+    token in the header."""
+    FILE_FORMS.add(endpoint.__name__)
+    return endpoint
+
+
+def _route_name(request: Request) -> str | None:
+    route = request.scope.get("route")
+    name = getattr(route, "name", None)
+    if name is None:
+        endpoint = request.scope.get("endpoint")
+        name = getattr(endpoint, "__name__", None)
+    return name
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 async def check_csrf(request: Request) -> None:
     """Refuse an unsafe page request without the right token (403, nothing done)."""
     if request.method in SAFE_METHODS:
         return
-    route = request.scope.get("route")
-    if getattr(route, "name", None) in EXEMPT:
+    name = _route_name(request)
+    if name in EXEMPT:
         return
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise CsrfRefused()
     origin = request.headers.get("origin")
     if origin is not None and origin.lower() not in _own_origins(request):
         raise CsrfRefused()
-    expected = request.cookies.get(cookies.CSRF)
     sent = request.headers.get(HEADER)
+    if sent is None and _media_type(request) == MULTIPART:
+        # A form with files: its token is in its body, which only the route's own reader
+        # may read (see reads_files). Meanwhile the browser must say where the form comes
+        # from (browsers send Origin with every POST).
+        if name not in FILE_FORMS or origin is None:
+            raise CsrfRefused()
+        request.state.csrf_deferred = True
+        return
     if sent is None:
         form = await request.form()
         field = form.get(FIELD)
         sent = field if isinstance(field, str) else None
+    confirm(request, sent)
+
+
+def confirm(request: Request, sent: str | None) -> None:
+    """Refuse ``sent`` unless it is the token of the visitor's CSRF cookie."""
+    expected = request.cookies.get(cookies.CSRF)
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise CsrfRefused()
+    request.state.csrf_deferred = False
