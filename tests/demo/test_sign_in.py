@@ -107,4 +107,6 @@ def test_seeded_accounts_sign_in_with_the_credentials_file_and_see_their_data(
         support = next(s for s in credentials["staff"] if s["role"] == "support")
         headers = login(client, support["email"], support["password"], support["totp_secret"])
         accounts = client.get("/api/v1/support/accounts?limit=100", headers=headers).json()
-        assert accounts["total"] == 10 + len(credentials["practitioners"]) + len(credentials["staff"])
+        assert accounts["total"] == 10 + len(credentials["practitioners"]) + len(
+            credentials["staff"]
+        )
