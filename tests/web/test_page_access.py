@@ -57,7 +57,10 @@ def _dependencies(dependant: Any) -> Iterator[Any]:
 def page_routes(app: Any) -> list[APIRoute]:
     """The routes of every router of pages the app mounts (``hippocrate.app.PAGES``)."""
     del app  # the same routers for every app the factory makes
-    return [r for router in PAGES for r in router.routes if isinstance(r, APIRoute)]
+    routes = [r for router in PAGES for r in router.routes]
+    # A router included in another would hide its routes (and their roles) from here.
+    assert all(isinstance(r, APIRoute) for r in routes), [type(r) for r in routes]
+    return [r for r in routes if isinstance(r, APIRoute)]
 
 
 def needs_principal(route: APIRoute) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -44,7 +44,9 @@ from hippocrate.web.render import Flash
 
 router = pages_router()
 public = pages_router(public=True)
-admin = APIRouter(prefix="/admin", dependencies=[require_role(Role.ADMIN)])
+# Routes sit on the module's router itself, each with its roles: the page matrix
+# (tests/web/test_page_access.py) reads them there, where an included router would hide them.
+ADMIN_ONLY = [require_role(Role.ADMIN)]
 
 M = TypeVar("M", bound=BaseModel)
 PARIS = ZoneInfo("Europe/Paris")
@@ -160,7 +162,7 @@ def _approvals(db: DB, clock: datetime, principal: PagePrincipal) -> dict[str, A
     }
 
 
-@admin.get("")
+@router.get("/admin", dependencies=ADMIN_ONLY)
 def approvals_page(
     request: Request, principal: PagePrincipal, db: DB, clock: Now, done: str = ""
 ) -> Response:
@@ -172,7 +174,7 @@ def approvals_page(
     )
 
 
-@admin.post("/approvals/{request_id}/approve")
+@router.post("/admin/approvals/{request_id}/approve", dependencies=ADMIN_ONLY)
 def approve(
     *,
     request: Request,
@@ -195,7 +197,7 @@ def approve(
     return render.redirect(request, "/admin?done=approved")
 
 
-@admin.post("/approvals/{request_id}/refuse")
+@router.post("/admin/approvals/{request_id}/refuse", dependencies=ADMIN_ONLY)
 def refuse(
     *,
     request: Request,
@@ -230,7 +232,7 @@ def _practitioners(db: DB, clock: datetime, offset: int) -> dict[str, Any]:
     }
 
 
-@admin.get("/practitioners")
+@router.get("/admin/practitioners", dependencies=ADMIN_ONLY)
 def practitioners_page(
     request: Request, db: DB, clock: Now, offset: int = 0, done: str = ""
 ) -> Response:
@@ -246,7 +248,7 @@ def practitioners_page(
 Field = Annotated[str, Form(max_length=400)]
 
 
-@admin.post("/practitioners")
+@router.post("/admin/practitioners", dependencies=ADMIN_ONLY)
 def create_practitioner(
     *,
     request: Request,
@@ -315,7 +317,7 @@ def _grants(db: DB, clock: datetime, principal: PagePrincipal) -> list[dict[str,
     return shown
 
 
-@admin.get("/break-glass")
+@router.get("/admin/break-glass", dependencies=ADMIN_ONLY)
 def break_glass_page(
     request: Request, principal: PagePrincipal, db: DB, clock: Now, done: str = ""
 ) -> Response:
@@ -328,7 +330,7 @@ def break_glass_page(
     )
 
 
-@admin.post("/break-glass")
+@router.post("/admin/break-glass", dependencies=ADMIN_ONLY)
 def open_break_glass(
     *,
     request: Request,
@@ -357,6 +359,3 @@ def open_break_glass(
         settings=settings,
     )
     return render.redirect(request, "/admin/break-glass?done=opened")
-
-
-router.include_router(admin)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -56,8 +56,10 @@ from hippocrate.web.render import Flash
 
 router = pages_router()
 public = pages_router(public=True)
-dpo = APIRouter(prefix="/dpo", dependencies=[require_role(Role.DPO)])
-patient = APIRouter(prefix="/patient", dependencies=[require_role(Role.PATIENT)])
+# Routes sit on the module's router itself, each with its roles: the page matrix
+# (tests/web/test_page_access.py) reads them there, where an included router would hide them.
+DPO_ONLY = [require_role(Role.DPO)]
+PATIENT_ONLY = [require_role(Role.PATIENT)]
 
 PARIS = ZoneInfo("Europe/Paris")
 ALERTS_SHOWN = 200
@@ -472,7 +474,7 @@ def _flash(request: Request, done: str) -> Flash | None:
 # -- guard alerts, the register --------------------------------------------------------
 
 
-@dpo.get("")
+@router.get("/dpo", dependencies=DPO_ONLY)
 def alerts_page(request: Request, db: DB, runtime: Runtime_) -> Response:
     return render.page(request, "breach/alerts.html", alerts=_alerts(db, runtime))
 
@@ -491,7 +493,7 @@ def _register(db: DB, clock: datetime, settings: Any) -> list[dict[str, Any]]:
     ]
 
 
-@dpo.get("/incidents")
+@router.get("/dpo/incidents", dependencies=DPO_ONLY)
 def register_page(request: Request, db: DB, clock: Now, settings: AppSettings) -> Response:
     return render.page(
         request,
@@ -503,7 +505,7 @@ def register_page(request: Request, db: DB, clock: Now, settings: AppSettings) -
     )
 
 
-@dpo.post("/incidents")
+@router.post("/dpo/incidents", dependencies=DPO_ONLY)
 def open_incident(
     request: Request, form: Posted, db: DB, clock: Now, settings: AppSettings
 ) -> Response:
@@ -532,7 +534,7 @@ def open_incident(
 Target = api.TargetIncident
 
 
-@dpo.get("/incidents/{incident_id}")
+@router.get("/dpo/incidents/{incident_id}", dependencies=DPO_ONLY)
 def incident_page(
     *,
     request: Request,
@@ -566,7 +568,7 @@ def _done(incident: Incident, what: str) -> str:
     return f"/dpo/incidents/{incident.id}?done={what}"
 
 
-@dpo.post("/incidents/{incident_id}/amend")
+@router.post("/dpo/incidents/{incident_id}/amend", dependencies=DPO_ONLY)
 def amend_incident(
     *,
     request: Request,
@@ -634,7 +636,7 @@ def _merged(patch: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dpo.post("/incidents/{incident_id}/assessment")
+@router.post("/dpo/incidents/{incident_id}/assessment", dependencies=DPO_ONLY)
 def assess_incident(
     *,
     request: Request,
@@ -693,7 +695,7 @@ def assess_incident(
     return render.redirect(request, _done(incident, "assessed"))
 
 
-@dpo.post("/incidents/{incident_id}/scope")
+@router.post("/dpo/incidents/{incident_id}/scope", dependencies=DPO_ONLY)
 def compute_scope(
     *,
     request: Request,
@@ -726,7 +728,7 @@ def compute_scope(
     return render.redirect(request, _done(incident, "scoped"))
 
 
-@dpo.post("/incidents/{incident_id}/notifications")
+@router.post("/dpo/incidents/{incident_id}/notifications", dependencies=DPO_ONLY)
 def record_notification(
     *,
     request: Request,
@@ -759,7 +761,7 @@ def record_notification(
     return render.redirect(request, _done(incident, "notified"))
 
 
-@dpo.post("/incidents/{incident_id}/close")
+@router.post("/dpo/incidents/{incident_id}/close", dependencies=DPO_ONLY)
 def close_incident(
     *,
     request: Request,
@@ -783,7 +785,7 @@ def close_incident(
     return render.redirect(request, _done(incident, "closed"))
 
 
-@dpo.post("/incidents/{incident_id}/reopen")
+@router.post("/dpo/incidents/{incident_id}/reopen", dependencies=DPO_ONLY)
 def reopen_incident(
     *,
     request: Request,
@@ -807,7 +809,7 @@ def reopen_incident(
     return render.redirect(request, _done(incident, "reopened"))
 
 
-@dpo.post("/incidents/{incident_id}/notices")
+@router.post("/dpo/incidents/{incident_id}/notices", dependencies=DPO_ONLY)
 def request_notices(
     *,
     request: Request,
@@ -834,7 +836,7 @@ def request_notices(
     return render.redirect(request, _done(incident, "requested"))
 
 
-@dpo.post("/incidents/{incident_id}/notices/approve")
+@router.post("/dpo/incidents/{incident_id}/notices/approve", dependencies=DPO_ONLY)
 def approve_notices(
     *,
     request: Request,
@@ -870,7 +872,7 @@ def _document(db: DB, incident: Incident, clock: datetime, settings: Any) -> dic
     )
 
 
-@dpo.get("/incidents/{incident_id}/dossier")
+@router.get("/dpo/incidents/{incident_id}/dossier", dependencies=DPO_ONLY)
 def dossier_page(
     request: Request, incident: Target, db: DB, clock: Now, settings: AppSettings
 ) -> Response:
@@ -886,7 +888,7 @@ def dossier_page(
     )
 
 
-@dpo.get("/incidents/{incident_id}/dossier.pdf")
+@router.get("/dpo/incidents/{incident_id}/dossier.pdf", dependencies=DPO_ONLY)
 def dossier_pdf(incident: Target, db: DB, clock: Now, settings: AppSettings) -> Response:
     document = _document(db, incident, clock, settings)
     filename = f"{incident.reference}-{document['general']['phase']}.pdf"
@@ -926,7 +928,7 @@ def _drill_report(settings: Any) -> dict[str, Any] | None:
     }
 
 
-@dpo.get("/drill")
+@router.get("/dpo/drill", dependencies=DPO_ONLY)
 def drill_page(request: Request, settings: AppSettings) -> Response:
     return render.page(
         request,
@@ -955,7 +957,7 @@ def _paragraphs(text: str | dict[str, Any]) -> list[str]:
     return [line for line in lines if line]
 
 
-@patient.get("/notices")
+@router.get("/patient/notices", dependencies=PATIENT_ONLY)
 def notices_page(
     request: Request,
     principal: PagePrincipal,
@@ -977,14 +979,10 @@ def notices_page(
     return render.page(request, "breach/notices.html", notices=shown_notices, flash=flash)
 
 
-@patient.post("/notices/{notice_id}/seen")
+@router.post("/patient/notices/{notice_id}/seen", dependencies=PATIENT_ONLY)
 def notice_seen(
     request: Request, notice_id: uuid.UUID, principal: PagePrincipal, db: DB, clock: Now
 ) -> Response:
     # Another patient's notice is not found, as through the API.
     api.notice_seen(notice_id, api.own_patient(principal), db, clock)
     return render.redirect(request, "/patient/notices?seen=true")
-
-
-router.include_router(dpo)
-router.include_router(patient)
