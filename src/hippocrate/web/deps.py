@@ -38,7 +38,7 @@ ROLE_LABELS = {
 HOMES = {
     Role.PATIENT: "/patient",
     Role.PRACTITIONER: "/practitioner",
-    Role.SUPPORT: "/admin",
+    Role.SUPPORT: "/account/password",  # support works from the API and the CLI
     Role.DPO: "/dpo",
     Role.ADMIN: "/admin",
 }

@@ -85,6 +85,7 @@ MENUS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("/dpo/incidents", _n("Incidents")),
         ("/dpo/drill", _n("Drill")),
     ),
+    "support": (("/account/password", _n("My account")),),
     "admin": (
         ("/admin", _n("Approvals")),
         ("/admin/practitioners", _n("Practitioners")),
