@@ -212,7 +212,7 @@ def get_dossier(
     """The Art. 33 dossier as it would be sent now (the next phase)."""
     sent = service.notifications_of(db, incident)
     phase = Phase.COMPLEMENTARY if sent else Phase.INITIAL
-    document = _dossier(db, incident, phase=phase, now=clock, policy=policy)
+    document = dossier_document(db, incident, phase=phase, now=clock, policy=policy)
     filename = f"{incident.reference}-{phase.value}"
     if format == "html":
         return HTMLResponse(dossier.html(document))
@@ -234,7 +234,7 @@ def record_notification(
     """Record that the dossier was sent to the authority (with its receipt reference):
     the dossier of this moment is kept exactly, with its digest."""
     phase = Phase(body.phase)
-    document = _dossier(db, incident, phase=phase, now=clock, policy=policy)
+    document = dossier_document(db, incident, phase=phase, now=clock, policy=policy)
     sent = service.notify_authority(
         session=db,
         actor=actor_of(db),
@@ -306,9 +306,12 @@ def key_location(settings: Settings) -> dict[str, Any]:
     return scopes.keys_location(provider_kind="pkcs11", key_file=None, copied=copied)
 
 
-def _dossier(
+def dossier_document(
     db: Session, incident: Incident, *, phase: Phase, now: datetime, policy: service.Policy
 ) -> dict[str, Any]:
+    """The Art. 33 dossier of ``incident`` for ``phase`` as it stands ``now``: what
+    ``GET .../dossier`` answers, what a recorded notification keeps, and what the DPO's
+    dossier page shows (``breach/pages.py``)."""
     latest = service.latest_scope(db, incident)
     return dossier.build(
         incident,

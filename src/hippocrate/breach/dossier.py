@@ -227,7 +227,7 @@ def html(document: dict[str, Any]) -> str:
     return (
         _environment()
         .get_template("breach/dossier.html")
-        .render(document=document, sections=_printable(document))
+        .render(document=document, sections=printable(document))
     )
 
 
@@ -244,7 +244,7 @@ def pdf(document: dict[str, Any]) -> bytes:
     _line(page, 8, "Notification d'une violation de données personnelles (art. 33 RGPD)")
     page.set_font("Dossier", "", 9)
     _line(page, 5, f"Dossier établi le {_fr_time(document['generated_at'])}")
-    for heading, items in _printable(document):
+    for heading, items in printable(document):
         page.ln(3)
         page.set_font("Dossier", "B", 12)
         _line(page, 7, heading)
@@ -270,8 +270,9 @@ def _line(page: FPDF, height: float, text: str) -> None:
 # -- printing ------------------------------------------------------------------------
 
 
-def _printable(document: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Every section's heading and its (French label, French value) lines."""
+def printable(document: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every section's heading and its (French label, French value) lines: what the
+    HTML page, the PDF and the DPO's dossier page (``breach/pages.py``) print."""
     printed = []
     for key, (heading, labels) in LABELS.items():
         section = document.get(key, {})

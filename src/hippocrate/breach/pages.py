@@ -867,7 +867,7 @@ def _document(db: DB, incident: Incident, clock: datetime, settings: Any) -> dic
     """The dossier ``GET .../dossier`` answers: as it would be sent now."""
     sent = service.notifications_of(db, incident)
     phase = Phase.COMPLEMENTARY if sent else Phase.INITIAL
-    return api._dossier(  # the API's own builder
+    return api.dossier_document(  # the API's own builder
         db, incident, phase=phase, now=clock, policy=service.policy_of(settings)
     )
 
@@ -883,7 +883,7 @@ def dossier_page(
         incident_id=str(incident.id),
         reference=incident.reference,
         phase=document["general"]["phase"],
-        sections=dossier._printable(document),  # the PDF's lines
+        sections=dossier.printable(document),  # the PDF's lines
         missing=document["missing"],
     )
 

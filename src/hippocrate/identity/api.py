@@ -17,11 +17,9 @@ handler answers them (a lock with ``locked_until`` and ``Retry-After``).
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 from sqlalchemy.orm import Session
 
 from hippocrate.api.client import ClientAddress
@@ -34,12 +32,10 @@ from hippocrate.api.deps import (
     get_runtime,
     public_router,
     request_id,
-    unit_of_its_own,
 )
-from hippocrate.audit.recorder import Actor
 from hippocrate.breach import notices
-from hippocrate.identity import service, signin, throttle
-from hippocrate.identity.errors import TooManyRequests
+from hippocrate.identity import service, signin
+from hippocrate.identity.admission import admission, deliver_reset_link
 from hippocrate.identity.schemas import (
     Accepted,
     AccountView,
@@ -58,12 +54,7 @@ from hippocrate.identity.schemas import (
     VerifyEmailIn,
 )
 from hippocrate.identity.sessions import end_session, mfa_required
-from hippocrate.keyring.service import RECOVERY
 from hippocrate.patients.schemas import PatientCreate
-from hippocrate.runtime import Runtime
-from hippocrate.work import unit_of_work
-
-log = logging.getLogger(__name__)
 
 REGISTERED = (
     "if this address can be used, an email is on its way to it: follow its link to "
@@ -80,25 +71,6 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong credentials or code (never says which)"},
     429: {"description": "Too many failures: blocked until `locked_until`"},
 }
-
-
-def _admission(kind: str) -> Any:
-    """A dependency that counts one anonymous request of ``kind`` (``register``,
-    ``reset``) per client address and overall, in a unit of work of its own committed
-    before the route runs, and answers 429 with ``Retry-After`` past either limit."""
-
-    def admitted(request: Request, settings: AppSettings, clock: Now, address: Address) -> None:
-        with unit_of_its_own(request) as session:
-            until = throttle.admit(
-                session, budget=throttle.budget(settings, kind), address=address, now=clock
-            )
-        if until is not None:
-            raise TooManyRequests(_ADMISSION_WORDS[kind], until, clock)
-
-    return Depends(admitted)
-
-
-_ADMISSION_WORDS = {"register": "registration", "reset": "password-reset"}
 
 
 _LOAD: dict[int | str, dict[str, Any]] = {
@@ -144,7 +116,7 @@ def login(body: LoginIn, db: DB, settings: AppSettings, clock: Now, address: Add
     return _bearer(issued, db)
 
 
-@public.post("/register", status_code=202, responses=_LOAD, dependencies=[_admission("register")])
+@public.post("/register", status_code=202, responses=_LOAD, dependencies=[admission("register")])
 def register(body: RegistrationIn, db: DB, settings: AppSettings, clock: Now) -> Accepted:
     """Register as a patient. The answer is the same whether or not the address already
     has an account; the email that follows says what to do."""
@@ -162,9 +134,7 @@ def verify_email(body: VerifyEmailIn, db: DB, clock: Now) -> Response:
     return Response(status_code=204)
 
 
-@public.post(
-    "/password-reset", status_code=202, responses=_LOAD, dependencies=[_admission("reset")]
-)
+@public.post("/password-reset", status_code=202, responses=_LOAD, dependencies=[admission("reset")])
 def request_password_reset(
     body: ResetRequestIn, request: Request, tasks: BackgroundTasks, clock: Now
 ) -> Accepted:
@@ -177,7 +147,7 @@ def request_password_reset(
     addresses, and that work spends the vault's ``recovery`` unwrap budget, never the
     one sign-in or authenticated reads need."""
     tasks.add_task(
-        _deliver_reset_link,
+        deliver_reset_link,
         get_runtime(request),
         email=body.email,
         request_id=request_id(request),
@@ -186,25 +156,11 @@ def request_password_reset(
     return Accepted(detail=RESET_REQUESTED)
 
 
-def _deliver_reset_link(runtime: Runtime, *, email: str, request_id: str, now: datetime) -> None:
-    """Send the reset link a request asked for, in a unit of work of its own: the
-    answer was sent already, so a failure (a spent budget, a busy database) is logged,
-    never shown to the caller."""
-    actor = Actor(role="anonymous", request_id=request_id)
-    try:
-        with unit_of_work(runtime, actor, budget=RECOVERY) as session:
-            service.request_password_reset(
-                session=session, settings=runtime.settings, email=email, now=now
-            )
-    except Exception:  # the caller has its answer; nothing of this may reach it
-        log.warning("a password-reset link was not delivered", exc_info=True)
-
-
 @public.post(
     "/password-reset/complete",
     status_code=204,
     responses={**_REFUSALS, **_LOAD},
-    dependencies=[_admission("reset")],
+    dependencies=[admission("reset")],
 )
 def complete_password_reset(
     body: ResetCompleteIn, db: DB, settings: AppSettings, clock: Now, address: Address

@@ -31,7 +31,7 @@ from hippocrate.api.deps import DB, AppSettings, Now, get_runtime, request_id
 from hippocrate.errors import HippocrateError, InvalidField
 from hippocrate.i18n import _n
 from hippocrate.identity import factors, passwords, service, signin, tokens
-from hippocrate.identity.api import _admission, _deliver_reset_link
+from hippocrate.identity.admission import admission, deliver_reset_link
 from hippocrate.identity.models import Role
 from hippocrate.identity.sessions import Resolved, end_session, mfa_required
 from hippocrate.patients.schemas import PatientCreate
@@ -223,7 +223,7 @@ def register_page(request: Request, sent: bool = False) -> Response:
 
 @public.post(
     "/register",
-    dependencies=[Depends(_form_refused_above(REGISTER)), _admission("register")],
+    dependencies=[Depends(_form_refused_above(REGISTER)), admission("register")],
 )
 def register(
     *,
@@ -335,7 +335,7 @@ def forgot_password_page(request: Request, sent: bool = False) -> Response:
     "/account/forgot-password",
     dependencies=[
         Depends(_form_refused_above("identity/forgot_password.html")),
-        _admission("reset"),
+        admission("reset"),
     ],
 )
 def forgot_password(
@@ -347,7 +347,7 @@ def forgot_password(
     """``POST /api/v1/auth/password-reset``'s work: answered before the address is
     looked at, the link sent by a background task; the same answer for every address."""
     tasks.add_task(
-        _deliver_reset_link,
+        deliver_reset_link,
         get_runtime(request),
         email=email,
         request_id=request_id(request),
@@ -366,7 +366,7 @@ def reset_password_page(request: Request, token: TokenQuery = "") -> Response:
 
 @public.post(
     "/account/reset-password",
-    dependencies=[Depends(_form_refused_above(RESET)), _admission("reset")],
+    dependencies=[Depends(_form_refused_above(RESET)), admission("reset")],
 )
 def reset_password(
     *,
