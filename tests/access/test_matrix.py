@@ -254,6 +254,14 @@ def _disable_totp(world: World, role: str, relation: str, target: str | None) ->
     return Setup(headers=person.headers, json=body, account_id=person.account_id)
 
 
+def _delete_account(world: World, role: str, relation: str, target: str | None) -> Setup:
+    if role != "patient":
+        return Setup(json={"password": new_password()})
+    person = world.fresh("patient")
+    body = {"password": person.user.password}
+    return Setup(headers=person.headers, json=body, account_id=person.account_id)
+
+
 def _break_glass(world: World, role: str, relation: str, target: str | None) -> Setup | None:
     # The world's admin never holds a grant: the cell that opens one uses another admin.
     if role == "admin" and relation == OTHER:
@@ -496,7 +504,9 @@ TABLE: dict[str, Route] = {
     ),
     # The patient's own record.
     "GET /api/v1/patients/me": Route(**signed_in(HIDE, patient=OK), params={"reveal_nir": "true"}),
-    "DELETE /api/v1/patients/me": Route(**signed_in(HIDE, patient=ok(204)), prepare=_fresh_patient),
+    "DELETE /api/v1/patients/me": Route(
+        **signed_in(HIDE, patient=ok(204)), prepare=_delete_account
+    ),
     "GET /api/v1/patients/me/export": Route(**signed_in(HIDE, patient=OK)),
     "GET /api/v1/patients/me/export/fhir": Route(**signed_in(HIDE, patient=OK)),
     "GET /api/v1/patients/me/break-glass": Route(**signed_in(HIDE, patient=OK)),

@@ -12,11 +12,24 @@ from sqlalchemy import select
 
 from hippocrate.consultations.models import Attachment, CareRelationship, Consultation, Message
 from hippocrate.consultations.service import open_body
+from hippocrate.identity import passwords
 from hippocrate.identity.models import Account, AccountStatus, AuthSession
 from hippocrate.keyring.models import DataKeyRecord, KeyState
 from hippocrate.patients.models import Patient, PatientStatus
 from hippocrate.vault import KeyDestroyed
-from tests.consultations.helpers import Api, assert_problem, jpeg_bytes, pdf_bytes
+from tests.consultations.helpers import Actor, Api, assert_problem, jpeg_bytes, pdf_bytes
+from tests.identity.helpers import fast_password_hashing
+
+PASSWORD = "heron-lantern-quietly-folds"
+
+
+def _with_password(api: Api, actor: Actor) -> dict[str, str]:
+    """Give ``actor``'s account a password; the body that deleting it asks for."""
+    with fast_password_hashing(), api.store.sessions.begin() as session:
+        account = session.get(Account, actor.account_id)
+        assert account is not None
+        account.password_hash = passwords.hash_password(PASSWORD)
+    return {"password": PASSWORD}
 
 
 def test_deleting_the_account_shreds_everything(api: Api) -> None:
@@ -33,7 +46,10 @@ def test_deleting_the_account_shreds_everything(api: Api) -> None:
     stored = sorted(p.name for p in backup.rglob("*") if p.is_file())
     assert len(stored) == 2
 
-    response = api.client.delete("/api/v1/patients/me", headers=patient.headers)
+    body = _with_password(api, patient)
+    response = api.client.request(
+        "DELETE", "/api/v1/patients/me", headers=patient.headers, json=body
+    )
 
     assert response.status_code == 204, response.text
     # Signed out everywhere; the practitioner loses the record at once.
@@ -94,7 +110,10 @@ def test_deleting_the_account_shreds_everything(api: Api) -> None:
 def test_only_a_patient_deletes_their_own_account(api: Api) -> None:
     gp = api.practitioner()
 
-    assert_problem(api.client.delete("/api/v1/patients/me", headers=gp.headers), 404)
+    body = {"password": PASSWORD}
+    assert_problem(
+        api.client.request("DELETE", "/api/v1/patients/me", headers=gp.headers, json=body), 404
+    )
     assert_problem(api.client.get("/api/v1/patients/me/export", headers=gp.headers), 404)
     assert (
         api.client.delete(f"/api/v1/patients/{uuid.uuid4()}", headers=gp.headers).status_code == 405

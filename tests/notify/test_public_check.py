@@ -280,7 +280,10 @@ def test_the_answer_does_not_tell_whether_the_account_still_exists(env: Env) -> 
     auth = {"Authorization": f"Bearer {login['token']}"}
     before = _check(env, _whole(message)).json()
 
-    assert env.client.delete("/api/v1/patients/me", headers=auth).status_code == 204
+    deleted = env.client.request(
+        "DELETE", "/api/v1/patients/me", headers=auth, json={"password": PASSWORD}
+    )
+    assert deleted.status_code == 204, deleted.text
     after = _check(env, _whole(message)).json()
     farewell = env.emails_to(body["email"])[-1]
     last = _check(env, _whole(farewell)).json()

@@ -267,7 +267,9 @@ def _contained_and_told(api: Env) -> None:
 def test_deleting_an_account_emails_its_address_after_its_keys_are_gone(api: Env) -> None:
     user, data = patient(api)
     headers = login_as(api.client, user)
-    response = api.client.delete("/api/v1/patients/me", headers=headers)
+    response = api.client.request(
+        "DELETE", "/api/v1/patients/me", headers=headers, json={"password": user.password}
+    )
     assert response.status_code == 204, response.text
     assert received(api, user) == ["account_deleted"]
     (notice,) = api.emails_to(user.email)

@@ -402,6 +402,43 @@ def check_password(
         attempt.fail(account, InvalidCredentials())
 
 
+def reauthenticate(
+    *,
+    session: Session,
+    settings: Settings,
+    account: Account,
+    password: str,
+    code: str | None,
+    address: str,
+    now: datetime,
+) -> None:
+    """The holder of a session proves again that they own ``account``, before a step
+    that cannot be undone (deleting the account): its password, then, when its second
+    factor is on, a code (TOTP or recovery, spent on success). Each is checked and
+    counted as a sign-in's (:func:`check_password`, :func:`check_code`: the same
+    limiters, the same locks), so a session alone, left open or stolen, is not enough,
+    and guessing through this step locks the account as guessing at sign-in does. A
+    missing code is a wrong one. Raises ``InvalidCredentials``, ``InvalidCode``,
+    ``SignInLocked``, ``SecondFactorLocked``."""
+    check_password(
+        session=session,
+        settings=settings,
+        account=account,
+        password=password,
+        address=address,
+        now=now,
+    )
+    if account.totp_enabled:
+        check_code(
+            session=session,
+            settings=settings,
+            account=account,
+            code=(code or "").strip(),
+            address=address,
+            now=now,
+        )
+
+
 def _pending_session(
     *, session: Session, settings: Settings, account: Account, now: datetime
 ) -> Issued:

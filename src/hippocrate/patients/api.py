@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Response
 from pydantic import Field
@@ -20,10 +20,12 @@ from hippocrate.access import policy
 from hippocrate.access.errors import Forbidden
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.access.principal import Principal
+from hippocrate.api.client import ClientAddress
 from hippocrate.api.deps import DB, AppSettings, CurrentPrincipal, Now, authenticated_router
 from hippocrate.api.pagination import Page, Paging, fetch_page
 from hippocrate.consultations.api import Blobs
 from hippocrate.i18n import _n
+from hippocrate.identity.schemas import CODE_DESCRIPTION, CodeValue, Password
 from hippocrate.patients import service
 from hippocrate.patients.models import Patient
 from hippocrate.patients.schemas import PatientRead
@@ -36,6 +38,18 @@ class PatientView(PatientRead):
     """A patient record; ``nir`` is filled only when asked for and allowed."""
 
     nir: str | None = None
+
+
+class AccountDeletion(StrictInput):
+    """What deleting one's account asks again: the password, and a code if the second
+    factor is on (``DELETE /patients/me``)."""
+
+    password: Password
+    code: CodeValue | None = Field(
+        default=None,
+        repr=False,
+        description=CODE_DESCRIPTION + "; required if the account has a second factor",
+    )
 
 
 class BreakGlassCreate(StrictInput):
@@ -104,14 +118,38 @@ def export_own_data(db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs)
     )
 
 
-@router.delete("/patients/me", status_code=204)
+_DELETION_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Wrong password or code (the account stays)"},
+    404: {"description": "The caller is not a patient"},
+    429: {"description": "Too many failures: blocked until `locked_until`"},
+}
+
+
+@router.delete("/patients/me", status_code=204, responses=_DELETION_REFUSALS)
 def delete_own_account(
-    db: DB, principal: CurrentPrincipal, now: Now, blobs: Blobs, settings: AppSettings
+    *,
+    body: AccountDeletion,
+    db: DB,
+    principal: CurrentPrincipal,
+    now: Now,
+    blobs: Blobs,
+    settings: AppSettings,
+    address: ClientAddress,
 ) -> Response:
-    """Delete the caller's account and crypto-shred their data (docs/RETENTION.md).
-    Irreversible: export first. The account's address is emailed that it is deleted."""
+    """Delete the caller's account and crypto-shred their data (docs/RETENTION.md),
+    once they gave their password again and, with a second factor on, a code: a
+    session alone (stolen, or left open) deletes nothing. Wrong ones are counted as
+    a sign-in's. Irreversible: export first. The account's address is emailed that it
+    is deleted."""
     service.delete_own_account(
-        session=db, blobs=blobs, principal=principal, now=now, settings=settings
+        session=db,
+        blobs=blobs,
+        principal=principal,
+        password=body.password,
+        code=body.code,
+        address=address,
+        now=now,
+        settings=settings,
     )
     return Response(status_code=204)
 

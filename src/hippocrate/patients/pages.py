@@ -5,7 +5,8 @@ The same services as ``patients/api.py``, ``audit/api.py`` and ``interop/api.py`
 the same scoped loaders (``service.own_record``, ``access_history_owner``): a page reads
 only the signed-in patient's own record, and every read is audited as the API's is.
 Deleting the account asks the password again (and a code when the second factor is on),
-checked and throttled as a sign-in's, before anything is shredded.
+checked and throttled as a sign-in's by the service itself before anything is shredded,
+as for ``DELETE /api/v1/patients/me``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hippocrate.api.pagination import PageParams, Paging, fetch_page
 from hippocrate.audit.views import access_history
 from hippocrate.consultations.api import Blobs, content_disposition
 from hippocrate.i18n import _n
-from hippocrate.identity import factors, passwords, signin
+from hippocrate.identity import factors, passwords
 from hippocrate.identity.models import Role
 from hippocrate.identity.pages import CHANGES, account_facts
 from hippocrate.interop import fhir
@@ -151,27 +152,16 @@ def delete_account(
     """``DELETE /api/v1/patients/me``'s work (crypto-shredding), once the patient gave
     their password again and, with a second factor on, a code: a session left open on
     a shared computer does not delete an account. Then signed out, cookie ended."""
-    account = resolved.account
-    on_refusal(request, DELETE, needs_code=account.totp_enabled)
-    signin.check_password(
+    on_refusal(request, DELETE, needs_code=resolved.account.totp_enabled)
+    service.delete_own_account(
         session=db,
-        settings=settings,
-        account=account,
+        blobs=blobs,
+        principal=principal,
         password=password,
+        code=code,
         address=address,
         now=clock,
-    )
-    if account.totp_enabled:
-        signin.check_code(
-            session=db,
-            settings=settings,
-            account=account,
-            code=code.strip(),
-            address=address,
-            now=clock,
-        )
-    service.delete_own_account(
-        session=db, blobs=blobs, principal=principal, now=clock, settings=settings
+        settings=settings,
     )
     csrf.renew(request)
     response = render.redirect(request, "/sign-in?deleted=true")

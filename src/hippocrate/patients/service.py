@@ -24,7 +24,8 @@ from hippocrate.db.sealed import vault_of
 from hippocrate.i18n import _n
 from hippocrate.identifiers import nir_matches_identity
 from hippocrate.identity.models import Account, AccountStatus
-from hippocrate.identity.sessions import end_sessions_of
+from hippocrate.identity.sessions import end_sessions_of, unsafe_get_account
+from hippocrate.identity.signin import reauthenticate
 from hippocrate.keyring.service import destroy_keys
 from hippocrate.notify.service import send, unsafe_account_to_notify, unsafe_patient_account
 from hippocrate.patients.errors import (
@@ -238,12 +239,21 @@ def delete_own_account(
     session: Session,
     blobs: BlobStore,
     principal: Principal,
+    password: str,
+    code: str | None,
+    address: str,
     now: datetime,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> None:
     """A patient deletes their account: crypto-shredding (docs/RETENTION.md).
 
-    In one transaction: open consultations are cancelled and every care relationship
+    First the patient proves again that the account is theirs: its password, and a code
+    when the second factor is on (``identity.signin.reauthenticate``, counted as a
+    sign-in's failures are). A refusal raises before anything is touched, whichever way
+    in (the API, the page) asked: a session alone never deletes an account. Staff are
+    refused (``NotFound``) before any password is looked at.
+
+    Then, in one transaction: open consultations are cancelled and every care relationship
     ends now; active break-glass grants are revoked; every session of the account ends;
     the data keys of the patient (and of the account, if it has its own) are destroyed;
     the patient is marked shredded and the account deleted, blind indexes cleared. Once
@@ -253,6 +263,17 @@ def delete_own_account(
     from hippocrate.consultations.service import cancel_for_deletion
 
     patient = own_record(session=session, principal=principal, now=now)
+    account = unsafe_get_account(session=session, account_id=principal.account_id)
+    assert account is not None  # the principal's session was resolved from it
+    reauthenticate(
+        session=session,
+        settings=settings,
+        account=account,
+        password=password,
+        code=code,
+        address=address,
+        now=now,
+    )
     consultations = session.scalars(
         policy.readable_consultations(principal, now=now).with_only_columns(Consultation.id)
     ).all()
@@ -277,8 +298,7 @@ def delete_own_account(
         .execution_options(synchronize_session=False)
     )
     end_sessions_of(session=session, account_id=principal.account_id, now=now, reason="deleted")
-    if settings is not None:
-        _tell_deleted(session=session, settings=settings, account_id=principal.account_id, now=now)
+    _tell_deleted(session=session, settings=settings, account_id=principal.account_id, now=now)
     # Plaintext columns only: deleting the account opens nothing of it.
     account_owner = session.scalar(
         select(Account.owner_id).where(Account.id == principal.account_id)
