@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -62,8 +63,12 @@ def _shot(page: Page, url: str, path: str, name: str) -> None:
 
 
 def _first_link(page: Page, prefix: str) -> str | None:
-    link = page.locator(f"main a[href^='{prefix}']").first
-    return link.get_attribute("href") if link.count() else None
+    """The first link of the page to ``prefix`` followed by an id."""
+    for link in page.locator(f"main a[href^='{prefix}']").all():
+        href = link.get_attribute("href") or ""
+        if re.fullmatch(re.escape(prefix) + r"[0-9a-f-]{36}", href):
+            return href
+    return None
 
 
 @contextmanager
@@ -110,7 +115,7 @@ def _photograph(page: Page, url: str, credentials: dict[str, Any]) -> None:
     _sign_in(page, url, patient)
     _shot(page, url, "/patient", "patient-consultations")
     found = _first_link(page, "/patient/consultations/")
-    if found and not found.endswith("/new"):
+    if found:
         _shot(page, url, found, "patient-consultation")
     _shot(page, url, "/patient/consultations/new", "patient-new-consultation")
     _shot(page, url, "/patient/access", "patient-access-log")

@@ -27,6 +27,7 @@ from hippocrate.api.deps import DB, AppSettings, Now
 from hippocrate.api.pagination import PageParams, Paging, fetch_page
 from hippocrate.audit.views import access_history
 from hippocrate.consultations.api import Blobs, content_disposition
+from hippocrate.consultations.schemas import catalogue
 from hippocrate.i18n import _n
 from hippocrate.identity import factors, passwords
 from hippocrate.identity.models import Role
@@ -54,6 +55,49 @@ PURPOSES = {
     "key-rotation": _n("platform maintenance"),
     "release": _n("platform security"),
 }
+#: What an access did, in words, for the events a patient's history shows most; any
+#: other is shown by its name in the trail.
+ACTIONS = {
+    "consultation:record:read": _n("read the consultation"),
+    "consultation:record:write": _n("wrote in the consultation"),
+    "consultation:record:handed-back": _n("handed the consultation back to the queue"),
+    "consultation:message:read": _n("read the messages"),
+    "consultation:message:write": _n("wrote a message"),
+    "consultation:attachment:read": _n("opened a document"),
+    "consultation:attachment:write": _n("added a document"),
+    "patient:record:read": _n("read the record"),
+    "patient:record:write": _n("wrote in the record"),
+    "patient:break-glass:read": _n("read the emergency access"),
+    "patient:break-glass:write": _n("opened an emergency access"),
+    "account:profile:read": _n("read the account's details"),
+    "account:profile:write": _n("changed the account's details"),
+    "account:session:opened": _n("signed in"),
+    "account:signin:password-accepted": _n("gave the right password"),
+    "account:signin:refused": _n("a sign-in was refused"),
+    "account:mfa:passed": _n("gave the second factor"),
+    "account:mfa:enabled": _n("turned the second factor on"),
+    "account:mfa:disabled": _n("turned the second factor off"),
+    "account:password:changed": _n("changed the password"),
+    "account:password:reset": _n("chose a new password"),
+    "account:email:verified": _n("confirmed the email address"),
+    "account:notification:read": _n("read a notification"),
+    "account:notification:write": _n("sent a notification"),
+    "breach:notice:seen": _n("read a security notice"),
+    "breach:notice:sent": _n("sent a security notice"),
+}
+
+#: The kinds of data an access touched (``tags.Category``), in words.
+CATEGORIES = {
+    "identity": _n("identity"),
+    "contact": _n("contact details"),
+    "nir": _n("social security number"),
+    "health": _n("health data"),
+    "attachment": _n("documents"),
+    "credentials": _n("sign-in secrets"),
+    "access": _n("emergency access reasons"),
+    "notification": _n("message codes"),
+}
+
 #: The words of ``audit.views`` that name an actor or their role, marked for the
 #: catalogues so that the history reads in the visitor's language.
 WHO = (
@@ -229,7 +273,11 @@ def access_page(
     who, what and why, newest first, paginated like the API; break-glass accesses
     marked in words, the emergency grants listed with their reasons."""
     entries = access_history(db, principal, now=clock)
-    shown = entries[paging.offset : paging.offset + paging.limit]
+    names = catalogue(render.language_of(request)).specialties
+    shown = [
+        entry.model_copy(update={"who": _specialty_named(entry.who, names)})
+        for entry in entries[paging.offset : paging.offset + paging.limit]
+    ]
     grants = _grants(db, principal, clock)
     return render.page(
         request,
@@ -239,10 +287,20 @@ def access_page(
         grants=grants,
         break_glass=BREAK_GLASS,
         purposes=PURPOSES,
+        actions=ACTIONS,
+        categories=CATEGORIES,
     )
 
 
 GRANTS_SHOWN = 100
+
+
+def _specialty_named(who: str, names: dict[str, str]) -> str:
+    """``Dr Name (dermatology)`` with the specialty's name in the page's language."""
+    head, _, code = who.rpartition(" (")
+    if head and code.endswith(")") and code[:-1] in names:
+        return f"{head} ({names[code[:-1]]})"
+    return who
 
 
 def _grants(db: DB, principal: Principal, now: datetime) -> list[GrantShown]:
