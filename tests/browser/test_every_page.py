@@ -1,7 +1,8 @@
 """Every page of the app in Chromium, for the role it serves, in a world where each has
 something to show (a closed consultation with files and signed documents, one waiting
 in the queue, an incident, a four-eyes request): axe-core finds no serious or critical
-violation on any of them, and nothing the pages load fails or is refused by the CSP.
+violation on any of them, nothing the pages load fails or is refused by the CSP, and on
+a phone's screen no page is wider than the screen.
 The pages are found by walking the routers the app mounts (``hippocrate.app.PAGES``),
 so a page added tomorrow is checked too."""
 
@@ -125,3 +126,18 @@ def test_every_page_passes_axe_core_for_the_role_it_serves(site: Site, browser: 
             _visit(page, site.at(_path(route, ids)), seen)
     no_console_errors(page)
     assert len(seen) >= 30, seen
+
+    # On a phone's screen, no page is wider than the screen.
+    phone = browser.new_context(locale="fr-FR", viewport={"width": 375, "height": 740}).new_page()
+    wider = []
+    for role, user in people.items():
+        _sign_in(phone, site, user)
+        for route in routes:
+            if role in (roles_of(route) or ()):
+                phone.goto(site.at(_path(route, ids)))
+                width, screen = phone.evaluate(
+                    "[document.documentElement.scrollWidth, window.innerWidth]"
+                )
+                if width > screen:
+                    wider.append((route.path, width))
+    assert wider == []

@@ -33,3 +33,23 @@ def test_a_wrong_password_is_said_in_french_and_the_language_can_change(
     page.get_by_role("button", name="English").click()
     expect(page.locator("h1")).to_have_text("Sign in")
     no_console_errors(page)
+
+
+def test_signing_in_works_from_the_keyboard_alone(site: Site, page: Page) -> None:
+    user = site.env.user()
+    page.goto(site.at("/sign-in"))
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip")).to_be_focused()  # the first stop skips the menus
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.locator("#email")).to_be_focused()
+    page.keyboard.type(user.email)
+    page.keyboard.press("Tab")
+    expect(page.locator("#password")).to_be_focused()
+    page.keyboard.type(user.password)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Se connecter")).to_be_focused()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page).to_have_url(site.at("/patient"))
+    no_console_errors(page)
