@@ -185,7 +185,9 @@ def complete_password_reset(
 
 def pending_router(**kwargs: Any) -> APIRouter:
     """Routes a session reaches before its second factor: each takes ``CurrentSession``
-    and must only complete or set up the second factor, or end the session."""
+    and must only complete or set up the second factor, or end the session. No
+    principal is made here, so the guard's containment is checked by the services
+    these routes call (``signin.refuse_if_contained``), as ``act_as`` checks it."""
     return APIRouter(**kwargs)
 
 
@@ -195,6 +197,7 @@ pending = pending_router()
 @pending.post("/auth/mfa", tags=["auth"], response_model=BearerToken, responses=_REFUSALS)
 def second_factor(
     *,
+    request: Request,
     body: CodeIn,
     resolved: CurrentSession,
     db: DB,
@@ -207,6 +210,7 @@ def second_factor(
     issued = signin.complete_second_factor(
         session=db,
         settings=settings,
+        guard=get_runtime(request).guard,
         resolved=resolved,
         code=body.code,
         address=address,
@@ -223,21 +227,34 @@ def logout(resolved: CurrentSession, db: DB, clock: Now) -> Response:
 
 
 @pending.post("/me/totp", tags=["account"])
-def begin_totp(resolved: CurrentSession) -> TotpSetup:
+def begin_totp(request: Request, resolved: CurrentSession, db: DB) -> TotpSetup:
     """Start setting up TOTP: a new secret and its ``otpauth://`` URI (show it as a QR
     code). Nothing is enabled until ``/me/totp/confirm`` gets a code from the app."""
-    secret, uri = service.begin_totp(account=resolved.account)
+    secret, uri = service.begin_totp(
+        session=db, guard=get_runtime(request).guard, account=resolved.account
+    )
     return TotpSetup(secret=secret, otpauth_uri=uri)
 
 
 @pending.post("/me/totp/confirm", tags=["account"])
 def confirm_totp(
-    body: CodeIn, resolved: CurrentSession, db: DB, settings: AppSettings, clock: Now
+    *,
+    request: Request,
+    body: CodeIn,
+    resolved: CurrentSession,
+    db: DB,
+    settings: AppSettings,
+    clock: Now,
 ) -> TotpEnabled:
     """Enable TOTP with a first code. Answers the recovery codes (shown once) and a new
     token: this session and every other one of the account end."""
     codes, issued = service.confirm_totp(
-        session=db, settings=settings, resolved=resolved, code=body.code, now=clock
+        session=db,
+        settings=settings,
+        guard=get_runtime(request).guard,
+        resolved=resolved,
+        code=body.code,
+        now=clock,
     )
     return TotpEnabled(
         recovery_codes=codes, token=issued.token, expires_at=issued.record.absolute_expires_at

@@ -138,7 +138,13 @@ def code(
     target = render.local_path(next, "/")
     on_refusal(request, "identity/code.html", next=target)
     issued = signin.complete_second_factor(
-        session=db, settings=settings, resolved=resolved, code=code, address=address, now=clock
+        session=db,
+        settings=settings,
+        guard=get_runtime(request).guard,
+        resolved=resolved,
+        code=code,
+        address=address,
+        now=clock,
     )
     return _signed_in(request, issued, target)
 
@@ -424,11 +430,13 @@ def _grouped(secret: str) -> str:
 
 
 @public.get("/account/second-factor")
-def second_factor_setup_page(request: Request, resolved: PageSession) -> Response:
+def second_factor_setup_page(request: Request, resolved: PageSession, db: DB) -> Response:
     """``POST /api/v1/me/totp``'s work, for a session whose second factor may be
     pending (a staff member's first sign-in) or a signed-in patient: a new secret,
     stored on the account until a code confirms it, shown as a QR code and as text."""
-    secret, uri = service.begin_totp(account=resolved.account)
+    secret, uri = service.begin_totp(
+        session=db, guard=get_runtime(request).guard, account=resolved.account
+    )
     return render.page(
         request,
         SECOND_FACTOR,
@@ -461,7 +469,12 @@ def confirm_second_factor(
     onward = back or home_of(account.role)
     on_refusal(request, SECOND_FACTOR, setup=shown, back=back)
     codes, issued = service.confirm_totp(
-        session=db, settings=settings, resolved=resolved, code=code, now=clock
+        session=db,
+        settings=settings,
+        guard=get_runtime(request).guard,
+        resolved=resolved,
+        code=code,
+        now=clock,
     )
     csrf.renew(request)
     response = render.page(request, CODES, codes=codes, onward=onward)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -54,6 +55,7 @@ from hippocrate.identity.signin import (
     check_password,
     email_index,
     login_email,
+    refuse_if_contained,
     replace_with_full_session,
     unsafe_account_by_email,
 )
@@ -75,6 +77,9 @@ from hippocrate.patients.service import (
 )
 from hippocrate.tags import Tag
 from hippocrate.vault import DecryptionError
+
+if TYPE_CHECKING:
+    from hippocrate.guard.service import Guard
 
 _EMAILED_TOKENS = {
     TokenPurpose.VERIFY_EMAIL: ("verify_email", tokens.VERIFY_EMAIL_LIFETIME),
@@ -665,9 +670,12 @@ def change_password(
     security_notice(session=session, settings=settings, account=account, now=now)
 
 
-def begin_totp(*, account: Account) -> tuple[str, str]:
+def begin_totp(*, session: Session, guard: Guard | None, account: Account) -> tuple[str, str]:
     """A new TOTP secret for ``account`` (not enabled until confirmed with a code);
-    returns the secret and its ``otpauth://`` URI. Raises ``SecondFactorAlreadySetUp``."""
+    returns the secret and its ``otpauth://`` URI. Raises ``Contained`` (the guard
+    contained the account: no second factor is set up for it),
+    ``SecondFactorAlreadySetUp``."""
+    refuse_if_contained(session=session, guard=guard, account=account)
     if account.totp_enabled:
         raise SecondFactorAlreadySetUp()
     secret = factors.new_secret()
@@ -677,13 +685,21 @@ def begin_totp(*, account: Account) -> tuple[str, str]:
 
 
 def confirm_totp(
-    *, session: Session, settings: Settings, resolved: Resolved, code: str, now: datetime
+    *,
+    session: Session,
+    settings: Settings,
+    guard: Guard | None,
+    resolved: Resolved,
+    code: str,
+    now: datetime,
 ) -> tuple[list[str], Issued]:
     """Enable TOTP once a code from the app proves it was set up; returns the recovery
     codes (shown once) and a full session replacing the caller's. Every other session
-    of the account ends. Raises ``SecondFactorAlreadySetUp``, ``SecondFactorNotSetUp``,
+    of the account ends. A contained account is refused before any code is looked at.
+    Raises ``Contained``, ``SecondFactorAlreadySetUp``, ``SecondFactorNotSetUp``,
     ``InvalidCode``."""
     account = resolved.account
+    refuse_if_contained(session=session, guard=guard, account=account)
     if account.totp_enabled:
         raise SecondFactorAlreadySetUp()
     secret = account.totp_secret

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -63,6 +63,9 @@ from hippocrate.keyring.service import unwrap_budget_of
 from hippocrate.notify.service import send, send_later
 from hippocrate.tags import ATTEMPTS, Attempted, Outcome, Tag
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
+
+if TYPE_CHECKING:
+    from hippocrate.guard.service import Guard
 
 PENDING_LIFETIME = timedelta(minutes=10)
 """How long a session waiting for its second factor (or its enrolment) lives."""
@@ -328,19 +331,34 @@ def sign_in(
     )
 
 
+def refuse_if_contained(*, session: Session, guard: Guard | None, account: Account) -> None:
+    """Raise the guard's ``Contained`` if ``account`` is contained: the check
+    ``api.deps.act_as`` makes before any principal exists, made here for the steps a
+    session takes before it has one (completing or setting up its second factor), so
+    that a contained account gains neither a full session nor a second factor, through
+    the API or the pages alike. The guard's state is asked, not the account's status:
+    a containment holds for every process from the moment it is marked, before the
+    account is disabled and its sessions ended."""
+    if guard is not None:
+        guard.ensure_not_contained(account.id, session=session)
+
+
 def complete_second_factor(
     *,
     session: Session,
     settings: Settings,
+    guard: Guard | None,
     resolved: Resolved,
     code: str,
     address: str,
     now: datetime,
 ) -> Issued:
     """Check a TOTP or recovery code for a session waiting for it; on success the
-    session is ended and a full one (new token) is returned. Raises
+    session is ended and a full one (new token) is returned. A contained account is
+    refused before any code is looked at. Raises ``Contained``,
     ``SessionAlreadyComplete``, ``SecondFactorNotSetUp``, ``SignInLocked``, ``InvalidCode``."""
     account = resolved.account
+    refuse_if_contained(session=session, guard=guard, account=account)
     if resolved.auth_session.mfa_passed:
         raise SessionAlreadyComplete()
     if not account.totp_enabled:
