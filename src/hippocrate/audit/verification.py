@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hippocrate.audit.chain import FIELDS, GENESIS, link
+from hippocrate.audit.chain import GENESIS
 from hippocrate.audit.checkpoints import HEAD_ID, Checkpoint, read_checkpoints
 from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.audit.walk import Stretch, walk
 from hippocrate.vault.signatures import verify_signature
 
 
@@ -107,11 +108,12 @@ def verify(
     for copy in (*copies, *witnesses):
         everything.update(copy.checkpoints or ())
     wanted = {checkpoint.seq for checkpoint in everything}
-    last, previous, hashes_at = _verify_chain(session, report, wanted, batch)
-    head = session.get(AuditHead, HEAD_ID)
+    head, lo, hi = _bounds(session)
+    stretches = _walk_chain(session, lo=lo, hi=hi, wanted=frozenset(wanted), batch=batch)
+    last, previous, hashes_at = join(report, stretches)
     intact = report.first_bad_seq is None
-    if intact and head is not None and (head.seq, head.hash) != (last, previous):
-        report.fail(last + 1, f"the head says {head.seq} events; the chain ends at {last}")
+    if intact and head is not None and head != (last, previous):
+        report.fail(last + 1, f"the head says {head[0]} events; the chain ends at {last}")
 
     matched = _verify_checkpoints(
         report, everything, public_key=public_key, last=last, hashes_at=hashes_at, intact=intact
@@ -284,36 +286,61 @@ def _summarise(
         )
 
 
-def _verify_chain(
-    session: Session, report: Verification, wanted: set[int], batch: int
-) -> tuple[int, bytes, dict[int, bytes]]:
-    """Walk the rows in order; returns the last good seq, its hash, and the hashes at
-    the ``wanted`` sequence numbers. Stops judging at the first break."""
+def _bounds(session: Session) -> tuple[tuple[int, bytes] | None, int | None, int | None]:
+    """The head (None if its row is missing) and the lowest and highest sequence numbers
+    stored, read in one statement (one snapshot): events appended while verify runs lie
+    beyond the highest and are left for the next run."""
+    events = AuditEvent.seq
+    found = session.execute(
+        select(
+            AuditHead.seq,
+            AuditHead.hash,
+            select(func.min(events)).scalar_subquery(),
+            select(func.max(events)).scalar_subquery(),
+        ).where(AuditHead.id == HEAD_ID)
+    ).first()
+    if found is not None:
+        return (int(found[0]), bytes(found[1])), found[2], found[3]
+    lo, hi = session.execute(select(func.min(events), func.max(events))).one()
+    return None, lo, hi
+
+
+def _walk_chain(
+    session: Session, *, lo: int | None, hi: int | None, wanted: frozenset[int], batch: int
+) -> list[Stretch]:
+    """The chain's rows ``lo..hi``, walked in this session's connection."""
+    if lo is None or hi is None:
+        return []
+    return [walk(session.connection(), lo, hi, wanted, batch)]
+
+
+def join(report: Verification, stretches: Sequence[Stretch]) -> tuple[int, bytes, dict[int, bytes]]:
+    """Join stretches walked apart into one walk of the chain, in order: each stretch's
+    first row must be the one expected after the last good row before it and link to
+    its hash; a stretch's own verdict counts only if it does. Returns the last good
+    sequence number, its hash, and the hashes at the wanted sequence numbers. As a walk
+    in one piece, it stops judging at the first break and counts every row."""
     hashes_at: dict[int, bytes] = {}
-    columns = [getattr(AuditEvent, name) for name in FIELDS]
-    statement = (
-        select(*columns, AuditEvent.prev_hash, AuditEvent.hash)
-        .order_by(AuditEvent.seq)
-        .execution_options(yield_per=batch)
-    )
-    expected, previous, broken = 1, GENESIS, False
-    for row in session.execute(statement):
-        report.events += 1
-        if broken:
+    expected, previous, intact = 1, GENESIS, True
+    for stretch in stretches:
+        report.events += stretch.rows
+        if not intact or stretch.first_seq is None:
             continue
-        values = dict(zip(FIELDS, row[: len(FIELDS)], strict=True))
-        seq = int(values["seq"])
-        broken = True
-        if seq != expected:
-            report.fail(expected, f"missing (next present is {seq}): a row was deleted")
-        elif row.prev_hash != previous:
-            report.fail(seq, "does not follow its predecessor: a row was inserted or reordered")
-        elif link(previous, values) != row.hash:
-            report.fail(seq, "its content does not match its hash: the row was altered")
+        intact = False
+        if stretch.first_seq != expected:
+            report.fail(
+                expected, f"missing (next present is {stretch.first_seq}): a row was deleted"
+            )
+        elif stretch.first_prev != previous:
+            report.fail(
+                stretch.first_seq,
+                "does not follow its predecessor: a row was inserted or reordered",
+            )
         else:
-            broken = False
-            previous = row.hash
-            if seq in wanted:
-                hashes_at[seq] = row.hash
-            expected += 1
+            hashes_at.update(stretch.hashes_at)
+            expected, previous = stretch.last_seq + 1, stretch.last_hash
+            if stretch.failure is not None:
+                report.fail(*stretch.failure)
+            else:
+                intact = True
     return expected - 1, previous, hashes_at

@@ -1,0 +1,222 @@
+"""Walking the chain fast: raw rows, the canonical bytes by orjson, chunks in parallel.
+
+A walk reads the rows of one stretch of sequence numbers in order, as plain values from
+the driver (no ORM object, no type processing: a server-side cursor on PostgreSQL,
+``fetchmany`` batches on SQLite). The database itself puts the timestamps and UUIDs in
+their canonical text, and says whether a row's values have the shape the app writes;
+the JSON columns are parsed by orjson, the canonical bytes written by orjson
+(``chain.unsafe_fast_canonical``), hashed and compared.
+
+The fast path never decides alone that a row is altered, nor takes a row the reference
+would refuse: it takes a row only when its bytes are the reference's (``chain.py`` says
+when orjson's are) and their hash is the stored one. Any other row (a digest that does
+not match, a timestamp or a UUID not in the app's shape, a float, a character beyond
+ASCII) is read again through the ORM's types and judged by the reference encoding,
+exactly as before. So the verdicts are the reference's, row by row.
+
+A stretch is judged on its own, except its first row's link to the stretch before it:
+the walk records that row's sequence number and ``prev_hash``, and whoever joins the
+stretches (``verification.join``) checks that they follow the last good row of the
+previous stretch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, func, select
+
+from hippocrate.audit.chain import CONTEXT, FIELDS, link, orjson_safe, unsafe_fast_canonical
+from hippocrate.audit.models import AuditEvent
+
+# The rows as the fast path reads them: the time already in its canonical text where
+# the stored one has the shape the app writes (its 11th character a space), the UUIDs as
+# stored (32 hex digits on SQLite, their canonical text on PostgreSQL).
+SQLITE_ROWS = """
+SELECT seq, prev_hash, hash, typeof(at) = 'text' AND substr(at, 11, 1) = ' ',
+  substr(at, 1, 10) || 'T' || substr(at, 12) || 'Z',
+  actor_account_id, actor_role, action, patient_id, resources, categories, purpose, outcome,
+  request_id
+FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq
+"""
+POSTGRESQL_ROWS = """
+SELECT seq, prev_hash, hash, true,
+  to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+  actor_account_id::text, actor_role, action, patient_id::text,
+  resources::text, categories::text, purpose, outcome, request_id
+FROM audit_events WHERE seq BETWEEN %s AND %s ORDER BY seq
+"""
+# What ``chain._plain`` makes of a time: a four-digit year (``%Y`` does not pad).
+_CANONICAL_AT = re.compile(
+    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
+).fullmatch
+_HEX = "0123456789abcdef"
+_DECLINE = object()  # a value the fast path leaves to the reference
+_MISSING = object()
+_CACHED = 65_536  # UUIDs and category lists remembered per walk
+
+
+def _sqlite_uuid(stored: Any) -> Any:
+    """The canonical text of a UUID as SQLite holds it (``uuid.hex``), or _DECLINE
+    when it is not 32 lowercase hex digits (the reference may read it otherwise)."""
+    if type(stored) is not str or len(stored) != 32 or stored.strip(_HEX):
+        return _DECLINE
+    s = stored
+    return f"{s[:8]}-{s[8:12]}-{s[12:16]}-{s[16:20]}-{s[20:]}"
+
+
+def _iso(at: str) -> bool:
+    """Whether the time exists (``_CANONICAL_AT`` checks only its digits' places)."""
+    try:
+        datetime.fromisoformat(at)
+    except ValueError:
+        return False
+    return True
+
+
+def _postgresql_uuid(stored: Any) -> Any:
+    return stored  # ``uuid::text`` is ``str(uuid.UUID)``
+
+
+_TYPED = select(*[getattr(AuditEvent, name) for name in FIELDS])
+_COUNT = select(func.count()).where(
+    AuditEvent.seq > bindparam("after"), AuditEvent.seq <= bindparam("hi")
+)
+
+
+@dataclass
+class Stretch:
+    """What a walk over ``lo..hi`` found. ``first_seq`` and ``first_prev`` are its first
+    row's, unchecked against the row before; ``last_seq``, ``last_hash`` the last row
+    judged good; ``failure`` the first problem (sequence number, message), after which
+    rows are counted but not judged."""
+
+    lo: int
+    hi: int
+    rows: int = 0
+    first_seq: int | None = None
+    first_prev: bytes | None = None
+    last_seq: int = 0
+    last_hash: bytes = b""
+    failure: tuple[int, str] | None = None
+    hashes_at: dict[int, bytes] = field(default_factory=dict)
+    reference_rows: int = 0  # rows judged by the reference encoding
+
+
+def _batches(connection: Connection, lo: int, hi: int, batch: int) -> Generator[Sequence[Any]]:
+    raw: Any = connection.connection.dbapi_connection
+    if connection.dialect.name == "postgresql":
+        cursor = raw.cursor(name="hippocrate_audit_walk")  # server-side: streamed
+        cursor.itersize = batch
+        cursor.execute(POSTGRESQL_ROWS, (lo, hi))
+    else:
+        cursor = raw.cursor()
+        cursor.execute(SQLITE_ROWS, (lo, hi))
+    try:
+        while rows := cursor.fetchmany(batch):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def _reference(connection: Connection) -> Callable[[int, bytes], bytes]:
+    """The reference link of the row at ``seq``: read through the ORM's types, encoded
+    by ``chain.canonical`` (what verification did for every row before)."""
+
+    def compute(seq: int, prev_hash: bytes) -> bytes:
+        row = connection.execute(_TYPED.where(AuditEvent.seq == seq)).one()
+        return link(prev_hash, dict(zip(FIELDS, row, strict=True)))
+
+    return compute
+
+
+def _loaded(text: Any) -> Any:
+    """A JSON column's value when orjson writes it as the reference does (no float in
+    it), else _DECLINE."""
+    try:
+        value = orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError):
+        return _DECLINE
+    if type(value) is list:
+        for item in value:
+            if type(item) is not str and not orjson_safe(item):
+                return _DECLINE
+        return value
+    return value if orjson_safe(value) else _DECLINE
+
+
+def walk(  # noqa: PLR0912 (one flat loop: a call per row would cost a tenth of the walk)
+    connection: Connection, lo: int, hi: int, wanted: frozenset[int], batch: int = 20_000
+) -> Stretch:
+    """Judge the rows of sequence ``lo..hi`` in order (see the module's docstring)."""
+    found = Stretch(lo, hi)
+    reference = _reference(connection)
+    sha256, loaded, fast, iso = hashlib.sha256, _loaded, unsafe_fast_canonical, _iso
+    canonical_at, decline, missing = _CANONICAL_AT, _DECLINE, _MISSING
+    uuid_text = _postgresql_uuid if connection.dialect.name == "postgresql" else _sqlite_uuid
+    uuids: dict[Any, Any] = {None: None}
+    lists: dict[Any, Any] = {}
+    rows = reference_rows = 0
+    expected, previous, first = 0, b"", True
+    batches = _batches(connection, lo, hi, batch)
+    for chunk in batches:
+        rows += len(chunk)
+        for row in chunk:
+            (seq, prev_hash, digest, plain, at, actor, role, action, patient, res, cats,
+             purpose, outcome, request_id) = row  # fmt: skip
+            if first:
+                found.first_seq, found.first_prev = seq, prev_hash
+                expected, previous, first = seq, prev_hash, False
+            if seq != expected:
+                found.failure = (expected, f"missing (next present is {seq}): a row was deleted")
+            elif prev_hash != previous:
+                found.failure = (
+                    seq,
+                    "does not follow its predecessor: a row was inserted or reordered",
+                )
+            else:
+                body = None
+                if plain and canonical_at(at) and iso(at):
+                    if (a := uuids.get(actor, missing)) is missing:
+                        a = uuids[actor] = uuid_text(actor)
+                    if (p := uuids.get(patient, missing)) is missing:
+                        p = uuids[patient] = uuid_text(patient)
+                    if (c := lists.get(cats, missing)) is missing:
+                        c = lists[cats] = loaded(cats)
+                    r = loaded(res)
+                    if (
+                        a is not decline
+                        and p is not decline
+                        and r is not decline
+                        and (c is not decline)
+                    ):
+                        body = fast([seq, at, a, role, action, p, r, c, purpose, outcome,
+                                     request_id])  # fmt: skip
+                    if len(uuids) > _CACHED or len(lists) > _CACHED:
+                        uuids, lists = {None: None}, {}
+                if body is None or sha256(CONTEXT + prev_hash + body).digest() != digest:
+                    reference_rows += 1
+                    if reference(seq, prev_hash) != digest:
+                        found.failure = (
+                            seq,
+                            "its content does not match its hash: the row was altered",
+                        )
+            if found.failure is not None:
+                break
+            previous = digest
+            if seq in wanted:
+                found.hashes_at[seq] = digest
+            expected += 1
+        if found.failure is not None:  # the rest is counted, not judged
+            batches.close()
+            rows += connection.execute(_COUNT, {"after": chunk[-1][0], "hi": hi}).scalar_one()
+            break
+    found.rows, found.reference_rows = rows, reference_rows
+    found.last_seq, found.last_hash = expected - 1, previous
+    return found
