@@ -44,13 +44,17 @@ def _chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while the driver runs, its event loop is the thread's
+# running loop, and a later test of the same worker that calls asyncio.run (the PDF
+# signer does) would fail. A module's tests run together on one worker (--dist
+# loadscope), so the loop ends with them.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(
         executable_path=_chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]

@@ -284,17 +284,17 @@ def test_keys_rotate_then_rotate_one_patient(seeded: Seeded) -> None:
     assert "provider: file" in status
     assert "root key versions: 1\n" in status
     assert "current root key version: 1" in status
-    # 5 patients, 3 honeytokens, and the 15 seeded staff accounts (12 practitioners, an
-    # admin, a support and a dpo), whose credentials are sealed under keys of their own.
-    assert "data keys wrapped by root version 1: 23" in status
+    # 5 patients, 3 honeytokens, and the 17 seeded staff accounts (12 practitioners, two
+    # admins, a support and two dpos), whose credentials are sealed under keys of their own.
+    assert "data keys wrapped by root version 1: 25" in status
 
     rotated = cli.ok("keys", "rotate")
-    assert "root key version 2 finished: 23 data keys rewrapped" in rotated
+    assert "root key version 2 finished: 25 data keys rewrapped" in rotated
 
     status = cli.ok("keys", "status")
     assert "root key versions: 1, 2" in status
     assert "current root key version: 2" in status
-    assert "data keys wrapped by root version 2: 23" in status
+    assert "data keys wrapped by root version 2: 25" in status
     assert "wrapped by root version 1" not in status
 
     out = cli.ok("keys", "rotate-patient", str(patient_id))
