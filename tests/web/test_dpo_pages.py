@@ -256,7 +256,7 @@ def test_the_drill_page_says_how_to_run_it(web: Env) -> None:
     sign_in(web.client, web.user(Role.DPO))
     page = web.client.get("/dpo/drill")
     assert page.status_code == 200
-    assert "hippocrate drill --json" in page.text
+    assert "hippocrate drill</code>" in page.text
     assert str(web.settings.data_dir) not in page.text  # no server path shown
     assert "No report yet." in page.text
     report = {

@@ -65,6 +65,8 @@ PARIS = ZoneInfo("Europe/Paris")
 ALERTS_SHOWN = 200
 #: Where ``hippocrate drill --json`` may leave its report for this page to show.
 DRILL_REPORT = "drill.json"
+"""The file, in a deployment's data folder, where ``hippocrate drill`` keeps its last
+report for this page."""
 
 FLASHES = {
     "opened": _n("The incident is open: its clock runs from the time of awareness."),

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 from hippocrate.audit.recorder import recorder_of
 from hippocrate.breach import jobs, notices
 from hippocrate.breach.models import Incident, Notice, NoticeStatus
-from hippocrate.cli.context import fail, operator_actor, operator_principal, operator_work, runtime
+from hippocrate.cli.context import (
+    fail,
+    operator_actor,
+    operator_principal,
+    operator_work,
+    runtime,
+    settings,
+)
 from hippocrate.errors import HippocrateError
 from hippocrate.patients.models import Patient
 from hippocrate.tags import Tag
@@ -189,3 +196,11 @@ def drill(
     if json_out is not None:
         drilling.write_json(report, json_out)
         typer.echo(f"report: {json_out}")
+    # The deployment this command is configured for keeps its last drill for the DPO's
+    # page (/dpo/drill), if it has a data folder.
+    from hippocrate.breach.pages import DRILL_REPORT
+
+    data_dir = settings().data_dir
+    if data_dir.is_dir():
+        drilling.write_json(report, data_dir / DRILL_REPORT)
+        typer.echo(f"report kept for the DPO's page: {data_dir / DRILL_REPORT}")
