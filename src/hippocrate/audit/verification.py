@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hippocrate.audit.chain import GENESIS
 from hippocrate.audit.checkpoints import HEAD_ID, Checkpoint, read_checkpoints
 from hippocrate.audit.models import AuditEvent, AuditHead
-from hippocrate.audit.walk import Stretch, walk
+from hippocrate.audit.walk import Stretch, cores, split, walk, walk_in_parallel
 from hippocrate.vault.signatures import verify_signature
 
 
@@ -89,6 +89,8 @@ def verify(
     now: datetime | None = None,
     max_gap: timedelta | None = None,
     batch: int = 20_000,
+    workers: int | None = None,
+    min_stretch: int = 50_000,
 ) -> Verification:
     """Check the chain row by row, the head, every signed checkpoint of every file and
     witness copy, that the checkpoint file holds everything its mirrors and the
@@ -97,6 +99,11 @@ def verify(
 
     ``checkpoint_files``: the checkpoint file first, then its mirrors. Names the first
     bad sequence number when the problem lies in the chain.
+
+    The chain is walked by ``workers`` processes (None: one per core), each over
+    contiguous stretches of at least ``min_stretch`` events, when the database is a file
+    or a server they can open; in this process otherwise. The verdicts do not depend on
+    it (see ``join``).
     """
     report = Verification()
     files = list(checkpoint_files)
@@ -109,7 +116,15 @@ def verify(
         everything.update(copy.checkpoints or ())
     wanted = {checkpoint.seq for checkpoint in everything}
     head, lo, hi = _bounds(session)
-    stretches = _walk_chain(session, lo=lo, hi=hi, wanted=frozenset(wanted), batch=batch)
+    stretches = _walk_chain(
+        session,
+        lo=lo,
+        hi=hi,
+        wanted=frozenset(wanted),
+        batch=batch,
+        workers=workers,
+        min_stretch=min_stretch,
+    )
     last, previous, hashes_at = join(report, stretches)
     intact = report.first_bad_seq is None
     if intact and head is not None and head != (last, previous):
@@ -306,12 +321,33 @@ def _bounds(session: Session) -> tuple[tuple[int, bytes] | None, int | None, int
 
 
 def _walk_chain(
-    session: Session, *, lo: int | None, hi: int | None, wanted: frozenset[int], batch: int
+    session: Session,
+    *,
+    lo: int | None,
+    hi: int | None,
+    wanted: frozenset[int],
+    batch: int,
+    workers: int | None,
+    min_stretch: int,
 ) -> list[Stretch]:
-    """The chain's rows ``lo..hi``, walked in this session's connection."""
+    """The chain's rows ``lo..hi`` walked in stretches: in parallel where it pays and the
+    database can be opened by other processes, else in this session's connection."""
     if lo is None or hi is None:
         return []
-    return [walk(session.connection(), lo, hi, wanted, batch)]
+    connection = session.connection()
+    url = connection.engine.url
+    workers = cores() if workers is None else workers
+    parts = min(workers * 4, (hi - lo + 1) // max(min_stretch, 1))
+    shared = url.get_backend_name() == "postgresql" or url.database not in (None, "", ":memory:")
+    if workers < 2 or parts < 2 or not shared:
+        return [walk(connection, lo, hi, wanted, batch)]
+    return walk_in_parallel(
+        url.render_as_string(hide_password=False),
+        split(lo, hi, parts),
+        wanted,
+        workers=workers,
+        batch=batch,
+    )
 
 
 def join(report: Verification, stretches: Sequence[Stretch]) -> tuple[int, bytes, dict[int, bytes]]:

@@ -25,6 +25,12 @@ def verify_command(
         "--witness",
         help="A witness's copy: the checkpoints it received, one JSON line each (repeatable).",
     ),
+    workers: int = typer.Option(
+        0,
+        min=0,
+        help="Processes that walk the chain, each over contiguous stretches (0: one per core; "
+        "1: this process alone).",
+    ),
 ) -> None:
     """Check the hash chain, every signed checkpoint, the checkpoint file against its
     mirrors and the witnesses' copies, and that no old event lies beyond the last
@@ -45,6 +51,7 @@ def verify_command(
             max_gap=timedelta(
                 seconds=settings.audit_checkpoint_seconds + settings.audit_checkpoint_grace_seconds
             ),
+            workers=workers or None,
         )
         unproved = [*report.unproved, *limits(settings, witness)]
     if report.ok:
