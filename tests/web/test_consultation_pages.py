@@ -341,7 +341,9 @@ def test_images_are_shown_sandboxed_and_everything_else_downloaded(web: Env) -> 
         if download.headers["content-type"] == "image/png":
             assert view.status_code == 200
             assert view.headers["content-disposition"] == "inline"
-            assert view.headers["content-security-policy"] == "default-src 'none'; sandbox"
+            assert view.headers["content-security-policy"] == (
+                "default-src 'none'; frame-ancestors 'none'; sandbox"
+            )
             assert view.headers["x-content-type-options"] == "nosniff"
         else:
             assert view.status_code == 404  # a PDF is never rendered by the page

@@ -74,9 +74,10 @@ PATIENT = [require_role(Role.PATIENT)]
 PRACTITIONER = [require_role(Role.PRACTITIONER)]
 
 #: Images the platform re-encoded without metadata (``files.py``, ``images.py``): the
-#: only attachments a page shows inline, and then sandboxed.
+#: only attachments a page shows inline, and then sandboxed. The policy replaces the
+#: pages' own, so it keeps their ``frame-ancestors 'none'``: no other site frames a file.
 INLINE_TYPES = frozenset({JPEG, PNG})
-SANDBOXED = "default-src 'none'; sandbox"
+SANDBOXED = "default-src 'none'; frame-ancestors 'none'; sandbox"
 
 STATUS_LABELS = {
     ConsultationStatus.REQUESTED: _n("Waiting for a practitioner"),

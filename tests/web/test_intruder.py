@@ -1,0 +1,306 @@
+"""The pages attacked as an intruder would: with a stolen cookie of each role, a
+contained account's cookie, an ended session; from another site (open redirects, the
+headers of every kind of answer); as a malicious patient writing HTML into every free
+text field; and by asking the public pages which accounts exist."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from hippocrate.identity.models import Role
+from hippocrate.web import cookies, csrf
+from tests.api.test_app import assert_security_headers
+from tests.consultations.helpers import pdf_bytes, png_bytes
+from tests.identity.conftest import Env
+from tests.identity.helpers import TestUser, fast_password_hashing, patient_data
+from tests.web.conftest import BASE, page_client, sign_in, submit
+from tests.web.test_page_access import concrete, page_routes, roles_of
+
+XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+_CONSULTATION = re.compile(r"/patient/consultations/([0-9a-f-]{36})")
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords() -> Iterator[None]:
+    with fast_password_hashing():
+        yield
+
+
+@contextmanager
+def browser(env: Env, user: TestUser | None = None) -> Iterator[TestClient]:
+    """Another browser on the same app, in English, signed in as ``user`` if given."""
+    with page_client(env.app) as client:
+        client.headers["Accept-Language"] = "en"
+        if user is not None:
+            sign_in(client, user)
+        yield client
+
+
+def open_consultation(client: TestClient, files: Any = None, **changes: str) -> str:
+    data = {
+        "specialty": "general-practice",
+        "subject": "Plaques rouges sur le bras",
+        "description": "Depuis cinq jours, des plaques qui grattent le soir.",
+        "q_symptoms_duration": "4_to_7_days",
+        "q_current_treatments": "aucun",
+        "q_allergies": "aucune",
+        "q_pregnancy": "not_applicable",
+        **changes,
+    }
+    answer = submit(client, "/patient/consultations/new", data, files=files)
+    assert answer.status_code == 303, answer.text[:800]
+    found = _CONSULTATION.match(answer.headers["location"])
+    assert found is not None
+    return found.group(1)
+
+
+def take(doctor: TestClient) -> str:
+    answer = submit(doctor, "/practitioner/queue/take", {}, form="/practitioner")
+    assert answer.status_code == 303, answer.text[:800]
+    return answer.headers["location"].split("/")[3].split("?")[0]
+
+
+def assert_no_raw_markup(text: str) -> None:
+    assert "<script>alert(1)" not in text
+    assert "<img src=x onerror" not in text
+    assert "onerror=" not in text.replace("onerror=alert(2)&gt;", "")
+
+
+# -- a malicious patient's HTML, on every page that shows it ---------------------------------
+
+
+def test_html_written_by_a_patient_is_escaped_on_every_page_that_shows_it(web: Env) -> None:
+    villain = web.user(
+        patient=patient_data(
+            given_names=f"Eve {XSS}", family_name=f"Mallory {XSS}", birth_date=date(1990, 1, 2)
+        )
+    )
+    with browser(web, villain) as patient:
+        consultation_id = open_consultation(
+            patient,
+            files=[("files", (f"{XSS}.pdf", pdf_bytes(), "application/pdf"))],
+            subject=f"Subject {XSS}",
+            description=f"Description {XSS}",
+            q_current_treatments=f"Treatment {XSS}",
+            q_allergies=f"Allergy {XSS}",
+        )
+        path = f"/patient/consultations/{consultation_id}"
+        sent = submit(patient, f"{path}/messages", {"body": f"Body {XSS}"}, form=path)
+        assert sent.status_code == 303
+        for page in ("/patient", path, "/patient/account", "/patient/access"):
+            answer = patient.get(page)
+            assert answer.status_code == 200, page
+            assert_no_raw_markup(answer.text)
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in patient.get(path).text
+
+    with browser(web, web.user(Role.PRACTITIONER)) as doctor:
+        assert_no_raw_markup(doctor.get("/practitioner").text)
+        assert take(doctor) == consultation_id
+        record = f"/practitioner/consultations/{consultation_id}"
+        for page in (record, "/practitioner", "/practitioner/patients"):
+            answer = doctor.get(page)
+            assert answer.status_code == 200, page
+            assert_no_raw_markup(answer.text)
+        shown = doctor.get(record).text
+        assert "Mallory &#34;&gt;&lt;script&gt;" in shown
+        assert "Treatment &#34;&gt;&lt;script&gt;" in shown
+        assert "Body &#34;&gt;&lt;script&gt;" in shown
+        # A refused form shows what was typed back: escaped too.
+        refused = submit(doctor, f"{record}/hand-back", {"reason": "<i"}, form=record)
+        assert refused.status_code == 422
+        assert "&lt;i" in refused.text
+        assert_no_raw_markup(refused.text)
+        closing = submit(doctor, f"{record}/close", {"report": XSS, "acts": ""}, form=record)
+        assert closing.status_code == 422
+        assert_no_raw_markup(closing.text)
+
+
+# -- a contained account's cookie ------------------------------------------------------------
+
+
+ROLES = (Role.PATIENT, Role.PRACTITIONER, Role.DPO, Role.ADMIN, Role.SUPPORT)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.value)
+def test_a_contained_accounts_cookie_opens_no_page(web: Env, role: Role) -> None:
+    user = web.user(role)
+    with browser(web, user) as stolen:
+        guard = web.app.state.runtime.guard
+        assert guard.state.contain(user.account_id, "breadth: test")
+        served = [r for r in page_routes(web.app) if "GET" in r.methods]
+        for route in served:
+            roles = roles_of(route)
+            if roles is None or role not in roles:
+                continue
+            answer = stolen.get(concrete(route.path))
+            assert answer.status_code == 403, (route.path, answer.status_code)
+            assert_security_headers(answer.headers)
+        # The public pages a session reaches without a principal do not serve it either.
+        setup = stolen.get("/account/second-factor")
+        assert setup.status_code in (403, 409), setup.status_code
+        assert "otpauth" not in setup.text
+        # Its forms do nothing.
+        token = stolen.cookies.get(cookies.CSRF)
+        for path in ("/patient/consultations/new", "/admin/practitioners", "/dpo/incidents"):
+            answer = stolen.post(path, data={csrf.FIELD: token}, headers={"Origin": BASE})
+            assert answer.status_code in (403, 404), (path, answer.status_code)
+
+
+# -- an ended or expired session ---------------------------------------------------------------
+
+
+def test_an_ended_session_opens_no_page_again(web: Env) -> None:
+    user = web.user()
+    with browser(web, user) as client:
+        open_consultation(client)
+        stolen = client.cookies.get(cookies.SESSION)
+        assert submit(client, "/sign-out", {}, form="/patient").status_code == 303
+    with browser(web) as thief:
+        thief.cookies.set(cookies.SESSION, stolen or "", domain="testserver")
+        for path in ("/patient", "/patient/account", "/patient/access"):
+            answer = thief.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/sign-in"), path
+        assert thief.get("/").status_code == 200  # the home page, signed out
+
+
+# -- open redirects --------------------------------------------------------------------------
+
+ELSEWHERE = (
+    "//evil.example",
+    "https://evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "http:evil.example",
+    "javascript:alert(1)",
+    " //evil.example",
+    "%2F%2Fevil.example",
+)
+
+
+def _stays_here(answer: httpx.Response) -> None:
+    assert answer.status_code == 303
+    location = answer.headers["location"]
+    assert location.startswith("/"), location
+    assert not location.startswith(("//", "/\\")), location
+    assert httpx.URL(BASE).join(location).host == "testserver", location
+
+
+@pytest.mark.parametrize("target", ELSEWHERE)
+def test_the_language_switch_never_sends_anyone_elsewhere(web: Env, target: str) -> None:
+    answer = submit(web.client, "/language", {"to": "en", "next": target}, form="/sign-in")
+    _stays_here(answer)
+
+
+@pytest.mark.parametrize("target", ELSEWHERE)
+def test_signing_in_never_sends_anyone_elsewhere(web: Env, target: str) -> None:
+    user = web.user()
+    form = f"/sign-in?{httpx.QueryParams(next=target)}"
+    page = web.client.get(form)
+    assert page.status_code == 200
+    assert "evil.example" not in page.text
+    answer = submit(
+        web.client, "/sign-in", {"email": user.email, "password": user.password, "next": target}
+    )
+    _stays_here(answer)
+
+
+# -- which accounts exist ------------------------------------------------------------------
+
+
+def _shape(answer: httpx.Response) -> tuple[int, str | None, list[str], list[str]]:
+    """What a visitor can compare of two answers besides the body."""
+    ignored = {"x-request-id", "content-length", "date", "set-cookie"}
+    names = sorted(k for k in answer.headers if k.lower() not in ignored)
+    set_cookies = sorted(c.split("=", 1)[0] for c in answer.headers.get_list("set-cookie"))
+    return answer.status_code, answer.headers.get("location"), names, set_cookies
+
+
+def _body(answer: httpx.Response, *secrets: str) -> str:
+    text = re.sub(r'name="csrf_token" value="[^"]+"', "", answer.text)
+    text = re.sub(r'"X-CSRF-Token": "[^"]+"', "", text)
+    for secret in secrets:
+        text = text.replace(secret, "X")
+    return text
+
+
+def test_the_public_forms_answer_the_same_whether_or_not_an_account_exists(web: Env) -> None:
+    known = web.user()
+    unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.org"
+    pairs = {}
+    for label, email in (("known", known.email), ("unknown", unknown)):
+        with browser(web) as visitor:
+            pairs[label] = (
+                submit(visitor, "/sign-in", {"email": email, "password": "not-it-at-all-1"}),
+                submit(visitor, "/account/forgot-password", {"email": email}),
+            )
+    for known_answer, unknown_answer in zip(pairs["known"], pairs["unknown"], strict=True):
+        assert _shape(known_answer) == _shape(unknown_answer)
+        assert _body(known_answer, known.email) == _body(unknown_answer, unknown)
+
+
+# -- the headers of every kind of answer -----------------------------------------------------
+
+
+def test_every_kind_of_answer_carries_the_security_headers(web: Env) -> None:
+    with browser(web, web.user()) as patient:
+        consultation_id = open_consultation(
+            patient,
+            files=[
+                ("files", ("bilan.pdf", pdf_bytes(), "application/pdf")),
+                ("files", ("photo.png", png_bytes(), "image/png")),
+            ],
+        )
+        path = f"/patient/consultations/{consultation_id}"
+        links = set(
+            re.findall(
+                r'href="(/patient/consultations/[^"]+/attachments/[0-9a-f-]{36})"',
+                patient.get(path).text,
+            )
+        )
+        assert len(links) == 2
+        answers = [
+            patient.get(path),
+            patient.get("/patient/account/export.json"),
+            patient.get("/patient/account/export.fhir.json"),
+            patient.get(f"/patient/consultations/{uuid.uuid4()}"),  # 404 page
+            patient.get("/dpo"),  # 403 page
+            submit(patient, "/language", {"to": "en", "next": "/patient"}, form=path),  # 303
+        ]
+        for link in links:
+            answers.append(patient.get(link))
+            view = patient.get(f"{link}/view")
+            if view.status_code == 200:
+                answers.append(view)
+        downloads = 0
+        for answer in answers:
+            assert answer.status_code in (200, 303, 403, 404), answer.url
+            assert answer.headers["x-frame-options"] == "DENY"
+            assert answer.headers["cache-control"] == "no-store"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            if answer.headers.get("content-security-policy", "").endswith("sandbox"):
+                # An attachment's own policy: nothing runs, nothing loads, no frame.
+                downloads += 1
+                policy = directives(answer.headers["content-security-policy"])
+                assert policy["default-src"] == ["'none'"]
+                assert policy["frame-ancestors"] == ["'none'"], answer.url
+                assert policy["sandbox"] == []
+            else:
+                assert_security_headers(answer.headers)
+        assert downloads == 3  # the PDF, the image, the image shown inline
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    return {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
