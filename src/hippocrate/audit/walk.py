@@ -57,8 +57,10 @@ SELECT seq, prev_hash, hash, true,
 FROM audit_events WHERE seq BETWEEN %s AND %s ORDER BY seq
 """
 # What ``chain._plain`` makes of a time: a four-digit year (``%Y`` does not pad).
+# Months, hours, minutes and seconds in range; a day past the 28th is looked up (``_iso``).
 _CANONICAL_AT = re.compile(
-    r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z"
+    r"[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
 ).fullmatch
 _HEX = "0123456789abcdef"
 _DECLINE = object()  # a value the fast path leaves to the reference
@@ -155,13 +157,14 @@ def _loaded(text: Any) -> Any:
     return value if orjson_safe(value) else _DECLINE
 
 
-def walk(  # noqa: PLR0912 (one flat loop: a call per row would cost a tenth of the walk)
+def walk(  # noqa: PLR0912, PLR0915 (one flat loop: a call per row would cost a tenth of the walk)
     connection: Connection, lo: int, hi: int, wanted: frozenset[int], batch: int = 20_000
 ) -> Stretch:
     """Judge the rows of sequence ``lo..hi`` in order (see the module's docstring)."""
     found = Stretch(lo, hi)
     reference = _reference(connection)
     sha256, loaded, fast, iso = hashlib.sha256, _loaded, unsafe_fast_canonical, _iso
+    loads = orjson.loads
     canonical_at, decline, missing = _CANONICAL_AT, _DECLINE, _MISSING
     uuid_text = _postgresql_uuid if connection.dialect.name == "postgresql" else _sqlite_uuid
     uuids: dict[Any, Any] = {None: None}
@@ -171,6 +174,8 @@ def walk(  # noqa: PLR0912 (one flat loop: a call per row would cost a tenth of 
     batches = _batches(connection, lo, hi, batch)
     for chunk in batches:
         rows += len(chunk)
+        if len(uuids) > _CACHED or len(lists) > _CACHED:  # they grow by 3 a row at most
+            uuids, lists = {None: None}, {}
         for row in chunk:
             (seq, prev_hash, digest, plain, at, actor, role, action, patient, res, cats,
              purpose, outcome, request_id) = row  # fmt: skip
@@ -186,14 +191,24 @@ def walk(  # noqa: PLR0912 (one flat loop: a call per row would cost a tenth of 
                 )
             else:
                 body = None
-                if plain and canonical_at(at) and iso(at):
+                if plain and canonical_at(at) and (at[8:10] < "29" or iso(at)):
                     if (a := uuids.get(actor, missing)) is missing:
                         a = uuids[actor] = uuid_text(actor)
                     if (p := uuids.get(patient, missing)) is missing:
                         p = uuids[patient] = uuid_text(patient)
                     if (c := lists.get(cats, missing)) is missing:
                         c = lists[cats] = loaded(cats)
-                    r = loaded(res)
+                    try:  # ``_loaded``, inline: this runs for every row
+                        r = loads(res)
+                    except (orjson.JSONDecodeError, TypeError):
+                        r = decline
+                    if type(r) is list:
+                        for item in r:
+                            if type(item) is not str and not orjson_safe(item):
+                                r = decline
+                                break
+                    elif not orjson_safe(r):
+                        r = decline
                     if (
                         a is not decline
                         and p is not decline
@@ -202,8 +217,6 @@ def walk(  # noqa: PLR0912 (one flat loop: a call per row would cost a tenth of 
                     ):
                         body = fast([seq, at, a, role, action, p, r, c, purpose, outcome,
                                      request_id])  # fmt: skip
-                    if len(uuids) > _CACHED or len(lists) > _CACHED:
-                        uuids, lists = {None: None}, {}
                 if body is None or sha256(CONTEXT + prev_hash + body).digest() != digest:
                     reference_rows += 1
                     if reference(seq, prev_hash) != digest:
