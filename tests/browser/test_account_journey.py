@@ -65,6 +65,7 @@ def test_a_patient_registers_verifies_sets_up_a_second_factor_and_reads_their_pa
     expect(page.locator(".qr svg")).to_be_visible()
     check_accessibility(page)
     page.get_by_label("Code").fill(pyotp.TOTP(_secret(page)).now())
+    page.get_by_label("Mot de passe").fill(PASSWORD)  # a stolen session alone cannot
     page.get_by_role("button").filter(has_text=re.compile("second facteur", re.I)).click()
     expect(page.locator("ul.codes li").first).to_be_visible()
     check_accessibility(page)

@@ -264,7 +264,7 @@ def test_a_patient_sets_up_regenerates_codes_and_turns_the_second_factor_off(web
     enabled = submit(
         web.client,
         "/account/second-factor",
-        {"code": totp_code(secret, now=web.tick())},
+        {"code": totp_code(secret, now=web.tick()), "password": user.password},
         form="/patient/account",
     )
     assert enabled.status_code == 200

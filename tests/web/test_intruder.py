@@ -16,12 +16,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hippocrate.identity.models import Role
+from hippocrate.identity.models import Account, Role
 from hippocrate.web import cookies, csrf
 from tests.api.test_app import assert_security_headers
 from tests.consultations.helpers import pdf_bytes, png_bytes
 from tests.identity.conftest import Env
-from tests.identity.helpers import TestUser, fast_password_hashing, patient_data
+from tests.identity.helpers import TestUser, fast_password_hashing, patient_data, totp_code
 from tests.web.conftest import BASE, page_client, sign_in, submit
 from tests.web.test_page_access import concrete, page_routes, roles_of
 
@@ -304,3 +304,170 @@ def test_every_kind_of_answer_carries_the_security_headers(web: Env) -> None:
 
 def directives(policy: str) -> dict[str, list[str]]:
     return {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
+
+
+# -- ids of other people's things ------------------------------------------------------------
+
+
+def _error_body(answer: httpx.Response, *ids: str) -> str:
+    text = _body(answer, *ids)
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+
+
+def test_another_patients_ids_get_the_page_of_an_id_that_names_nothing(web: Env) -> None:
+    """In every page path and form: the same status and the same page for another
+    patient's consultation or attachment as for an id that names nothing."""
+    victim = web.user()
+    with browser(web, victim) as owner:
+        theirs = open_consultation(
+            owner, files=[("files", ("bilan.pdf", pdf_bytes(), "application/pdf"))]
+        )
+        path = f"/patient/consultations/{theirs}"
+        (attachment,) = set(re.findall(r"/attachments/([0-9a-f-]{36})", owner.get(path).text))
+    probes: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/patient/consultations/{c}", {}),
+        ("GET", "/patient/consultations/{c}/attachments/{a}", {}),
+        ("GET", "/patient/consultations/{c}/attachments/{a}/view", {}),
+        ("GET", "/patient/consultations/{mine}/attachments/{a}", {}),
+        ("GET", "/patient/consultations/{mine}/attachments/{a}/view", {}),
+        ("POST", "/patient/consultations/{c}/messages", {"data": {"body": "Bonjour"}}),
+        (
+            "POST",
+            "/patient/consultations/{c}/messages",
+            {
+                "data": {"body": "Bonjour"},
+                "files": [("files", ("a.png", png_bytes(), "image/png"))],
+            },
+        ),
+        ("POST", "/patient/consultations/{c}/cancel", {}),
+        ("POST", "/patient/notices/{c}/seen", {}),
+    ]
+    for method, template, kwargs in probes:
+        # A stranger per probe: the guard contains an account that keeps asking for
+        # what it may not see (then every answer is 403), which is not what is tested.
+        with browser(web, web.user()) as stranger:
+            mine = open_consultation(stranger)
+            token = stranger.cookies.get(cookies.CSRF)
+            data = {csrf.FIELD: token, **kwargs.pop("data", {})} if method == "POST" else None
+            answers = [
+                stranger.request(
+                    method,
+                    template.format(c=c, a=a, mine=mine),
+                    data=data,
+                    headers={"Origin": BASE},
+                    **kwargs,
+                )
+                for c, a in ((theirs, attachment), (str(uuid.uuid4()), str(uuid.uuid4())))
+            ]
+            assert answers[0].status_code == answers[1].status_code == 404, template
+            assert _error_body(answers[0]) == _error_body(answers[1]), template
+            assert _shape(answers[0]) == _shape(answers[1]), template
+    # Nothing was sent to, or cancelled in, the other patient's consultation.
+    with browser(web, victim) as owner:
+        page = owner.get(path).text
+        assert "Bonjour" not in page
+        assert "Cancel this consultation" in page
+
+
+def test_a_practitioner_who_handed_a_consultation_back_reads_nothing_of_it(web: Env) -> None:
+    with browser(web, web.user()) as patient:
+        consultation_id = open_consultation(
+            patient, files=[("files", ("photo.png", png_bytes(), "image/png"))]
+        )
+    with browser(web, web.user(Role.PRACTITIONER)) as doctor:
+        assert take(doctor) == consultation_id
+        record = f"/practitioner/consultations/{consultation_id}"
+        links = set(
+            re.findall(
+                r'href="(/practitioner/consultations/[^"]+/attachments/[^"]+)"',
+                doctor.get(record).text,
+            )
+        )
+        assert links
+        back = submit(doctor, f"{record}/hand-back", {"reason": "Hors de ma pratique"}, form=record)
+        assert back.status_code == 303
+        token = doctor.cookies.get(cookies.CSRF)
+        assert doctor.get(record).status_code == 404
+        for link in links:
+            assert doctor.get(link).status_code == 404
+            assert doctor.get(f"{link}/view").status_code == 404
+        origin = {"Origin": BASE}
+        for action, data in (
+            ("messages", {"body": "encore moi"}),
+            ("close", {"report": "x", "acts": "TCG"}),
+            ("hand-back", {"reason": "Hors de ma pratique"}),
+        ):
+            answer = doctor.post(
+                f"{record}/{action}", data={csrf.FIELD: token, **data}, headers=origin
+            )
+            assert answer.status_code == 404, (action, answer.status_code)
+        assert consultation_id not in doctor.get("/practitioner/patients").text
+
+
+# -- a session whose second factor is pending ----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.PRACTITIONER, Role.DPO, Role.ADMIN], ids=lambda r: r.value)
+def test_a_password_alone_opens_no_page(web: Env, role: Role) -> None:
+    user = web.user(role)
+    with browser(web) as thief:
+        first = submit(thief, "/sign-in", {"email": user.email, "password": user.password})
+        assert first.status_code == 303
+        assert first.headers["location"].startswith(("/sign-in/code", "/account/second-factor"))
+        token = thief.cookies.get(cookies.CSRF)
+        for route in page_routes(web.app):
+            roles = roles_of(route)
+            if roles is None:
+                continue
+            path = concrete(route.path)
+            for method in sorted(route.methods & {"GET", "POST"}):
+                answer = thief.request(
+                    method, path, data={csrf.FIELD: token}, headers={"Origin": BASE}
+                )
+                assert answer.status_code == 303, (method, path, answer.status_code)
+                assert answer.headers["location"].startswith("/sign-in/code"), path
+
+
+# -- a stolen patient's cookie -------------------------------------------------------------------
+
+_SECRET = re.compile(r'<code id="secret">([A-Z2-7 ]+)</code>')
+
+
+def test_a_stolen_cookie_cannot_turn_on_a_second_factor_of_the_thiefs(web: Env) -> None:
+    """Turning the second factor on would lock the holder out for good (their password
+    then needs the thief's code, and so does a reset link) and end their sessions: the
+    page asks for the password first, as turning it off does."""
+    victim = web.user()
+    with browser(web, victim) as thief:
+        found = _SECRET.search(thief.get("/account/second-factor").text)
+        assert found is not None
+        secret = found.group(1).replace(" ", "")
+        code = totp_code(secret, now=web.tick())
+        without = submit(thief, "/account/second-factor", {"code": code}, form="/patient/account")
+        assert without.status_code in (401, 422), without.status_code
+        assert 'role="alert"' in without.text
+        wrong = submit(
+            thief,
+            "/account/second-factor",
+            {"code": code, "password": "not-the-password-1"},
+            form="/patient/account",
+        )
+        assert wrong.status_code == 401
+        assert 'aria-invalid="true"' in wrong.text
+    with web.store.sessions() as session:
+        account = session.get(Account, victim.account_id)
+        assert account is not None
+        assert not account.totp_enabled
+    # The holder, who knows the password, turns it on.
+    with browser(web, victim) as holder:
+        found = _SECRET.search(holder.get("/account/second-factor").text)
+        assert found is not None
+        secret = found.group(1).replace(" ", "")
+        enabled = submit(
+            holder,
+            "/account/second-factor",
+            {"code": totp_code(secret, now=web.tick()), "password": victim.password},
+            form="/patient/account",
+        )
+        assert enabled.status_code == 200, enabled.text[:500]
+        assert 'class="codes"' in enabled.text

@@ -442,6 +442,7 @@ def second_factor_setup_page(request: Request, resolved: PageSession, db: DB) ->
         SECOND_FACTOR,
         setup=_setup_shown(request, _grouped(secret), uri),
         back=_back_of(resolved),
+        refused=None,
     )
 
 
@@ -454,10 +455,18 @@ def confirm_second_factor(
     db: DB,
     settings: AppSettings,
     clock: Now,
+    address: ClientAddress,
+    password: PasswordField = "",
 ) -> Response:
     """``POST /api/v1/me/totp/confirm``'s work: the recovery codes, shown this once (a
     redirect would need them kept somewhere: they are answered here instead), and the
-    new session's cookie, since every other session of the account ended."""
+    new session's cookie, since every other session of the account ended.
+
+    A signed-in account gives its password first (``signin.reauthenticate``, on the
+    sign-in counters), as turning the second factor off does: turned on with a stolen
+    session's secret, it would lock the holder out for good (their password then needs
+    the thief's code, and so does a reset link) and end the holder's sessions. A staff
+    member's pending session gave the password a moment ago, at this sign-in."""
     account = resolved.account
     secret = account.totp_secret
     if secret is not None and not account.totp_enabled:
@@ -467,7 +476,18 @@ def confirm_second_factor(
         shown = None
     back = _back_of(resolved)
     onward = back or home_of(account.role)
-    on_refusal(request, SECOND_FACTOR, setup=shown, back=back)
+    if back is not None:
+        on_refusal(request, SECOND_FACTOR, setup=shown, back=back, refused="password")
+        signin.reauthenticate(
+            session=db,
+            settings=settings,
+            account=account,
+            password=password,
+            code=None,
+            address=address,
+            now=clock,
+        )
+    on_refusal(request, SECOND_FACTOR, setup=shown, back=back, refused="code")
     codes, issued = service.confirm_totp(
         session=db,
         settings=settings,
