@@ -20,6 +20,7 @@ SECTIONS = (
     "importing",
     "documents",
     "breach",
+    "tax",
 )
 
 
@@ -89,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench import breach
 
         parts.append(breach.report(breach.run(events=args.scope_events)))
+    if "tax" in sections:
+        from bench import tax
+
+        parts.append(tax.report(tax.run()))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
