@@ -1,11 +1,11 @@
-"""Walking the chain fast: raw rows, the canonical bytes by orjson, chunks in parallel.
+"""Walking the chain fast: raw rows, the canonical bytes by orjson, stretches in parallel.
 
 A walk reads the rows of one stretch of sequence numbers in order, as plain values from
 the driver (no ORM object, no type processing: a server-side cursor on PostgreSQL,
-``fetchmany`` batches on SQLite). The database itself puts the timestamps and UUIDs in
-their canonical text, and says whether a row's values have the shape the app writes;
-the JSON columns are parsed by orjson, the canonical bytes written by orjson
-(``chain.unsafe_fast_canonical``), hashed and compared.
+``fetchmany`` batches on SQLite). The database writes the time in its canonical text
+(and PostgreSQL the UUIDs); the walk checks that the time and the UUIDs have the shape
+the app writes, parses the JSON columns with orjson, writes the canonical bytes with
+orjson (``chain.unsafe_fast_canonical``), hashes them and compares.
 
 The fast path never decides alone that a row is altered, nor takes a row the reference
 would refuse: it takes a row only when its bytes are the reference's (``chain.py`` says
