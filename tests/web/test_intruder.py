@@ -510,3 +510,120 @@ def test_a_stolen_cookie_cannot_turn_on_a_second_factor_through_the_api(web: Env
         account = session.get(Account, victim.account_id)
         assert account is not None
         assert not account.totp_enabled
+
+
+# -- sessions past their time ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.PATIENT, Role.PRACTITIONER], ids=lambda r: r.value)
+def test_a_session_past_its_idle_time_opens_no_page(web: Env, role: Role) -> None:
+    user = web.user(role)
+    home = "/patient" if role is Role.PATIENT else "/practitioner"
+    with browser(web, user) as client:
+        assert client.get(home).status_code == 200
+        idle = (
+            web.settings.session_idle_patient
+            if role is Role.PATIENT
+            else web.settings.session_idle_staff
+        )
+        web.later(seconds=idle + 60)
+        answer = client.get(home)
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/sign-in?next=")
+        token = client.cookies.get(cookies.CSRF)
+        posted = client.post(
+            "/practitioner/queue/take"
+            if role is Role.PRACTITIONER
+            else "/patient/consultations/new",
+            data={csrf.FIELD: token},
+            headers={"Origin": BASE},
+        )
+        assert posted.status_code == 303
+        assert posted.headers["location"].startswith("/sign-in")
+
+
+# -- the emailed links' pages, for a token that names nothing ----------------------------------
+
+
+def test_the_emailed_links_pages_say_nothing_of_the_account(web: Env) -> None:
+    """A used, a forged and a random token are answered alike: the links' pages do
+    not tell which addresses or tokens exist."""
+    with browser(web) as visitor:
+        for page in ("/account/verify-email", "/account/reset-password"):
+            tokens = ("x" * 43, uuid.uuid4().hex, "")
+            shown = [visitor.get(f"{page}?{httpx.QueryParams(token=t)}") for t in tokens]
+            assert {a.status_code for a in shown} == {200}
+            posted = [
+                submit(
+                    visitor,
+                    page,
+                    {"token": t, "password": "Un mot de passe solide 42", "code": ""},
+                    form=page,
+                )
+                for t in tokens[:2]
+            ]
+            assert posted[0].status_code == posted[1].status_code, page
+            assert posted[0].status_code in (400, 401, 404, 410, 422), page
+            assert _shape(posted[0]) == _shape(posted[1]), page
+            assert _body(posted[0], tokens[0]) == _body(posted[1], tokens[1]), page
+
+
+# -- what staff write, where a patient reads it ------------------------------------------------
+
+
+def test_a_break_glass_reason_with_html_is_escaped_for_the_admin_and_the_patient(
+    web: Env,
+) -> None:
+    patient = web.user()
+    reason = f"Urgence vitale, centre 15 {XSS}"
+    administrator = web.user(Role.ADMIN)
+    with browser(web, administrator) as admin:
+        opened = submit(
+            admin,
+            "/admin/break-glass",
+            {"patient_id": str(patient.patient_id), "reason": reason, "minutes": "10"},
+        )
+        assert opened.status_code == 303, opened.text[:500]
+        listed = admin.get("/admin/break-glass")
+        assert "Urgence vitale" in listed.text
+        assert_no_raw_markup(listed.text)
+        bad = submit(
+            admin, "/admin/break-glass", {"patient_id": XSS, "reason": reason, "minutes": "10"}
+        )
+        assert bad.status_code in (404, 422)
+        assert_no_raw_markup(bad.text)
+    # The administrator reads the record under the grant (through the API).
+    read = web.client.get(
+        f"/api/v1/patients/{patient.patient_id}", headers=web.login(administrator)
+    )
+    assert read.status_code == 200, read.text
+    with browser(web, patient) as own:
+        history = own.get("/patient/access")
+        assert history.status_code == 200
+        assert "Urgence vitale, centre 15 &#34;&gt;&lt;script&gt;" in history.text
+        assert_no_raw_markup(history.text)
+
+
+# -- the queue: another specialty's entry, an entry that names nothing -------------------------
+
+
+def test_a_queue_entry_of_another_specialty_is_answered_as_one_that_names_nothing(
+    web: Env,
+) -> None:
+    with browser(web, web.user()) as patient:
+        open_consultation(patient)
+    with browser(web, web.user(Role.PRACTITIONER)) as general:
+        found = re.search(
+            r'action="(/practitioner/queue/([^"/]+)/take)"', general.get("/practitioner").text
+        )
+        assert found is not None
+        entry = found.group(2)
+    with browser(web, web.user(Role.PRACTITIONER, specialty="dermatology")) as other:
+        forged = entry[:-2] + ("AA" if entry[-2:] != "AA" else "BB")
+        answers = [
+            submit(other, f"/practitioner/queue/{e}/take", {}, form="/practitioner")
+            for e in (entry, forged)
+        ]
+        assert answers[0].status_code == answers[1].status_code, [a.status_code for a in answers]
+        assert answers[0].status_code in (404, 409)
+        assert _error_body(answers[0], entry) == _error_body(answers[1], forged)
