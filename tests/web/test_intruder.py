@@ -627,3 +627,26 @@ def test_a_queue_entry_of_another_specialty_is_answered_as_one_that_names_nothin
         assert answers[0].status_code == answers[1].status_code, [a.status_code for a in answers]
         assert answers[0].status_code in (404, 409)
         assert _error_body(answers[0], entry) == _error_body(answers[1], forged)
+
+
+def test_the_page_asked_before_the_second_factor_is_the_page_shown_after_it(web: Env) -> None:
+    """``next`` goes through the code's page whole (its query included), not cut at its
+    first ``&`` or taken for the code page's own parameters."""
+    doctor = web.user(Role.PRACTITIONER)
+    target = "/practitioner/patients?offset=0&limit=5"
+    with browser(web) as client:
+        first = submit(
+            client, "/sign-in", {"email": doctor.email, "password": doctor.password, "next": target}
+        )
+        assert first.status_code == 303
+        location = first.headers["location"]
+        assert httpx.URL(location).params.get("next") == target, location
+        assert doctor.totp_secret is not None
+        code = submit(
+            client,
+            "/sign-in/code",
+            {"code": totp_code(doctor.totp_secret), "next": target},
+            form=location,
+        )
+        assert code.status_code == 303
+        assert code.headers["location"] == target

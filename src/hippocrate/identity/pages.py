@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import segno
 from fastapi import BackgroundTasks, Depends, Form, Query, Request
@@ -165,7 +166,8 @@ def _signed_in(request: Request, issued: signin.Issued, target: str) -> Response
     if issued.mfa_setup_required:
         response = render.redirect(request, "/account/second-factor")
     elif issued.mfa_required:
-        query = f"?next={target}" if target != "/" else ""
+        # Encoded: a target's own query (``?a=1&b=2``) is one value of ``next``.
+        query = f"?{urlencode({'next': target})}" if target != "/" else ""
         response = render.redirect(request, f"/sign-in/code{query}")
     else:
         response = render.redirect(request, target)
