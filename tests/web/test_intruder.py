@@ -650,3 +650,49 @@ def test_the_page_asked_before_the_second_factor_is_the_page_shown_after_it(web:
         )
         assert code.status_code == 303
         assert code.headers["location"] == target
+
+
+# -- every kind of error, as a page -----------------------------------------------------------------
+
+
+def test_every_kind_of_error_is_a_page_with_the_security_headers(web: Env) -> None:
+    with browser(web, web.user()) as patient:
+        token = patient.cookies.get(cookies.CSRF)
+        answers = {
+            404: patient.get("/no/such/page"),
+            405: patient.get("/sign-out"),
+            422: patient.get("/patient/consultations/not-an-id"),
+            403: patient.post("/patient/consultations/new", data={"subject": "x"}),
+            413: patient.post(
+                "/account/password",
+                content=b"x" * (20 * 1024 * 1024),
+                headers={
+                    "Origin": BASE,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-CSRF-Token": token or "",
+                },
+            ),
+        }
+        for status, answer in answers.items():
+            assert answer.status_code == status, (status, answer.status_code)
+            assert answer.headers["content-type"].startswith("text/html"), status
+            assert_security_headers(answer.headers)
+            assert "Traceback" not in answer.text
+
+
+def test_what_a_visitor_types_on_the_public_pages_is_shown_back_escaped(web: Env) -> None:
+    with browser(web) as visitor:
+        answers = [
+            submit(visitor, "/sign-in", {"email": XSS, "password": "x"}),
+            submit(visitor, "/verifier", {"text": f"Code {XSS}"}),
+            submit(visitor, "/documents/verify/code", {"code": XSS[:40]}, form="/documents/verify"),
+            submit(visitor, "/account/forgot-password", {"email": XSS}),
+            visitor.get(f"/account/verify-email?{httpx.QueryParams(token=XSS)}"),
+            visitor.get(f"/account/reset-password?{httpx.QueryParams(token=XSS)}"),
+            visitor.get(f"/sign-in?{httpx.QueryParams(next='/' + XSS)}"),
+        ]
+        names = {"given_names": XSS, "family_name": XSS, "city": XSS, "line1": XSS}
+        answers.append(submit(visitor, "/register", names))
+        for answer in answers:
+            assert answer.status_code < 500, answer.url
+            assert_no_raw_markup(answer.text)
