@@ -154,6 +154,15 @@ def test_a_contained_accounts_cookie_opens_no_page(web: Env, role: Role) -> None
         for path in ("/patient/consultations/new", "/admin/practitioners", "/dpo/incidents"):
             answer = stolen.post(path, data={csrf.FIELD: token}, headers={"Origin": BASE})
             assert answer.status_code in (403, 404), (path, answer.status_code)
+        # Nor does the second factor's form, where the password is asked: refused before
+        # any password is looked at, so a contained cookie cannot guess with it.
+        if role is Role.PATIENT:
+            asked = stolen.post(
+                "/account/second-factor",
+                data={csrf.FIELD: token, "code": "000000", "password": "guess-number-one"},
+                headers={"Origin": BASE},
+            )
+            assert asked.status_code == 403, asked.status_code
 
 
 # -- an ended or expired session ---------------------------------------------------------------
@@ -652,7 +661,7 @@ def test_the_page_asked_before_the_second_factor_is_the_page_shown_after_it(web:
         assert code.headers["location"] == target
 
 
-# -- every kind of error, as a page -----------------------------------------------------------------
+# -- every kind of error, as a page --------------------------------------------------------
 
 
 def test_every_kind_of_error_is_a_page_with_the_security_headers(web: Env) -> None:

@@ -480,6 +480,8 @@ def confirm_second_factor(
     onward = back or home_of(account.role)
     if back is not None:
         on_refusal(request, SECOND_FACTOR, setup=shown, back=back, refused="password")
+        # A contained account is refused before its password is looked at (no guessing).
+        signin.refuse_if_contained(session=db, guard=get_runtime(request).guard, account=account)
         signin.reauthenticate(
             session=db,
             settings=settings,
