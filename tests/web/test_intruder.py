@@ -705,3 +705,54 @@ def test_what_a_visitor_types_on_the_public_pages_is_shown_back_escaped(web: Env
         for answer in answers:
             assert answer.status_code < 500, answer.url
             assert_no_raw_markup(answer.text)
+
+
+# -- files that are not what they say -----------------------------------------------------------
+
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+HTML = b"<!doctype html><script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("photo.png", SVG, "image/png"),
+        ("photo.svg", SVG, "image/svg+xml"),
+        ("photo.jpg", HTML, "image/jpeg"),
+        ("page.html", HTML, "text/html"),
+        ("bilan.pdf", HTML, "application/pdf"),
+    ],
+)
+def test_an_svg_or_html_file_disguised_as_an_image_is_refused(
+    web: Env, name: str, content: bytes, kind: str
+) -> None:
+    with browser(web, web.user()) as patient:
+        answer = submit(
+            patient,
+            "/patient/consultations/new",
+            {
+                "specialty": "general-practice",
+                "subject": "Plaques rouges sur le bras",
+                "description": "Depuis cinq jours, des plaques qui grattent le soir.",
+            },
+            files=[("files", (name, content, kind))],
+        )
+        assert answer.status_code == 422, answer.status_code
+        assert 'role="alert"' in answer.text
+        assert "/patient/consultations/" not in answer.headers.get("location", "")
+
+
+def test_a_png_carrying_html_after_its_image_is_shown_without_it(web: Env) -> None:
+    with browser(web, web.user()) as patient:
+        consultation_id = open_consultation(
+            patient, files=[("files", ("photo.png", png_bytes() + HTML, "image/png"))]
+        )
+        path = f"/patient/consultations/{consultation_id}"
+        (link,) = set(
+            re.findall(r'href="(/patient/[^"]+/attachments/[0-9a-f-]{36})"', patient.get(path).text)
+        )
+        for shown in (patient.get(link), patient.get(f"{link}/view")):
+            assert shown.status_code == 200
+            assert shown.headers["content-type"] == "image/png"
+            assert b"<script" not in shown.content
+            assert shown.headers["x-content-type-options"] == "nosniff"
