@@ -22,7 +22,7 @@ from tests.api.test_app import assert_security_headers
 from tests.consultations.helpers import pdf_bytes, png_bytes
 from tests.identity.conftest import Env
 from tests.identity.helpers import TestUser, fast_password_hashing, patient_data, totp_code
-from tests.web.conftest import BASE, page_client, sign_in, submit
+from tests.web.conftest import BASE, page_client, sign_in, submit, token_of
 from tests.web.test_page_access import concrete, page_routes, roles_of
 
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -413,7 +413,7 @@ def test_a_practitioner_who_handed_a_consultation_back_reads_nothing_of_it(web: 
         assert consultation_id not in doctor.get("/practitioner/patients").text
 
 
-# -- a session whose second factor is pending ----------------------------------------------------
+# -- a session whose second factor is pending ----------------------------------------------
 
 
 @pytest.mark.parametrize("role", [Role.PRACTITIONER, Role.DPO, Role.ADMIN], ids=lambda r: r.value)
@@ -437,7 +437,7 @@ def test_a_password_alone_opens_no_page(web: Env, role: Role) -> None:
                 assert answer.headers["location"].startswith("/sign-in/code"), path
 
 
-# -- a stolen patient's cookie -------------------------------------------------------------------
+# -- a stolen patient's cookie -------------------------------------------------------------
 
 _SECRET = re.compile(r'<code id="secret">([A-Z2-7 ]+)</code>')
 
@@ -521,7 +521,7 @@ def test_a_stolen_cookie_cannot_turn_on_a_second_factor_through_the_api(web: Env
         assert not account.totp_enabled
 
 
-# -- sessions past their time ---------------------------------------------------------------------
+# -- sessions past their time --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", [Role.PATIENT, Role.PRACTITIONER], ids=lambda r: r.value)
@@ -707,7 +707,7 @@ def test_what_a_visitor_types_on_the_public_pages_is_shown_back_escaped(web: Env
             assert_no_raw_markup(answer.text)
 
 
-# -- files that are not what they say -----------------------------------------------------------
+# -- files that are not what they say ------------------------------------------------------
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 HTML = b"<!doctype html><script>alert(1)</script>"
@@ -756,3 +756,68 @@ def test_a_png_carrying_html_after_its_image_is_shown_without_it(web: Env) -> No
             assert shown.headers["content-type"] == "image/png"
             assert b"<script" not in shown.content
             assert shown.headers["x-content-type-options"] == "nosniff"
+
+
+# -- staff pages' ids that name nothing ----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [Role.DPO, Role.ADMIN], ids=lambda r: r.value)
+def test_staff_ids_that_name_nothing_are_not_found_on_every_path_and_form(
+    web: Env, role: Role
+) -> None:
+    with browser(web, web.user(role)) as staff:
+        token = staff.cookies.get(cookies.CSRF)
+        for route in page_routes(web.app):
+            roles = roles_of(route)
+            if roles is None or role not in roles or "{" not in route.path:
+                continue
+            path = concrete(route.path)
+            for method in sorted(route.methods & {"GET", "POST"}):
+                answer = staff.request(
+                    method, path, data={csrf.FIELD: token}, headers={"Origin": BASE}
+                )
+                assert answer.status_code == 404, (method, path, answer.status_code)
+                assert answer.headers["content-type"].startswith("text/html")
+                assert_security_headers(answer.headers)
+
+
+# -- another site's forms ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site", "Origin": BASE},
+        {"Sec-Fetch-Site": "same-site", "Origin": BASE},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "https://testserver.evil.example"},
+        {"Origin": "http://testserver"},
+    ],
+    ids=["cross-site", "same-site", "other-origin", "null-origin", "suffix", "plain-http"],
+)
+def test_a_form_posted_from_another_site_is_refused_even_with_the_token(
+    web: Env, headers: dict[str, str]
+) -> None:
+    """Login CSRF included: the token alone is not enough when the browser says the
+    form comes from elsewhere."""
+    user = web.user()
+    with browser(web) as victim:
+        token = token_of(victim)
+        signed = victim.post(
+            "/sign-in",
+            data={csrf.FIELD: token, "email": user.email, "password": user.password},
+            headers=headers,
+        )
+        assert signed.status_code == 403
+        assert not victim.cookies.get(cookies.SESSION)
+        sign_in(victim, user)
+        token = victim.cookies.get(cookies.CSRF)
+        for path, data in (
+            ("/language", {"to": "en", "next": "/"}),
+            ("/sign-out", {}),
+            ("/patient/consultations/new", {"subject": "x"}),
+        ):
+            answer = victim.post(path, data={csrf.FIELD: token, **data}, headers=headers)
+            assert answer.status_code == 403, (path, answer.status_code)
+        assert victim.get("/patient").status_code == 200  # still signed in
