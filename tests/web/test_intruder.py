@@ -23,6 +23,7 @@ from tests.consultations.helpers import pdf_bytes, png_bytes
 from tests.identity.conftest import Env
 from tests.identity.helpers import TestUser, fast_password_hashing, patient_data, totp_code
 from tests.web.conftest import BASE, page_client, sign_in, submit, token_of
+from tests.web.test_account import registration
 from tests.web.test_page_access import concrete, page_routes, roles_of
 
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -246,18 +247,28 @@ def _body(answer: httpx.Response, *secrets: str) -> str:
 
 
 def test_the_public_forms_answer_the_same_whether_or_not_an_account_exists(web: Env) -> None:
-    known = web.user()
+    """A patient's address, a practitioner's and one that has no account: the same
+    status, location, headers, cookies and page on sign-in, recovery and registration."""
     unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.org"
-    pairs = {}
-    for label, email in (("known", known.email), ("unknown", unknown)):
+    addresses = (web.user().email, web.user(Role.PRACTITIONER).email, unknown)
+    answers = []
+    for email in addresses:
         with browser(web) as visitor:
-            pairs[label] = (
-                submit(visitor, "/sign-in", {"email": email, "password": "not-it-at-all-1"}),
-                submit(visitor, "/account/forgot-password", {"email": email}),
+            answers.append(
+                [
+                    submit(visitor, "/sign-in", {"email": email, "password": "not-it-at-all-1"}),
+                    submit(visitor, "/sign-in", {"email": email.upper(), "password": "x"}),
+                    submit(visitor, "/account/forgot-password", {"email": email}),
+                    submit(visitor, "/register", registration(email)),
+                ]
             )
-    for known_answer, unknown_answer in zip(pairs["known"], pairs["unknown"], strict=True):
-        assert _shape(known_answer) == _shape(unknown_answer)
-        assert _body(known_answer, known.email) == _body(unknown_answer, unknown)
+    *known, nobody = answers
+    for email, theirs in zip(addresses, known, strict=False):
+        for answer, other in zip(theirs, nobody, strict=True):
+            assert _shape(answer) == _shape(other), answer.url
+            assert _body(answer, email, email.upper()) == _body(other, unknown, unknown.upper()), (
+                answer.url
+            )
 
 
 # -- the headers of every kind of answer -----------------------------------------------------
