@@ -832,3 +832,19 @@ def test_a_form_posted_from_another_site_is_refused_even_with_the_token(
             answer = victim.post(path, data={csrf.FIELD: token, **data}, headers=headers)
             assert answer.status_code == 403, (path, answer.status_code)
         assert victim.get("/patient").status_code == 200  # still signed in
+
+
+def test_changing_the_password_ends_a_thiefs_copy_of_the_session(web: Env) -> None:
+    user = web.user()
+    with browser(web, user) as holder, browser(web, user) as thief:
+        assert thief.get("/patient").status_code == 200
+        changed = submit(
+            holder,
+            "/account/password",
+            {"current_password": user.password, "new_password": "Une phrase neuve et longue 7"},
+        )
+        assert changed.status_code == 303, changed.text[:500]
+        assert holder.get("/patient").status_code == 200
+        answer = thief.get("/patient")
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/sign-in")
