@@ -848,3 +848,34 @@ def test_changing_the_password_ends_a_thiefs_copy_of_the_session(web: Env) -> No
         answer = thief.get("/patient")
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/sign-in")
+
+
+def test_incident_fields_with_html_are_escaped_on_every_dpo_page(web: Env) -> None:
+    with browser(web, web.user(Role.DPO)) as dpo:
+        opened = submit(dpo, "/dpo/incidents", {"title": f"Vol {XSS}", "summary": f"Résumé {XSS}"})
+        assert opened.status_code == 303, opened.text[:500]
+        url = opened.headers["location"].split("?")[0]
+        page = dpo.get(url)
+        version = re.search(r'name="version" value="(\d+)"', page.text)
+        assert version is not None
+        amended = submit(
+            dpo,
+            f"{url}/amend",
+            {
+                "version": version.group(1),
+                "cause": f"Cause {XSS}",
+                "consequences": f"Conséquences {XSS}",
+                "dpo_name": f"Claire {XSS}",
+                "dpo_email": "dpo@example.org",
+            },
+            form=url,
+        )
+        assert amended.status_code == 303, amended.text[:500]
+        for path in ("/dpo/incidents", url, f"{url}/dossier", "/dpo"):
+            answer = dpo.get(path)
+            assert answer.status_code == 200, path
+            assert_no_raw_markup(answer.text)
+        assert "Cause &#34;&gt;&lt;script&gt;" in dpo.get(url).text
+        pdf = dpo.get(f"{url}/dossier.pdf")
+        assert pdf.status_code == 200
+        assert pdf.headers["content-disposition"].startswith("attachment;")
