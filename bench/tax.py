@@ -18,9 +18,13 @@ consultations of other patients taken by the same practitioner (20 in the list).
 
 Closed loop: ``CLIENTS`` threads, each with its own seat and keep-alive connection,
 send ``REQUESTS`` requests in all, one after the other. Then, on PostgreSQL with two
-workers, an open loop for Hippocrate: requests sent on a fixed schedule at 80 % of the
-closed-loop rate of the same route, latency counted from the scheduled instant (so a
-late send counts as waiting), to see the p99 below saturation.
+workers, an open loop for Hippocrate: requests sent on a fixed schedule at 50, 65 and
+80 % of the closed-loop rate of the same route, latency counted from the instant each
+was due (so a late send counts as waiting), to see the p99 below saturation.
+
+The CPU columns also give the app's cores per process: with two workers, keep-alive
+connections stay with the worker that accepted them, so the split says whether both
+workers carried the load.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ REQUESTS = 300  # timed requests per route and app (closed loop)
 WARMUP = 5  # untimed requests per client before each route
 OPEN_SECONDS = 12.0  # length of each open-loop schedule
 OPEN_SENDERS = 32  # threads of the open loop (so that a slow answer does not delay sends)
-LOAD_SHARE = 0.8
+LOAD_SHARES = (0.5, 0.65, 0.8)  # open-loop rates, as shares of the closed-loop one
 QUIET_SECONDS = 3.0  # at most this long waiting for the shared machine to calm down
 ROUTES = ("read", "post", "list")
 APPS = ("baseline", "hippocrate")
@@ -95,6 +99,8 @@ class Measure:
     failures: int
     cores: dict[str, float | None]
     rate: float | None = None  # the open loop's scheduled rate
+    split: list[float] = field(default_factory=list)  # cores per app process
+    share: float | None = None  # the open loop's rate over the closed loop's
 
     @property
     def throughput(self) -> float:
@@ -148,10 +154,11 @@ def answered(route: str, response: httpx.Response) -> bool:
 # -- CPU -------------------------------------------------------------------------------
 
 
-def _tree_cpu(root: int) -> float:
-    """CPU seconds used so far by ``root`` and its children (uvicorn's workers)."""
+def _tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds used so far by ``root`` and by each of its children (uvicorn's
+    workers, and its multiprocessing helpers, which use next to nothing)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text(encoding="utf-8", errors="replace")
@@ -160,16 +167,19 @@ def _tree_cpu(root: int) -> float:
         values = text.rpartition(")")[2].split()
         pid, ppid = int(stat.parent.name), int(values[1])
         if root in (pid, ppid):
-            total += int(values[11]) + int(values[12])
-    return total / tick
+            used[pid] = (int(values[11]) + int(values[12])) / tick
+    return used
 
 
 class Cpu:
     """Cores kept busy between two samples: the app, this client, PostgreSQL and
-    Redis, and everything else on the machine."""
+    Redis, and everything else on the machine; and the app's share per process, to
+    show whether the workers shared the load (keep-alive connections stay with the
+    worker that accepted them)."""
 
     def __init__(self, server_pid: int) -> None:
         self.server_pid = server_pid
+        self.split: list[float] = []
 
     def start(self) -> None:
         self.machine = api._cpu_sample()
@@ -178,7 +188,10 @@ class Cpu:
 
     def stop(self, seconds: float) -> dict[str, float | None]:
         spent = api._cpu_between(self.machine, api._cpu_sample())
-        app = (_tree_cpu(self.server_pid) - self.app) / seconds
+        now = _tree_cpu(self.server_pid)
+        per = [(used - self.app.get(pid, 0.0)) / seconds for pid, used in now.items()]
+        self.split = sorted((x for x in per if x >= 0.01), reverse=True)
+        app = sum(per)
         client = (time.process_time() - self.client) / seconds
         if spent is None:
             return {"app": app, "client": client, "services": None, "other": None}
@@ -281,6 +294,7 @@ def closed_loop(
             outcomes = [f.result() for f in futures]
             seconds = time.perf_counter() - began
             cores = cpu.stop(seconds)
+            split = cpu.split
     finally:
         for http in https:
             http.close()
@@ -291,6 +305,7 @@ def closed_loop(
         latencies=[x for lats, _ in outcomes for x in lats],
         failures=sum(f for _, f in outcomes),
         cores=cores,
+        split=split,
     )
 
 
@@ -330,7 +345,7 @@ def open_loop(base: str, seats: list[Seat], route: str, pid: int, app: str, rate
             list(pool.map(one, range(count)))
         seconds = time.perf_counter() - start
         cores = cpu.stop(seconds)
-    return Measure(app, route, seconds, latencies, failures, cores, rate=rate)
+    return Measure(app, route, seconds, latencies, failures, cores, rate=rate, split=cpu.split)
 
 
 # -- the two apps ----------------------------------------------------------------------
@@ -412,11 +427,12 @@ def _run_deployment(
             base, pid = served["hippocrate"]
             for route in ROUTES:
                 peak = result.closed[deployment.name, "hippocrate", route].throughput
-                result.open.append(
-                    open_loop(
-                        base, seats["hippocrate"], route, pid, "hippocrate", LOAD_SHARE * peak
+                for share in LOAD_SHARES:
+                    measured = open_loop(
+                        base, seats["hippocrate"], route, pid, "hippocrate", share * peak
                     )
-                )
+                    measured.share = share
+                    result.open.append(measured)
     result.seconds[deployment.name] = time.perf_counter() - started
 
 
@@ -495,7 +511,10 @@ def _ms(seconds: float) -> str:
 
 
 def _cores(m: Measure) -> str:
-    return " / ".join("—" if v is None else f"{v:.2f}" for v in m.cores.values())
+    cores = " / ".join("—" if v is None else f"{v:.2f}" for v in m.cores.values())
+    if len(m.split) > 1:
+        cores += " (" + " + ".join(f"{x:.2f}" for x in m.split) + ")"
+    return cores
 
 
 def report(result: TaxResult) -> str:
@@ -532,17 +551,19 @@ def report(result: TaxResult) -> str:
         lines += [
             "",
             f"Open loop, PostgreSQL + Redis, 2 workers: requests due at a fixed rate, "
-            f"{LOAD_SHARE:.0%} of the same route's closed-loop throughput above, for "
+            f"shares ({', '.join(f'{x:.0%}' for x in LOAD_SHARES)}) of the same route's "
+            f"closed-loop throughput above, each for "
             f"{OPEN_SECONDS:.0f} s, from {OPEN_SENDERS} sender threads; latency from the "
             "instant each request was due (goal for Hippocrate: p99 ≤ 100 ms).",
             "",
-            "| App | Route | Rate due (req/s) | Achieved (req/s) | p50 (ms) | p99 (ms) "
-            "| Failed | CPU |",
-            "|---|---|--:|--:|--:|--:|--:|---|",
+            "| App | Route | Share | Rate due (req/s) | Achieved (req/s) | p50 (ms) "
+            "| p99 (ms) | Failed | CPU |",
+            "|---|---|--:|--:|--:|--:|--:|--:|---|",
         ]
         for m in result.open:
             lines.append(
-                f"| {m.app} | {_LABELS[m.route]} | {m.rate or 0:,.0f} | {m.throughput:,.0f} "
+                f"| {m.app} | {_LABELS[m.route]} | {m.share or 0:.0%} | {m.rate or 0:,.0f} "
+                f"| {m.throughput:,.0f} "
                 f"| {_ms(m.percentile(50))} | {_ms(m.percentile(99))} | {m.failures} "
                 f"| {_cores(m)} |"
             )
