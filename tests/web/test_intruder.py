@@ -879,3 +879,40 @@ def test_incident_fields_with_html_are_escaped_on_every_dpo_page(web: Env) -> No
         pdf = dpo.get(f"{url}/dossier.pdf")
         assert pdf.status_code == 200
         assert pdf.headers["content-disposition"].startswith("attachment;")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        '../../etc/evil".pdf',
+        "..\\..\\windows\\evil.pdf",
+        "bilan\"; filename*=UTF-8''evil.html; x=\".pdf",
+        "bilan\u202egnp.pdf",
+        "ordonnance été.pdf",
+    ],
+)
+def test_an_attachments_name_cannot_reach_out_of_its_content_disposition(
+    web: Env, name: str
+) -> None:
+    with browser(web, web.user()) as patient:
+        consultation_id = open_consultation(
+            patient, files=[("files", (name, pdf_bytes(), "application/pdf"))]
+        )
+        path = f"/patient/consultations/{consultation_id}"
+        (link,) = set(
+            re.findall(r'href="(/patient/[^"]+/attachments/[0-9a-f-]{36})"', patient.get(path).text)
+        )
+        download = patient.get(link)
+        assert download.status_code == 200
+        disposition = download.headers["content-disposition"]
+        found = re.fullmatch(
+            r'attachment; filename="([^"\\]*)"; filename\*=UTF-8\'\'([^;"\s]+)', disposition
+        )
+        assert found is not None, disposition
+        fallback, encoded = found.groups()
+        for separator in ("/", "\\"):
+            assert separator not in fallback, disposition
+        for separator in ("%2F", "%5C"):
+            assert separator not in encoded.upper(), disposition
+        assert "%E2%80%AE" not in encoded.upper(), disposition  # no right-to-left override
+        assert len(download.headers.get_list("set-cookie")) == 0
