@@ -66,6 +66,7 @@ class Context:
     csrf_token: str
     viewer: Viewer = field(default_factory=Viewer)
     path: str = "/"
+    here: str = "/"  # the path with its query: where the language switch comes back to
 
 
 MENUS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
@@ -168,6 +169,7 @@ def page(
         csrf_token=token,
         viewer=viewer or getattr(request.state, "viewer", None) or Viewer(),
         path=request.url.path,
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
     )
     body = (
         environment()
