@@ -175,13 +175,14 @@ def test_an_ended_session_opens_no_page_again(web: Env) -> None:
         open_consultation(client)
         stolen = client.cookies.get(cookies.SESSION)
         assert submit(client, "/sign-out", {}, form="/patient").status_code == 303
+    assert stolen
+    replayed = {"Cookie": f"{cookies.SESSION}={stolen}"}
     with browser(web) as thief:
-        thief.cookies.set(cookies.SESSION, stolen or "", domain="testserver")
         for path in ("/patient", "/patient/account", "/patient/access"):
-            answer = thief.get(path)
+            answer = thief.get(path, headers=replayed)
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/sign-in"), path
-        assert thief.get("/").status_code == 200  # the home page, signed out
+        assert thief.get("/", headers=replayed).status_code == 200  # the home page
 
 
 # -- open redirects --------------------------------------------------------------------------
@@ -508,6 +509,20 @@ def test_a_stolen_cookie_opens_no_api_route(web: Env) -> None:
     with page_client(web.app) as api:
         answer = api.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 401, answer.status_code
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an API session's bearer token is also a page session's cookie: docs/WEB.md says "
+    "a stolen bearer token opens no page (identity/sessions.py and api/deps.py would need "
+    "to tell the two apart)",
+)
+def test_a_stolen_bearer_token_opens_no_page(web: Env) -> None:
+    headers = web.login(web.user())
+    token = headers["Authorization"].removeprefix("Bearer ")
+    with browser(web) as thief:
+        answer = thief.get("/patient", headers={"Cookie": f"{cookies.SESSION}={token}"})
+        assert answer.status_code == 303, answer.status_code
 
 
 @pytest.mark.xfail(
