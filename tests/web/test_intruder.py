@@ -949,3 +949,16 @@ def test_switching_language_on_an_emailed_links_page_keeps_the_link(web: Env) ->
         switched = submit(visitor, "/language", {"to": "en", "next": found.group(1)}, form=here)
         assert switched.status_code == 303
         assert switched.headers["location"] == here
+
+
+def test_a_page_number_out_of_range_is_refused_not_a_server_error(web: Env) -> None:
+    with browser(web, web.user(Role.ADMIN)) as admin:
+        for offset in ("-1", str(10**30), "x"):
+            answer = admin.get(f"/admin/practitioners?offset={offset}")
+            assert answer.status_code in (200, 422), (offset, answer.status_code)
+            assert_security_headers(answer.headers)
+    with browser(web, web.user()) as patient:
+        for query in ("offset=-1", f"offset={10**30}", "limit=100000", "limit=0"):
+            for path in ("/patient", "/patient/access"):
+                answer = patient.get(f"{path}?{query}")
+                assert answer.status_code == 422, (path, query, answer.status_code)

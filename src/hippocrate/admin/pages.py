@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
@@ -232,16 +232,21 @@ def _practitioners(db: DB, clock: datetime, offset: int) -> dict[str, Any]:
     }
 
 
+#: Bounded as the API's pages are (``api/pagination.py``): past the database's integers
+#: an offset would be a server error instead of a refusal.
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
 @router.get("/admin/practitioners", dependencies=ADMIN_ONLY)
 def practitioners_page(
-    request: Request, db: DB, clock: Now, offset: int = 0, done: str = ""
+    request: Request, db: DB, clock: Now, offset: Offset = 0, done: str = ""
 ) -> Response:
     return render.page(
         request,
         "admin/practitioners.html",
         flash=_flash(request, done),
         values=dict.fromkeys(("email", "rpps", "specialty", "given_names", "family_name"), ""),
-        **_practitioners(db, clock, max(offset, 0)),
+        **_practitioners(db, clock, offset),
     )
 
 
