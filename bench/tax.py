@@ -528,7 +528,7 @@ def report(result: TaxResult) -> str:
         "route and app. Ratio: Hippocrate's throughput over the baseline's (goal ≥ 0.80). "
         "CPU: cores kept busy over the timed requests (of "
         f"{os.cpu_count()}) by the app / this client / PostgreSQL and Redis / everything "
-        "else on the machine.",
+        "else on the machine; in brackets, the app's cores per worker process.",
         "",
         "| Deployment | Route | Baseline req/s | p50 (ms) | p99 (ms) | Hippocrate req/s "
         "| p50 (ms) | p99 (ms) | Ratio | Failed | CPU baseline | CPU Hippocrate |",
@@ -550,11 +550,11 @@ def report(result: TaxResult) -> str:
     if result.open:
         lines += [
             "",
-            f"Open loop, PostgreSQL + Redis, 2 workers: requests due at a fixed rate, "
-            f"shares ({', '.join(f'{x:.0%}' for x in LOAD_SHARES)}) of the same route's "
-            f"closed-loop throughput above, each for "
-            f"{OPEN_SECONDS:.0f} s, from {OPEN_SENDERS} sender threads; latency from the "
-            "instant each request was due (goal for Hippocrate: p99 ≤ 100 ms).",
+            "Open loop, PostgreSQL + Redis, 2 workers, Hippocrate only: requests due at a "
+            f"fixed rate, {', '.join(f'{x:.0%}' for x in LOAD_SHARES)} of the same route's "
+            f"closed-loop throughput above, each for {OPEN_SECONDS:.0f} s, from "
+            f"{OPEN_SENDERS} sender threads; latency from the instant each request was "
+            "due, so a request sent late counts its wait (goal: p99 ≤ 100 ms at 80 %).",
             "",
             "| App | Route | Share | Rate due (req/s) | Achieved (req/s) | p50 (ms) "
             "| p99 (ms) | Failed | CPU |",
