@@ -962,3 +962,20 @@ def test_a_page_number_out_of_range_is_refused_not_a_server_error(web: Env) -> N
             for path in ("/patient", "/patient/access"):
                 answer = patient.get(f"{path}?{query}")
                 assert answer.status_code == 422, (path, query, answer.status_code)
+
+
+@pytest.mark.parametrize("count", ["9" * 30, "9" * 5000, "-1", "1e3", "\u00b2"])
+def test_an_incidents_counts_out_of_range_are_refused_not_a_server_error(
+    web: Env, count: str
+) -> None:
+    with browser(web, web.user(Role.DPO)) as dpo:
+        opened = submit(dpo, "/dpo/incidents", {"title": "Ordinateur volé"})
+        url = opened.headers["location"].split("?")[0]
+        version = re.search(r'name="version" value="(\d+)"', dpo.get(url).text)
+        assert version is not None
+        for field in ("people_count", "records_count"):
+            answer = submit(
+                dpo, f"{url}/amend", {"version": version.group(1), field: count}, form=url
+            )
+            assert answer.status_code == 422, (field, answer.status_code)
+            assert 'role="alert"' in answer.text

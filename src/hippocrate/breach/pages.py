@@ -413,6 +413,8 @@ def _incident_values(
     }
 
 
+MAX_COUNT_DIGITS = 18
+
 #: The amendment form's fields: (name, path into the details).
 AMEND_FIELDS = (
     ("title", ("general", "title")),
@@ -593,7 +595,9 @@ def amend_incident(
     for name, path in AMEND_FIELDS:
         value: Any = _optional(form, name)
         if value is not None and name in ("people_count", "records_count"):
-            if not value.isdigit():
+            # ASCII digits only ("²".isdigit() is true, and int() refuses it), and no
+            # more than a 64-bit integer holds: anything else was a server error.
+            if not (value.isascii() and value.isdigit()) or len(value) > MAX_COUNT_DIGITS:
                 raise InvalidField(_n("{field}: a whole number"), field=name)
             value = int(value)
         _put(patch, path, value)
