@@ -21,6 +21,7 @@ SECTIONS = (
     "documents",
     "breach",
     "tax",
+    "pages",
 )
 
 
@@ -94,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench import tax
 
         parts.append(tax.report(tax.run()))
+    if "pages" in sections:
+        from bench import pages
+
+        parts.append(pages.report(pages.run(repeat=args.repeat)))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
