@@ -979,3 +979,36 @@ def test_an_incidents_counts_out_of_range_are_refused_not_a_server_error(
             )
             assert answer.status_code == 422, (field, answer.status_code)
             assert 'role="alert"' in answer.text
+
+
+@pytest.mark.parametrize(
+    ("action", "fields"),
+    [
+        ("amend", {"version": "\u00b2"}),
+        ("amend", {"version": "9" * 5000}),
+        ("amend", {"version": "9" * 30}),
+        ("assessment", {"category": "\u00b2"}),
+        ("assessment", {"category": "9" * 5000}),
+        ("notices", {"version": "\u00b2"}),
+        ("close", {"version": "9" * 30}),
+    ],
+)
+def test_the_incident_forms_refuse_odd_numbers_instead_of_failing(
+    web: Env, action: str, fields: dict[str, str]
+) -> None:
+    with browser(web, web.user(Role.DPO)) as dpo:
+        opened = submit(dpo, "/dpo/incidents", {"title": "Ordinateur volé"})
+        url = opened.headers["location"].split("?")[0]
+        version = re.search(r'name="version" value="(\d+)"', dpo.get(url).text)
+        assert version is not None
+        answer = submit(dpo, f"{url}/{action}", {"version": version.group(1), **fields}, form=url)
+        assert 400 <= answer.status_code < 500, answer.status_code
+        assert 'role="alert"' in answer.text
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00", "9999-12-31T23:59", "2026-02-30T10:00"])
+def test_an_awareness_time_at_the_edge_of_the_calendar_is_refused(web: Env, moment: str) -> None:
+    with browser(web, web.user(Role.DPO)) as dpo:
+        answer = submit(dpo, "/dpo/incidents", {"title": "Ordinateur volé", "awareness_at": moment})
+        assert 400 <= answer.status_code < 500, answer.status_code
+        assert 'role="alert"' in answer.text

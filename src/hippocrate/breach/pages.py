@@ -101,11 +101,23 @@ def _optional(form: FormData, name: str) -> str | None:
     return _text(form, name) or None
 
 
+MAX_DIGITS = 18
+
+
+def _whole(text: str) -> int | None:
+    """``text`` as a whole number if it is one of at most 18 ASCII digits, else None:
+    ``"²".isdigit()`` is true and ``int()`` refuses it, and past Python's digit limit
+    ``int()`` refuses too; either was a server error instead of a refusal."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS:
+        return int(text)
+    return None
+
+
 def _version(form: FormData) -> int:
-    text = _text(form, "version")
-    if not text.isdigit():
+    version = _whole(_text(form, "version"))
+    if version is None:
         raise InvalidIncident(_n("the form does not say which version it was made on"))
-    return int(text)
+    return version
 
 
 def _moment(form: FormData, name: str) -> str | None:
@@ -413,8 +425,6 @@ def _incident_values(
     }
 
 
-MAX_COUNT_DIGITS = 18
-
 #: The amendment form's fields: (name, path into the details).
 AMEND_FIELDS = (
     ("title", ("general", "title")),
@@ -595,11 +605,10 @@ def amend_incident(
     for name, path in AMEND_FIELDS:
         value: Any = _optional(form, name)
         if value is not None and name in ("people_count", "records_count"):
-            # ASCII digits only ("²".isdigit() is true, and int() refuses it), and no
-            # more than a 64-bit integer holds: anything else was a server error.
-            if not (value.isascii() and value.isdigit()) or len(value) > MAX_COUNT_DIGITS:
+            number = _whole(value)
+            if number is None:
                 raise InvalidField(_n("{field}: a whole number"), field=name)
-            value = int(value)
+            value = number
         _put(patch, path, value)
     for name, (path, choices) in LISTS.items():
         _put(patch, path, [v for v in form.getlist(name) if v in choices])
@@ -671,7 +680,8 @@ def assess_incident(
         if name in BOOLEAN_FACTORS:
             value = {"yes": True, "no": False}.get(raw, raw)
         elif name == "category":
-            value = int(raw) if raw.isdigit() else raw
+            number = _whole(raw)
+            value = raw if number is None else number
         prior = before.get(name) or {}
         overrides = list(prior.get("overrides", []))
         justification = _text(form, f"{name}_why")
