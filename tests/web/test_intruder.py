@@ -1012,3 +1012,63 @@ def test_an_awareness_time_at_the_edge_of_the_calendar_is_refused(web: Env, mome
         answer = submit(dpo, "/dpo/incidents", {"title": "Ordinateur volé", "awareness_at": moment})
         assert 400 <= answer.status_code < 500, answer.status_code
         assert 'role="alert"' in answer.text
+
+
+ODD = ("\u00b2" * 6, "9" * 5000, "\x00", "\u202e" * 3, "-1", " ")
+
+
+def test_odd_values_in_every_form_are_refused_not_a_server_error(web: Env) -> None:
+    patient_user = web.user()
+    with browser(web, patient_user) as patient:
+        consultation_id = open_consultation(patient)
+        record = f"/patient/consultations/{consultation_id}"
+        for value in ODD:
+            for path, data in (
+                ("/patient/consultations/new", {"specialty": value, "subject": value}),
+                (
+                    "/patient/consultations/new",
+                    {"specialty": "general-practice", "subject": "Une gêne", "q_pregnancy": value},
+                ),
+                (f"{record}/messages", {"body": value}),
+                ("/account/password", {"current_password": value, "new_password": value}),
+                ("/account/second-factor", {"code": value, "password": value}),
+                ("/patient/account/delete", {"password": value, "code": value}),
+                ("/language", {"to": value, "next": value}),
+            ):
+                answer = submit(patient, path, data, form="/patient")
+                assert answer.status_code < 500, (path, value[:8], answer.status_code)
+    with browser(web, web.user(Role.PRACTITIONER)) as doctor:
+        record = f"/practitioner/consultations/{take(doctor)}"
+        for value in ODD:
+            for path, data in (
+                (f"{record}/close", {"report": "Compte rendu", "acts": value}),
+                (f"{record}/close", {"report": value, "acts": "TCG", "prescription": value}),
+                (f"{record}/hand-back", {"reason": value}),
+                (f"{record}/messages", {"body": value}),
+            ):
+                answer = submit(doctor, path, data, form=record)
+                assert answer.status_code < 500, (path, value[:8], answer.status_code)
+    with browser(web, web.user(Role.ADMIN)) as admin:
+        for value in ODD:
+            for path, data in (
+                (
+                    "/admin/break-glass",
+                    {"patient_id": str(patient_user.patient_id), "reason": value, "minutes": value},
+                ),
+                ("/admin/break-glass", {"patient_id": value, "reason": "x" * 30, "minutes": "10"}),
+                ("/admin/practitioners", {"email": value, "rpps": value, "specialty": value}),
+            ):
+                answer = submit(admin, path, data, form="/admin")
+                assert answer.status_code < 500, (path, value[:8], answer.status_code)
+    with browser(web) as visitor:
+        for value in ODD:
+            for path, data in (
+                ("/sign-in", {"email": value, "password": value, "next": value}),
+                ("/account/forgot-password", {"email": value}),
+                ("/account/verify-email", {"token": value}),
+                ("/account/reset-password", {"token": value, "password": value, "code": value}),
+                ("/documents/verify/code", {"code": value[:40]}),
+                ("/verifier", {"text": value}),
+            ):
+                answer = submit(visitor, path, data, form="/sign-in")
+                assert answer.status_code < 500, (path, value[:8], answer.status_code)
