@@ -1072,3 +1072,30 @@ def test_odd_values_in_every_form_are_refused_not_a_server_error(web: Env) -> No
             ):
                 answer = submit(visitor, path, data, form="/sign-in")
                 assert answer.status_code < 500, (path, value[:8], answer.status_code)
+
+
+def test_odd_values_in_the_dpos_forms_are_refused_not_a_server_error(web: Env) -> None:
+    deep = '{"a":' * 50_000 + "1" + "}" * 50_000
+    with browser(web, web.user(Role.DPO)) as dpo:
+        opened = submit(dpo, "/dpo/incidents", {"title": "Ordinateur volé"})
+        url = opened.headers["location"].split("?")[0]
+        for action, data in (
+            ("amend", {"patch": "[" * 100_000}),
+            ("amend", {"patch": deep}),
+            ("amend", {"patch": '{"general": ' * 500 + "1" + "}" * 500}),
+            ("amend", {"patch": '{"data": {"people_count": 1e999}}'}),
+            ("amend", {"patch": '{"general": {"title": "\\u0000"}}'}),
+            ("amend", {"awareness_at": "0001-01-01T00:00"}),
+            ("scope", {"since": "0001-01-01T00:00", "until": "9999-12-31T23:59"}),
+            ("scope", {"kind": "\u00b2", "since": "x"}),
+            ("notifications", {"phase": "\u00b2", "sent_at": "0001-01-01T00:00"}),
+            ("notifications", {"phase": "initial", "sent_at": "9999-12-31T23:59"}),
+            ("close", {"note": "\x00"}),
+            ("reopen", {"note": "9" * 5000}),
+            ("notices", {"voluntary_reason": "\u202e" * 3}),
+        ):
+            page = dpo.get(url)
+            version = re.search(r'name="version" value="(\d+)"', page.text)
+            assert version is not None
+            answer = submit(dpo, f"{url}/{action}", {"version": version.group(1), **data}, form=url)
+            assert answer.status_code < 500, (action, answer.status_code)

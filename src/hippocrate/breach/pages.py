@@ -616,8 +616,10 @@ def amend_incident(
     if extra:
         try:
             more = json.loads(extra)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's stack: refused
             raise InvalidField(_n("{field}: not valid JSON"), field="patch") from None
+        if _depth(more) > MAX_PATCH_DEPTH:
+            raise InvalidField(_n("{field}: not valid JSON"), field="patch")
         if not isinstance(more, dict):
             raise InvalidField(_n("{field}: a JSON object"), field="patch")
         patch = _merged(patch, more)
@@ -639,6 +641,24 @@ def _put(patch: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         node = node.setdefault(part, {})
     node[path[-1]] = value
+
+
+#: An incident's details are a few levels deep: a patch nested deeper is no amendment,
+#: and each step after the parser (merging, validating, storing) would recurse into it.
+MAX_PATCH_DEPTH = 16
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects, counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def _merged(patch: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
