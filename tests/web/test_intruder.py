@@ -1099,3 +1099,27 @@ def test_odd_values_in_the_dpos_forms_are_refused_not_a_server_error(web: Env) -
             assert version is not None
             answer = submit(dpo, f"{url}/{action}", {"version": version.group(1), **data}, form=url)
             assert answer.status_code < 500, (action, answer.status_code)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"birth_date": "0001-01-01"},
+        {"birth_date": "9999-12-31"},
+        {"birth_date": "\u00b2\u00b2\u00b2\u00b2-01-01"},
+        {"sex": "\u00b2"},
+        {"nir": "\u00b2" * 15},
+        {"nir": "9" * 320},
+        {"country": "\x00\x00"},
+        {"postal_code": "\u202e" * 5},
+        {"phone": "9" * 320},
+        {"email": "a@" + "b" * 300 + ".fr"},
+    ],
+)
+def test_odd_values_at_registration_are_refused_not_a_server_error(
+    web: Env, changes: dict[str, str]
+) -> None:
+    with browser(web) as visitor:
+        form = {**registration("odd.values@example.org"), **changes}
+        answer = submit(visitor, "/register", form)
+        assert answer.status_code in (303, 422), answer.status_code
