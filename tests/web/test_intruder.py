@@ -1123,3 +1123,21 @@ def test_odd_values_at_registration_are_refused_not_a_server_error(
         form = {**registration("odd.values@example.org"), **changes}
         answer = submit(visitor, "/register", form)
         assert answer.status_code in (303, 422), answer.status_code
+
+
+@pytest.mark.parametrize("role", [*ROLES, None], ids=lambda r: r.value if r else "anonymous")
+def test_odd_query_values_on_every_page_are_refused_not_a_server_error(
+    web: Env, role: Role | None
+) -> None:
+    names = ("done", "next", "offset", "limit", "specialty", "changed", "seen", "token", "sent")
+    with browser(web, web.user(role) if role else None) as client:
+        for route in page_routes(web.app):
+            if "GET" not in route.methods:
+                continue
+            roles = roles_of(route)
+            if roles is not None and (role is None or role not in roles):
+                continue
+            for value in ("\u00b2", "9" * 5000, "\x00", "true"):
+                query = httpx.QueryParams(dict.fromkeys(names, value))
+                answer = client.get(f"{concrete(route.path)}?{query}")
+                assert answer.status_code < 500, (route.path, value[:8], answer.status_code)
