@@ -1014,10 +1014,19 @@ def test_an_awareness_time_at_the_edge_of_the_calendar_is_refused(web: Env, mome
         assert 'role="alert"' in answer.text
 
 
-ODD = ("\u00b2" * 6, "9" * 5000, "\x00", "\u202e" * 3, "-1", " ")
+ODD = (
+    "\u00b2" * 6,
+    "9" * 5000,
+    "\x00",
+    "Urgence vitale signalée par le centre 15,\x00 patiente inconsciente",
+    "\u202e" * 3,
+    "-1",
+    " ",
+)
 
 
-def test_odd_values_in_every_form_are_refused_not_a_server_error(web: Env) -> None:
+def test_odd_values_in_every_form_are_refused_not_a_server_error(web_on: Env) -> None:
+    web = web_on
     patient_user = web.user()
     with browser(web, patient_user) as patient:
         consultation_id = open_consultation(patient)
@@ -1074,7 +1083,8 @@ def test_odd_values_in_every_form_are_refused_not_a_server_error(web: Env) -> No
                 assert answer.status_code < 500, (path, value[:8], answer.status_code)
 
 
-def test_odd_values_in_the_dpos_forms_are_refused_not_a_server_error(web: Env) -> None:
+def test_odd_values_in_the_dpos_forms_are_refused_not_a_server_error(web_on: Env) -> None:
+    web = web_on
     deep = '{"a":' * 50_000 + "1" + "}" * 50_000
     with browser(web, web.user(Role.DPO)) as dpo:
         opened = submit(dpo, "/dpo/incidents", {"title": "Ordinateur volé"})
@@ -1091,6 +1101,7 @@ def test_odd_values_in_the_dpos_forms_are_refused_not_a_server_error(web: Env) -
             ("notifications", {"phase": "\u00b2", "sent_at": "0001-01-01T00:00"}),
             ("notifications", {"phase": "initial", "sent_at": "9999-12-31T23:59"}),
             ("close", {"note": "\x00"}),
+            ("amend", {"cause": "Session volée\x00 d'un praticien"}),
             ("reopen", {"note": "9" * 5000}),
             ("notices", {"voluntary_reason": "\u202e" * 3}),
         ):

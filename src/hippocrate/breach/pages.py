@@ -94,7 +94,12 @@ Posted = Annotated[FormData, Depends(posted)]
 
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:
+        # No text field holds a NUL, and PostgreSQL's refuse it: a server error otherwise.
+        raise InvalidField(_n("{field}: this value is refused"), field=name)
+    return value.strip()
 
 
 def _optional(form: FormData, name: str) -> str | None:
