@@ -1122,14 +1122,16 @@ def test_odd_values_in_the_dpos_forms_are_refused_not_a_server_error(web_on: Env
         {"nir": "\u00b2" * 15},
         {"nir": "9" * 320},
         {"country": "\x00\x00"},
+        {"given_names": "Camille\x00 Eve", "city": "Lyon\x00"},
         {"postal_code": "\u202e" * 5},
         {"phone": "9" * 320},
         {"email": "a@" + "b" * 300 + ".fr"},
     ],
 )
 def test_odd_values_at_registration_are_refused_not_a_server_error(
-    web: Env, changes: dict[str, str]
+    web_on: Env, changes: dict[str, str]
 ) -> None:
+    web = web_on
     with browser(web) as visitor:
         form = {**registration("odd.values@example.org"), **changes}
         answer = submit(visitor, "/register", form)
