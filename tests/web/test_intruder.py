@@ -24,6 +24,7 @@ from tests.identity.conftest import Env
 from tests.identity.helpers import TestUser, fast_password_hashing, patient_data, totp_code
 from tests.web.conftest import BASE, page_client, sign_in, submit, token_of
 from tests.web.test_account import registration
+from tests.web.test_admin_pages import NEW as NEW_PRACTITIONER
 from tests.web.test_page_access import concrete, page_routes, roles_of
 
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
@@ -1066,6 +1067,8 @@ def test_odd_values_in_every_form_are_refused_not_a_server_error(web_on: Env) ->
                 ),
                 ("/admin/break-glass", {"patient_id": value, "reason": "x" * 30, "minutes": "10"}),
                 ("/admin/practitioners", {"email": value, "rpps": value, "specialty": value}),
+                ("/admin/practitioners", {**NEW_PRACTITIONER, "given_names": value}),
+                ("/admin/practitioners", {**NEW_PRACTITIONER, "family_name": value}),
             ):
                 answer = submit(admin, path, data, form="/admin")
                 assert answer.status_code < 500, (path, value[:8], answer.status_code)
