@@ -501,36 +501,10 @@ def test_a_stolen_cookie_cannot_turn_on_a_second_factor_of_the_thiefs(web: Env) 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a page session's token is also a bearer token: the API opens with a stolen "
-    "cookie (identity/sessions.py and api/deps.py would need to tell the two apart)",
-)
-def test_a_stolen_cookie_opens_no_api_route(web: Env) -> None:
-    with browser(web, web.user()) as thief:
-        token = thief.cookies.get(cookies.SESSION)
-    with page_client(web.app) as api:
-        answer = api.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-        assert answer.status_code == 401, answer.status_code
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="an API session's bearer token is also a page session's cookie: docs/WEB.md says "
-    "a stolen bearer token opens no page (identity/sessions.py and api/deps.py would need "
-    "to tell the two apart)",
-)
-def test_a_stolen_bearer_token_opens_no_page(web: Env) -> None:
-    headers = web.login(web.user())
-    token = headers["Authorization"].removeprefix("Bearer ")
-    with browser(web) as thief:
-        answer = thief.get("/patient", headers={"Cookie": f"{cookies.SESSION}={token}"})
-        assert answer.status_code == 303, answer.status_code
-
-
-@pytest.mark.xfail(
-    strict=True,
     reason="POST /api/v1/me/totp/confirm turns the second factor on without the "
-    "password (identity/service.confirm_totp or identity/api.py would ask for it), and a "
-    "stolen cookie's token reaches it as a bearer token",
+    "password the page now asks (identity/service.confirm_totp or identity/api.py would "
+    "ask for it), and a session is one token whichever way it travels (docs/WEB.md), so "
+    "a stolen cookie's token reaches it as a bearer token",
 )
 def test_a_stolen_cookie_cannot_turn_on_a_second_factor_through_the_api(web: Env) -> None:
     victim = web.user()
