@@ -414,7 +414,7 @@ def download_attachment(
         headers={
             "Content-Disposition": content_disposition(attachment.filename or "attachment"),
             # A document a browser might render: no scripts, no plugins, no frames.
-            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
         },
     )
 
