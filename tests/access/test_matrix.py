@@ -235,7 +235,8 @@ def _enrol(world: World, role: str, relation: str, target: str | None) -> Setup 
     begun = world.client.post(f"{API}/me/totp", headers=person.headers)
     assert begun.status_code == 200, begun.text
     code = totp_code(begun.json()["secret"], now=world.api.clock.now)
-    return Setup(headers=person.headers, json={"code": code}, account_id=person.account_id)
+    body = {"code": code, "password": person.user.password}
+    return Setup(headers=person.headers, json=body, account_id=person.account_id)
 
 
 def _change_password(world: World, role: str, relation: str, target: str | None) -> Setup | None:

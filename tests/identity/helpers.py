@@ -217,17 +217,24 @@ class Enrolment:
     recovery_codes: list[str]
 
 
-def enrol_totp(client: Any, headers: dict[str, str], *, now: datetime | None = None) -> Enrolment:
+def enrol_totp(
+    client: Any,
+    headers: dict[str, str],
+    *,
+    password: str | None = None,
+    now: datetime | None = None,
+) -> Enrolment:
     """Set up TOTP through the API with the session in ``headers`` (pending or full);
-    returns the new session's header, the secret and the recovery codes."""
+    returns the new session's header, the secret and the recovery codes. A full
+    session (a signed-in patient) gives its ``password``; a staff member's pending
+    first-sign-in session needs none."""
     response = client.post("/api/v1/me/totp", headers=headers)
     assert response.status_code == 200, response.text
     secret = response.json()["secret"]
-    response = client.post(
-        "/api/v1/me/totp/confirm",
-        json={"code": totp_code(secret, now=now)},
-        headers=headers,
-    )
+    body: dict[str, str] = {"code": totp_code(secret, now=now)}
+    if password is not None:
+        body["password"] = password
+    response = client.post("/api/v1/me/totp/confirm", json=body, headers=headers)
     assert response.status_code == 200, response.text
     body = response.json()
     return Enrolment(bearer(body["token"]), secret, body["recovery_codes"])

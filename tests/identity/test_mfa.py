@@ -144,7 +144,7 @@ def _patient_with_totp(env: Env) -> tuple[TestUser, list[str], str]:
     ``env.tick()`` (one fresh TOTP step per tick)."""
     user = env.user()
     now = env.tick()
-    enrolment = enrol_totp(env.client, env.login(user), now=now)
+    enrolment = enrol_totp(env.client, env.login(user), password=user.password, now=now)
     return user, enrolment.recovery_codes, enrolment.secret
 
 
@@ -239,7 +239,7 @@ def test_enabling_totp_ends_the_other_sessions(env: Env) -> None:
     user = env.user()
     other = env.login(user)
 
-    enrolment = enrol_totp(env.client, env.login(user))
+    enrolment = enrol_totp(env.client, env.login(user), password=user.password)
 
     assert_problem(env.client.get("/api/v1/me", headers=other), 401)
     assert env.client.get("/api/v1/me", headers=enrolment.headers).status_code == 200
@@ -276,3 +276,71 @@ def test_staff_cannot_turn_the_second_factor_off(env: Env) -> None:
     )
 
     assert_problem(response, 403)
+
+
+# -- turning the second factor on from a signed-in session -----------------------------
+
+
+def _begin(env: Env, headers: dict[str, str]) -> str:
+    begun = env.client.post("/api/v1/me/totp", headers=headers)
+    assert begun.status_code == 200, begun.text
+    return str(begun.json()["secret"])
+
+
+def test_a_stolen_full_session_cannot_turn_on_the_thiefs_second_factor(env: Env) -> None:
+    """Turned on with a stolen session alone, the thief's authenticator would lock the
+    holder out (their password then needs the thief's code, and so does a reset link):
+    a signed-in account gives its password, checked on the sign-in's counters."""
+    user = env.user()
+    stolen = env.login(user)
+    holder = env.login(user)
+    secret = _begin(env, stolen)
+    for body in (
+        {"code": totp_code(secret, now=env.tick())},
+        {"code": totp_code(secret, now=env.tick()), "password": "not-the-password-1"},
+    ):
+        refused = env.client.post("/api/v1/me/totp/confirm", headers=stolen, json=body)
+        assert_problem(refused, 401)
+    me = env.client.get("/api/v1/me", headers=holder)
+    assert me.status_code == 200, me.text
+    assert me.json()["mfa_enabled"] is False
+    # With the password it goes through, and the other sessions end.
+    confirmed = env.client.post(
+        "/api/v1/me/totp/confirm",
+        headers=stolen,
+        json={"code": totp_code(secret, now=env.tick()), "password": user.password},
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert env.client.get("/api/v1/me", headers=holder).status_code == 401
+    full = bearer(confirmed.json()["token"])
+    assert env.client.get("/api/v1/me", headers=full).json()["mfa_enabled"] is True
+
+
+def test_wrong_passwords_at_totp_confirmation_lock_as_at_sign_in(env: Env) -> None:
+    """The confirmation's password is counted as a sign-in's: guessing through it locks
+    the account as guessing at sign-in does."""
+    user = env.user()
+    headers = env.login(user)
+    secret = _begin(env, headers)
+    statuses = []
+    for _ in range(12):
+        answer = env.client.post(
+            "/api/v1/me/totp/confirm",
+            headers=headers,
+            json={"code": totp_code(secret, now=env.tick()), "password": "not-the-password-1"},
+        )
+        statuses.append(answer.status_code)
+    assert statuses[0] == 401
+    assert statuses[-1] in (423, 429), statuses
+    assert env.post_login(user.email, user.password).status_code in (423, 429)
+
+
+def test_a_staff_pending_setup_session_confirms_without_the_password(env: Env) -> None:
+    user = env.user(Role.DPO, totp=False)
+    pending = _pending(env, user)
+    secret = _begin(env, pending)
+    confirmed = env.client.post(
+        "/api/v1/me/totp/confirm", headers=pending, json={"code": totp_code(secret)}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert login(env.client, user.email, user.password, secret, now=env.tick())

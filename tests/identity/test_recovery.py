@@ -93,7 +93,7 @@ def test_a_reset_link_alone_does_not_take_over_an_account_with_a_second_factor(
 ) -> None:
     env = env_on
     user = env.user()
-    enrolment = enrol_totp(env.client, env.login(user), now=env.tick())
+    enrolment = enrol_totp(env.client, env.login(user), password=user.password, now=env.tick())
     token = _reset_token(env, user)
 
     without = _complete(env, token)
@@ -110,7 +110,7 @@ def test_a_reset_link_alone_does_not_take_over_an_account_with_a_second_factor(
 
 def test_wrong_codes_on_a_reset_lock_the_account(env: Env) -> None:
     user = env.user()
-    enrolment = enrol_totp(env.client, env.login(user), now=env.tick())
+    enrolment = enrol_totp(env.client, env.login(user), password=user.password, now=env.tick())
     token = _reset_token(env, user)
     for _ in range(5):
         assert_problem(_complete(env, token, code="000000"), 401)
@@ -123,7 +123,7 @@ def test_wrong_codes_on_a_reset_lock_the_account(env: Env) -> None:
 
 def test_a_recovery_code_also_completes_a_reset(env: Env) -> None:
     user = env.user()
-    enrolment = enrol_totp(env.client, env.login(user), now=env.tick())
+    enrolment = enrol_totp(env.client, env.login(user), password=user.password, now=env.tick())
     token = _reset_token(env, user)
 
     assert _complete(env, token, code=enrolment.recovery_codes[0]).status_code == 204

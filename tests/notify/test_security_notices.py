@@ -95,7 +95,7 @@ def test_each_second_factor_and_password_change_emails_the_owner_once(api: Env) 
     headers = login_as(api.client, user)
     assert received(api, user) == []
 
-    enrolment = enrol_totp(api.client, headers)
+    enrolment = enrol_totp(api.client, headers, password=user.password)
     assert received(api, user) == ["security_alert"]
     headers = enrolment.headers
 

@@ -48,6 +48,7 @@ from hippocrate.identity.schemas import (
     ResetCompleteIn,
     ResetRequestIn,
     SecondFactorChallenge,
+    TotpConfirmIn,
     TotpDisableIn,
     TotpEnabled,
     TotpSetup,
@@ -236,24 +237,30 @@ def begin_totp(request: Request, resolved: CurrentSession, db: DB) -> TotpSetup:
     return TotpSetup(secret=secret, otpauth_uri=uri)
 
 
-@pending.post("/me/totp/confirm", tags=["account"])
+@pending.post("/me/totp/confirm", tags=["account"], responses=_REFUSALS)
 def confirm_totp(
     *,
     request: Request,
-    body: CodeIn,
+    body: TotpConfirmIn,
     resolved: CurrentSession,
     db: DB,
     settings: AppSettings,
     clock: Now,
+    address: Address,
 ) -> TotpEnabled:
-    """Enable TOTP with a first code. Answers the recovery codes (shown once) and a new
-    token: this session and every other one of the account end."""
+    """Enable TOTP with a first code and, from a signed-in account, its password (a
+    stolen session alone cannot lock the holder out with the thief's authenticator); a
+    staff member's pending first-sign-in session needs no password. Answers the
+    recovery codes (shown once) and a new token: this session and every other one of
+    the account end."""
     codes, issued = service.confirm_totp(
         session=db,
         settings=settings,
         guard=get_runtime(request).guard,
         resolved=resolved,
         code=body.code,
+        password=body.password,
+        address=address,
         now=clock,
     )
     return TotpEnabled(

@@ -464,8 +464,9 @@ def confirm_second_factor(
     redirect would need them kept somewhere: they are answered here instead), and the
     new session's cookie, since every other session of the account ended.
 
-    A signed-in account gives its password first (``signin.reauthenticate``, on the
-    sign-in counters), as turning the second factor off does: turned on with a stolen
+    A signed-in account gives its password too, checked by ``service.confirm_totp``
+    (``signin.reauthenticate``, on the sign-in counters), as turning the second factor
+    off does: turned on with a stolen
     session's secret, it would lock the holder out for good (their password then needs
     the thief's code, and so does a reset link) and end the holder's sessions. A staff
     member's pending session gave the password a moment ago, at this sign-in."""
@@ -478,26 +479,18 @@ def confirm_second_factor(
         shown = None
     back = _back_of(resolved)
     onward = back or home_of(account.role)
-    if back is not None:
-        on_refusal(request, SECOND_FACTOR, setup=shown, back=back, refused="password")
-        # A contained account is refused before its password is looked at (no guessing).
-        signin.refuse_if_contained(session=db, guard=get_runtime(request).guard, account=account)
-        signin.reauthenticate(
-            session=db,
-            settings=settings,
-            account=account,
-            password=password,
-            code=None,
-            address=address,
-            now=clock,
-        )
-    on_refusal(request, SECOND_FACTOR, setup=shown, back=back, refused="code")
+    # The service checks the password (after the containment, before the code): a
+    # signed-in visitor's refusal marks the password field, a pending one's the code.
+    refused = "password" if back is not None else "code"
+    on_refusal(request, SECOND_FACTOR, setup=shown, back=back, refused=refused)
     codes, issued = service.confirm_totp(
         session=db,
         settings=settings,
         guard=get_runtime(request).guard,
         resolved=resolved,
         code=code,
+        password=password,
+        address=address,
         now=clock,
     )
     csrf.renew(request)

@@ -22,6 +22,9 @@ Password = Annotated[
     StringConstraints(strip_whitespace=False, min_length=1, max_length=passwords.MAX_LENGTH),
     Field(repr=False, description="As typed; at least 12 characters for a new password"),
 ]
+AsTyped = Annotated[
+    str, StringConstraints(strip_whitespace=False, min_length=1, max_length=passwords.MAX_LENGTH)
+]
 LoginEmail = Annotated[str, Field(min_length=1, max_length=320)]
 CODE_DESCRIPTION = "A 6-digit code from the authenticator app, or a recovery code"
 CodeValue = Annotated[str, StringConstraints(min_length=6, max_length=factors.MAX_CODE_LENGTH)]
@@ -39,6 +42,17 @@ class LoginIn(StrictInput):
 
 class CodeIn(StrictInput):
     code: Code
+
+
+class TotpConfirmIn(StrictInput):
+    code: Code
+    password: AsTyped | None = Field(
+        default=None,
+        repr=False,
+        description="As typed. "
+        "Required from a signed-in account; not from a staff member's pending "
+        "first-sign-in session, which gave it a moment ago",
+    )
 
 
 class RegistrationIn(PatientCreate, StrictInput):

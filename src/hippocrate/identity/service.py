@@ -48,13 +48,19 @@ from hippocrate.identity.models import (
     Role,
     TokenPurpose,
 )
-from hippocrate.identity.sessions import Resolved, end_sessions_of, unsafe_get_account
+from hippocrate.identity.sessions import (
+    Resolved,
+    end_sessions_of,
+    mfa_required,
+    unsafe_get_account,
+)
 from hippocrate.identity.signin import (
     Issued,
     check_code,
     check_password,
     email_index,
     login_email,
+    reauthenticate,
     refuse_if_contained,
     replace_with_full_session,
     unsafe_account_by_email,
@@ -691,13 +697,24 @@ def confirm_totp(
     guard: Guard | None,
     resolved: Resolved,
     code: str,
+    password: str | None,
+    address: str,
     now: datetime,
 ) -> tuple[list[str], Issued]:
     """Enable TOTP once a code from the app proves it was set up; returns the recovery
     codes (shown once) and a full session replacing the caller's. Every other session
-    of the account ends. A contained account is refused before any code is looked at.
-    Raises ``Contained``, ``SecondFactorAlreadySetUp``, ``SecondFactorNotSetUp``,
-    ``InvalidCode``."""
+    of the account ends. A contained account is refused before any password or code is
+    looked at.
+
+    A full session (a signed-in account) gives its password too, checked and counted
+    as :func:`signin.reauthenticate` does (the sign-in's limiters and locks): turned on
+    with a stolen session, the thief's authenticator would lock the holder out for good
+    (their password then needs the thief's code, and so does a reset link) and end the
+    holder's sessions. A staff member's pending first-sign-in session (its second
+    factor still to set up) gave the password a moment ago, at this sign-in, and needs
+    none. A missing password is a wrong one. Raises ``Contained``,
+    ``SecondFactorAlreadySetUp``, ``SecondFactorNotSetUp``, ``InvalidCredentials``,
+    ``SignInLocked``, ``InvalidCode``."""
     account = resolved.account
     refuse_if_contained(session=session, guard=guard, account=account)
     if account.totp_enabled:
@@ -705,6 +722,17 @@ def confirm_totp(
     secret = account.totp_secret
     if secret is None:
         raise SecondFactorNotSetUp()
+    pending_setup = not resolved.auth_session.mfa_passed and mfa_required(account)
+    if not pending_setup:
+        reauthenticate(
+            session=session,
+            settings=settings,
+            account=account,
+            password=password or "",
+            code=None,
+            address=address,
+            now=now,
+        )
     step = factors.totp_step(secret, code.strip(), now=now, last_step=None)
     if step is None:
         raise InvalidCode()
