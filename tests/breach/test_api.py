@@ -180,3 +180,52 @@ def test_a_late_initial_notification_needs_its_reason(sqlite_store: Store, tmp_p
             json={"details": {"data": {"people_count": -3}}},
         )
         assert bad.status_code == 422
+
+
+# -- odd values in the API's incident shapes --------------------------------------------
+
+
+def test_a_nul_or_a_huge_count_is_refused_with_a_422(store: Store, tmp_path: Path) -> None:
+    """PostgreSQL's text fields cannot hold a NUL (a server error there, kept on SQLite)
+    and its integers cannot hold 10**30: the schemas refuse both first, on every route
+    that takes a text or a count."""
+    with guarded_api(store, tmp_path) as api:
+        dpo = sign_in(api, staff_member(api, Role.DPO))
+        for details in (
+            {"general": {"title": "Vol\x00"}},
+            {"data": {"people_count": 10**30}},
+            {"data": {"records_count": 10**10}},
+        ):
+            opened = api.client.post(
+                "/api/v1/incidents", headers=dpo.headers, json={"details": details}
+            )
+            assert opened.status_code == 422, (details, opened.status_code)
+        opened = api.client.post(
+            "/api/v1/incidents",
+            headers=dpo.headers,
+            json={"details": {"general": {"title": "Vol"}}},
+        )
+        assert opened.status_code == 201, opened.text
+        incident = opened.json()
+        url = f"/api/v1/incidents/{incident['id']}"
+        version = incident["version"]
+        for body in (
+            {"version": version, "details": {"general": {"summary": "a\x00b"}}},
+            {"version": version, "details": {"nature\x00": {}}},
+            {"version": version, "details": {"data": {"people_count": 10**30}}},
+            {"version": version, "details": {}, "note": "\x00"},
+            {"version": 10**30, "details": {}},
+        ):
+            amended = api.client.patch(url, headers=dpo.headers, json=body)
+            assert amended.status_code == 422, (body, amended.status_code)
+        for body in ({"version": version, "note": "clos\x00"}, {"version": 10**30, "note": "x"}):
+            closed = api.client.post(f"{url}/close", headers=dpo.headers, json=body)
+            assert closed.status_code == 422, (body, closed.status_code)
+        # Sane values still go through, and nothing above changed the incident.
+        amended = api.client.patch(
+            url,
+            headers=dpo.headers,
+            json={"version": version, "details": {"data": {"people_count": 10**9}}},
+        )
+        assert amended.status_code == 200, amended.text
+        assert amended.json()["version"] == version + 1

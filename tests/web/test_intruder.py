@@ -499,13 +499,6 @@ def test_a_stolen_cookie_cannot_turn_on_a_second_factor_of_the_thiefs(web: Env) 
         assert 'class="codes"' in enabled.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /api/v1/me/totp/confirm turns the second factor on without the "
-    "password the page now asks (identity/service.confirm_totp or identity/api.py would "
-    "ask for it), and a session is one token whichever way it travels (docs/WEB.md), so "
-    "a stolen cookie's token reaches it as a bearer token",
-)
 def test_a_stolen_cookie_cannot_turn_on_a_second_factor_through_the_api(web: Env) -> None:
     victim = web.user()
     with browser(web, victim) as thief:
@@ -1133,11 +1126,6 @@ def test_odd_query_values_on_every_page_are_refused_not_a_server_error(
                 assert answer.status_code < 500, (route.path, value[:8], answer.status_code)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the API's incident schemas (breach/schemas.py) take a NUL in a note: kept on "
-    "SQLite, a server error on PostgreSQL (its text fields refuse it), never a 422",
-)
 def test_the_apis_incident_note_with_a_nul_is_refused(web_on: Env) -> None:
     headers = web_on.login(web_on.user(Role.DPO))
     opened = web_on.client.post(

@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from hippocrate.breach.severity import (
     Adjustment,
@@ -45,10 +45,41 @@ T = TypeVar("T")
 
 _Text = Field(default=None, max_length=4000)
 _Short = Field(default=None, max_length=200)
+#: The most people or records an incident counts: beyond it a count is a typing
+#: error (and would not fit the database's integers).
+MAX_COUNT = 10**9
+#: An incident's version, bounded as the database's integer is.
+MAX_VERSION = 2**31 - 1
+NUL = "\x00"
+
+
+def _refuse_nul(value: Any) -> None:
+    """Refuse a NUL anywhere in ``value``'s strings (a dict's keys included):
+    PostgreSQL's text and JSON fields cannot hold one (a server error there, kept
+    on SQLite), and no text of the register needs one."""
+    if isinstance(value, str):
+        if NUL in value:
+            raise ValueError("a text may not hold a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_nul(item)
 
 
 class _Section(BaseModel):
+    """Every input shape of the register: no unknown member, and no NUL in any of its
+    texts (the free-form merge patch and overrides' values included)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        _refuse_nul(data)
+        return data
 
 
 class General(_Section):
@@ -105,8 +136,8 @@ class Data(_Section):
     people_categories: list[Literal["patients", "practitioners", "staff"]] = Field(
         default_factory=list
     )
-    people_count: int | None = Field(default=None, ge=0)
-    records_count: int | None = Field(default=None, ge=0)
+    people_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    records_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     data_categories: list[Category] = Field(default_factory=list)
 
 
@@ -277,7 +308,7 @@ class IncidentOpen(_Section):
 
 
 class IncidentAmend(_Section):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     #: A JSON merge patch of ``IncidentDetails``: sections and members to set; null clears.
     details: dict[str, Any] = Field(default_factory=dict)
     awareness_at: AwareDatetime | None = None
@@ -285,17 +316,17 @@ class IncidentAmend(_Section):
 
 
 class AssessmentSet(_Section):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     assessment: AssessmentIn
 
 
 class Versioned(_Section):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     note: str = Field(min_length=1, max_length=2000)
 
 
 class ScopeAsk(_Section):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     kind: Literal["principals", "database-copy"] = "principals"
     #: The compromised principals' ids (default: those the incident names).
     principals: list[uuid.UUID] | None = Field(default=None, max_length=1000)
@@ -304,7 +335,7 @@ class ScopeAsk(_Section):
 
 
 class NotificationSent(_Section):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     phase: Literal["initial", "complementary", "withdrawal"]
     sent_at: AwareDatetime
     receipt_reference: str | None = Field(default=None, max_length=120)
@@ -362,6 +393,6 @@ class IncidentRead(IncidentSummary):
 
 
 class NoticesLaunch(_Section):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     #: Why the notices go although the assessment does not require them (good practice).
     voluntary_reason: str | None = Field(default=None, max_length=2000)
