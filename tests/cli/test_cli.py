@@ -575,11 +575,11 @@ def test_pkcs11_end_to_end(token_env: dict[str, str], tmp_path: Path) -> None:
     assert "key provider: pkcs11, root key version 1" in cli.ok("init")
     assert "3 patients created" in cli.ok("seed", "--patients", "3", "--seed", "2")
     rotated = cli.ok("keys", "rotate")
-    # 3 patients, 3 honeytokens, 15 staff accounts
-    assert "root key version 2 finished: 21 data keys rewrapped" in rotated
+    # 3 patients, 3 honeytokens, 17 staff accounts (two admins and two DPOs among them)
+    assert "root key version 2 finished: 23 data keys rewrapped" in rotated
     status = cli.ok("keys", "status")
     assert "provider: pkcs11" in status
-    assert "data keys wrapped by root version 2: 21" in status
+    assert "data keys wrapped by root version 2: 23" in status
     credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text("utf-8"))
     first = credentials["patients"][0]
 
