@@ -266,6 +266,15 @@ def test_other_people_get_nothing(web: Env) -> None:
     path = f"/patient/consultations/{consultation_id}"
     attachment = _LINK.findall(web.client.get(path).text)[0]
 
+    # The owner's own attachment under their own other consultation's path: not found,
+    # and nothing of it is opened or recorded as read.
+    second = opened(web.client)
+    crossed_own = web.client.get(attachment.replace(consultation_id, second))
+    assert crossed_own.status_code == 404
+    assert "consultation:attachment:read" not in reads_by(
+        web, owner.account_id, crossed_own.headers["x-request-id"]
+    )
+
     with browser(web, web.user()) as stranger:
         assert stranger.get(path).status_code == 404
         assert "text/html" in stranger.get(path).headers["content-type"]

@@ -420,10 +420,13 @@ def _download(
     policy) of an attachment of ``consultation``; inline only for an image the
     platform re-encoded, sandboxed."""
     attachment, content = service.read_attachment(
-        session=db, blobs=blobs, principal=principal, attachment_id=attachment_id, now=clock
+        session=db,
+        blobs=blobs,
+        principal=principal,
+        attachment_id=attachment_id,
+        now=clock,
+        consultation_id=consultation.id,
     )
-    if attachment.consultation_id != consultation.id:
-        raise NotFound("attachment", attachment_id)
     kind = attachment.media_type or "application/octet-stream"
     name = attachment.filename or "attachment"
     if inline and kind not in INLINE_TYPES:

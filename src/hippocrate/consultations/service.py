@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
+from hippocrate.access.errors import NotFound
 from hippocrate.access.principal import Principal
 from hippocrate.audit.recorder import recorder_of
 from hippocrate.blobs import BlobStore, put_in_transaction
@@ -908,8 +909,11 @@ def read_attachment(
     principal: Principal,
     attachment_id: uuid.UUID,
     now: datetime,
+    consultation_id: uuid.UUID | None = None,
 ) -> tuple[Attachment, bytes]:
-    """An attachment the principal may read, and its decrypted body."""
+    """An attachment the principal may read, and its decrypted body. With
+    ``consultation_id`` (a page's path names one), an attachment of another consultation
+    is not found, before anything of it is opened or recorded as read."""
     attachment = policy.get_readable(
         session,
         policy.readable_attachments(principal, now=now),
@@ -917,5 +921,7 @@ def read_attachment(
         attachment_id,
         "attachment",
     )
+    if consultation_id is not None and attachment.consultation_id != consultation_id:
+        raise NotFound("attachment", attachment_id)
     sealed = blobs.get(attachment.id)
     return attachment, open_body(session=session, attachment=attachment, sealed=sealed)
