@@ -573,21 +573,26 @@ def _refused_here(
     *,
     request: Request,
     db: DB,
-    incident: Incident,
+    incident: Target,
     principal: PagePrincipal,
-    clock: datetime,
-    settings: Any,
+    clock: Now,
+    settings: AppSettings,
 ) -> None:
-    """A refused change shows the incident's page again, with the refusal."""
+    """A refused change shows the incident's page again, with the refusal (every form
+    of an incident's page: ``INCIDENT_FORM``)."""
     values = _incident_values(db, incident, principal=principal, clock=clock, settings=settings)
     on_refusal(request, "breach/incident.html", **values)
+
+
+INCIDENT_FORM = [*DPO_ONLY, Depends(_refused_here)]
+"""The dependencies of every form posted from an incident's page."""
 
 
 def _done(incident: Incident, what: str) -> str:
     return f"/dpo/incidents/{incident.id}?done={what}"
 
 
-@router.post("/dpo/incidents/{incident_id}/amend", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/amend", dependencies=INCIDENT_FORM)
 def amend_incident(
     *,
     request: Request,
@@ -598,14 +603,6 @@ def amend_incident(
     clock: Now,
     settings: AppSettings,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=settings,
-    )
     patch: dict[str, Any] = {}
     for name, path in AMEND_FIELDS:
         value: Any = _optional(form, name)
@@ -676,7 +673,7 @@ def _merged(patch: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@router.post("/dpo/incidents/{incident_id}/assessment", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/assessment", dependencies=INCIDENT_FORM)
 def assess_incident(
     *,
     request: Request,
@@ -687,14 +684,6 @@ def assess_incident(
     clock: Now,
     settings: AppSettings,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=settings,
-    )
     before = incident.assessment or {}
     assessment: dict[str, Any] = {"adjustments": before.get("adjustments", [])}
     for name in FACTORS:
@@ -736,7 +725,7 @@ def assess_incident(
     return render.redirect(request, _done(incident, "assessed"))
 
 
-@router.post("/dpo/incidents/{incident_id}/scope", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/scope", dependencies=INCIDENT_FORM)
 def compute_scope(
     *,
     request: Request,
@@ -747,14 +736,6 @@ def compute_scope(
     db: DB,
     clock: Now,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=runtime.settings,
-    )
     body = _validated(
         ScopeAsk,
         {
@@ -769,7 +750,7 @@ def compute_scope(
     return render.redirect(request, _done(incident, "scoped"))
 
 
-@router.post("/dpo/incidents/{incident_id}/notifications", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/notifications", dependencies=INCIDENT_FORM)
 def record_notification(
     *,
     request: Request,
@@ -780,14 +761,6 @@ def record_notification(
     clock: Now,
     settings: AppSettings,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=settings,
-    )
     body = _validated(
         NotificationSent,
         {
@@ -802,7 +775,7 @@ def record_notification(
     return render.redirect(request, _done(incident, "notified"))
 
 
-@router.post("/dpo/incidents/{incident_id}/close", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/close", dependencies=INCIDENT_FORM)
 def close_incident(
     *,
     request: Request,
@@ -813,20 +786,12 @@ def close_incident(
     clock: Now,
     settings: AppSettings,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=settings,
-    )
     body = _validated(Versioned, {"version": _version(form), "note": _text(form, "note")})
     api.close_incident(body, incident, db, clock, service.policy_of(settings))
     return render.redirect(request, _done(incident, "closed"))
 
 
-@router.post("/dpo/incidents/{incident_id}/reopen", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/reopen", dependencies=INCIDENT_FORM)
 def reopen_incident(
     *,
     request: Request,
@@ -837,20 +802,12 @@ def reopen_incident(
     clock: Now,
     settings: AppSettings,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=settings,
-    )
     body = _validated(Versioned, {"version": _version(form), "note": _text(form, "note")})
     api.reopen_incident(body, incident, db, clock, service.policy_of(settings))
     return render.redirect(request, _done(incident, "reopened"))
 
 
-@router.post("/dpo/incidents/{incident_id}/notices", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/notices", dependencies=INCIDENT_FORM)
 def request_notices(
     *,
     request: Request,
@@ -861,14 +818,6 @@ def request_notices(
     db: DB,
     clock: Now,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=runtime.settings,
-    )
     body = _validated(
         NoticesLaunch,
         {"version": _version(form), "voluntary_reason": _optional(form, "voluntary_reason")},
@@ -877,7 +826,7 @@ def request_notices(
     return render.redirect(request, _done(incident, "requested"))
 
 
-@router.post("/dpo/incidents/{incident_id}/notices/approve", dependencies=DPO_ONLY)
+@router.post("/dpo/incidents/{incident_id}/notices/approve", dependencies=INCIDENT_FORM)
 def approve_notices(
     *,
     request: Request,
@@ -888,14 +837,6 @@ def approve_notices(
     db: DB,
     clock: Now,
 ) -> Response:
-    _refused_here(
-        request=request,
-        db=db,
-        incident=incident,
-        principal=principal,
-        clock=clock,
-        settings=runtime.settings,
-    )
     body = _validated(
         Versioned, {"version": _version(form), "note": _text(form, "note") or "approved"}
     )
