@@ -139,6 +139,15 @@ class Settings(BaseSettings):
     # (then run 'hippocrate audit checkpoint' from cron).
     audit_checkpoint_seconds: float = Field(default=60, ge=0)
     audit_checkpoint_mirror: Path | None = None
+    # The chainer: requests commit their events unchained and the app's chainer links
+    # them, woken at each commit and at least this often (seconds); 0: no chainer in
+    # the app, every unit of work chains what is pending right after its commit.
+    audit_chain_seconds: float = Field(default=0.5, ge=0)
+    # Operations: the Prometheus metrics listener (host:port, a listener of its own that
+    # only the operator reaches; unset: no metrics), and the log format ('json', one
+    # object per line; 'console', readable lines; 'auto': console in a terminal).
+    metrics_listen: str | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
     # The key file provider's Ed25519 checkpoint signing key in a file of its own (0600),
     # so that it can live outside DATA_DIR; unset: inside the root key file.
     audit_signing_key_file: Path | None = None
