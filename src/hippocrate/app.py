@@ -23,6 +23,7 @@ from hippocrate.admin import pages as admin_pages
 from hippocrate.admin.api import router as admin
 from hippocrate.api import limits, problems, security
 from hippocrate.audit.api import router as audit
+from hippocrate.audit import chainer
 from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.breach import pages as breach_pages
 from hippocrate.breach.api import patient_router as breach_notices
@@ -116,7 +117,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         interval = rt.settings.audit_checkpoint_seconds
         task = asyncio.create_task(run_checkpoints(rt, interval)) if interval > 0 else None
+        linking = chainer.start(rt.sessions.engine, rt.settings.audit_chain_seconds)
         yield
+        if linking is not None:
+            await asyncio.to_thread(linking.stop)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
