@@ -31,6 +31,10 @@ POSTGRES_URL = os.environ.get(
     "HIPPOCRATE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+# Units of work chain their events right after each commit (no chainer thread), so a
+# test reads the chain as soon as a request has answered; the tests of the chainer
+# (tests/audit/test_chainer.py) run it, in real server processes too.
+os.environ.setdefault("HIPPOCRATE_AUDIT_CHAIN_SECONDS", "0")
 
 # CI runs the same examples every time (a red CI is a reproducible one); developers'
 # runs explore new examples.

@@ -252,6 +252,7 @@ def test_stored_forms_the_fast_path_does_not_take(
     store = sqlite_store
     with store.sessions.begin() as session:
         append(session, [event(n) for n in range(12)])
+    with store.sessions.begin() as session:  # chained after the first commit
         session.execute(text(f"UPDATE audit_events SET {stored} WHERE seq = 7"))
     for options in ({"workers": 1}, PARALLEL):
         found = outcome(store, [], **options)

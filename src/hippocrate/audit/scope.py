@@ -12,10 +12,10 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
-from hippocrate.audit.models import AuditEvent
+from hippocrate.audit.models import AuditEvent, AuditPending
 from hippocrate.tags import READS, Category, Outcome
 
 #: Outcomes of a read whose data was opened: allowed, or opened and then the unit of
@@ -41,18 +41,23 @@ def patients_touched(
     an answer, and mind that a read after the last checkpoint could have been removed.
     """
     wanted = frozenset(categories)
-    statement = select(AuditEvent.patient_id, AuditEvent.categories).where(
-        AuditEvent.patient_id.is_not(None),
-        AuditEvent.action.in_(sorted(READS)),
-        AuditEvent.outcome.in_(EXPOSED),
-        AuditEvent.at >= since,
-        AuditEvent.at < until,
-    )
-    if actor_account_id is not None:
-        statement = statement.where(AuditEvent.actor_account_id == actor_account_id)
+    statements = []
+    # The chain's events and those the chainer has not reached yet: no answer waits
+    # for the chainer.
+    for table in (AuditEvent, AuditPending):
+        statement = select(table.patient_id, table.categories).where(
+            table.patient_id.is_not(None),
+            table.action.in_(sorted(READS)),
+            table.outcome.in_(EXPOSED),
+            table.at >= since,
+            table.at < until,
+        )
+        if actor_account_id is not None:
+            statement = statement.where(table.actor_account_id == actor_account_id)
+        statements.append(statement)
     touched: dict[uuid.UUID, set[Category]] = {}
     # Categories are a JSON list: matched here, the same on SQLite and PostgreSQL.
-    for patient_id, stored in session.execute(statement):
+    for patient_id, stored in session.execute(union_all(*statements)):
         hit = {category for category in wanted if category in stored}
         if hit and patient_id is not None:
             touched.setdefault(patient_id, set()).update(hit)

@@ -1,10 +1,12 @@
-"""Appending to the audit trail; signing checkpoints and verifying both live in
-``checkpoints.py`` and ``verification.py`` (their names are re-exported here).
+"""Appending to the audit trail; the chainer, signing checkpoints and verifying live in
+``chainer.py``, ``checkpoints.py`` and ``verification.py`` (names re-exported here).
 
-Appends lock the single head row, so concurrent writers (threads or processes) produce
-one chain. Checkpoints (sequence number, chain head, time) are signed with the key
-provider's Ed25519 key and appended to a file outside the database, its mirrors, and
-sent to the witnesses: whoever holds only the database cannot rewrite history unnoticed.
+A unit of work appends its events to ``audit_pending`` inside its own transaction, with
+no lock: the data change and its events commit together or not at all. The chainer
+links them, in one order, into the chain (``chainer.py``). Checkpoints (sequence
+number, chain head, time) are signed with the key provider's Ed25519 key and appended to
+a file outside the database, its mirrors, and sent to the witnesses: whoever holds only
+the database cannot rewrite history unnoticed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from hippocrate.audit.chain import link
+from hippocrate.audit.chainer import APPENDED
 from hippocrate.audit.checkpoints import (
     CHECKPOINT_CONTEXT,
     HEAD_ID,
@@ -27,7 +30,7 @@ from hippocrate.audit.checkpoints import (
     read_checkpoints,
     write_checkpoint,
 )
-from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.audit.models import AuditPending
 from hippocrate.audit.verification import Verification, verify
 from hippocrate.tags import Category, Outcome, Purpose, Tag
 
@@ -45,8 +48,7 @@ __all__ = [
     "write_checkpoint",
 ]
 
-_HEAD = cast(Table, AuditHead.__table__)
-_EVENTS = cast(Table, AuditEvent.__table__)
+_PENDING = cast(Table, AuditPending.__table__)
 
 
 @dataclass(frozen=True)
@@ -96,18 +98,28 @@ def chain(
 
 
 def append(session: Session, events: Sequence[PendingEvent]) -> int:
-    """Chain ``events`` after the head, in order, inside the caller's transaction;
-    returns the last sequence number. Core statements, no ORM bookkeeping: this runs
-    in every request."""
+    """Write ``events``, in order, to the trail inside the caller's transaction; they
+    are chained after it commits. Returns how many. One Core statement, no lock: this
+    runs in every request."""
     if not events:
         return 0
-    head = _HEAD
-    # Take the head's row lock first (a write), so no other writer reads the same head.
-    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=head.c.seq))
-    found = session.execute(select(head.c.seq, head.c.hash).where(head.c.id == HEAD_ID)).first()
-    if found is None:
-        raise RuntimeError("the audit head row is missing: the schema is not migrated")
-    rows, seq, previous = chain(events, after_seq=int(found.seq), after_hash=bytes(found.hash))
-    session.execute(insert(_EVENTS), rows)
-    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=seq, hash=previous))
-    return seq
+    session.execute(
+        insert(_PENDING),
+        [
+            {
+                "at": pending.at,
+                "actor_account_id": pending.actor_account_id,
+                "actor_role": pending.actor_role,
+                "action": pending.action,
+                "patient_id": pending.patient_id,
+                "resources": list(pending.resources),
+                "categories": sorted(set(pending.categories)),
+                "purpose": pending.purpose,
+                "outcome": pending.outcome,
+                "request_id": pending.request_id,
+            }
+            for pending in events
+        ],
+    )
+    session.info[APPENDED] = True
+    return len(events)

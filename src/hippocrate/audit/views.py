@@ -11,15 +11,16 @@ from sqlalchemy.orm import Session
 from hippocrate.access import policy
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.access.principal import Principal, operator_id
-from hippocrate.audit.models import AuditEvent
+from hippocrate.audit.models import AuditEvent, AuditPending, TrailEvent
 from hippocrate.audit.schemas import AccessEntry
 from hippocrate.identity.models import Practitioner
 from hippocrate.tags import Outcome
 
 
 def access_log_statement(principal: Principal) -> Select[AuditEvent]:
-    """Events about the patient whose history ``principal`` may read, newest first
-    (``Forbidden`` for anyone but a patient: :func:`policy.access_history_owner`)."""
+    """The chained events about the patient whose history ``principal`` may read,
+    newest first (``Forbidden`` for anyone but a patient:
+    :func:`policy.access_history_owner`)."""
     return (
         select(AuditEvent)
         .where(AuditEvent.patient_id == policy.access_history_owner(principal))
@@ -27,17 +28,30 @@ def access_log_statement(principal: Principal) -> Select[AuditEvent]:
     )
 
 
+def history_events(session: Session, principal: Principal) -> list[TrailEvent]:
+    """Every event about the patient whose history ``principal`` may read, newest
+    first: those the chainer has not reached yet (after every chained one), then the
+    chain's. A history never waits for the chainer."""
+    owner = policy.access_history_owner(principal)
+    pending = session.scalars(
+        select(AuditPending)
+        .where(AuditPending.patient_id == owner)
+        .order_by(AuditPending.id.desc())
+    ).all()
+    return [*pending, *session.scalars(access_log_statement(principal))]
+
+
 def access_history(session: Session, principal: Principal, *, now: datetime) -> list[AccessEntry]:
     """The history ``principal`` (a patient) reads, newest first, repeated accesses
     grouped (:func:`group`). Pages are cut from the grouped entries, so a group is never
     split across two pages; the whole history is described for each page, which is
     bounded by one patient's events."""
-    events = list(session.scalars(access_log_statement(principal)))
+    events = history_events(session, principal)
     return group(events, describe(session, principal, events, now=now))
 
 
 def describe(
-    session: Session, principal: Principal, events: list[AuditEvent], *, now: datetime
+    session: Session, principal: Principal, events: list[TrailEvent], *, now: datetime
 ) -> list[AccessEntry]:
     """Name each actor as the patient should read it: a practitioner by name and
     role, "support", "administrator with break-glass: <reason>", "you". Names and
@@ -62,7 +76,7 @@ def describe(
     return entries
 
 
-def _own(event: AuditEvent, principal: Principal) -> bool:
+def _own(event: TrailEvent, principal: Principal) -> bool:
     """Whether the patient did it: as their account, or before signing in (registering,
     signing in, resetting their password) when it succeeded. A refused attempt on
     their account is not theirs: it shows as "anonymous"."""
@@ -76,7 +90,7 @@ GROUP_WITHIN = timedelta(minutes=10)
 
 
 def group(
-    events: list[AuditEvent], entries: list[AccessEntry], *, within: timedelta = GROUP_WITHIN
+    events: list[TrailEvent], entries: list[AccessEntry], *, within: timedelta = GROUP_WITHIN
 ) -> list[AccessEntry]:
     """Fold ``entries`` (described from ``events``, newest first): consecutive ones of
     the same actor (account and name as shown), action, purpose and outcome, each at
@@ -122,7 +136,7 @@ class _Seen:
         self.practitioners = policy.readable_practitioners(principal, now=now)
 
 
-def _who(seen: _Seen, event: AuditEvent, names: dict[uuid.UUID, str]) -> str:
+def _who(seen: _Seen, event: TrailEvent, names: dict[uuid.UUID, str]) -> str:
     role, account = event.actor_role, event.actor_account_id
     if role == "operator" and account is not None:
         grant = _operator_grant(seen, account, event.at)

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from hippocrate.api.deps import DB, AppSettings, Now, get_runtime
-from hippocrate.audit.models import AuditEvent
+from hippocrate.audit.models import AuditEvent, AuditPending, TrailEvent
 from hippocrate.breach import api, dossier, notices, service, views
 from hippocrate.breach.errors import InvalidIncident
 from hippocrate.breach.models import Incident, IncidentOrigin, IncidentScope, Phase
@@ -207,12 +207,21 @@ def _alerts(db: DB, runtime: Runtime) -> list[Alert]:
     """The guard's containments from the trail (``guard:principal:contained``: role,
     account id, rule; no patient), newest first, each with the guard incident that
     names the principal and whether the guard holds it still."""
-    events = db.scalars(
+    # The newest first: those the chainer has not reached yet, then the chain's.
+    pending = db.scalars(
+        select(AuditPending)
+        .where(AuditPending.action == Tag.GUARD_PRINCIPAL_CONTAINED)
+        .order_by(AuditPending.id.desc())
+        .limit(ALERTS_SHOWN)
+    ).all()
+    chained = db.scalars(
         select(AuditEvent)
         .where(AuditEvent.action == Tag.GUARD_PRINCIPAL_CONTAINED)
         .order_by(AuditEvent.seq.desc())
         .limit(ALERTS_SHOWN)
     ).all()
+    events: list[TrailEvent] = [*pending, *chained]
+    del events[ALERTS_SHOWN:]
     incidents = db.scalars(
         select(Incident)
         .where(Incident.origin == IncidentOrigin.GUARD)

@@ -34,11 +34,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, func, select, true, union_all
 from sqlalchemy.orm import Session
 
 from hippocrate.audit.checkpoints import HEAD_ID, read_checkpoints
-from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.audit.models import AuditEvent, AuditHead, AuditPending
 from hippocrate.audit.scope import EXPOSED
 from hippocrate.consultations.models import Attachment, Consultation
 from hippocrate.db.base import Base
@@ -152,22 +152,30 @@ def of_principals(
     end when none: everything up to the head), over the events up to ``head_seq`` (the
     current head when none)."""
     accounts = sorted(set(principals), key=str)
-    current_seq, current_hash = head_of(session)
-    seq = current_seq if head_seq is None else min(head_seq, current_seq)
-    head_hash = current_hash if seq == current_seq else _hash_at(session, seq)
-    statement = (
-        select(AuditEvent.patient_id, AuditEvent.categories, AuditEvent.resources)
-        .where(
-            AuditEvent.actor_account_id.in_(accounts),
-            AuditEvent.patient_id.is_not(None),
-            AuditEvent.action.in_(sorted(READS)),
-            AuditEvent.outcome.in_(EXPOSED),
-            AuditEvent.at >= since,
-            AuditEvent.seq <= seq,
-            *([AuditEvent.at < until] if until is not None else []),
+    # The current scope reads the whole chain and the events the chainer has not
+    # reached yet, in one statement (one snapshot: the chainer moves events from one to
+    # the other atomically), so a scope computed the moment a thief is contained counts
+    # every read they committed; the head is read after, so it covers every chained
+    # event counted (the pending ones will be chained after it). An earlier scope
+    # (``head_seq``) reads the chain up to there.
+    tables: list[tuple[Any, Any]]
+    if head_seq is None:
+        tables = [(AuditEvent, true()), (AuditPending, true())]
+    else:
+        tables = [(AuditEvent, AuditEvent.seq <= head_seq)]
+    reads = [
+        select(table.patient_id, table.categories, table.resources).where(
+            table.actor_account_id.in_(accounts),
+            table.patient_id.is_not(None),
+            table.action.in_(sorted(READS)),
+            table.outcome.in_(EXPOSED),
+            table.at >= since,
+            within,
+            *([table.at < until] if until is not None else []),
         )
-        .execution_options(yield_per=10_000)
-    )
+        for table, within in tables
+    ]
+    statement = union_all(*reads).execution_options(yield_per=10_000)
     categories: dict[uuid.UUID, set[Category]] = {}
     records: dict[uuid.UUID, set[str]] = {}
     wanted = {c.value: c for c in PATIENT_CATEGORIES}
@@ -176,18 +184,24 @@ def of_principals(
         found = categories.setdefault(patient_id, set())
         found.update(wanted[c] for c in stored if c in wanted)
         records.setdefault(patient_id, set()).update(resources)
-    trips = session.scalar(
-        select(func.count())
-        .select_from(AuditEvent)
-        .where(
-            AuditEvent.actor_account_id.in_(accounts),
-            AuditEvent.action == Tag.GUARD_PRINCIPAL_CONTAINED,
-            AuditEvent.at >= since,
-            AuditEvent.seq <= seq,
-            *([AuditEvent.at < until] if until is not None else []),
+    containments = union_all(
+        *(
+            select(table.at)
+            .where(
+                table.actor_account_id.in_(accounts),
+                table.action == Tag.GUARD_PRINCIPAL_CONTAINED,
+                table.at >= since,
+                within,
+                *([table.at < until] if until is not None else []),
+            )
+            .where(_names(table.resources, "reason:honeytoken"))
+            for table, within in tables
         )
-        .where(_names(AuditEvent.resources, "reason:honeytoken"))
-    )
+    ).subquery()
+    trips = session.scalar(select(func.count()).select_from(containments))
+    current_seq, current_hash = head_of(session)
+    seq = current_seq if head_seq is None else min(head_seq, current_seq)
+    head_hash = current_hash if seq == current_seq else _hash_at(session, seq)
     patients: dict[uuid.UUID, Exposure] = {}
     decoys = 0
     for patient_id, found in categories.items():

@@ -3,7 +3,7 @@ the migrations: the store (``hippocrate.db``) imports no domain."""
 
 from hippocrate.access.models import BreakGlassGrant
 from hippocrate.admin.models import FourEyesRequest
-from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.audit.models import AuditEvent, AuditHead, AuditPending
 from hippocrate.breach.models import (
     Incident,
     IncidentChange,
@@ -27,6 +27,7 @@ __all__ = [
     "Attachment",
     "AuditEvent",
     "AuditHead",
+    "AuditPending",
     "AuthSession",
     "Base",
     "BreakGlassGrant",
