@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+import inspect
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hippocrate import __version__
 from hippocrate.admin import pages as admin_pages
 from hippocrate.admin.api import router as admin
 from hippocrate.api import limits, problems, security
-from hippocrate.audit.api import router as audit
 from hippocrate.audit import chainer
+from hippocrate.audit.api import router as audit
 from hippocrate.audit.scheduler import run_checkpoints
 from hippocrate.breach import pages as breach_pages
 from hippocrate.breach.api import patient_router as breach_notices
@@ -33,15 +34,14 @@ from hippocrate.consultations import pages as consultations_pages
 from hippocrate.consultations.api import router as consultations
 from hippocrate.documents import pages as documents_pages
 from hippocrate.documents.api import router as documents
-from hippocrate.guard.state import GuardUnavailable
 from hippocrate.identity import passwords
 from hippocrate.identity.api import router as identity
 from hippocrate.identity.pages import account as identity_account
 from hippocrate.identity.pages import public as identity_pages
 from hippocrate.interop.api import router as interop
-from hippocrate.keyring.models import DataKeyRecord
 from hippocrate.notify.api import router as notify
 from hippocrate.notify.pages import router as notify_pages
+from hippocrate.ops import collectors, metrics, readiness
 from hippocrate.patients import pages as patients_pages
 from hippocrate.patients.api import router as patients
 from hippocrate.runtime import Runtime
@@ -68,43 +68,67 @@ PAGES = (
 
 
 def check_health(runtime: Runtime) -> dict[str, str] | JSONResponse:
-    """What ``/health`` answers (see there)."""
-    report = {"status": "ok"}
-    failing: list[str] = []
-    held: list[int] = []
-    try:
-        held = runtime.sessions.vault.provider.versions()
-        report["root_key_version"] = str(max(held))
-        report["key_provider"] = "ok"
-    except Exception:  # noqa: BLE001 - any failure of the provider is a failing part
-        report["key_provider"] = "unavailable"
-        failing.append("key_provider")
-    try:
-        with runtime.sessions() as session:
-            needed = session.scalars(
-                select(DataKeyRecord.root_version)
-                .where(DataKeyRecord.wrapped.is_not(None), DataKeyRecord.root_version.not_in(held))
-                .limit(1)
-            ).first()
-        report["database"] = "ok"
-        if held and needed is not None:
-            report["key_provider"] = f"root key version {needed} is not held"
-            failing.append("key_provider")
-    except SQLAlchemyError:
-        report["database"] = "unavailable"
-        failing.append("database")
-    try:
-        assert runtime.guard is not None
-        runtime.guard.state.contained(uuid.UUID(int=0))
-        report["guard"] = "ok"
-    except GuardUnavailable:
-        report["guard"] = "unavailable"
-        failing.append("guard")
-    if not failing:
-        return report
-    report["status"] = "unavailable"
-    report["failing"] = ", ".join(dict.fromkeys(failing))
-    return JSONResponse(report, status_code=503, headers={"Retry-After": "5"})
+    """What ``/health`` and ``/health/ready`` answer: ``hippocrate.ops.readiness``."""
+    ready = readiness.check(runtime)
+    if ready.ok:
+        return ready.answer()
+    return JSONResponse(
+        ready.answer(), status_code=503, headers={"Retry-After": str(readiness.RETRY_AFTER)}
+    )
+
+
+class RequestMetrics:
+    """Counts every answered request by route template (never the path asked: it holds
+    ids) and status, and its latency. Outermost, so a refusal of any layer counts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not metrics.enabled():
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) if route is not None else None
+            state = scope.get("state") or {}
+            metrics.request(
+                scope.get("method", "GET"),
+                template if isinstance(template, str) else "unmatched",
+                status,
+                time.perf_counter() - started,
+                state.get(REFUSAL) if isinstance(state, dict) else None,
+            )
+
+
+#: Where an exception handler leaves the name of the refusal it answered.
+REFUSAL = "hippocrate_refusal"
+
+
+def _name_refusals(app: FastAPI) -> None:
+    """Every exception handler first notes the refusal's kind (the error's class name,
+    never its message) for the request's metrics."""
+    for exc_class, handler in list(app.exception_handlers.items()):
+        if not isinstance(exc_class, type):
+            continue
+
+        async def noting(request: Request, exc: Exception, _handler: Any = handler) -> Any:
+            request.state.__setattr__(REFUSAL, type(exc).__name__)
+            answer = _handler(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+
+        app.exception_handlers[exc_class] = noting
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -118,7 +142,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         interval = rt.settings.audit_checkpoint_seconds
         task = asyncio.create_task(run_checkpoints(rt, interval)) if interval > 0 else None
         linking = chainer.start(rt.sessions.engine, rt.settings.audit_chain_seconds)
-        yield
+        with contextlib.ExitStack() as stack:
+            if metrics.configure(rt.settings) is not None:
+                sample = metrics.watch(rt.sessions.vault, rt.sessions.engine)
+                stack.enter_context(
+                    metrics.serving(rt.settings, extra=collectors.StateCollector(rt), sample=sample)
+                )
+            yield
         if linking is not None:
             await asyncio.to_thread(linking.stop)
         if task is not None:
@@ -145,6 +175,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Inside the security headers, which its 413 carries.
     limits.install(app, rt.settings, pages=consultations_pages.UPLOAD_ROUTES)
     security.install(app)
+    _name_refusals(app)
+    app.add_middleware(RequestMetrics)
     for router in (
         identity,
         patients,
@@ -162,12 +194,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(pages)
 
     @app.get("/api/v1/health", tags=["meta"], response_model=None)
+    @app.get("/api/v1/health/ready", tags=["meta"], response_model=None)
     def health(request: Request) -> dict[str, str] | JSONResponse:
         """Readiness that tells the truth: 200 only if the database answers, the key
-        provider holds every root key version a live data key is wrapped under (so
-        records open), and the guard's state store answers (so reads are allowed);
-        otherwise 503 naming the failing part."""
+        provider holds every root key version a live data key is wrapped under and the
+        newest data key unwraps (so records open), the guard's state store answers (so
+        reads are allowed), the chainer keeps up and the job queue answers; otherwise
+        503 with Retry-After, naming the failing parts."""
         runtime: Runtime = request.app.state.runtime
         return check_health(runtime)
+
+    @app.get("/api/v1/health/live", tags=["meta"])
+    def live() -> dict[str, str]:
+        """Liveness: the process answers (nothing else is asked)."""
+        return readiness.live()
 
     return app

@@ -38,6 +38,7 @@ from hippocrate.guard.models import HoneytokenMarker
 from hippocrate.guard.state import DatabaseState, GuardState, RedisState, clock
 from hippocrate.identity.models import Account, AccountStatus
 from hippocrate.identity.sessions import end_sessions_of
+from hippocrate.ops import metrics
 from hippocrate.tags import Outcome, Purpose, Tag
 from hippocrate.vault import Vault
 from hippocrate.vault.providers.base import KeyProvider
@@ -144,6 +145,7 @@ class Guard:
             session=session,
         )
         if reason is not None:
+            metrics.guard("refused", reason)
             raise Contained(reason)
         if self.is_honeytoken(session, patient):
             self._trip(actor, "honeytoken", patient, session=session)
@@ -163,6 +165,7 @@ class Guard:
                 session=session,
             )
             self._trip(actor, reason, session=session)
+        metrics.guard("allowed")
 
     def _check_notice(self, session: Session, actor: Actor, patient: uuid.UUID) -> None:
         """The notice job's own rule, instead of the breadth limits: it may read a
@@ -205,6 +208,7 @@ class Guard:
     ) -> None:
         assert actor.account_id is not None
         new = self.state.contain(actor.account_id, reason, session=session)
+        metrics.guard("contained", reason, new=new)
         if new:
             self._log(f"containment: {reason}", actor, patient)
         # Without a session the state arbitrated already (the database inserts or does

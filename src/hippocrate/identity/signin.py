@@ -61,6 +61,7 @@ from hippocrate.identity.sessions import (
 )
 from hippocrate.keyring.service import unwrap_budget_of
 from hippocrate.notify.service import send, send_later
+from hippocrate.ops import metrics
 from hippocrate.tags import ATTEMPTS, Attempted, Outcome, Tag
 from hippocrate.vault import DecryptionError, UnwrapBudgetExceeded
 
@@ -192,6 +193,7 @@ class Attempt:
         try:
             throttle.check(self.session, keys=self.keys, now=self.now)
         except SignInLocked:
+            metrics.sign_in_throttled(self.what)
             events.record(
                 self.session,
                 ATTEMPTS[self.what][0],
@@ -203,6 +205,7 @@ class Attempt:
 
     def fail(self, account: Account | None, error: SignInRefused) -> NoReturn:
         """Count the failure, then raise ``error``."""
+        metrics.sign_in_failed(self.what)
         until = throttle.record_failure(
             self.session, settings=self.settings, keys=self.keys, now=self.now
         )

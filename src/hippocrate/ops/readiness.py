@@ -1,0 +1,157 @@
+"""Liveness and readiness: what a load balancer asks before sending requests here.
+
+Readiness checks what a request needs, each part on its own so that the answer names
+what is down: the database, the key provider and the root key versions the live data
+keys are wrapped under, that records open (the newest data key unwrapped through the
+provider; no field is decrypted), the guard's state store, the chainer (no audit event
+waits longer than ``10 x audit_chain_seconds + 5 s``), and the notice job queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from hippocrate.guard.state import GuardUnavailable
+from hippocrate.keyring.models import DataKeyRecord
+from hippocrate.ops.collectors import chain_lag
+from hippocrate.runtime import Runtime
+from hippocrate.vault.keys import WrappedKey
+
+#: Seconds a load balancer should wait before asking again after a 503.
+RETRY_AFTER = 5
+
+
+@dataclass
+class Readiness:
+    """The parts' verdicts (``"ok"`` or why not), and the failing ones in order."""
+
+    report: dict[str, str] = field(default_factory=lambda: {"status": "ok"})
+    failing: list[str] = field(default_factory=list)
+
+    def fail(self, part: str, why: str) -> None:
+        self.report[part] = why
+        if part not in self.failing:
+            self.failing.append(part)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing
+
+    def answer(self) -> dict[str, str]:
+        if self.ok:
+            return self.report
+        return {**self.report, "status": "unavailable", "failing": ", ".join(self.failing)}
+
+
+def chainer_bound(runtime: Runtime) -> float:
+    """How old the oldest unchained event may be before readiness fails (seconds)."""
+    return 10 * runtime.settings.audit_chain_seconds + 5
+
+
+def check(runtime: Runtime) -> Readiness:
+    """Every part, each failure caught and named; never raises."""
+    ready = Readiness()
+    held = _key_provider(runtime, ready)
+    _database_and_records(runtime, ready, held)
+    _guard(runtime, ready)
+    _chainer(runtime, ready)
+    _job_queue(runtime, ready)
+    return ready
+
+
+def _key_provider(runtime: Runtime, ready: Readiness) -> list[int]:
+    try:
+        held = runtime.sessions.vault.provider.versions()
+        ready.report["root_key_version"] = str(runtime.sessions.vault.provider.current_version())
+    except Exception:  # noqa: BLE001 - any failure of the provider is a failing part
+        ready.fail("key_provider", "unavailable")
+        return []
+    ready.report["key_provider"] = "ok"
+    return held
+
+
+def _database_and_records(runtime: Runtime, ready: Readiness, held: list[int]) -> None:
+    try:
+        with runtime.sessions() as session:
+            missing = session.scalars(
+                select(DataKeyRecord.root_version)
+                .where(DataKeyRecord.wrapped.is_not(None), DataKeyRecord.root_version.not_in(held))
+                .limit(1)
+            ).first()
+            newest = session.execute(
+                select(
+                    DataKeyRecord.owner_id,
+                    DataKeyRecord.version,
+                    DataKeyRecord.root_version,
+                    DataKeyRecord.wrapped,
+                )
+                .where(DataKeyRecord.wrapped.is_not(None))
+                .order_by(DataKeyRecord.created_at.desc())
+                .limit(1)
+            ).first()
+    except SQLAlchemyError:
+        ready.fail("database", "unavailable")
+        ready.fail("records", "not checked: the database is unavailable")
+        return
+    ready.report["database"] = "ok"
+    if not held:
+        ready.fail("records", "not checked: the key provider is unavailable")
+        return
+    if missing is not None:
+        ready.fail("key_provider", f"root key version {missing} is not held")
+    if newest is None:
+        ready.report["records"] = "ok"  # no data key yet: nothing to open
+        return
+    owner, version, root_version, blob = newest
+    assert blob is not None  # selected so
+    try:
+        # Unwrapped and dropped: no field is opened, the cache and budgets untouched.
+        runtime.sessions.vault.unwrap(WrappedKey(owner, version, root_version, blob))
+    except Exception:  # noqa: BLE001 - whatever the provider raises, records do not open
+        ready.fail("records", "the newest data key does not unwrap")
+        return
+    if missing is not None:
+        ready.fail("records", f"data keys wrapped under root key version {missing} cannot open")
+        return
+    ready.report["records"] = "ok"
+
+
+def _guard(runtime: Runtime, ready: Readiness) -> None:
+    try:
+        assert runtime.guard is not None
+        runtime.guard.state.contained(uuid.UUID(int=0))
+    except GuardUnavailable:
+        ready.fail("guard", "unavailable")
+        return
+    ready.report["guard"] = "ok"
+
+
+def _chainer(runtime: Runtime, ready: Readiness) -> None:
+    count, age = chain_lag(runtime)
+    bound = chainer_bound(runtime)
+    if count and age > bound:
+        ready.fail("chainer", f"an audit event waits for {age:.0f} s (bound: {bound:g} s)")
+        return
+    ready.report["chainer"] = "ok"
+
+
+def _job_queue(runtime: Runtime, ready: Readiness) -> None:
+    from hippocrate.breach import jobs
+
+    try:
+        jobs.open_queue(runtime).pending_count()
+    except Exception:  # noqa: BLE001 - Redis or SQLite: any failure is the part down
+        ready.fail("job_queue", "unavailable")
+        return
+    ready.report["job_queue"] = "ok"
+
+
+def live() -> dict[str, str]:
+    """Liveness: the process answers. Nothing else is asked, so a load balancer does
+    not restart a process because the database is down."""
+    return {"status": "ok", "at": datetime.now(UTC).isoformat(timespec="seconds")}
