@@ -103,6 +103,9 @@ def test_health_says_ok(store: Store, tmp_path: Path) -> None:
         "key_provider": "ok",
         "guard": "ok",
         "root_key_version": "1",
+        "records": "ok",
+        "chainer": "ok",
+        "job_queue": "ok",
     }
 
 
@@ -121,7 +124,7 @@ def test_health_is_503_when_records_cannot_be_opened(store: Store, tmp_path: Pat
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     body = response.json()
-    assert body["failing"] == "key_provider"
+    assert body["failing"] == "key_provider, records"
     assert body["key_provider"] == "root key version 7 is not held"
 
 
@@ -130,7 +133,11 @@ def test_health_is_503_when_the_guard_state_is_down(sqlite_store: Store, tmp_pat
         response = client.get("/api/v1/health")
 
     assert response.status_code == 503
-    assert (response.json()["failing"], response.json()["guard"]) == ("guard", "unavailable")
+    # The notice queue is on the same Redis: down too.
+    assert (response.json()["failing"], response.json()["guard"]) == (
+        "guard, job_queue",
+        "unavailable",
+    )
 
 
 def test_openapi_document_lists_the_health_route(client: TestClient) -> None:
