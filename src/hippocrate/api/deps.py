@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from hippocrate import work
+from hippocrate import logs, work
 from hippocrate.access.errors import NotAuthenticated
 from hippocrate.access.policy import purpose_of
 from hippocrate.access.principal import Principal
@@ -101,6 +101,7 @@ def act_as(request: Request, db: Session, resolved: Resolved) -> Principal:
     audit events name it and its unwraps spend the authenticated budget. The one step
     every way in takes (the API's bearer token, the pages' cookie: ``hippocrate.web``)."""
     principal = principal_for(session=db, resolved=resolved)
+    logs.bind_principal(role=principal.role.value, account_id=principal.account_id)
     guard = get_runtime(request).guard
     if guard is not None:
         guard.ensure_not_contained(principal.account_id, session=db)

@@ -13,6 +13,7 @@ from hippocrate.cli import (
     accounts,
     audit,
     breach,
+    context,
     demo,
     documents,
     guard,
@@ -68,8 +69,14 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command, turns every expected failure into one line."""
+    context.configure_logs()
     try:
         result = app(args=argv, standalone_mode=False)
+    except KeyboardInterrupt:
+        # Before or after a command's long work (which says more itself): every unit of
+        # work under way rolled back.
+        print("hippocrate: interrupted; nothing under way was kept", file=sys.stderr)
+        sys.exit(130)
     except typer.Abort:
         print("hippocrate: aborted", file=sys.stderr)
         sys.exit(1)

@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from hippocrate import logs
 from hippocrate.access.principal import Principal, operator_id
 from hippocrate.audit.recorder import Actor
 from hippocrate.config import Settings
@@ -38,6 +40,18 @@ _OPERATOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 def settings() -> Settings:
     return Settings()
+
+
+def configure_logs(level: int = logging.WARNING) -> None:
+    """Every logger of the command goes through ``hippocrate.logs`` (the configured
+    format, the allow-list of what a line may say), on stderr. Commands log warnings and
+    above (their output is their own lines); ``serve`` logs requests too. Settings that
+    do not parse leave the defaults: the command then says what is wrong with them."""
+    try:
+        config = settings()
+    except ValidationError:
+        return
+    logs.configure(config, level=level)
 
 
 def fail(message: str) -> typer.Exit:
@@ -64,7 +78,9 @@ def _security_log_to_file(rt: Runtime) -> None:
         return
     path = rt.settings.data_dir / "security.log"
     path.touch(mode=0o600, exist_ok=True)
-    log.addHandler(logging.FileHandler(path, encoding="utf-8"))
+    kept = logging.FileHandler(path, encoding="utf-8")
+    kept.setFormatter(logs.formatter("json"))  # one JSON object per line, allow-listed
+    log.addHandler(kept)
     log.propagate = False
 
 
