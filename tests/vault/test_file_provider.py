@@ -92,6 +92,23 @@ def test_wrap_is_bound_to_its_binding(key_file: Path) -> None:
         provider.unwrap(1, wrapped[:20], b"owner-a")
 
 
+def test_a_batch_wrap_binds_each_key_to_its_own_binding(key_file: Path) -> None:
+    provider = FileKeyProvider(key_file)
+    keys = [os.urandom(32) for _ in range(3)]
+    bindings = [b"owner-a", b"owner-b", b"owner-c"]
+    wrapped = provider.wrap_many(1, list(zip(keys, bindings, strict=True)))
+    assert len(wrapped) == 3
+    assert len({w[:12] for w in wrapped}) == 3  # a nonce of its own each
+    for key, binding, blob in zip(keys, bindings, wrapped, strict=True):
+        assert provider.unwrap(1, blob, binding) == key
+    # A key of the batch does not open under its neighbour's binding.
+    with pytest.raises(DecryptionError, match="does not open"):
+        provider.unwrap(1, wrapped[0], b"owner-b")
+    with pytest.raises(UnknownKeyVersion):
+        provider.wrap_many(7, [(keys[0], b"owner-a")])
+    assert provider.wrap_many(1, []) == []
+
+
 def test_versions_and_rotation(key_file: Path) -> None:
     provider = FileKeyProvider(key_file)
     old = provider.wrap(1, b"k" * 32, b"b")

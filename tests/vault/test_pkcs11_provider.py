@@ -130,6 +130,23 @@ def test_wrap_unwrap_round_trip(provider: Pkcs11KeyProvider) -> None:
     assert provider.wrap(1, data_key, BINDING) != wrapped
 
 
+def test_a_batch_wrap_in_the_token_binds_each_key_to_its_own_binding(
+    provider: Pkcs11KeyProvider,
+) -> None:
+    keys = [os.urandom(32) for _ in range(3)]
+    bindings = [b"patient:1|dek:1", b"patient:2|dek:1", b"patient:3|dek:1"]
+    wrapped = provider.wrap_many(1, list(zip(keys, bindings, strict=True)))
+    assert [len(w) for w in wrapped] == [60, 60, 60]
+    assert len({w[:12] for w in wrapped}) == 3
+    for key, binding, blob in zip(keys, bindings, wrapped, strict=True):
+        assert key not in blob
+        assert provider.unwrap(1, blob, binding) == key
+    with pytest.raises(DecryptionError, match="does not open"):
+        provider.unwrap(1, wrapped[0], bindings[1])
+    with pytest.raises(UnknownKeyVersion):
+        provider.wrap_many(7, [(keys[0], bindings[0])])
+
+
 def test_unwrap_with_another_binding_fails(provider: Pkcs11KeyProvider) -> None:
     wrapped = provider.wrap(1, os.urandom(32), BINDING)
     with pytest.raises(DecryptionError, match="does not open"):

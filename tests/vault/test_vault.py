@@ -37,6 +37,33 @@ def test_wrapped_key_opens_only_for_its_owner_and_version(vault: Vault) -> None:
         vault.unwrap(replace(wrapped, version=2))
 
 
+def test_data_keys_made_in_a_batch_are_each_bound_to_their_owner(vault: Vault) -> None:
+    third = uuid.uuid4()
+    made = vault.new_data_keys([A, B, third])
+    assert [w.owner for w, _ in made] == [A, B, third]
+    assert all(w.version == 1 and w.root_version == 1 for w, _ in made)
+    context = FieldContext("patients", "email", A)
+    blobs = [vault.seal(key, b"x@example.fr", context) for _, key in made]
+    for (wrapped, _), blob in zip(made, blobs, strict=True):
+        assert vault.open(vault.unwrap(wrapped), blob, context) == b"x@example.fr"
+    # Each owner has a key of its own: A's key does not open B's value.
+    with pytest.raises(DecryptionError):
+        vault.open(vault.unwrap(made[0][0]), blobs[1], context)
+    # A wrap moved to another owner, or given another version, does not unwrap.
+    with pytest.raises(DecryptionError):
+        vault.unwrap(replace(made[0][0], owner=B))
+    with pytest.raises(DecryptionError):
+        vault.unwrap(replace(made[1][0], version=2))
+    assert vault.new_data_keys([]) == []
+
+
+def test_a_batch_of_data_keys_is_wrapped_under_the_newest_root_version(vault: Vault) -> None:
+    vault.provider.create_version(2)
+    ((wrapped, _),) = vault.new_data_keys([A])
+    assert wrapped.root_version == 2
+    assert vault.unwrap(wrapped).owner == A
+
+
 def test_rewrap_keeps_the_key_and_changes_the_root_version(vault: Vault) -> None:
     wrapped, key = vault.new_data_key(A)
     blob = vault.seal(key, b"secret", FieldContext("t", "c", A))

@@ -11,10 +11,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from hippocrate.vault.blind_index import BlindIndexer
-from hippocrate.vault.errors import KeyDestroyed, UnwrapBudgetExceeded
+from hippocrate.vault.errors import KeyDestroyed, KeyProviderError, UnwrapBudgetExceeded
 from hippocrate.vault.fields import FieldContext, open_sealed, seal
 from hippocrate.vault.keys import DATA_KEY_BYTES, DataKey, WrappedKey, wrap_binding
 from hippocrate.vault.providers.base import KeyProvider
@@ -152,6 +152,29 @@ class Vault:
         key = DataKey(owner, version, material)
         self._cache.put(key)
         return WrappedKey(owner, version, root_version, blob), key
+
+    def new_data_keys(
+        self, owners: Sequence[uuid.UUID], version: int = 1
+    ) -> list[tuple[WrappedKey, DataKey]]:
+        """:meth:`new_data_key` for each of ``owners``, in order: each owner its own
+        random key, wrapped bound to that owner and ``version``, with the root key
+        version read once and one call to the provider for the batch."""
+        if not owners:
+            return []
+        materials = [os.urandom(DATA_KEY_BYTES) for _ in owners]
+        root_version = self._provider.current_version()
+        blobs = self._provider.wrap_many(
+            root_version,
+            [(m, wrap_binding(owner, version)) for owner, m in zip(owners, materials, strict=True)],
+        )
+        if len(blobs) != len(owners):
+            raise KeyProviderError("the key provider wrapped another number of keys than asked")
+        made = []
+        for owner, material, blob in zip(owners, materials, blobs, strict=True):
+            key = DataKey(owner, version, material)
+            self._cache.put(key)
+            made.append((WrappedKey(owner, version, root_version, blob), key))
+        return made
 
     def data_key(
         self,

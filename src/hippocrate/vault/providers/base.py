@@ -7,6 +7,7 @@ process only. The database never holds either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -43,6 +44,12 @@ class KeyProvider(Protocol):
 
     def wrap(self, version: int, key: bytes, binding: bytes) -> bytes:
         """Encrypt ``key`` under root key ``version``, bound to ``binding``."""
+        ...
+
+    def wrap_many(self, version: int, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """:meth:`wrap` of each ``(key, binding)`` of ``items`` under root key
+        ``version``, in order: the same blobs (each its own nonce, each bound to its own
+        binding) for the cost of finding the root key once."""
         ...
 
     def unwrap(self, version: int, wrapped: bytes, binding: bytes) -> bytes:

@@ -41,6 +41,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -700,19 +701,29 @@ class Pkcs11KeyProvider:
 
     def wrap(self, version: int, key: bytes, binding: bytes) -> bytes:
         """AES-256-GCM of ``key`` inside the token; a fresh random nonce per call."""
-        nonce = os.urandom(_NONCE)
-        params = GCMParams(nonce, _WRAP_CONTEXT + binding, _TAG_BITS)
+        with self._lock:
+            return self._wrap(self._root_key(version), version, key, binding)
+
+    def wrap_many(self, version: int, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """:meth:`wrap` of each item, under one hold of the session and one look-up of
+        the root key. Each key is still encrypted by the token on its own (PKCS#11 has
+        no call that encrypts several messages with a nonce and associated data each),
+        so the token's work is the same; what a batch saves is the provider's."""
         with self._lock:
             root = self._root_key(version)
-            try:
-                sealed = root.encrypt(
-                    bytes(key), mechanism=Mechanism.AES_GCM, mechanism_param=params
-                )
-            except PKCS11Error as exc:
-                raise KeyProviderError(
-                    f"token {self._token_label!r} failed to wrap with root key version "
-                    f"{version} ({_why(exc)})"
-                ) from None
+            return [self._wrap(root, version, key, binding) for key, binding in items]
+
+    def _wrap(self, root: _AesKey, version: int, key: bytes, binding: bytes) -> bytes:
+        """The caller holds the lock."""
+        nonce = os.urandom(_NONCE)
+        params = GCMParams(nonce, _WRAP_CONTEXT + binding, _TAG_BITS)
+        try:
+            sealed = root.encrypt(bytes(key), mechanism=Mechanism.AES_GCM, mechanism_param=params)
+        except PKCS11Error as exc:
+            raise KeyProviderError(
+                f"token {self._token_label!r} failed to wrap with root key version "
+                f"{version} ({_why(exc)})"
+            ) from None
         if not isinstance(sealed, bytes) or len(sealed) != len(key) + _TAG_BITS // 8:
             raise KeyProviderError(f"token {self._token_label!r} returned a malformed wrap")
         return nonce + sealed
