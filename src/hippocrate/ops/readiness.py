@@ -9,10 +9,14 @@ waits longer than ``10 x audit_chain_seconds + 5 s``), and the notice job queue.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -125,7 +129,7 @@ def _guard(runtime: Runtime, ready: Readiness) -> None:
     try:
         assert runtime.guard is not None
         runtime.guard.state.contained(uuid.UUID(int=0))
-    except GuardUnavailable:
+    except (GuardUnavailable, SQLAlchemyError):  # Redis, or the database holding it
         ready.fail("guard", "unavailable")
         return
     ready.report["guard"] = "ok"
@@ -141,14 +145,31 @@ def _chainer(runtime: Runtime, ready: Readiness) -> None:
 
 
 def _job_queue(runtime: Runtime, ready: Readiness) -> None:
-    from hippocrate.breach import jobs
-
+    """The notice queue's storage answers (``hippocrate.breach.jobs``: Redis when set,
+    else ``DATA_DIR/jobs.sqlite3``). Asked directly rather than through the process's
+    queue, which is made once and kept."""
+    settings = runtime.settings
     try:
-        jobs.open_queue(runtime).pending_count()
-    except Exception:  # noqa: BLE001 - Redis or SQLite: any failure is the part down
+        if settings.redis_url:
+            _redis(settings.redis_url).ping()
+        else:
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = settings.data_dir / JOBS_FILE
+            with contextlib.closing(sqlite3.connect(path, timeout=2)) as database:
+                database.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except (redis.RedisError, sqlite3.Error, OSError):
         ready.fail("job_queue", "unavailable")
         return
     ready.report["job_queue"] = "ok"
+
+
+#: The job queue's file in the embedded default (``hippocrate.breach.jobs``).
+JOBS_FILE = "jobs.sqlite3"
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def live() -> dict[str, str]:
