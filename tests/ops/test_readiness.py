@@ -49,7 +49,8 @@ def sessions_with(store: Store, key_file: Path) -> SessionFactory:
 
 
 def ready(app: FastAPI) -> httpx.Response:
-    return TestClient(app).get("/api/v1/health/ready")
+    response: httpx.Response = TestClient(app).get("/api/v1/health/ready")
+    return response
 
 
 def a_patient(store: Store) -> None:
