@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -100,16 +101,30 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) if route is not None else None
             state = scope.get("state") or {}
             metrics.request(
                 scope.get("method", "GET"),
-                template if isinstance(template, str) else "unmatched",
+                route_template(scope),
                 status,
                 time.perf_counter() - started,
                 state.get(REFUSAL) if isinstance(state, dict) else None,
             )
+
+
+# FastAPI keeps the route as included (with its router's prefix) apart from the
+# router's own, in a private helper: asked if present, else the route's own template.
+_effective_route = getattr(fastapi.routing, "_get_scope_effective_route_context", None)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered (``/api/v1/consultations/{consultation_id}``),
+    never the path asked; ``unmatched`` when no route did (a 404 of the router)."""
+    context = _effective_route(scope) if callable(_effective_route) else None
+    for candidate in (context, scope.get("route")):
+        template = getattr(candidate, "path_format", None)
+        if isinstance(template, str) and template:
+            return template
+    return "unmatched"
 
 
 #: Where an exception handler leaves the name of the refusal it answered.
