@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,8 +163,22 @@ def _yes(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def run(workdir: Path, *, patients: int = 60, seed: int = 2025) -> DrillReport:
-    """The whole drill in ``workdir`` (made; must not exist)."""
+#: The drill's steps after seeding: what it knows, the copy, four attacks, two responses.
+STEPS_AFTER_SEED = 8
+
+
+def run(
+    workdir: Path,
+    *,
+    patients: int = 60,
+    seed: int = 2025,
+    progress: Callable[[int], None] | None = None,
+    start: Callable[[int], None] | None = None,
+) -> DrillReport:
+    """The whole drill in ``workdir`` (made; must not exist). ``start`` is told how many
+    steps there are (each account seeded, then :data:`STEPS_AFTER_SEED`), ``progress``
+    each one done. Interrupted, ``workdir`` holds a deployment of no use: a new drill
+    makes a new one."""
     workdir.mkdir(parents=True, exist_ok=False, mode=0o700)
     port = _free_port()
     settings = Settings(
@@ -186,13 +201,33 @@ def run(workdir: Path, *, patients: int = 60, seed: int = 2025) -> DrillReport:
     engine.dispose()
     runtime = Runtime.open(settings)
     try:
-        return _drill(runtime, port, patients=patients, seed=seed)
+        return _drill(
+            runtime,
+            port,
+            patients=patients,
+            seed=seed,
+            step=progress or (lambda _: None),
+            start=start,
+        )
     finally:
         runtime.close()
 
 
-def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillReport:
+def _drill(
+    runtime: Runtime,
+    port: int,
+    *,
+    patients: int,
+    seed: int,
+    step: Callable[[int], None],
+    start: Callable[[int], None] | None,
+) -> DrillReport:
     settings = runtime.settings
+
+    def seeding(accounts: int) -> None:
+        if start is not None:
+            start(accounts + STEPS_AFTER_SEED)
+
     assert runtime.guard is not None
     with unit_of_work(runtime, Actor(role="operator", purpose=Purpose.DEMO_SEED)) as session:
         seeded = seed_demo(
@@ -204,10 +239,14 @@ def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillRep
             now=datetime.now(UTC),
             guard=runtime.guard,
             honeytokens=max(1, patients // 20),
+            start=seeding,
+            progress=step,
         )
     report = DrillReport(patients=patients)
     known = unsafe_known_values(runtime)
+    step(1)
     report.copy = _copy(settings, known)
+    step(1)
 
     server = _Server(runtime, port)
     server.start()
@@ -217,12 +256,16 @@ def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillRep
         by_role = {a.role.value: a for a in seeded.staff}
         busiest = max(seeded.practitioners, key=lambda p: len(p.consultations))
         thieves = [busiest, seeded.patients[0], by_role["admin"], by_role["support"]]
-        report.attacks = [
-            _practitioner(client, busiest, known),
-            _patient(client, seeded.patients[0]),
-            _admin(client, by_role["admin"], known),
-            _support(client, by_role["support"], known),
+        attacks: list[Callable[[], Attack]] = [
+            lambda: _practitioner(client, busiest, known),
+            lambda: _patient(client, seeded.patients[0]),
+            lambda: _admin(client, by_role["admin"], known),
+            lambda: _support(client, by_role["support"], known),
         ]
+        report.attacks = []
+        for play in attacks:
+            report.attacks.append(play())
+            step(1)
         for attack, thief in zip(report.attacks, thieves, strict=True):
             # The guard's own words for why (the answer said only "Account locked").
             attack.reason = runtime.guard.state.contained(thief.account_id) or attack.reason
@@ -230,7 +273,9 @@ def _drill(runtime: Runtime, port: int, *, patients: int, seed: int) -> DrillRep
         client.connection.close()
         server.stop()
     report.response = _respond(runtime, since=started)
+    step(1)
     report.copy_response = _respond_to_copy(runtime)
+    step(1)
     return report
 
 

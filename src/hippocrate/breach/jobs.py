@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -176,9 +177,17 @@ def open_queue(runtime: Runtime) -> Huey:
     return _queues[name]
 
 
-def run_pending(huey: Huey, *, limit: int = 10_000) -> int:
+def pending(huey: Huey) -> int:
+    """How many tasks wait in the queue."""
+    return int(huey.pending_count())
+
+
+def run_pending(
+    huey: Huey, *, limit: int = 10_000, on_task: Callable[[int], None] | None = None
+) -> int:
     """Run the queue's pending tasks in this process, in order (tests, the demo, and a
-    one-shot ``hippocrate breach worker --once``); how many ran."""
+    one-shot ``hippocrate breach worker --once``); how many ran. ``on_task`` is told,
+    after each task, how many wait (a task may queue more: preparing queues sending)."""
     ran = 0
     while ran < limit:
         task = huey.dequeue()
@@ -186,6 +195,8 @@ def run_pending(huey: Huey, *, limit: int = 10_000) -> int:
             return ran
         huey.execute(task)
         ran += 1
+        if on_task is not None:
+            on_task(pending(huey))
     return ran
 
 

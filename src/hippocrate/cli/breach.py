@@ -23,6 +23,7 @@ from hippocrate.cli.context import (
     runtime,
     settings,
 )
+from hippocrate.cli.progress import Progress as Bar
 from hippocrate.errors import HippocrateError
 from hippocrate.patients.models import Patient
 from hippocrate.tags import Tag
@@ -53,7 +54,22 @@ def worker(
         queue = jobs.open_queue(rt)
         swept = jobs.sweep(rt, queue)  # whatever a dead worker left
         if once:
-            ran = jobs.run_pending(queue)
+            with Bar(
+                "notices",
+                total=jobs.pending(queue),
+                unit="tasks",
+                interrupted=lambda done: (
+                    f"{done} tasks run; the notices of the batch under way go back to "
+                    "the queue once their lease runs out (those marked sent stay sent); "
+                    "run 'hippocrate breach worker --once' again for the rest"
+                ),
+            ) as bar:
+
+                def ran_one(left: int) -> None:
+                    bar.set_total(bar.done + 1 + left)
+                    bar.advance(1)
+
+                ran = jobs.run_pending(queue, on_task=ran_one)
             typer.echo(f"notices: {swept} due at start, {ran} tasks run")
             return
         typer.echo(f"notice worker: {workers} threads, {swept} notices due at start")
@@ -191,7 +207,15 @@ def drill(
         workdir = Path(tempfile.mkdtemp(prefix="hippocrate-drill-")) / "deployment"
     elif workdir.exists():
         raise fail(f"{workdir} already exists; the drill makes a deployment of its own")
-    report = drilling.run(workdir, patients=patients)
+    with Bar(
+        "drill",
+        unit="steps",
+        interrupted=lambda done: (
+            f"stopped after {done} steps; the drill's deployment in {workdir} is of no use "
+            "(delete it); run 'hippocrate drill' again for a new one"
+        ),
+    ) as bar:
+        report = drilling.run(workdir, patients=patients, start=bar.set_total, progress=bar.advance)
     typer.echo(report.text(), nl=False)
     if json_out is not None:
         drilling.write_json(report, json_out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,8 @@ import typer
 from sqlalchemy import func, select
 
 from hippocrate.blobs import FileBlobStore
-from hippocrate.cli.context import fail, platform_work, runtime, settings
+from hippocrate.cli.context import configure_logs, fail, platform_work, runtime, settings
+from hippocrate.cli.progress import Progress as Bar
 from hippocrate.config import Settings
 from hippocrate.db.engine import make_engine
 from hippocrate.db.migrate import upgrade
@@ -79,7 +81,17 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
     """``seed``; the sign-in help names ``public_url`` (default: the configured one)."""
     with runtime() as rt:
         try:
-            with platform_work(rt, Purpose.DEMO_SEED) as session:
+            with (
+                Bar(
+                    "seed",
+                    unit="accounts",
+                    interrupted=lambda done: (
+                        f"{done} accounts made, all rolled back (the demo is seeded in "
+                        "one unit of work): nothing was written; run the same command again"
+                    ),
+                ) as bar,
+                platform_work(rt, Purpose.DEMO_SEED) as session,
+            ):
                 assert rt.guard is not None
                 # One honeytoken per 20 patients (at least those init planted), mixed
                 # in with the real ones; those init planted get their lives here too.
@@ -94,6 +106,8 @@ def _seed(*, patients: int, random_seed: int | None, public_url: str | None) -> 
                     now=datetime.now(UTC),
                     guard=rt.guard,
                     honeytokens=max(0, missing) + lifeless,
+                    start=bar.set_total,
+                    progress=bar.advance,
                 )
         except (IdentityError, SeedConflict, CanaryDomainMissing) as exc:
             # Nothing was written: the unit of work rolled back (files included).
@@ -117,6 +131,7 @@ def serve(
 
     with runtime() as rt:
         pass  # fail closed here, with one line, rather than inside the server
+    configure_logs(logging.INFO)  # the requests' lines too
     if not rt.settings.smtp_host:
         typer.echo(outbox_warning(rt.settings), err=True)
     typer.echo(
@@ -138,6 +153,10 @@ def server_config(app: Any, *, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         proxy_headers=False,
+        # Logging is hippocrate.logs' (configured by the command): uvicorn installs no
+        # handler of its own, and its access log (raw paths, client addresses) is off.
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from sqlalchemy import func, select
 
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import fail, platform_work, runtime
+from hippocrate.cli.progress import Progress as Bar
 from hippocrate.config import Settings
 from hippocrate.guard.honeytokens import CanaryDomainMissing, plant, planted
 from hippocrate.identity import service as identity_service
@@ -48,34 +48,14 @@ def _format_of(path: Path, chosen: str | None) -> Format:
 
 
 class _Progress:
-    """A bar in a terminal, a plain line per batch otherwise; the report grows as each
-    batch commits, so an interrupted import keeps what it found."""
+    """The report grows as each batch commits, so an interrupted import keeps what it
+    found; the bar (or plain lines) counts the rows read."""
 
-    def __init__(self, report: Path, total: int | None) -> None:
+    def __init__(self, report: Path, bar: Bar) -> None:
         self.report = report
         self.append: bool | None = None  # known at the first batch: resuming appends
         self.written = 0
-        self.bar: Any = None
-        self.task: Any = None
-        if sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self.bar = Progress(
-                "importing",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("import", total=total)
+        self.bar = bar
 
     def __call__(self, outcome: Outcome) -> None:
         new = outcome.rejected[self.written :]
@@ -85,18 +65,7 @@ class _Progress:
         elif new:
             write_report(self.report, new, append=True)
         self.written = len(outcome.rejected)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=outcome.resumed_from + outcome.rows)
-        else:
-            typer.echo(
-                f"import: {outcome.resumed_from + outcome.rows} rows, "
-                f"{outcome.imported} imported, {len(outcome.rejected)} rejected",
-                err=True,
-            )
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        self.bar.advance(outcome.resumed_from + outcome.rows - self.bar.done)
 
 
 def _top_up_honeytokens(rt: Runtime) -> int:
@@ -217,31 +186,29 @@ def import_patients(
                 "so more importing processes would only wait for each other"
             )
         begin: Callable[[], Any] = lambda: platform_work(rt, Purpose.IMPORT)  # noqa: E731
-        progress = _Progress(report_path, total=_count_lines(file))
         try:
-            outcome = import_file(
-                path=file,
-                fmt=fmt_,
-                settings=rt.settings,
-                begin=begin,
-                now=lambda: datetime.now(UTC),
-                on_progress=progress,
-                batch_size=batch,
-                workers=workers,
-                opener=open_platform,
-            )
+            with Bar(
+                "import",
+                total=_count_lines(file),
+                unit="rows",
+                interrupted=lambda done: (
+                    f"{done} rows read; the batch under way was not written. Run the same "
+                    "command again to resume after the committed batches."
+                ),
+            ) as bar:
+                outcome = import_file(
+                    path=file,
+                    fmt=fmt_,
+                    settings=rt.settings,
+                    begin=begin,
+                    now=lambda: datetime.now(UTC),
+                    on_progress=_Progress(report_path, bar),
+                    batch_size=batch,
+                    workers=workers,
+                    opener=open_platform,
+                )
         except (ImportFileError, ImportWorkerFailed) as exc:
-            progress.stop()
             raise fail(str(exc)) from None
-        except KeyboardInterrupt:
-            progress.stop()
-            typer.echo(
-                "hippocrate: import interrupted; the batch under way was not written. "
-                "Run the same command again to resume after the committed batches.",
-                err=True,
-            )
-            raise typer.Exit(130) from None
-        progress.stop()
         topped = _top_up_honeytokens(rt) if outcome.imported else 0
     resumed = f" (resumed after row {outcome.resumed_from})" if outcome.resumed_from else ""
     typer.echo(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from hippocrate.audit.recorder import Actor
 from hippocrate.blobs import FileBlobStore
 from hippocrate.cli.context import runtime
+from hippocrate.cli.progress import Progress as Bar
 from hippocrate.consultations.metadata import count_left, unsafe_seal_metadata
 from hippocrate.consultations.service import unsafe_reseal_attachments
 from hippocrate.keyring.errors import RetireRefused
@@ -58,8 +59,24 @@ def rotate(
     batch_size: int = typer.Option(500, min=1, max=100_000, help="Data keys per transaction."),
 ) -> None:
     """Rewrap every data key under a new root key version (resumes an interrupted one)."""
-    with runtime() as rt:
-        report = rotate_root(sessions=rt.sessions, batch_size=batch_size)
+    with (
+        runtime() as rt,
+        Bar(
+            "keys rotate",
+            unit="data keys",
+            interrupted=lambda done: (
+                f"{done} data keys rewrapped and committed in whole batches, the batch "
+                "under way rolled back; run 'hippocrate keys rotate' again to finish "
+                "the rotation"
+            ),
+        ) as bar,
+    ):
+        report = rotate_root(
+            sessions=rt.sessions,
+            batch_size=batch_size,
+            start=bar.set_total,
+            progress=lambda done: bar.advance(done - bar.done),
+        )
     verb = "resumed and finished" if report.resumed else "finished"
     typer.echo(
         f"rotation to root key version {report.target_version} {verb}: "
@@ -93,15 +110,26 @@ def rotate_patient(patient_id: uuid.UUID) -> None:
         # Key maintenance: every field is opened and sealed again, recorded as the
         # platform's (the trail names the purpose), nothing is shown.
         units = Units(rt, Actor(role="operator", purpose=Purpose.KEY_ROTATION))
-        with units.begin() as session:
-            unsafe_get_patient(session=session, patient_id=patient_id)
-            count = rotate_data_key(session=session, owner=patient_id)
-        store = FileBlobStore(rt.settings.blob_dir)
-        files = finish_data_key_rotation(
-            sessions=units,
-            owner=patient_id,
-            resealers=[lambda session, owner: unsafe_reseal_attachments(session, store, owner)],
+        resume = (
+            f"run 'hippocrate keys rotate-patient {patient_id}' again: until it finishes, "
+            "the patient's old and new data keys both open their values"
         )
+        with Bar(
+            "keys rotate-patient",
+            unit="rows",
+            interrupted=lambda done: f"the step under way rolled back whole; {resume}",
+        ) as bar:
+            with units.begin() as session:
+                unsafe_get_patient(session=session, patient_id=patient_id)
+                count = rotate_data_key(
+                    session=session, owner=patient_id, start=bar.set_total, progress=bar.advance
+                )
+            store = FileBlobStore(rt.settings.blob_dir)
+            files = finish_data_key_rotation(
+                sessions=units,
+                owner=patient_id,
+                resealers=[lambda session, owner: unsafe_reseal_attachments(session, store, owner)],
+            )
     typer.echo(f"patient {patient_id}: {files} attachment files re-encrypted")
     typer.echo(f"patient {patient_id}: {count} fields re-encrypted under a new data key")
 

@@ -24,6 +24,7 @@ import json
 import os
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +100,8 @@ def seed_demo(
     guard: Guard | None = None,
     honeytokens: int = 0,
     open_cases: bool = True,
+    progress: Callable[[int], None] | None = None,
+    start: Callable[[int], None] | None = None,
 ) -> SeedReport:
     """Create the demo's accounts and consultations (see the module docstring).
 
@@ -113,18 +116,28 @@ def seed_demo(
     Without ``open_cases``, a case drawn waiting or in progress is played to its close
     (``Clinic.recently_closed``): the platform as it is once the queue is empty, as the
     honeytokens always are (docs/GUARD.md, "Honeytokens").
+
+    ``start`` is told how many accounts will be made, ``progress`` each one made (with
+    its consultations). All in the caller's unit of work: interrupted, nothing stays.
     """
     # Seeding must never email anyone: the notifications go to the outbox folder.
     settings = settings.model_copy(update={"smtp_host": None})
     report = SeedReport()
+    made = progress or (lambda _: None)
+    staff = (Role.ADMIN, Role.ADMIN, Role.SUPPORT, Role.DPO, Role.DPO)
+    if start is not None:
+        planted = honeytokens if guard is not None else 0
+        start(len(SPECIALTIES) * practitioners_per_specialty(count) + len(staff) + count + planted)
     maker = AccountMaker(session=session, now=now, seed=seed)
     for specialty in SPECIALTIES:
         for _ in range(practitioners_per_specialty(count)):
             report.practitioners.append(maker.practitioner(specialty))
+            made(1)
     # Two administrators and two DPOs: a four-eyes request needs a second one.
-    report.staff = [
-        maker.staff(role) for role in (Role.ADMIN, Role.ADMIN, Role.SUPPORT, Role.DPO, Role.DPO)
-    ]
+    report.staff = []
+    for role in staff:
+        report.staff.append(maker.staff(role))
+        made(1)
     clinic = Clinic(
         session=session,
         settings=settings,
@@ -154,6 +167,7 @@ def seed_demo(
         for _ in range(among[index]):
             assert planter is not None
             planter.plant()
+            made(1)
         data = people.patient(with_nir=index % 4 != 3)
         patient = maker.patient(data, with_totp=index % 3 == 1)
         report.patients.append(patient)
@@ -171,6 +185,7 @@ def seed_demo(
             else:
                 clinic.recently_closed(patient, data)
             planned += 1
+        made(1)
     report.consultations = clinic.statuses
     report.messages, report.attachments = clinic.messages, clinic.attachments
     return report

@@ -65,12 +65,32 @@ def rotate_root(
     sessions: SessionFactory,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
+    start: Callable[[int], None] | None = None,
 ) -> RotationReport:
     """Rewrap every live data key under a new root key version (or finish the
     rotation a crash interrupted). Older root versions stay in the provider until an
-    operator retires them; data keys no longer need them once this returns."""
+    operator retires them; data keys no longer need them once this returns.
+
+    ``start`` is told how many data keys are left to rewrap, ``progress`` how many
+    this call has rewrapped after each committed batch. Interrupted (a signal, Ctrl-C),
+    the batch under way rolls back whole and a rerun resumes after the committed ones."""
     rotation_id, target, resumed = _begin_or_resume(sessions)
     sessions.vault.provider.create_version(target)
+    if start is not None:
+        with sessions() as session:
+            start(
+                int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(DataKeyRecord)
+                        .where(
+                            DataKeyRecord.root_version != target,
+                            DataKeyRecord.wrapped.is_not(None),
+                        )
+                    )
+                    or 0
+                )
+            )
     kill_after = int(os.environ.get(FAULT_KILL_AFTER, "0") or 0)
     done = 0
     while True:
@@ -185,15 +205,24 @@ def sealed_models() -> list[type[SealedModel]]:
 ExternalResealer = Callable[[Session, uuid.UUID], int]
 
 
-def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
+def rotate_data_key(
+    *,
+    session: Session,
+    owner: uuid.UUID,
+    progress: Callable[[int], None] | None = None,
+    start: Callable[[int], None] | None = None,
+) -> int:
     """Give ``owner`` a new data key and re-seal all their database fields under it.
     The old version is kept, retired, until :func:`finish_data_key_rotation` has
     re-sealed what lives outside the database. One transaction: the caller commits.
-    Returns how many values were re-sealed."""
+    Returns how many values were re-sealed. ``start`` is told how many rows hold
+    sealed fields of ``owner``, ``progress`` each row re-sealed."""
     rows: list[SealedModel] = []
     for model in sealed_models():
         owner_column = getattr(model, model.__sealed_owner__)
         rows.extend(session.scalars(select(model).where(owner_column == owner)).all())
+    if start is not None:
+        start(len(rows))
     start_new_version(session=session, owner=owner)
     resealed = 0
     for row in rows:
@@ -202,6 +231,8 @@ def rotate_data_key(*, session: Session, owner: uuid.UUID) -> int:
             if value is not None:
                 setattr(row, name, value)
                 resealed += 1
+        if progress is not None:
+            progress(1)
     session.flush()
     return resealed
 
