@@ -21,6 +21,7 @@ SECTIONS = (
     "documents",
     "breach",
     "tax",
+    "trips",
     "pages",
 )
 
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--scope-events", type=int, default=10_000_000, help="trail events a scope reads"
+    )
+    parser.add_argument(
+        "--tax-databases",
+        default="sqlite,postgresql",
+        help="the databases the tax's load runs on (comma-separated: sqlite, postgresql)",
     )
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the guard ('' to skip)"
@@ -94,7 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     if "tax" in sections:
         from bench import tax
 
-        parts.append(tax.report(tax.run()))
+        databases = tuple(x.strip() for x in args.tax_databases.split(",") if x.strip())
+        if not databases or not set(databases) <= {"sqlite", "postgresql"}:
+            parser.error("--tax-databases takes sqlite, postgresql or both")
+        parts.append(tax.report(tax.run(databases=databases)))
+    if "trips" in sections and "tax" not in sections:
+        from bench import tax
+
+        parts.append(tax.report(tax.run(load=False)))
     if "pages" in sections:
         from bench import pages
 

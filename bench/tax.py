@@ -48,7 +48,7 @@ import httpx
 import psycopg
 import redis
 
-from bench import api, baseline
+from bench import api, baseline, round_trips
 from hippocrate.db.engine import make_engine
 from hippocrate.guard.documents import pdf_bytes
 
@@ -118,6 +118,7 @@ class TaxResult:
     skipped: list[str] = field(default_factory=list)
     software: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    trips: round_trips.Counts = field(default_factory=dict)
 
 
 # -- requests --------------------------------------------------------------------------
@@ -436,7 +437,39 @@ def _run_deployment(
     result.seconds[deployment.name] = time.perf_counter() - started
 
 
-def run() -> TaxResult:
+def count_round_trips(result: TaxResult) -> None:
+    """Round trips per request of each route, both apps, SQLite then PostgreSQL + Redis
+    (``bench.round_trips``: counted in this process, on databases of their own)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hippocrate-bench-trips-") as folder:
+        root = Path(folder)
+        round_trips.count_database(result.trips, "SQLite", f"sqlite:///{root / 'h.db'}", None, root)
+        round_trips.count_baseline(result.trips, "SQLite", f"sqlite:///{root / 'b.db'}", root)
+        try:
+            api._postgres_version()
+            api._redis_version()
+        except (psycopg.Error, redis.RedisError) as exc:
+            result.skipped.append(f"round trips on PostgreSQL + Redis ({type(exc).__name__})")
+        else:
+            with api._postgres_database() as h_url, api._postgres_database() as b_url:
+                database = "PostgreSQL + Redis"
+                round_trips.count_database(result.trips, database, h_url, api.REDIS_URL, root)
+                round_trips.count_baseline(result.trips, database, b_url, root)
+    result.seconds["round trips"] = time.perf_counter() - started
+
+
+def _run_or_note(
+    result: TaxResult, deployment: Deployment, prepared: Prepared, log: Path, *, open_: bool
+) -> None:
+    """One deployment; if its servers fail, the report says so and the run goes on."""
+    try:
+        _run_deployment(result, deployment, prepared, log, open_=open_)
+    except (httpx.HTTPError, RuntimeError) as exc:
+        result.skipped.append(f"{deployment.name}: failed ({type(exc).__name__}: {exc})")
+
+
+def run(*, load: bool = True, databases: tuple[str, ...] = ("sqlite", "postgresql")) -> TaxResult:
+    """The round trips, then (``load``) the closed and open loops, on ``databases``."""
     result = TaxResult()
     result.software = [
         f"uvicorn {api._package('uvicorn')}",
@@ -444,6 +477,9 @@ def run() -> TaxResult:
         f"httpx {api._package('httpx')} (client)",
         f"SQLite {sqlite3.sqlite_version}",
     ]
+    count_round_trips(result)
+    if not load:
+        return result
     with tempfile.TemporaryDirectory(prefix="hippocrate-bench-tax-") as folder:
         root = Path(folder)
         log = root / "server.log"
@@ -463,9 +499,10 @@ def run() -> TaxResult:
             baseline_seats=_seed_baseline(b_url),
             hippocrate_seats=h_seats,
         )
-        for deployment in DEPLOYMENTS[:1]:
-            _run_deployment(result, deployment, prepared, log, open_=False)
-
+        if "sqlite" in databases:
+            _run_or_note(result, DEPLOYMENTS[0], prepared, log, open_=False)
+        if "postgresql" not in databases:
+            return result
         try:
             versions = [f"PostgreSQL {api._postgres_version()}", f"Redis {api._redis_version()}"]
         except (psycopg.Error, redis.RedisError) as exc:
@@ -489,9 +526,7 @@ def run() -> TaxResult:
             )
             try:
                 for deployment in DEPLOYMENTS[1:]:
-                    _run_deployment(
-                        result, deployment, prepared, log, open_=deployment.workers == 2
-                    )
+                    _run_or_note(result, deployment, prepared, log, open_=deployment.workers == 2)
             finally:
                 api._forget_guard_state(settings, h_seats)
     return result
@@ -517,23 +552,60 @@ def _cores(m: Measure) -> str:
     return cores
 
 
+def trips_report(result: TaxResult) -> list[str]:
+    """The round trips per request, one row per database and route."""
+    if not result.trips:
+        return []
+    lines = [
+        "Round trips per request (counted, not timed, in one process, caches warm: "
+        f"{round_trips.REPEAT} requests of each route after {round_trips.WARMUP}; the most "
+        "one request needed, and the fewest where they differ): SQL statements the engine "
+        "sent, connection checks the pool made on checkout (pre-ping), packets sent to "
+        "Redis (a pipeline is one).",
+        "",
+        "| Database | Route | Baseline statements | Hippocrate statements | pings | Redis "
+        "| Hippocrate total |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    databases = list(dict.fromkeys(database for database, _, _ in result.trips))
+    for database in databases:
+        for route in ROUTES:
+            b = result.trips.get((database, "baseline", route), [])
+            h = result.trips.get((database, "hippocrate", route), [])
+            if not h:
+                continue
+            base = round_trips.spread([t.statements for t in b]) if b else "—"
+            lines.append(
+                f"| {database} | {_LABELS[route]} | {base} "
+                f"| {round_trips.spread([t.statements for t in h])} "
+                f"| {round_trips.spread([t.pings for t in h])} "
+                f"| {round_trips.spread([t.redis for t in h])} "
+                f"| {round_trips.spread([t.total for t in h])} |"
+            )
+    return [*lines, ""]
+
+
 def report(result: TaxResult) -> str:
     lines = [
         "## Security tax",
         "",
         f"Software: {'; '.join(result.software)}.",
         "",
-        f"Closed loop: {CLIENTS} client threads, one keep-alive connection and one seat "
-        f"each, {WARMUP} untimed requests per client then {REQUESTS} timed requests per "
-        "route and app. Ratio: Hippocrate's throughput over the baseline's (goal ≥ 0.80). "
-        "CPU: cores kept busy over the timed requests (of "
-        f"{os.cpu_count()}) by the app / this client / PostgreSQL and Redis / everything "
-        "else on the machine; in brackets, the app's cores per worker process.",
-        "",
-        "| Deployment | Route | Baseline req/s | p50 (ms) | p99 (ms) | Hippocrate req/s "
-        "| p50 (ms) | p99 (ms) | Ratio | Failed | CPU baseline | CPU Hippocrate |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
+        *trips_report(result),
     ]
+    if result.closed:
+        lines += [
+            f"Closed loop: {CLIENTS} client threads, one keep-alive connection and one seat "
+            f"each, {WARMUP} untimed requests per client then {REQUESTS} timed requests per "
+            "route and app. Ratio: Hippocrate's throughput over the baseline's (goal ≥ 0.80). "
+            "CPU: cores kept busy over the timed requests (of "
+            f"{os.cpu_count()}) by the app / this client / PostgreSQL and Redis / everything "
+            "else on the machine; in brackets, the app's cores per worker process.",
+            "",
+            "| Deployment | Route | Baseline req/s | p50 (ms) | p99 (ms) | Hippocrate req/s "
+            "| p50 (ms) | p99 (ms) | Ratio | Failed | CPU baseline | CPU Hippocrate |",
+            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|",
+        ]
     for deployment in DEPLOYMENTS:
         for route in ROUTES:
             b = result.closed.get((deployment.name, "baseline", route))

@@ -1,24 +1,118 @@
-"""Engines and sessions for SQLite (embedded default) and PostgreSQL."""
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL.
+
+Where SQLite's write lock is taken: Python's ``sqlite3`` driver (its default,
+"legacy" transaction control, which SQLAlchemy keeps) runs reads outside any
+transaction and sends a deferred ``BEGIN`` just before the first ``INSERT``,
+``UPDATE`` or ``DELETE``; that statement takes the database's one write lock (WAL
+mode: readers go on, other writers wait), held until ``COMMIT`` or ``ROLLBACK``. Nothing
+sends ``BEGIN IMMEDIATE``. So the lock lasts from a unit of work's first write
+statement to its end, and what decides it is when the session flushes: a session here
+flushes a read only into the tables that read sees (:func:`_flush_only_what_is_read`)
+and flushes the rest just before it commits, so a request that only reads, and one
+whose writes are all pending, hold no write lock until their commit.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import ColumnClause, TextClause
+from sqlalchemy.sql.selectable import TableClause
 
 from hippocrate.db import sealed
 from hippocrate.vault import Vault
 
 
 class HippocrateSession(Session):
-    """A session that seals pending plaintext attributes before each flush."""
+    """A session that seals pending plaintext attributes before each flush, flushes a
+    query only into the tables it reads, and flushes everything before its commit
+    hooks run (the audit recorder's among them)."""
 
 
 sealed.install(HippocrateSession)
+
+
+def _pending_tables(session: Session) -> set[str] | None:
+    """The tables that the session's pending changes write to; None when a deletion is
+    pending (the database may cascade it into other tables: flush as usual)."""
+    if session.deleted:
+        return None
+    return {
+        table.name
+        for instance in (*session.new, *session.dirty)
+        for table in inspect(instance).mapper.tables
+    }
+
+
+#: The tables each statement shape reads, by SQLAlchemy's cache key (the one it compiles
+#: under, computed once per statement object): walking a statement costs far more.
+_READS: dict[Any, frozenset[str] | None] = {}
+_READS_KEPT = 4096
+
+
+def _tables_read(statement: Any) -> frozenset[str] | None:
+    """Every table ``statement`` names (its FROMs, subqueries, columns, a DML target);
+    None when that cannot be known (text, loader options that may join other tables)."""
+    key = statement._generate_cache_key()
+    if key is None:
+        return _walk(statement)
+    try:
+        return _READS[key.key]
+    except KeyError:
+        found = _walk(statement)
+        if len(_READS) >= _READS_KEPT:
+            _READS.clear()
+        _READS[key.key] = found
+        return found
+
+
+def _walk(statement: Any) -> frozenset[str] | None:
+    if getattr(statement, "_with_options", ()):
+        return None
+    names: set[str] = set()
+    for element in visitors.iterate(statement):
+        if isinstance(element, TextClause):
+            return None
+        if isinstance(element, TableClause):
+            names.add(element.name)
+        elif isinstance(element, ColumnClause) and isinstance(element.table, TableClause):
+            names.add(element.table.name)
+    return frozenset(names) or None
+
+
+@event.listens_for(HippocrateSession, "do_orm_execute")
+def _flush_only_what_is_read(state: ORMExecuteState) -> None:
+    """Autoflush, narrowed: a query flushes the pending changes only when it reads a
+    table they write to, which is when flushing could change its answer. Any other
+    pending write stays in the session until a query needs it or the commit flushes
+    it: a read does not take SQLite's write lock early (a pending touch of the sign-in
+    session, a read mark, a message), and on PostgreSQL its row locks come at the end.
+    Core statements (the audit trail's) still flush everything first, as SQLAlchemy
+    does."""
+    session = state.session
+    if not session.autoflush or not (session.new or session.dirty or session.deleted):
+        return
+    pending = _pending_tables(session)
+    read = _tables_read(state.statement)
+    if pending is None or read is None or read & pending:
+        return
+    state.update_execution_options(autoflush=False)
+
+
+@event.listens_for(HippocrateSession, "before_commit", insert=True)
+def _flush_before_commit_hooks(session: Session) -> None:
+    """Flush what is still pending before any other commit hook runs: sealing a pending
+    value tells the audit recorder of the write, and the recorder writes its events in
+    its own hook (``audit.recorder``), which must see them all."""
+    session.flush()
 
 
 class UnitsOfWork(Protocol):
@@ -45,9 +139,80 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         raise BadDatabaseURL(f"the database URL cannot be used: {reason}") from None
 
 
+#: How long a SQLite writer waits for the write lock (the driver's busy timeout), and
+#: for its turn among this process's writers.
+SQLITE_BUSY_SECONDS = 30.0
+#: The statements before which Python's ``sqlite3`` opens a transaction (its rule).
+_SQLITE_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class _WriteTurns:
+    """This process's SQLite writers, one at a time, each waking as the last one ends.
+
+    SQLite has one write lock; a connection that finds it taken sleeps and retries
+    (its busy handler: 1, 2, 5, 10 … 100 ms naps), so under load a writer may miss many
+    turns while others take the lock between its naps, and the slowest requests wait
+    for seconds. Here a connection about to send its transaction's first write waits
+    for its turn first (a lock that wakes the next waiter at once) and gives it up as
+    soon as that transaction commits or rolls back. Another process (a second worker,
+    the CLI) still meets SQLite's own lock. A thread that already holds a turn through
+    another connection does not wait for a second one: SQLite decides, as it would
+    without this, so nothing can wait here that would not have waited there."""
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._timeout = timeout
+        self._holder: Any = None  # the driver's connection that writes
+        self._thread: int | None = None
+
+    def before_write(self, connection: Any) -> None:
+        if self._holder is connection or self._thread == threading.get_ident():
+            return
+        if self._lock.acquire(timeout=self._timeout):
+            self._holder, self._thread = connection, threading.get_ident()
+
+    def done(self, connection: Any) -> None:
+        if connection is not None and self._holder is connection:
+            self._holder = self._thread = None
+            self._lock.release()
+
+
+def _take_turns(engine: Engine) -> None:
+    turns = _WriteTurns(SQLITE_BUSY_SECONDS)
+    dialect: Any = engine.dialect  # this engine's own: its commits and rollbacks only
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def _driver(connection: Any) -> Any:
+        return getattr(connection, "dbapi_connection", connection)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip()[:7].upper().startswith(_SQLITE_WRITES):
+            turns.before_write(_driver(conn.connection))
+
+    def do_commit(connection: Any) -> None:
+        try:
+            commit(connection)
+        finally:
+            turns.done(_driver(connection))
+
+    def do_rollback(connection: Any) -> None:
+        try:
+            rollback(connection)
+        finally:
+            turns.done(_driver(connection))
+
+    # The turn ends with the transaction (committed, rolled back, or rolled back when
+    # the pool takes the connection back), or with the connection itself.
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
+    for name in ("checkin", "close", "detach", "invalidate"):
+        event.listen(engine, name, lambda dbapi, *_: turns.done(dbapi))
+
+
 def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, **kwargs)
+        _take_turns(engine)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -61,7 +226,44 @@ def _make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    kwargs.setdefault("pool_recycle", RECYCLE_SECONDS)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection is replaced once this old (a server or a proxy
+#: between may close connections that lived long).
+RECYCLE_SECONDS = 1800
+#: A pooled connection idle this long is checked before it is used again.
+IDLE_PING_SECONDS = 30.0
+_CHECKED_IN = "hippocrate.checked_in_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a connection on checkout only if it sat idle in the pool: under load a
+    connection comes back to the pool and leaves it again within milliseconds, and a
+    ping per checkout (``pool_pre_ping``) would be one more round trip per request for
+    nothing. A connection idle for ``IDLE_PING_SECONDS`` is pinged first; a dead one
+    is discarded and the pool hands out a fresh one (``DisconnectionError``), so a
+    restarted server costs no request. ``pool_recycle`` bounds every connection's age."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop(_CHECKED_IN, None)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises for a dead connection
+            raise DisconnectionError(f"an idle connection is gone: {type(exc).__name__}") from exc
+        if not alive:
+            raise DisconnectionError("an idle connection is gone")
 
 
 class SessionFactory:
