@@ -29,12 +29,12 @@ instead of eleven per patient:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, insert, inspect, or_, select, text
+from sqlalchemy import ColumnElement, Dialect, Table, insert, inspect, or_, select, text
 from sqlalchemy.orm import Session
 
 from hippocrate.db.sealed import Sealed, SealedModel, require_hook, vault_of
@@ -48,7 +48,7 @@ from hippocrate.patients.errors import InconsistentIdentity
 from hippocrate.patients.models import Patient, PatientStatus
 from hippocrate.patients.schemas import PatientCreate
 from hippocrate.patients.service import check_identity
-from hippocrate.tags import Verb
+from hippocrate.tags import Category, Verb
 from hippocrate.vault import DataKey, DecryptionError, FieldContext, seal_field
 
 ALREADY_REGISTERED = "already registered on the platform"
@@ -215,21 +215,57 @@ class Written:
     account_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class BatchRows:
+    """The rows of a batch, by table, as :func:`insert_rows` takes them."""
+
+    patients: list[dict[str, Any]]
+    keys: list[dict[str, Any]]
+    accounts: list[dict[str, Any]]
+    emails: list[dict[str, Any]]
+    written: list[Written]
+
+    def by_table(self) -> list[tuple[type, list[dict[str, Any]]]]:
+        """Parents first: data keys, accounts and invitations refer to their patient."""
+        return [
+            (Patient, self.patients),
+            (DataKeyRecord, self.keys),
+            (Account, self.accounts),
+            (OutboundEmail, self.emails),
+        ]
+
+
 def write(session: Session, candidates: Sequence[Candidate], now: datetime) -> list[Written]:
     """Patients, their data keys, accounts and queued invitations of ``candidates``
-    (admitted by :func:`admit` in this transaction), one ``INSERT`` per table."""
-    if not candidates:
-        return []
-    vault = vault_of(session)
+    (admitted by :func:`admit` in this transaction): one statement per table, a
+    ``COPY`` on PostgreSQL (:func:`insert_rows`)."""
+    batch = rows_of(session, candidates, now)
+    for model, rows in batch.by_table():
+        insert_rows(session, model, rows)
+    return batch.written
+
+
+def rows_of(session: Session, candidates: Sequence[Candidate], now: datetime) -> BatchRows:
+    """The rows :func:`write` inserts: each patient with a data key of its own (made
+    and wrapped for the whole batch in one call to the key provider, each bound to its
+    patient's id), every field sealed under it, and each sealed write noted to the
+    session's recorder (so that the trail records it when the unit commits)."""
+    patient_ids = [uuid.uuid4() for _ in candidates]
+    # An empty batch asks nothing of the provider: new_data_keys([]) is [].
+    # One call to the key provider for the batch; each key bound to its patient's id.
+    made = vault_of(session).new_data_keys(patient_ids, 1)
     patients: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
     accounts: list[dict[str, Any]] = []
     emails: list[dict[str, Any]] = []
     written = []
-    for candidate in candidates:
+    for candidate, patient_id, (wrapped, key) in zip(candidates, patient_ids, made, strict=True):
         data = candidate.data
-        patient_id, account_id, email_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        wrapped, key = vault.new_data_key(patient_id, 1)
+        account_id, email_id = uuid.uuid4(), uuid.uuid4()
+        # The blind indexes admit computed for the duplicate lookup, not made again.
+        known = {("email", data.email): candidate.email_index}
+        if data.nir and candidate.nir_index is not None:
+            known[("nir", data.nir)] = candidate.nir_index
         keys.append(
             {
                 "owner_id": patient_id,
@@ -263,6 +299,7 @@ def write(session: Session, candidates: Sequence[Candidate], now: datetime) -> l
                 "address": data.address.model_dump(),
                 "nir": data.nir,
             },
+            known_indexes=known,
         )
         patients.append(patient)
         account = {
@@ -295,6 +332,7 @@ def write(session: Session, candidates: Sequence[Candidate], now: datetime) -> l
                 "totp_secret": None,
                 "recovery_codes": None,
             },
+            known_indexes=known,
         )
         accounts.append(account)
         email = {
@@ -317,14 +355,7 @@ def write(session: Session, candidates: Sequence[Candidate], now: datetime) -> l
         )
         emails.append(email)
         written.append(Written(patient_id, account_id))
-    # One executemany per table: psycopg sends the rows in one pipeline, one round
-    # trip for the batch. A multi-row ``INSERT ... VALUES`` measured three times slower
-    # here (compiling a statement of thousands of parameters each batch).
-    session.execute(insert(_table(Patient)), patients)
-    session.execute(insert(_table(DataKeyRecord)), keys)
-    session.execute(insert(_table(Account)), accounts)
-    session.execute(insert(_table(OutboundEmail)), emails)
-    return written
+    return BatchRows(patients, keys, accounts, emails, written)
 
 
 def sealed_columns(
@@ -335,14 +366,20 @@ def sealed_columns(
     audit_patient: uuid.UUID | None,
     key: DataKey,
     values: dict[str, Any],
+    known_indexes: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[str, Any]:
     """The columns of ``values`` (sealed attributes of ``model`` by name) as the store
     would write them at a flush: each sealed under ``key`` for (table, column,
-    ``row_id``) with the attribute's padding, its blind index beside it, and the write
-    noted to the session's recorder (one event per patient, subject and verb)."""
+    ``row_id``) with the attribute's padding, its blind index beside it (taken from
+    ``known_indexes``, by index field and value, when the caller computed it already),
+    and the write noted to the session's recorder: one note per data category of the
+    row, since the recorder keeps one event per patient, subject and verb with the set
+    of its resources and categories (a note per field recorded the same event)."""
     hook = require_hook(session, Verb.WRITE, model.__name__)
     vault = vault_of(session)
     subject = model.__audit_subject__
+    resource = f"{subject.noun}:{row_id}"
+    noted: set[Category] = set()
     out: dict[str, Any] = {}
     for name, value in values.items():
         field: Sealed[Any] = model.__sealed_fields__[name]
@@ -352,19 +389,114 @@ def sealed_columns(
             if index_column is not None:
                 out[index_column] = None
             continue
-        hook.note(
-            patient=audit_patient,
-            subject=subject,
-            verb=Verb.WRITE,
-            resource=f"{subject.noun}:{row_id}",
-            category=field.category,
-        )
+        if field.category not in noted:
+            noted.add(field.category)
+            hook.note(
+                patient=audit_patient,
+                subject=subject,
+                verb=Verb.WRITE,
+                resource=resource,
+                category=field.category,
+            )
         context = FieldContext(table, column, row_id)
         out[column] = seal_field(key, field.codec.encode(value), context, field.pad)
         if index_column is not None:
             assert field.index_field is not None
-            out[index_column] = vault.blind_index(field.index_field, str(value))
+            normalised = str(value)
+            found = (
+                None
+                if known_indexes is None
+                else known_indexes.get((field.index_field, normalised))
+            )
+            out[index_column] = (
+                found if found is not None else vault.blind_index(field.index_field, normalised)
+            )
     return out
+
+
+# -- inserting -------------------------------------------------------------------------
+
+
+def insert_rows(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (column name to value, the same columns in each) into ``model``'s
+    table in the session's transaction: a binary ``COPY`` on PostgreSQL, an
+    executemany ``INSERT`` elsewhere (SQLite). Both write the same values: each goes
+    through its column type's bind processing (enums to their stored value,
+    timestamps checked timezone-aware and made UTC) before it is sent.
+
+    COPY costs the importing process about a fifth of the executemany pipeline per row
+    (no statement per row to bind, dump and parse; docs/BENCHMARKS.md), and fires no
+    ORM or Core event, as an executemany of a Core ``INSERT`` fires none either: what
+    the store must know of a sealed write is told by :func:`sealed_columns`."""
+    if not rows:
+        return
+    table = _table(model)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), list(rows))
+        return
+    session.flush()  # what is pending goes first, as an INSERT's autoflush would send it
+    plan = _copy_plan(table, tuple(rows[0]), connection.dialect)
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(plan.statement) as copy:
+        copy.set_types(plan.types)
+        names, processors = plan.names, plan.processors
+        for row in rows:
+            copy.write_row(
+                [
+                    value if process is None else process(value)
+                    for process, value in zip(processors, (row[n] for n in names), strict=True)
+                ]
+            )
+
+
+@dataclass(frozen=True)
+class _CopyPlan:
+    statement: str
+    names: tuple[str, ...]
+    types: list[str]
+    processors: list[Callable[[Any], Any] | None]
+
+
+#: PostgreSQL's type of each column type the bulk tables use, by its DDL name: a
+#: column of another type is a programming error, refused before anything is sent.
+_COPY_TYPES = {
+    "UUID": "uuid",
+    "VARCHAR": "varchar",
+    "BYTEA": "bytea",
+    "INTEGER": "int4",
+    "BOOLEAN": "bool",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+}
+
+_COPY_PLANS: dict[tuple[str, tuple[str, ...]], _CopyPlan] = {}
+
+
+def _copy_plan(table: Table, names: tuple[str, ...], dialect: Dialect) -> _CopyPlan:
+    found = _COPY_PLANS.get((table.name, names))
+    if found is not None:
+        return found
+    columns = [table.columns[name] for name in names]
+    types = []
+    for column in columns:
+        ddl = column.type.compile(dialect=dialect)
+        kind = _COPY_TYPES.get(ddl.split("(")[0])
+        if kind is None:
+            raise TypeError(f"no COPY type for {table.name}.{column.name} ({ddl})")
+        types.append(kind)
+    quoted = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
+    plan = _CopyPlan(
+        statement=(
+            f"COPY {dialect.identifier_preparer.format_table(table)} ({quoted})"
+            " FROM STDIN (FORMAT BINARY)"
+        ),
+        names=names,
+        types=types,
+        processors=[c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns],
+    )
+    _COPY_PLANS[(table.name, names)] = plan
+    return plan
 
 
 _COLUMNS: dict[tuple[type[SealedModel], str], tuple[str, str, str | None]] = {}
