@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
+from email_validator.syntax import validate_email_domain_name
 from hypothesis import given
 
 from hippocrate.identifiers import InvalidEmail, normalise_email
+from hippocrate.identifiers import email as email_module
 from tests.identifiers.strategies import (
     SETTINGS,
     ascii_emails,
@@ -165,3 +168,67 @@ def test_normalise_is_idempotent(address: str) -> None:
     assert len(once.encode()) <= 254
     local, _, _domain = once.rpartition("@")
     assert local == unicodedata.normalize("NFKC", local.casefold())
+
+
+def _uncached(address: str) -> str | InvalidEmail:
+    """``normalise_email`` with email-validator's own domain check, as if uncached."""
+    module = sys.modules["email_validator.validate_email"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "validate_email_domain_name", validate_email_domain_name)
+        try:
+            return normalise_email(address)
+        except InvalidEmail as refused:
+            return refused
+
+
+def test_the_library_checks_domains_through_the_cache() -> None:
+    module = sys.modules["email_validator.validate_email"]
+    assert module.validate_email_domain_name is email_module._cached_domain_check
+    before = email_module._checked_domain.cache_info().hits
+    normalise_email("a@cache-probe.example.com")
+    normalise_email("b@cache-probe.example.com")
+    assert email_module._checked_domain.cache_info().hits > before
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "jean@bücher.de",
+        "jean@XN--BCHER-KVA.DE",
+        "jean@Straße.de",
+        "jean@localhost",  # special-use: refused, each time
+        "jean@example..com",
+        "jean@-example.com",
+        "jean@" + "a" * 64 + ".com",
+        "jean@⒈example.com",
+    ],
+)
+def test_the_cached_domain_check_answers_as_the_library(written: str) -> None:
+    for _ in range(2):  # the second answer comes from the cache (or, refused, not)
+        cached: str | InvalidEmail
+        try:
+            cached = normalise_email(written)
+        except InvalidEmail as refused:
+            cached = refused
+        plain = _uncached(written)
+        if isinstance(plain, InvalidEmail):
+            assert isinstance(cached, InvalidEmail)
+            assert (str(cached), cached.code) == (str(plain), plain.code)
+        else:
+            assert cached == plain
+
+
+@given(address=ascii_emails() | unicode_email_candidates())
+@SETTINGS
+def test_the_cached_domain_check_never_changes_an_answer(address: str) -> None:
+    first = _uncached(address)
+    for _ in range(2):
+        try:
+            again: str | InvalidEmail = normalise_email(address)
+        except InvalidEmail as refused:
+            again = refused
+        if isinstance(first, InvalidEmail):
+            assert isinstance(again, InvalidEmail)
+            assert str(again) == str(first)
+        else:
+            assert again == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import phonenumbers
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hippocrate.identifiers import InvalidPhone, format_phone, normalise_phone
+from hippocrate.identifiers import phone as phone_module
 from tests.identifiers.strategies import SEPARATORS, SETTINGS, french_mobiles, french_writings
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -166,3 +168,34 @@ def test_over_long_numbers_are_refused() -> None:
     valid, but it has 16 digits, more than E.164 allows."""
     with pytest.raises(InvalidPhone):
         normalise_phone("+4930000000000000")
+
+
+def test_the_compiled_patterns_are_the_per_character_rules_for_every_code_point() -> None:
+    """The allowed characters and the whitespace replaced by a space are tested with
+    patterns compiled once: they must be exactly the rules as written per character
+    (a digit of any script, any whitespace, the listed separators)."""
+    allowed = [
+        c
+        for c in map(chr, range(sys.maxunicode + 1))
+        if c.isdecimal() or c.isspace() or c in phone_module._PUNCTUATION
+    ]
+    assert "".join(phone_module._ALLOWED.findall("".join(allowed))) == "".join(allowed)
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert len("".join(phone_module._ALLOWED.findall(everything))) == len(allowed)
+    for c in map(chr, range(sys.maxunicode + 1)):
+        assert (phone_module._WHITESPACE.fullmatch(c) is not None) == c.isspace(), hex(ord(c))
+
+
+@given(value=st.text(max_size=40))
+@SETTINGS
+def test_the_character_check_refuses_as_the_per_character_rule(value: str) -> None:
+    expected = all(c.isdecimal() or c.isspace() or c in phone_module._PUNCTUATION for c in value)
+    try:
+        phone_module._check_characters(value)
+    except InvalidPhone as refused:
+        refused_for_characters = refused.code == "characters"
+        # A + that does not start the number is refused as characters too.
+        assert refused_for_characters
+        assert not expected or "+" in value.lstrip()[1:]
+    else:
+        assert expected

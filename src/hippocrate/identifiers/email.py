@@ -16,13 +16,26 @@ Why the domain is *not* case-folded with :meth:`str.casefold`: folding would tur
 ``straße.de`` into ``strasse.de``, a different domain under IDNA 2008. The domain
 is mapped by email-validator's IDNA (UTS #46) processing instead, which lowercases
 it the way DNS does.
+
+Why the domain check is cached: checking an address's domain (UTS #46 mapping, IDNA
+encoding, label rules) is about half the cost of the whole check, and an import of
+millions of patients checks a few hundred domains millions of times. The check is a
+pure function of the domain as written (and of email-validator's settings, which
+Hippocrate never changes), so the library's own function is wrapped, for the
+library's own use, with a bounded cache of its answers (:data:`DOMAIN_CACHE_SIZE`);
+a domain it refuses is checked again each time (exceptions are not cached). Each
+caller gets a copy of the answer, never the cached one.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import unicodedata
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator.syntax import validate_email_domain_name
 
 from hippocrate.i18n import _n
 from hippocrate.identifiers.errors import InvalidEmail
@@ -36,6 +49,39 @@ MAX_INPUT_LENGTH = 1024
 """Longer input is refused before any Unicode processing."""
 
 _MAX_FOLD_ROUNDS = 4
+
+DOMAIN_CACHE_SIZE = 4096
+"""Domains whose check is kept (least recently used out first)."""
+
+
+@functools.lru_cache(maxsize=DOMAIN_CACHE_SIZE)
+def _checked_domain(
+    domain: str, test_environment: bool, globally_deliverable: bool
+) -> tuple[tuple[str, Any], ...]:
+    answer = validate_email_domain_name(
+        domain, test_environment=test_environment, globally_deliverable=globally_deliverable
+    )
+    return tuple(answer.items())
+
+
+def _cached_domain_check(
+    domain: str, test_environment: bool = False, globally_deliverable: bool = True
+) -> Any:
+    """email-validator's ``validate_email_domain_name``, same signature and answers."""
+    return dict(_checked_domain(domain, test_environment, globally_deliverable))
+
+
+def _install_domain_cache() -> None:
+    """Make email-validator's ``validate_email`` use the cached domain check, if it
+    calls the function this module knows (another version of the library is left as
+    it is: uncached, and as correct)."""
+    module = importlib.import_module("email_validator.validate_email")
+    name = validate_email_domain_name.__name__
+    if getattr(module, name, None) is validate_email_domain_name:
+        setattr(module, name, _cached_domain_check)
+
+
+_install_domain_cache()
 
 
 def _fold(local_part: str) -> str:

@@ -103,6 +103,19 @@ def _part(text: str) -> bytes:
     return len(data).to_bytes(2, "big") + data
 
 
+_PREFIXES: dict[tuple[str, str], bytes] = {}
+
+
+def _prefix(table: str, column: str) -> bytes:
+    """``_part(table) + _part(column)``, kept: tables and columns are few, rows many."""
+    found = _PREFIXES.get((table, column))
+    if found is None:
+        found = _part(table) + _part(column)
+        if len(_PREFIXES) < 4096:  # a backstop only: the schema has a few dozen columns
+            _PREFIXES[(table, column)] = found
+    return found
+
+
 class FieldContext:
     """Where a sealed value lives: it only opens there.
 
@@ -116,7 +129,7 @@ class FieldContext:
         self.table = table
         self.column = column
         self.row_id = row_id
-        self.associated_data = _part(table) + _part(column) + _part(str(row_id))
+        self.associated_data = _prefix(table, column) + _part(str(row_id))
 
     def __repr__(self) -> str:
         return f"FieldContext({self.table!r}, {self.column!r}, {str(self.row_id)!r})"
