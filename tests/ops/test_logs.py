@@ -8,13 +8,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -24,6 +31,7 @@ from hippocrate.app import create_app
 from hippocrate.config import Settings
 from hippocrate.identity.models import Role
 from hippocrate.runtime import Runtime
+from tests.cli.test_cli import Cli
 from tests.conftest import Store
 from tests.consultations.helpers import QUESTIONNAIRE
 from tests.identity.conftest import Env, link_token, settings_for
@@ -237,3 +245,47 @@ def test_configure_picks_the_format_and_replaces_its_own_handler(tmp_path: Path)
         for added in [h for h in root.handlers if h not in before]:
             root.removeHandler(added)
         root.setLevel(level)
+
+
+def test_serve_logs_every_line_as_json(tmp_path: Path) -> None:
+    """The CLI configures the logs for ``serve``: the server's own lines are JSON
+    objects, and its access log (raw paths, client addresses) is off."""
+    cli = Cli(tmp_path)
+    cli.ok("init")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOCRATE_")}
+    env = {**inherited, "HIPPOCRATE_DATA_DIR": str(cli.data_dir), "HIPPOCRATE_LOG_FORMAT": "json"}
+    hippocrate = str(Path(sys.executable).parent / "hippocrate")
+    server = subprocess.Popen(
+        [hippocrate, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the server did not answer")
+        assert answer.status_code == 200
+        missing = httpx.get(f"http://127.0.0.1:{port}/api/v1/consultations/{uuid.uuid4()}")
+        assert missing.status_code == 401
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if line.strip()]
+    ours = [line for line in lines if not line.startswith("hippocrate: warning:")]
+    parsed = [json.loads(line) for line in ours]  # every other line is one JSON object
+    events = {(p["logger"], p["event"]) for p in parsed}
+    assert ("uvicorn.error", "Application startup complete.") in events
+    assert not any(p["logger"] == "uvicorn.access" for p in parsed)
+    assert "/api/v1/consultations/" not in err  # no raw path
