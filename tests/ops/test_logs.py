@@ -129,7 +129,12 @@ def workload(env: Env) -> tuple[dict[str, set[str]], dict[str, Any]]:
         **spellings_of_texts(subject=SUBJECT, description=DESCRIPTION, messages=MESSAGES),
         **secrets,
     }
-    seen = {"consultation": consultation, "patient": patient, "doctor": doctor}
+    seen = {
+        "consultation": consultation,
+        "patient": patient,
+        "doctor": doctor,
+        "missing_request": missing.headers["X-Request-ID"],
+    }
     return spellings, seen
 
 
@@ -168,6 +173,9 @@ def test_every_line_is_one_json_object_with_the_request_context(
     assert not any(UUID.search(r["route"]) for r in requests)
     assert all(len(r["request_id"]) == 32 for r in requests)
     assert len({r["request_id"] for r in requests}) == len(requests)
+    # The id the answer carried (and the audit trail records) is the line's.
+    [refused] = [r for r in requests if r["request_id"] == seen["missing_request"]]
+    assert (refused["route"], refused["status"]) == ("/api/v1/consultations/{consultation_id}", 404)
     outcomes = {r["status"]: r["outcome"] for r in requests}
     assert (outcomes[201], outcomes[401]) == ("ok", "refused")
     # The principal, once signed in: its role and account id.
