@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from hippocrate.api.deps import now as now_dependency
 from hippocrate.app import create_app
-from hippocrate.audit.models import AuditEvent
+from hippocrate.audit.models import AuditEvent, AuditPending
 from hippocrate.audit.service import Verification, verify, write_checkpoint
 from hippocrate.config import Settings
 from hippocrate.consultations.models import CareRelationship, Consultation, ConsultationStatus
@@ -286,14 +286,19 @@ def containment_of(
             .select_from(AuthSession)
             .where(AuthSession.account_id == account_id, AuthSession.ended_at.is_(None))
         )
-        events = session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(
-                AuditEvent.action == "guard:principal:contained",
-                AuditEvent.actor_account_id == account_id,
-                AuditEvent.outcome == "contained",
+        # Chained or not yet: the containment is recorded either way.
+        events = sum(
+            session.scalar(
+                select(func.count())
+                .select_from(table)
+                .where(
+                    table.action == "guard:principal:contained",
+                    table.actor_account_id == account_id,
+                    table.outcome == "contained",
+                )
             )
+            or 0
+            for table in (AuditEvent, AuditPending)
         )
         return Containment(
             marked=is_marked(account_id),

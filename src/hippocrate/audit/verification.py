@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hippocrate.audit.chain import GENESIS
 from hippocrate.audit.checkpoints import HEAD_ID, Checkpoint, read_checkpoints
-from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.audit.models import AuditEvent, AuditHead, AuditPending
 from hippocrate.audit.walk import Stretch, cores, split, walk, walk_in_parallel
 from hippocrate.vault.signatures import verify_signature
 
@@ -38,6 +38,7 @@ class Verification:
     witnessed: int = 0  # checkpoints of the witnesses' copies that matched
     last_checkpoint: Checkpoint | None = None  # the newest one that matched the chain
     uncovered: int = 0  # events after it
+    unchained: int = 0  # events committed that the chainer has not reached yet
     first_bad_seq: int | None = None
     problems: list[str] = field(default_factory=list)
     proved: list[str] = field(default_factory=list)
@@ -137,6 +138,7 @@ def verify(
         _compare_copies(report, copies)
     _compare_witnesses(report, copies[0] if copies else None, witnesses, matched)
     _check_coverage(session, report, matched, last=last, now=now, max_gap=max_gap)
+    _check_unchained(session, report, now=now, max_gap=max_gap)
     _summarise(report, files, witnesses, last, now, intact=intact)
     return report
 
@@ -259,6 +261,32 @@ def _check_coverage(
             f"checkpoint ({'none' if newest is None else f'at {covered}'}), the first from "
             f"{first_at.isoformat(timespec='seconds')}, more than {_seconds(max_gap)} ago: "
             "checkpoints stopped or were removed"
+        )
+
+
+def _check_unchained(
+    session: Session, report: Verification, *, now: datetime | None, max_gap: timedelta | None
+) -> None:
+    """Events committed and not chained yet are the chainer's lag: said, and a failure
+    when the oldest is older than ``max_gap`` (the chainer stopped, or rows are kept
+    out of the chain)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(AuditPending.at)).select_from(AuditPending)
+    ).one()
+    report.unchained = int(count)
+    if not count:
+        return
+    oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+    since = oldest.isoformat(timespec="seconds")
+    if now is not None and max_gap is not None and now - oldest > max_gap:
+        report.refuse(
+            f"{count} event(s) committed are not chained, the oldest from {since}, more "
+            f"than {_seconds(max_gap)} ago: the chainer stopped"
+        )
+    else:
+        report.unproved.append(
+            f"{count} event(s) committed since {since} are not chained yet (the chainer's "
+            "lag): the next verification covers them"
         )
 
 

@@ -1,4 +1,5 @@
-"""``hippocrate audit``: verify the trail, write a signed checkpoint."""
+"""``hippocrate audit``: verify the trail, chain what is pending, write a signed
+checkpoint."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from hippocrate.audit.chainer import chain_pending, pending_count
 from hippocrate.audit.scheduler import checkpoint_round
 from hippocrate.audit.service import verify
 from hippocrate.audit.witness import limits
@@ -80,6 +82,17 @@ def verify_command(
         err=True,
     )
     raise typer.Exit(1)
+
+
+@app.command("chain")
+def chain_command() -> None:
+    """Chain every event committed and not yet chained (the app's chainer does it as it
+    serves; this is for a deployment stopped with events pending, or before an upgrade
+    that drops them)."""
+    with runtime() as rt:
+        done = chain_pending(rt.sessions.engine)
+        left, _ = pending_count(rt.sessions.engine)
+    typer.echo(f"{done} event(s) chained, {left} pending")
 
 
 @app.command("checkpoint")
