@@ -207,7 +207,7 @@ def test_a_server_error_still_carries_the_security_headers(tmp_path: Path, vault
     engine.dispose()
 
     # The guard keeps its state in the database here: it is down with it.
-    assert (health.status_code, health.json()["failing"]) == (503, "database, guard")
+    assert (health.status_code, health.json()["failing"]) == (503, "database, records, guard")
     assert response.status_code == 500
     assert_security_headers(response.headers)
 
