@@ -483,6 +483,8 @@ TABLE: dict[str, Route] = {
         body=lambda world, role, target: {"token": "x" * 43, "password": new_password()},
     ),
     "GET /api/v1/health": Route(**everyone(OK)),
+    "GET /api/v1/health/ready": Route(**everyone(OK)),
+    "GET /api/v1/health/live": Route(**everyone(OK)),
     # A session whose second factor may still be owed.
     "POST /api/v1/auth/mfa": Route(**signed_in(state(409), pending=OK), body=_mfa_body),
     "POST /api/v1/auth/logout": Route(**signed_in(OK, pending=OK), prepare=_fresh_session),
@@ -754,6 +756,8 @@ PUBLIC = {
     "POST /api/v1/documents/verify/file",
     "POST /api/v1/messages/check",
     "GET /api/v1/health",
+    "GET /api/v1/health/ready",
+    "GET /api/v1/health/live",
 }
 # Public too, outside the OpenAPI document.
 PUBLIC_EXTRA = ("GET /api/v1/openapi.json",)
