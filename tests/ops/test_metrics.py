@@ -6,7 +6,9 @@ is there, the counts are the sum of both, and nothing personal is anywhere in it
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hippocrate.config import Settings
-from tests.cli.test_cli import Cli
+from tests.cli.test_cli import HIPPOCRATE, Cli
 from tests.cli.test_keys_processes import PASSWORD, Server, _link_token, free_port, serving
 from tests.conftest import _fresh_postgres
 from tests.consultations.helpers import QUESTIONNAIRE
@@ -238,3 +240,68 @@ def test_no_metrics_without_the_setting(tmp_path: Path) -> None:
         # Never on the app's own port, which the public reaches.
         assert httpx.get(f"{server.base}/metrics").status_code == 404
     assert not (deployment.data_dir / "metrics").exists()
+
+
+CONFIGURE = """
+import sys
+from pathlib import Path
+from hippocrate.config import Settings
+from hippocrate.ops import metrics
+metrics.configure(Settings(data_dir=Path(sys.argv[1]), metrics_listen="127.0.0.1:1"))
+import os
+print(os.getpid(), " ".join(sorted(p.name for p in Path(sys.argv[2]).iterdir())))
+"""
+
+
+def start_of_a_process(tmp_path: Path, directory: Path) -> tuple[int, set[str]]:
+    """A real process turning metrics on over ``directory``: its pid, and the others'
+    files left there once it has."""
+    python = Path(HIPPOCRATE).parent / "python"
+    done = subprocess.run(
+        [str(python), "-c", CONFIGURE, str(tmp_path / "var"), str(directory)],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    first, *names = done.stdout.split()
+    pid = int(first)
+    # Its own files (the gauges without labels are made at once) are not what was left.
+    return pid, {n for n in names if n not in (".lock", f"{pid}.pid") and f"_{pid}." not in n}
+
+
+def dead_pid() -> int:
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    return finished.pid
+
+
+def test_a_fresh_start_empties_the_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    dead = dead_pid()
+    for name in (f"counter_{dead}.db", f"gauge_livesum_{dead}.db", f"{dead}.pid"):
+        (directory / name).write_bytes(b"")
+    _, left = start_of_a_process(tmp_path, directory)
+    assert left == set()
+
+
+def test_a_worker_started_beside_live_ones_keeps_the_dead_ones_counters(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    dead, live = dead_pid(), os.getpid()
+    for name in (
+        f"counter_{dead}.db",
+        f"gauge_livesum_{dead}.db",
+        f"{dead}.pid",
+        f"counter_{live}.db",
+        f"{live}.pid",
+    ):
+        (directory / name).write_bytes(b"")
+    _, left = start_of_a_process(tmp_path, directory)
+    # A live process's files are untouched; a dead one's counters stay in the sums
+    # and its live gauges leave them.
+    assert left == {f"counter_{dead}.db", f"counter_{live}.db", f"{live}.pid"}
