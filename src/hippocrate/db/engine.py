@@ -154,26 +154,26 @@ class _WriteTurns:
     turns while others take the lock between its naps, and the slowest requests wait
     for seconds. Here a connection about to send its transaction's first write waits
     for its turn first (a lock that wakes the next waiter at once) and gives it up as
-    soon as that transaction commits or rolls back. Another process (a second worker,
-    the CLI) still meets SQLite's own lock. A thread that already holds a turn through
-    another connection does not wait for a second one: SQLite decides, as it would
-    without this, so nothing can wait here that would not have waited there."""
+    soon as that transaction commits or rolls back. A connection already inside a
+    transaction holds SQLite's lock whatever happened before (it may have been given
+    up waiting for a turn): it never waits for one, which could only be a deadlock.
+    Another process (a second worker, the CLI) still meets SQLite's own lock, and a
+    writer that waited ``timeout`` for its turn goes on to meet it too."""
 
     def __init__(self, timeout: float) -> None:
         self._lock = threading.Lock()
         self._timeout = timeout
         self._holder: Any = None  # the driver's connection that writes
-        self._thread: int | None = None
 
     def before_write(self, connection: Any) -> None:
-        if self._holder is connection or self._thread == threading.get_ident():
+        if self._holder is connection or connection.in_transaction:
             return
         if self._lock.acquire(timeout=self._timeout):
-            self._holder, self._thread = connection, threading.get_ident()
+            self._holder = connection
 
     def done(self, connection: Any) -> None:
         if connection is not None and self._holder is connection:
-            self._holder = self._thread = None
+            self._holder = None
             self._lock.release()
 
 
