@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from hippocrate.access import policy
@@ -49,7 +49,8 @@ from hippocrate.consultations.uploads import UploadedFile
 from hippocrate.db.sealed import require_hook, vault_of
 from hippocrate.i18n import _n, term
 from hippocrate.identity.models import Account, AccountStatus, Practitioner
-from hippocrate.keyring.service import active_key, key_for
+from hippocrate.keyring.models import DataKeyRecord, KeyState
+from hippocrate.keyring.service import active_key, key_for, loaded_with_row
 from hippocrate.notify.service import send, unsafe_patient_account
 from hippocrate.tags import Category, Tag, Verb
 from hippocrate.vault import FieldContext, peek_key_version
@@ -153,8 +154,6 @@ def _add_message(
     )
     message.body = body
     message.sent_at = now
-    session.add(message)
-    session.flush()  # no ORM relationship orders the inserts: the message goes first
     attachments = []
     for position, checked in enumerate(files):
         attachment = Attachment(
@@ -168,16 +167,19 @@ def _add_message(
         attachment.filename = checked.filename
         attachment.media_type = checked.media_type
         attachment.exact_size = len(checked.content)
-        session.add(attachment)
-        attachments.append((attachment, checked.content))
+        attachments.append(attachment)
         if added is not None:
             added.append(attachment)
-    # Rows first (a database refusal writes no file), then the sealed bodies; a later
-    # rollback deletes the files again.
-    session.flush()
-    for attachment, content in attachments:
-        sealed = seal_body(session=session, attachment=attachment, content=content)
+        # The sealed body first, then the rows: writing and syncing a file is the
+        # slowest step, and on SQLite the first row written takes the database's write
+        # lock until the commit. A refusal of the rows, or any later rollback, deletes
+        # the files again.
+        sealed = seal_body(session=session, attachment=attachment, content=checked.content)
         put_in_transaction(session=session, store=blobs, blob_id=attachment.id, data=sealed)
+    session.add(message)
+    session.flush()  # no ORM relationship orders the inserts: the message goes first
+    session.add_all(attachments)
+    session.flush()
     return message
 
 
@@ -264,13 +266,28 @@ def open_consultation(
 def get_consultation(
     *, session: Session, principal: Principal, consultation_id: uuid.UUID, now: datetime
 ) -> Consultation:
-    return policy.get_readable(
-        session,
-        policy.readable_consultations(principal, now=now),
-        Consultation,
-        consultation_id,
-        "consultation",
-    )
+    """The consultation through the policy (``NotFound`` if absent or hidden), with its
+    patient's active data-key record in the same query: what the request then seals
+    or opens of that patient needs no query of its own for the key."""
+    found = session.execute(
+        policy.readable_consultations(principal, now=now)
+        .where(Consultation.id == consultation_id)
+        .add_columns(DataKeyRecord)
+        .outerjoin(
+            DataKeyRecord,
+            and_(
+                DataKeyRecord.owner_id == Consultation.patient_id,
+                DataKeyRecord.state == KeyState.ACTIVE,
+            ),
+        )
+    ).first()
+    if found is None:
+        raise NotFound("consultation", consultation_id)
+    consultation: Consultation = found[0]
+    record: DataKeyRecord | None = found[1]
+    if record is not None:
+        loaded_with_row(session=session, record=record)
+    return consultation
 
 
 def list_consultations(

@@ -187,6 +187,21 @@ def attachment_read(attachment: Attachment, sent_at: datetime) -> AttachmentRead
     )
 
 
+def _practitioner_account(
+    session: Session, principal: Principal, consultation: Consultation
+) -> uuid.UUID | None:
+    """The account of the practitioner in charge, who wrote the practitioner's messages:
+    the reader's own when they are that practitioner (no query), else looked up."""
+    if consultation.practitioner_id is None:
+        return None
+    if principal.is_practitioner and principal.practitioner_id == consultation.practitioner_id:
+        return principal.account_id
+    found: uuid.UUID | None = session.scalar(
+        select(Practitioner.account_id).where(Practitioner.id == consultation.practitioner_id)
+    )
+    return found
+
+
 def messages_read(
     session: Session,
     principal: Principal,
@@ -198,9 +213,7 @@ def messages_read(
     attachments = service.attachments_of(
         session=session, principal=principal, messages=messages, now=now
     )
-    practitioner_account = session.scalar(
-        select(Practitioner.account_id).where(Practitioner.id == consultation.practitioner_id)
-    )
+    practitioner_account = _practitioner_account(session, principal, consultation)
     return [
         MessageRead(
             id=message.id,

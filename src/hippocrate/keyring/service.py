@@ -6,6 +6,7 @@ Services never commit; the caller owning the unit of work does.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -45,6 +46,18 @@ def _wrapped(record: DataKeyRecord) -> WrappedKey | None:
     return WrappedKey(record.owner_id, record.version, record.root_version, record.wrapped)
 
 
+_LOADED = "hippocrate.active_records"
+
+
+def loaded_with_row(*, session: Session, record: DataKeyRecord) -> None:
+    """``record``, the active data key of its owner, came in the same query as a row of
+    that owner (a consultation and its patient's key): :func:`active_key` uses it
+    instead of asking again, and :func:`key_for` finds it in the session. Nothing is
+    unwrapped until a value is sealed or opened."""
+    if record.state is KeyState.ACTIVE:
+        session.info.setdefault(_LOADED, {})[record.owner_id] = record
+
+
 def active_key(*, session: Session, owner: uuid.UUID) -> DataKey:
     """The key that seals new values of ``owner``; created (version 1) if none exists.
 
@@ -55,10 +68,15 @@ def active_key(*, session: Session, owner: uuid.UUID) -> DataKey:
     if known is not None:
         return known
     vault = vault_of(session)
-    with session.no_autoflush:
-        records = session.scalars(
-            select(DataKeyRecord).where(DataKeyRecord.owner_id == owner)
-        ).all()
+    loaded: DataKeyRecord | None = session.info.get(_LOADED, {}).pop(owner, None)
+    records: Sequence[DataKeyRecord]
+    if loaded is not None and loaded.state is KeyState.ACTIVE:
+        records = [loaded]
+    else:
+        with session.no_autoflush:
+            records = session.scalars(
+                select(DataKeyRecord).where(DataKeyRecord.owner_id == owner)
+            ).all()
     active = [r for r in records if r.state is KeyState.ACTIVE]
     if active:
         record = active[0]
@@ -101,6 +119,7 @@ def destroy_keys(*, session: Session, owner: uuid.UUID) -> int:
         .execution_options(synchronize_session="fetch")
     )
     _active_map(session).pop(owner, None)
+    session.info.get(_LOADED, {}).pop(owner, None)
     vault_of(session).forget(owner)
     return int(result.rowcount or 0)
 
