@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--redis", default="redis://127.0.0.1:6379/15", help="Redis for the guard ('' to skip)"
     )
+    parser.add_argument(
+        "--lookup-patients",
+        type=int,
+        default=1_000_000,
+        help="patients at the largest size of the email lookup benchmark",
+    )
     args = parser.parse_args(argv)
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be at least 1")
@@ -112,6 +118,14 @@ def main(argv: list[str] | None = None) -> None:
         from bench import pages
 
         parts.append(pages.report(pages.run(repeat=args.repeat)))
+    if "chain" in sections:
+        from bench import chain
+
+        parts.append(chain.report(chain.run()))
+    if "lookup" in sections:
+        from bench import lookup
+
+        parts.append(lookup.report(lookup.run(largest=args.lookup_patients)))
     report = "\n".join(
         [
             f"Machine: {machine.describe()}.",
