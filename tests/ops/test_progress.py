@@ -62,13 +62,20 @@ def test_piped_a_plain_line_every_tenth_or_every_five_seconds() -> None:
     with Progress("seed", 100, unit="accounts", stream=out, clock=clock) as bar:
         assert not bar.terminal
         for _ in range(100):
-            clock.now += 0.01
+            clock.now += 0.125
             bar.advance(1)
     lines = out.getvalue().splitlines()
     assert len(lines) == 11  # 10 %, 20 %, ... 100 %, then the summary
-    assert lines[0] == "seed: 10/100 accounts (10%), 100.0/s, about 0.9 s left"
+    assert lines[0] == "seed: 10/100 accounts (10%), 8.0/s, about 11 s left"
     assert lines[-2].startswith("seed: 100/100 accounts (100%)")
-    assert lines[-1] == "seed: 100 accounts in 1.0 s (100.0/s)"
+    assert lines[-1] == "seed: 100 accounts in 12 s (8.0/s)"
+
+    out, clock = io.StringIO(), Clock()
+    with Progress("keys rotate-patient", 20, unit="rows", stream=out, clock=clock) as bar:
+        for _ in range(20):
+            clock.now += 0.01  # done in a moment: no line but the summary
+            bar.advance(1)
+    assert out.getvalue().splitlines() == ["keys rotate-patient: 20 rows in 0.2 s (100.0/s)"]
 
     out, clock = io.StringIO(), Clock()
     with Progress("import", None, unit="rows", stream=out, clock=clock) as bar:
@@ -123,17 +130,16 @@ def _wait_for_line(process: subprocess.Popen[str], prefix: str, timeout: float =
     pytest.fail(f"no line starting with {prefix!r} on stderr: {seen}")
 
 
-def test_a_piped_rotation_prints_plain_lines_and_a_summary(sqlite_store: Store) -> None:
+def test_a_piped_rotation_done_in_a_moment_prints_its_summary_alone(sqlite_store: Store) -> None:
     made = make_patients(sqlite_store, 30)
     command, env = rotate_command(sqlite_store)
     command[-1] = "3"  # batch size: ten batches
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()
-    assert lines[0].startswith("keys rotate: 3/30 data keys (10%), ")
-    assert re.fullmatch(r"keys rotate: 30 data keys in \d+\.\d s \([\d.]+/s\)", lines[-1])
-    assert len(lines) == 11
-    assert "\x1b" not in result.stderr  # no terminal codes when piped
+    # Done in a moment: the summary line alone, without a terminal's codes.
+    [line] = result.stderr.splitlines()
+    assert re.fullmatch(r"keys rotate: 30 data keys in \d+\.\d s \([\d.]+/s\)", line)
+    assert "\x1b" not in result.stderr
     assert "rotation to root key version 2 finished: 30 data keys rewrapped" in result.stdout
     assert_all_readable(sqlite_store, made)
 
@@ -147,8 +153,11 @@ def test_sigint_stops_a_rotation_between_batches_and_a_rerun_finishes(
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    _wait_for_line(process, "keys rotate: ")  # the first tenth is done
+    [*_, line] = _wait_for_line(process, "keys rotate: ")  # a tenth done, or 5 s
     process.send_signal(signal.SIGINT)
+    assert re.fullmatch(
+        r"keys rotate: \d+/1500 data keys \(\d+%\), [\d.]+/s, about .+ left", line
+    ), line
     out, err = process.communicate(timeout=60)
 
     assert process.returncode == 130, err

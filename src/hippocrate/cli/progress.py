@@ -1,8 +1,9 @@
 """Progress of long commands, on stderr (stdout keeps the command's own lines).
 
 In a terminal, a bar with the count, the rate and the time left (rich); otherwise a
-plain line every few seconds or every tenth of the work, whichever comes first; at the
-end, one summary line either way. Interrupted (Ctrl-C), the command stops at once: the
+plain line every five seconds or every tenth of the work, whichever comes first (at
+most one a second: work done in a moment prints no line but the last); at the end, one
+summary line either way. Interrupted (Ctrl-C), the command stops at once: the
 unit of work under way rolls back whole (the work already committed stays), one line
 says what was done and how to resume, and the exit status is 130.
 
@@ -118,7 +119,9 @@ class Progress:
             return
         now = self.clock()
         tenth = self._tenths()
-        if now - self._last_line >= self.every or tenth > self._last_tenth:
+        since = now - self._last_line
+        # A tenth more, at most once a second: work done in a moment says only its summary.
+        if since >= self.every or (tenth > self._last_tenth and since >= 1.0):
             self._last_line, self._last_tenth = now, tenth
             self._line(self.status())
 
