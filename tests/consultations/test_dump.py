@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from tests.consultations.helpers import Api, jpeg_bytes, pdf_bytes, png_bytes
+from tests.ops.test_logs import captured
 from tests.patients.test_dump import dump
 from tests.plaintext import find_in, read_tree, spellings_of_patient, spellings_of_texts
 
@@ -92,7 +93,8 @@ def write_a_whole_consultation(api: Api) -> tuple[dict[str, set[str]], dict[str,
 
 def test_nothing_written_is_readable_in_a_copy(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    health, identity = write_a_whole_consultation(api)
+    with captured("json") as lines:  # every logger, as the deployment's JSON lines
+        health, identity = write_a_whole_consultation(api)
     spellings = {**health, **identity}
     api.client.close()
 
@@ -101,6 +103,8 @@ def test_nothing_written_is_readable_in_a_copy(api: Api, caplog: pytest.LogCaptu
     assert find_in(blobs, spellings) == []
     assert caplog.records  # the logs were captured (requests, image parsing…)
     assert find_in(caplog.text.encode("utf-8"), spellings) == []
+    assert lines.getvalue().count("\n") >= len(caplog.records)
+    assert find_in(lines.getvalue().encode("utf-8"), spellings) == []
     # The emails telling the patient that something waits say nothing else (they are
     # addressed to the patient, so the address is there, but no health data).
     assert read_tree(api.settings.outbox_dir)
