@@ -48,6 +48,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 #: 3600 s"): the rule is the label, the rest (counts) is not.
 GUARD_RULES = ("honeytoken", "breadth", "enumeration", "notice")
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 _PID_FILE = re.compile(r"^(\d+)\.pid$")
 _PID_DB = re.compile(r"_(\d+)\.db$")
 
@@ -233,6 +235,8 @@ def request(method: str, route: str, status: int, seconds: float, refusal: str |
     series = _series
     if series is None:
         return
+    # A client writes its method as it likes: only the standard ones become labels.
+    method = method if method in HTTP_METHODS else "OTHER"
     code = str(status)
     series.requests.labels(method, route, code).inc()
     series.latency.labels(method, route).observe(seconds)
