@@ -5,13 +5,17 @@ and how to resume, nothing half-written, and running it again completes."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -142,6 +146,36 @@ def test_a_piped_rotation_done_in_a_moment_prints_its_summary_alone(sqlite_store
     assert "\x1b" not in result.stderr
     assert "rotation to root key version 2 finished: 30 data keys rewrapped" in result.stdout
     assert_all_readable(sqlite_store, made)
+
+
+def test_in_a_real_terminal_the_rotation_draws_a_bar(sqlite_store: Store) -> None:
+    """stderr a pseudo-terminal: rich draws the bar (terminal codes), then the summary."""
+    make_patients(sqlite_store, 300)
+    command, env = rotate_command(sqlite_store)
+    command[-1] = "1"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        command, env={**env, "TERM": "xterm"}, stdout=subprocess.DEVNULL, stderr=slave
+    )
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert process.wait(timeout=60) == 0
+    text = drawn.decode("utf-8", "replace")
+    assert "\x1b[" in text  # a terminal's codes: the bar was drawn
+    plain = ANSI.sub("", text)
+    assert "━" in plain
+    assert "/300 data keys" in plain
+    assert re.search(r"keys rotate: 300 data keys in [\d.]+ s", plain)
 
 
 def test_sigint_stops_a_rotation_between_batches_and_a_rerun_finishes(
