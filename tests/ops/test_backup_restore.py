@@ -283,6 +283,16 @@ def _sign_in(deployment: Deployment, email: str, password: str) -> tuple[int, di
         rt.close()
 
 
+def _readiness(deployment: Deployment) -> tuple[int, dict[str, Any]]:
+    rt = Runtime.open(deployment.settings)
+    try:
+        with TestClient(create_app(runtime=rt)) as client:
+            answer = client.get("/api/v1/health/ready")
+            return answer.status_code, answer.json()
+    finally:
+        rt.close()
+
+
 @pytest.mark.slow
 def test_database_and_keys_restore_everything_and_the_database_alone_nothing(
     tmp_path: Path, databases: list[str | None]
@@ -319,6 +329,7 @@ def test_database_and_keys_restore_everything_and_the_database_alone_nothing(
     answered, me = _sign_in(restored, patient.email, patient.password)
     assert answered == 200
     assert me["email"] == patient.email
+    assert _readiness(restored)[0] == 200
 
     # The database alone, with the keys a fresh init makes: ciphertext only.
     alone = Deployment(tmp_path / "alone", databases[2])
@@ -337,3 +348,7 @@ def test_database_and_keys_restore_everything_and_the_database_alone_nothing(
     # Nobody signs in: the login's blind index is keyed by the lost index key.
     answered, _ = _sign_in(alone, patient.email, patient.password)
     assert answered == 401
+    # Readiness says so: the newest data key does not unwrap.
+    ready, body = _readiness(alone)
+    assert ready == 503
+    assert "records" in body["failing"]
