@@ -14,13 +14,17 @@ instead of eleven per patient:
   blind index value it inserts, in one order, before its lookup, so two importing
   processes holding the same address or NIR run one after the other and the second
   finds the first's rows;
-- each patient gets a new data key, wrapped by the key provider and bound to its id,
-  which seals the record, the account and the invitation's code, each field bound to
-  its table, column and row (``db.sealed``'s format, padding and blind indexes);
-- patients, data keys, accounts and invitations go in with one ``INSERT`` per table
-  for the whole batch (an executemany, which psycopg sends as one pipeline); every
-  sealed write is noted to the unit's recorder, which appends the
-  batch's events to the hash chain in one statement when the unit commits;
+- each patient gets a new data key of its own, wrapped by the key provider and bound
+  to its id (the batch's keys are made and wrapped in one call to the provider,
+  ``Vault.new_data_keys``, each with its own nonce and binding), which seals the
+  record, the account and the invitation's code, each field bound to its table,
+  column and row (``db.sealed``'s format, padding and blind indexes);
+- patients, data keys, accounts and invitations go in with one statement per table
+  for the whole batch: a binary ``COPY`` on PostgreSQL, an executemany ``INSERT`` on
+  SQLite, the same values either way (:func:`insert_rows`); every sealed write is
+  noted to the unit's recorder (once per row and data category: the recorder keeps one
+  event per patient, subject and verb), which appends the batch's events to the trail
+  when the unit commits;
 - invitations are queued, not delivered: the record of the email is written (with its
   sealed code) and the delivery worker (``identity.service.send_invitations``) sends
   it with a fresh link later, outside the importing process.

@@ -61,7 +61,7 @@ CSV_COLUMNS = (
 _REQUIRED_CSV = set(CSV_COLUMNS) - {"address_line2", "country", "nir"}
 NIR_SYSTEMS = ("urn:oid:1.2.250.1.213.1.4.8",)
 _SEX = {"female": "F", "male": "M", "other": "X", "unknown": "X"}
-BATCH = 200
+BATCH = 1000
 
 
 class ImportFileError(ValueError):
