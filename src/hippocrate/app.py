@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hippocrate import __version__
+from hippocrate import __version__, logs
 from hippocrate.admin import pages as admin_pages
 from hippocrate.admin.api import router as admin
 from hippocrate.api import limits, problems, security
@@ -151,6 +151,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     file or HSM stops the start with a clear error instead of serving anything."""
     owned = runtime is None
     rt = runtime or Runtime.open(settings or Settings())
+    if owned:
+        logs.configure(rt.settings)  # whichever server runs it: every logger goes one way
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -192,6 +194,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     security.install(app)
     _name_refusals(app)
     app.add_middleware(RequestMetrics)
+    app.add_middleware(logs.RequestLogMiddleware)  # outermost: one line per request
     for router in (
         identity,
         patients,
