@@ -28,15 +28,28 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Row, Table, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Table,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from hippocrate.audit.chain import CONTEXT, fast_canonical
+from hippocrate.audit.chain import CONTEXT, FIELDS, fast_canonical, unsafe_fast_canonical
 from hippocrate.audit.checkpoints import HEAD_ID
 from hippocrate.audit.models import EVENT_COLUMNS, AuditEvent, AuditHead, AuditPending
 
@@ -64,10 +77,27 @@ def chain_rows(
     for row in rows:
         seq += 1
         values = {"seq": seq, **{name: getattr(row, name) for name in EVENT_COLUMNS}}
-        digest = hashlib.sha256(CONTEXT + previous + fast_canonical(values)).digest()
+        digest = hashlib.sha256(CONTEXT + previous + _canonical(values)).digest()
         chained.append({**values, "prev_hash": previous, "hash": digest})
         previous = digest
     return chained, seq, previous
+
+
+def _canonical(values: dict[str, Any]) -> bytes:
+    """``chain.canonical(values)`` for a row as the columns' types read it (strings,
+    UUIDs, a time, lists): orjson's bytes when its lists hold strings only and the
+    bytes are the reference's (``unsafe_fast_canonical`` says), else the reference's."""
+    resources, categories = values["resources"], values["categories"]
+    if all(type(item) is str for item in (*resources, *categories)):
+        plain = [
+            None if value is None else str(value) if isinstance(value, uuid.UUID) else value
+            for value in (values[name] for name in FIELDS)
+        ]
+        plain[1] = values["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        fast = unsafe_fast_canonical(plain)
+        if fast is not None:
+            return fast
+    return fast_canonical(values)
 
 
 def _chain_batch(engine: Engine, limit: int, *, wait: bool) -> int | None:
@@ -94,10 +124,49 @@ def _chain_batch(engine: Engine, limit: int, *, wait: bool) -> int | None:
         chained, seq, head = chain_rows(
             rows, after_seq=int(found.seq), after_hash=bytes(found.hash)
         )
-        connection.execute(insert(_EVENTS), chained)
-        connection.execute(delete(_PENDING).where(_PENDING.c.id.in_([r.id for r in rows])))
+        _move(connection, [r.id for r in rows], chained)
         connection.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(seq=seq, hash=head))
         return len(rows)
+
+
+#: PostgreSQL moves the rows itself: each pending row deleted and inserted into the
+#: chain with its sequence number and links, one statement, no column sent back.
+_MOVE = text(
+    f"""
+    WITH moved AS (DELETE FROM audit_pending WHERE id = ANY(:ids) RETURNING *)
+    INSERT INTO audit_events (seq, {", ".join(EVENT_COLUMNS)}, prev_hash, hash)
+    SELECT v.seq, {", ".join(f"m.{name}" for name in EVENT_COLUMNS)}, v.prev_hash, v.hash
+    FROM moved AS m JOIN unnest(
+        CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]),
+        CAST(:prevs AS bytea[]), CAST(:hashes AS bytea[])
+    ) AS v(id, seq, prev_hash, hash) ON m.id = v.id
+    """  # noqa: S608 - the column names are the model's; every value is a parameter
+)
+
+
+def _move(connection: Connection, ids: list[int], chained: list[dict[str, Any]]) -> None:
+    """Delete exactly the pending rows ``ids`` and insert them as ``chained``. Fails
+    (the batch rolls back) when a row vanished in between: the chain never skips one."""
+    if connection.dialect.name == "postgresql":
+        moved = connection.execute(
+            _MOVE,
+            {
+                "ids": ids,
+                "seqs": [row["seq"] for row in chained],
+                "prevs": [row["prev_hash"] for row in chained],
+                "hashes": [row["hash"] for row in chained],
+            },
+        ).rowcount
+    else:
+        connection.execute(insert(_EVENTS), chained)
+        moved = connection.execute(delete(_PENDING).where(_PENDING.c.id.in_(ids))).rowcount
+    if moved != len(ids):
+        raise ChainerConflict(f"{len(ids) - moved} pending event(s) vanished while chained")
+
+
+class ChainerConflict(SQLAlchemyError):
+    """A pending event changed under the chainer: the batch is rolled back, and the
+    next round chains what is there."""
 
 
 def chain_pending(engine: Engine, *, wait: bool = True, limit: int = BATCH) -> int:
