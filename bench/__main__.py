@@ -23,6 +23,8 @@ SECTIONS = (
     "tax",
     "trips",
     "pages",
+    "chain",
+    "lookup",
 )
 
 
