@@ -234,10 +234,16 @@ def test_two_importing_processes_interrupted_then_resumed_write_everything_once(
     assert importer.count(Patient) == 58
     assert importer.count(ImportBatch) == 6
     every = [*first_run, *outcome.rejected]
-    assert {(r.field, r.reason) for r in every} == {("email", "already registered on the platform")}
+    assert {(r.field, r.reason) for r in every} <= {("email", "already registered on the platform")}
     refused = sorted(r.row - 1 for r in every)  # line numbers: the header is line 1
-    assert len(refused) == 2
-    assert all(len(set(pair) & set(refused)) == 1 for pair in pairs), refused
+    # A batch that commits in the instant before the crash may not have reported its
+    # refusals to the parent: the ones reported are of the pairs, at most one of each;
+    # the counts below are the database's, which are whole.
+    assert len(refused) <= 2
+    assert all(len(set(pair) & set(refused)) <= 1 for pair in pairs), refused
+    assert set(refused) <= {row for pair in pairs for row in pair}, refused
+    with api.store.sessions() as session:
+        assert session.scalar(select(func.sum(ImportBatch.rejected))) == 2
     with api.store.sessions() as session:
         progress = session.scalars(select(ImportProgress)).one()
         assert (progress.rows_done, progress.imported, progress.rejected) == (60, 58, 2)
