@@ -278,10 +278,22 @@ def _chain_after(engine: Engine) -> None:
 AFTER_COMMIT: list[Callable[[Engine], None]] = [_chain_after]
 
 
+#: Set after a commit that appended events: chained once the session's transaction has
+#: ended and given its connection back (a pool of one must not wait on itself).
+_DUE = "hippocrate.audit.chain-due"
+
+
 @event.listens_for(Session, "after_commit")
 def after_commit(session: Session) -> None:
     if session.info.pop(APPENDED, False):
-        bind = session.get_bind()
-        engine = bind if isinstance(bind, Engine) else bind.engine
-        for hook in AFTER_COMMIT:
-            hook(engine)
+        session.info[_DUE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is not None or not session.info.pop(_DUE, False):
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    for hook in AFTER_COMMIT:
+        hook(engine)
