@@ -67,12 +67,14 @@ class ImportRun:
     rejected: int
 
 
-def write_source(path: Path, count: int, seed: int) -> None:
-    generator = SyntheticPatients(seed)
+def write_source(path: Path, count: int, seed: int, *, start: int = 0) -> None:
+    """``count`` synthetic patients numbered from ``start`` (their addresses unique
+    across files with disjoint numbers)."""
+    generator = SyntheticPatients(seed + start)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
-        for index in range(count):
+        for index in range(start, start + count):
             data = generator.patient()
             writer.writerow(
                 {

@@ -36,8 +36,7 @@ from hippocrate.cli.context import platform_work
 from hippocrate.cli.interop import open_platform
 from hippocrate.identity.models import Account
 from hippocrate.identity.signin import email_index, unsafe_account_by_email
-from hippocrate.interop.importer import CSV_COLUMNS, import_file
-from hippocrate.patients.synthetic import SyntheticPatients
+from hippocrate.interop.importer import import_file
 from hippocrate.runtime import Runtime
 from hippocrate.tags import Purpose
 
@@ -65,33 +64,6 @@ class LookupResult:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def _write_source(path: Path, *, start: int, count: int, seed: int) -> None:
-    """``count`` synthetic patients for the import, numbered from ``start`` (their
-    addresses unique across steps)."""
-    generator = SyntheticPatients(seed + start)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        for index in range(start, start + count):
-            data = generator.patient()
-            writer.writerow(
-                {
-                    "given_names": data.given_names,
-                    "family_name": data.family_name,
-                    "birth_date": data.birth_date.isoformat(),
-                    "sex": data.sex,
-                    "email": f"{index}.{data.email}",
-                    "phone": data.phone,
-                    "address_line1": data.address.line1,
-                    "address_line2": data.address.line2 or "",
-                    "postal_code": data.address.postal_code,
-                    "city": data.address.city,
-                    "country": data.address.country,
-                    "nir": "",
-                }
-            )
 
 
 def _emails(source: Path) -> list[str]:
@@ -136,7 +108,7 @@ def run(*, largest: int = SIZES[-1], seed: int = 2024) -> LookupResult:
             emails: list[str] = []
             for step, target in enumerate(sizes):
                 source = root / f"step{step}.csv"
-                _write_source(source, start=len(emails), count=target - len(emails), seed=seed)
+                importing.write_source(source, target - len(emails), seed, start=len(emails))
                 began = time.perf_counter()
                 with open_platform(settings) as begin:
                     outcome = import_file(

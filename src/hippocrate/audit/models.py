@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from hippocrate.audit.chain import FIELDS
 from hippocrate.db.base import Base
 
 
@@ -70,18 +71,7 @@ class AuditPending(Base):
 TrailEvent = AuditEvent | AuditPending
 
 #: The columns an event has whether chained or not, in ``chain.FIELDS`` order less ``seq``.
-EVENT_COLUMNS = (
-    "at",
-    "actor_account_id",
-    "actor_role",
-    "action",
-    "patient_id",
-    "resources",
-    "categories",
-    "purpose",
-    "outcome",
-    "request_id",
-)
+EVENT_COLUMNS = tuple(name for name in FIELDS if name != "seq")
 
 
 class AuditHead(Base):

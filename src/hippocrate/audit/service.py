@@ -69,6 +69,23 @@ class PendingEvent:
     request_id: str | None = None
 
 
+def stored(pending: PendingEvent) -> dict[str, Any]:
+    """The columns an event is written with, chained or pending (all but ``seq`` and
+    the links)."""
+    return {
+        "at": pending.at,
+        "actor_account_id": pending.actor_account_id,
+        "actor_role": pending.actor_role,
+        "action": pending.action,
+        "patient_id": pending.patient_id,
+        "resources": list(pending.resources),
+        "categories": sorted(set(pending.categories)),
+        "purpose": pending.purpose,
+        "outcome": pending.outcome,
+        "request_id": pending.request_id,
+    }
+
+
 def chain(
     events: Iterable[PendingEvent], *, after_seq: int, after_hash: bytes
 ) -> tuple[list[dict[str, Any]], int, bytes]:
@@ -78,19 +95,7 @@ def chain(
     seq, previous = after_seq, after_hash
     for pending in events:
         seq += 1
-        values: dict[str, Any] = {
-            "seq": seq,
-            "at": pending.at,
-            "actor_account_id": pending.actor_account_id,
-            "actor_role": pending.actor_role,
-            "action": pending.action,
-            "patient_id": pending.patient_id,
-            "resources": list(pending.resources),
-            "categories": sorted(set(pending.categories)),
-            "purpose": pending.purpose,
-            "outcome": pending.outcome,
-            "request_id": pending.request_id,
-        }
+        values: dict[str, Any] = {"seq": seq, **stored(pending)}
         digest = link(previous, values)
         rows.append({**values, "prev_hash": previous, "hash": digest})
         previous = digest
@@ -103,23 +108,6 @@ def append(session: Session, events: Sequence[PendingEvent]) -> int:
     runs in every request."""
     if not events:
         return 0
-    session.execute(
-        insert(_PENDING),
-        [
-            {
-                "at": pending.at,
-                "actor_account_id": pending.actor_account_id,
-                "actor_role": pending.actor_role,
-                "action": pending.action,
-                "patient_id": pending.patient_id,
-                "resources": list(pending.resources),
-                "categories": sorted(set(pending.categories)),
-                "purpose": pending.purpose,
-                "outcome": pending.outcome,
-                "request_id": pending.request_id,
-            }
-            for pending in events
-        ],
-    )
+    session.execute(insert(_PENDING), [stored(pending) for pending in events])
     session.info[APPENDED] = True
     return len(events)
