@@ -280,3 +280,40 @@ def test_the_command_walks_with_the_workers_asked_for(
             deployment.run("audit", "verify", "--workers", workers), "sequence 23", "altered"
         )
         assert "audit trail tampered at sequence 23" in error
+
+
+class Tally:
+    """What a progress bar is told by verify."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.steps: list[int] = []
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, n: int = 1) -> None:
+        self.steps.append(n)
+
+
+@pytest.mark.parametrize("tampering", ["nothing", "change", "delete"])
+def test_progress_counts_every_event_once_alone_and_in_parallel(
+    trail: tuple[Store, list[Path]], tampering: str, walked_in_parallel: list[int]
+) -> None:
+    """The bar's total is the chain's span; its steps add up to the events walked, by
+    batch in one process and by stretch in parallel, whether or not a row was bad."""
+    store, files = trail
+    {"nothing": lambda _: None, "change": change(23), "delete": remove(31)}[tampering](store)
+    for options, steps in (({"workers": 1, "batch": 8}, 7), (PARALLEL, 12)):
+        tally = Tally()
+        found = outcome(store, files, tally=tally, **options)
+        assert tally.total == 50
+        assert sum(tally.steps) == found.events == (49 if tampering == "delete" else 50)
+        assert len(tally.steps) >= (steps if tampering == "nothing" else 2), options
+    assert walked_in_parallel
+
+
+def test_an_empty_trail_has_nothing_to_walk(store: Store) -> None:
+    tally = Tally()
+    assert outcome(store, [], tally=tally).ok
+    assert (tally.total, tally.steps) == (0, [])

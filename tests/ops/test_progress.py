@@ -17,18 +17,26 @@ import subprocess
 import sys
 import termios
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import typer
 from rich.console import Console
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
+from hippocrate.audit.chain import GENESIS
+from hippocrate.audit.chainer import chain_rows
+from hippocrate.audit.models import AuditEvent, AuditHead
+from hippocrate.audit.service import PendingEvent, stored
 from hippocrate.cli.progress import INTERRUPTED, Progress
 from hippocrate.config import Settings
 from hippocrate.identity.models import Account
 from hippocrate.keyring.models import DataKeyRecord, RootRotation
 from hippocrate.patients.models import Patient
+from tests.audit.helpers import Deployment, assert_refused, rewrite_history
 from tests.cli.test_cli import Cli
 from tests.conftest import Store
 from tests.keyring.test_rotation import assert_all_readable, make_patients
@@ -281,3 +289,120 @@ def test_sigint_stops_a_seed_with_nothing_written_and_a_rerun_completes(tmp_path
     assert again.stderr.splitlines()[-1].startswith("seed: ")  # the summary line
     credentials = json.loads((cli.data_dir / "demo-credentials.json").read_text())
     assert len(credentials["patients"]) == 10
+
+
+# -- audit verify ----------------------------------------------------------------------
+
+
+def _deployment(store: Store, key_file: Path, tmp_path: Path) -> Deployment:
+    home = tmp_path / "deployment"
+    home.mkdir()
+    return Deployment(store, home, key_file)
+
+
+def test_a_verified_trail_ends_with_the_summary_and_a_tampered_one_with_its_error_alone(
+    sqlite_store: Store, key_file: Path, tmp_path: Path
+) -> None:
+    deployment = _deployment(sqlite_store, key_file, tmp_path)
+    deployment.working_day()
+    ran = deployment.run("audit", "verify")
+    assert ran.code == 0, str(ran)
+    assert "audit trail intact: 50 events" in ran.out
+    [line] = ran.err.splitlines()
+    assert re.fullmatch(r"audit verify: 50 events in \d+\.\d s \([\d.]+/s\)", line), line
+
+    rewrite_history(deployment.store, seq=12)
+    deployment.checkpoint_file.unlink()
+    assert_refused(deployment.run("audit", "verify"))  # stderr: the one error line
+
+
+def _long_trail(store: Store, events: int, *, every: int) -> None:
+    """``events`` chained events written straight into the chain (linked as the chainer
+    links them). One in ``every`` names a resource beyond ASCII: the fast walk leaves
+    such rows to the reference encoding, one query each, so that the walk lasts a few
+    seconds."""
+    seq, previous, at = 0, GENESIS, datetime.now(UTC)
+    with store.sessions.begin() as session:
+        for start in range(0, events, 10_000):
+            batch = [
+                SimpleNamespace(
+                    **stored(
+                        PendingEvent(
+                            action="consultation:message:read",
+                            actor_role="practitioner",
+                            outcome="allowed",
+                            at=at,
+                            actor_account_id=uuid.UUID(int=n % 50),
+                            patient_id=uuid.UUID(int=10_000 + n % 5_000),
+                            resources=(f"message:réf-{n}" if n % every == 0 else f"m:{n}",),
+                            categories=("health",),
+                            request_id=f"{n:032x}",
+                        )
+                    )
+                )
+                for n in range(start, min(start + 10_000, events))
+            ]
+            rows, seq, previous = chain_rows(batch, after_seq=seq, after_hash=previous)
+            session.execute(insert(AuditEvent), rows)
+        session.execute(update(AuditHead).values(seq=seq, hash=previous))
+
+
+def _processes_with(marker: str) -> list[int]:
+    """The processes whose environment holds ``marker`` (a test's own data folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # ended meanwhile, or not ours
+            continue
+        if marker.encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("workers", "events", "every"),
+    [("1", 40_000, 5), ("2", 150_000, 15)],  # in parallel: three stretches (50,000 at least)
+)
+def test_sigint_stops_a_verification_and_its_workers_at_once(
+    sqlite_store: Store, key_file: Path, tmp_path: Path, workers: str, events: int, every: int
+) -> None:
+    """Ctrl-C during a long walk, alone or with worker processes: exit 130, one line
+    saying what was walked and to run it again, no traceback from the command or its
+    workers, no verdict, and no worker left running."""
+    deployment = _deployment(sqlite_store, key_file, tmp_path)
+    _long_trail(deployment.store, events, every=every)
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOCRATE_")}
+    env = {**inherited, "HIPPOCRATE_DATA_DIR": str(deployment.data_dir), **deployment.cli().env}
+    command = [str(Path(sys.executable).parent / "hippocrate"), "audit", "verify"]
+    process = subprocess.Popen(
+        [*command, "--workers", workers],
+        cwd=deployment.home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    [*_, line] = _wait_for_line(process, "audit verify: ")
+    assert re.fullmatch(
+        rf"audit verify: \d+/{events} events \(\d+%\), [\d.]+/s, about .+ left", line
+    ), line
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    [said] = [line for line in err.splitlines() if line.startswith("hippocrate:")]
+    assert re.fullmatch(
+        r"hippocrate: interrupted: audit verify: \d+ events walked, nothing changed; run "
+        r"'hippocrate audit verify' again",
+        said,
+    ), said
+    assert "audit trail" not in out
+    deadline = time.monotonic() + 10
+    while _processes_with(str(deployment.data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(str(deployment.data_dir)) == []

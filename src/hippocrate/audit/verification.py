@@ -13,10 +13,11 @@ re-sign a rewritten history; only a witness out of their reach excludes that.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,9 @@ from hippocrate.audit.checkpoints import HEAD_ID, Checkpoint, read_checkpoints
 from hippocrate.audit.models import AuditEvent, AuditHead, AuditPending
 from hippocrate.audit.walk import Stretch, cores, split, walk, walk_in_parallel
 from hippocrate.vault.signatures import verify_signature
+
+#: Events per stretch beyond four per worker (about a second's walk for one core).
+PROGRESS_STRETCH = 250_000
 
 
 @dataclass
@@ -65,6 +69,14 @@ class Verification:
         return located[0] if located else (self.problems[0] if self.problems else None)
 
 
+class Tally(Protocol):
+    """What follows the walk (a progress bar): the events to walk, then each batch."""
+
+    def set_total(self, total: int) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Copy:
     path: Path
@@ -92,6 +104,7 @@ def verify(
     batch: int = 20_000,
     workers: int | None = None,
     min_stretch: int = 50_000,
+    tally: Tally | None = None,
 ) -> Verification:
     """Check the chain row by row, the head, every signed checkpoint of every file and
     witness copy, that the checkpoint file holds everything its mirrors and the
@@ -104,7 +117,8 @@ def verify(
     The chain is walked by ``workers`` processes (None: one per core), each over
     contiguous stretches of at least ``min_stretch`` events, when the database is a file
     or a server they can open; in this process otherwise. The verdicts do not depend on
-    it (see ``join``).
+    it (see ``join``). ``tally`` is told how many events there are to walk, then the
+    events of each batch walked.
     """
     report = Verification()
     files = list(checkpoint_files)
@@ -117,6 +131,8 @@ def verify(
         everything.update(copy.checkpoints or ())
     wanted = {checkpoint.seq for checkpoint in everything}
     head, lo, hi = _bounds(session)
+    if tally is not None:
+        tally.set_total(0 if lo is None or hi is None else hi - lo + 1)
     stretches = _walk_chain(
         session,
         lo=lo,
@@ -125,6 +141,7 @@ def verify(
         batch=batch,
         workers=workers,
         min_stretch=min_stretch,
+        advance=tally.advance if tally is not None else None,
     )
     last, previous, hashes_at = join(report, stretches)
     intact = report.first_bad_seq is None
@@ -357,24 +374,31 @@ def _walk_chain(
     batch: int,
     workers: int | None,
     min_stretch: int,
+    advance: Callable[[int], None] | None = None,
 ) -> list[Stretch]:
     """The chain's rows ``lo..hi`` walked in stretches: in parallel where it pays and the
-    database can be opened by other processes, else in this session's connection."""
+    database can be opened by other processes, else in this session's connection.
+
+    Four stretches per worker at least (one slow stretch does not leave a core idle),
+    and more on a long chain, of about ``PROGRESS_STRETCH`` events each, so that a
+    progress bar moves every second or so."""
     if lo is None or hi is None:
         return []
     connection = session.connection()
     url = connection.engine.url
     workers = cores() if workers is None else workers
-    parts = min(workers * 4, (hi - lo + 1) // max(min_stretch, 1))
+    span = hi - lo + 1
+    parts = min(max(workers * 4, span // PROGRESS_STRETCH), span // max(min_stretch, 1))
     shared = url.get_backend_name() == "postgresql" or url.database not in (None, "", ":memory:")
     if workers < 2 or parts < 2 or not shared:
-        return [walk(connection, lo, hi, wanted, batch)]
+        return [walk(connection, lo, hi, wanted, batch, advance=advance)]
     return walk_in_parallel(
         url.render_as_string(hide_password=False),
         split(lo, hi, parts),
         wanted,
         workers=workers,
         batch=batch,
+        advance=advance,
     )
 
 

@@ -26,8 +26,8 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -157,11 +157,32 @@ def _loaded(text: Any) -> Any:
     return value if orjson_safe(value) else _DECLINE
 
 
-def walk(  # noqa: PLR0912, PLR0915 (one flat loop: a call per row would cost a tenth of the walk)
-    connection: Connection, lo: int, hi: int, wanted: frozenset[int], batch: int = 20_000
+def walk(
+    connection: Connection,
+    lo: int,
+    hi: int,
+    wanted: frozenset[int],
+    batch: int = 20_000,
+    *,
+    advance: Callable[[int], None] | None = None,
 ) -> Stretch:
-    """Judge the rows of sequence ``lo..hi`` in order (see the module's docstring)."""
-    found = Stretch(lo, hi)
+    """Judge the rows of sequence ``lo..hi`` in order (see the module's docstring).
+    ``advance`` is told the rows of each batch read (a progress bar's)."""
+    batches = _batches(connection, lo, hi, batch)
+    try:
+        return _judge(connection, batches, Stretch(lo, hi), wanted, advance)
+    finally:  # at once, interrupted too: the cursor closes while its connection is open
+        batches.close()
+
+
+def _judge(  # noqa: PLR0912, PLR0915 (one flat loop: a call per row would cost a tenth of the walk)
+    connection: Connection,
+    batches: Generator[Sequence[Any]],
+    found: Stretch,
+    wanted: frozenset[int],
+    advance: Callable[[int], None] | None,
+) -> Stretch:
+    hi = found.hi
     reference = _reference(connection)
     sha256, loaded, fast, iso = hashlib.sha256, _loaded, unsafe_fast_canonical, _iso
     loads = orjson.loads
@@ -171,7 +192,6 @@ def walk(  # noqa: PLR0912, PLR0915 (one flat loop: a call per row would cost a 
     lists: dict[Any, Any] = {}
     rows = reference_rows = 0
     expected, previous, first = 0, b"", True
-    batches = _batches(connection, lo, hi, batch)
     for chunk in batches:
         rows += len(chunk)
         if len(uuids) > _CACHED or len(lists) > _CACHED:  # they grow by 3 a row at most
@@ -232,8 +252,13 @@ def walk(  # noqa: PLR0912, PLR0915 (one flat loop: a call per row would cost a 
             expected += 1
         if found.failure is not None:  # the rest is counted, not judged
             batches.close()
-            rows += connection.execute(_COUNT, {"after": chunk[-1][0], "hi": hi}).scalar_one()
+            rest = connection.execute(_COUNT, {"after": chunk[-1][0], "hi": hi}).scalar_one()
+            rows += rest
+            if advance is not None:
+                advance(len(chunk) + rest)
             break
+        if advance is not None:
+            advance(len(chunk))
     found.rows, found.reference_rows = rows, reference_rows
     found.last_seq, found.last_hash = expected - 1, previous
     return found
@@ -245,6 +270,9 @@ _ENGINE: Engine | None = None
 
 def _open(url: str) -> None:
     global _ENGINE  # noqa: PLW0603 (one engine per worker process, for its whole life)
+    # Ctrl-C reaches the whole process group: the parent alone answers it (and ends the
+    # workers), so that a worker says nothing of it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _ENGINE = create_engine(url, poolclass=NullPool)
 
 
@@ -272,19 +300,23 @@ def split(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
 
 def walk_in_parallel(
     url: str, stretches: Sequence[tuple[int, int]], wanted: frozenset[int], *, workers: int,
-    batch: int = 20_000,
+    batch: int = 20_000, advance: Callable[[int], None] | None = None,
 ) -> list[Stretch]:  # fmt: skip
     """Walk each stretch in one of ``workers`` processes, each with its own connection
-    to the database at ``url``; the stretches come back in order.
+    to the database at ``url``; the stretches come back in order, and ``advance`` is
+    told each one's rows as it comes.
 
     Forked where the platform allows it (the workers start in milliseconds, with the
-    modules already imported); they touch none of the parent's connections."""
+    modules already imported); they touch none of the parent's connections. Interrupted
+    or failing, the parent ends the workers at once."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     tasks = [(lo, hi, frozenset(s for s in wanted if lo <= s <= hi), batch) for lo, hi in stretches]
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=_open,
-        initargs=(url,),
-    ) as pool:
-        return list(pool.map(_walk_in_worker, tasks))
+    found: list[Stretch] = []
+    with multiprocessing.get_context(method).Pool(workers, _open, (url,)) as pool:  # exit: ended
+        for stretch in pool.imap(_walk_in_worker, tasks):
+            found.append(stretch)
+            if advance is not None:
+                advance(stretch.rows)
+        pool.close()
+        pool.join()
+    return found

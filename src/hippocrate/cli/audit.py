@@ -13,6 +13,7 @@ from hippocrate.audit.scheduler import checkpoint_round
 from hippocrate.audit.service import verify
 from hippocrate.audit.witness import limits
 from hippocrate.cli.context import runtime
+from hippocrate.cli.progress import Progress
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
@@ -36,8 +37,17 @@ def verify_command(
 ) -> None:
     """Check the hash chain, every signed checkpoint, the checkpoint file against its
     mirrors and the witnesses' copies, and that no old event lies beyond the last
-    checkpoint. Prints what was proved and what was not; exit 1 on any problem."""
-    with runtime() as rt, rt.sessions() as session:
+    checkpoint. Prints what was proved and what was not; exit 1 on any problem.
+    Interrupted (Ctrl-C), it stops at once: it changes nothing, so it is only run again."""
+    walked = Progress(
+        "audit verify",
+        unit="events",
+        interrupted=lambda done: (
+            f"{done} events walked, nothing changed; run 'hippocrate audit verify' again"
+        ),
+        summarise=False,
+    )
+    with runtime() as rt, rt.sessions() as session, walked:
         key = (
             bytes.fromhex(public_key)
             if public_key
@@ -54,6 +64,7 @@ def verify_command(
                 seconds=settings.audit_checkpoint_seconds + settings.audit_checkpoint_grace_seconds
             ),
             workers=workers or None,
+            tally=walked,
         )
         unproved = [*report.unproved, *limits(settings, witness)]
     if report.ok:
@@ -69,6 +80,7 @@ def verify_command(
     for line in unproved or ["nothing left out by this configuration"]:
         typer.echo(f"  - {line}")
     if report.ok:
+        walked.say_summary()  # on stderr, as every long command's last line
         return
     first = report.first_problem or ""
     where = ""

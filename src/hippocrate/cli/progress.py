@@ -13,7 +13,10 @@ says what was done and how to resume, and the exit status is 130.
             ...
             bar.advance(len(batch))
 
-The total may come later (``set_total``) or never (a count without a bar's end).
+The total may come later (``set_total``) or never (a count without a bar's end). A
+command whose last line is its own verdict (``audit verify``) asks for no summary and
+says ``summary()`` itself when it has nothing worse to say: a failing command's stderr
+is its one error line.
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ class Progress:
         console: Any = None,
         every: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        summarise: bool = True,
     ) -> None:
         self.label = label
+        self.summarise = summarise
         self.unit = unit
         self.total = total
         self.done = 0
@@ -136,8 +141,8 @@ class Progress:
             said = self.interrupted(self.done) if self.interrupted else f"{self.done} done"
             self._line(f"hippocrate: interrupted: {self.label}: {said}")
             raise typer.Exit(INTERRUPTED) from None
-        if kind is None:
-            self._line(self.summary())
+        if kind is None and self.summarise:
+            self.say_summary()
 
     # -- what is said -------------------------------------------------------------------------
 
@@ -168,6 +173,10 @@ class Progress:
         elapsed = self.clock() - self.started
         rate = f" ({self.done / elapsed:.1f}/s)" if elapsed > 0 and self.done else ""
         return f"{self.label}: {self.done} {self.unit} in {_seconds(elapsed)}{rate}"
+
+    def say_summary(self) -> None:
+        """Write the summary line (at the end; by itself when ``summarise`` is off)."""
+        self._line(self.summary())
 
     def _line(self, text: str) -> None:
         if self._console is not None and self.terminal:
