@@ -235,6 +235,73 @@ def test_a_chainer_killed_in_the_middle_of_a_batch_loses_nothing(
     engine.dispose()
 
 
+def test_a_pending_event_removed_under_the_chainer_rolls_its_batch_back(
+    postgres_database: str, vault: Vault, stopped_chainer: None
+) -> None:
+    """Whoever can write the database deletes a pending event while the chainer holds
+    it in a batch (read, not yet moved): the batch would give that event's sequence
+    number to nothing. The chainer refuses it whole (the chain keeps its two batches
+    before, the head does not move) and the next round chains what is left without a
+    hole: the chain verifies, the deleted event is simply not in it."""
+    engine = _fresh_postgres(postgres_database)
+    upgrade(engine)
+    with engine.begin() as connection:
+        rows = [
+            {
+                name: value
+                for name, value in vars(event(n, NOW)).items()
+                if name in chainer.EVENT_COLUMNS
+            }
+            for n in range(2500)
+        ]
+        for row in rows:
+            row["resources"], row["categories"] = list(row["resources"]), ["health"]
+        connection.execute(insert(AuditPending), rows)
+        taken = connection.execute(
+            select(AuditPending.id).order_by(AuditPending.id).offset(2100).limit(1)
+        ).scalar_one()
+
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(select(AuditPending.id).where(AuditPending.id == taken).with_for_update())
+    raised: list[BaseException] = []
+
+    def chain() -> None:
+        try:
+            chain_pending(engine, limit=1000)
+        except chainer.ChainerConflict as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=chain)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _waiting_on_a_lock(engine):
+            assert thread.is_alive(), "the chainer ended before reaching the locked row"
+            assert time.monotonic() < deadline, "the chainer never reached the locked row"
+            time.sleep(0.05)
+        holder.execute(delete(AuditPending).where(AuditPending.id == taken))
+        holder.commit()
+    finally:
+        holder.close()
+    thread.join(30)
+    assert not thread.is_alive()
+
+    [conflict] = raised
+    assert "1 pending event(s) vanished" in str(conflict)
+    assert chained(engine) == (2000, 1, 2000, 2000)  # the third batch rolled back whole
+    assert pending_count(engine)[0] == 499
+    assert chain_pending(engine) == 499
+    assert chained(engine) == (2499, 1, 2499, 2499)
+    sessions = unsafe_unaudited_sessions(engine, vault, KEYRING, why="a test of the chainer")
+    with sessions() as session:
+        found = verify(session=session, public_key=b"\0" * 32, checkpoint_files=[])
+        order = session.scalars(select(AuditEvent.request_id).order_by(AuditEvent.seq)).all()
+    assert found.ok, found.problems
+    assert order == [f"req-{n}" for n in range(2500) if n != 2100]
+    engine.dispose()
+
+
 # -- nothing waits for the chainer -------------------------------------------------------
 
 
