@@ -38,6 +38,7 @@ SERIES = (
     "hippocrate_sign_in_failures_total",
     "hippocrate_sign_in_throttled_total",
     "hippocrate_key_cache_lookups_total",
+    "hippocrate_key_unwraps_total",
     "hippocrate_unwrap_budget_used",
     "hippocrate_unwrap_budget_limit",
     "hippocrate_db_connections_in_use",
@@ -190,6 +191,7 @@ def test_one_scrape_sums_both_processes_and_holds_nothing_personal(
     assert value(text, "hippocrate_sign_in_failures_total", factor="signin") >= 3
     assert value(text, "hippocrate_sign_in_throttled_total", factor="signin") >= 1
     assert value(text, "hippocrate_key_cache_lookups_total", result="hit") >= 1
+    assert value(text, "hippocrate_key_unwraps_total") >= 1  # the sign-in, at least
     assert value(text, "hippocrate_unwrap_budget_limit", budget="authenticated") == 600
     assert value(text, "hippocrate_db_pool_size") >= 0
     assert 0 <= value(text, "hippocrate_audit_checkpoint_age_seconds") < 120

@@ -31,13 +31,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
     from prometheus_client.registry import Collector
+    from sqlalchemy import Engine
 
     from hippocrate.config import Settings
+    from hippocrate.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class _Series:
     sign_in_failures: Counter
     sign_in_throttled: Counter
     key_cache: Counter
+    key_unwraps: Counter
     budget_used: Gauge
     budget_limit: Gauge
     pool_in_use: Gauge
@@ -72,6 +75,8 @@ class _Series:
 
 _series: _Series | None = None
 _directory: Path | None = None
+#: Adds the watched vault's new key counts to the counters (``watch``).
+_count_keys: Callable[[], None] | None = None
 _lock = threading.Lock()
 
 
@@ -156,73 +161,98 @@ def _clean(path: Path) -> None:
         (path / f"{me}.pid").touch(mode=0o600)
 
 
-def _make_series() -> _Series:
-    from prometheus_client import Counter, Gauge, Histogram
+def definitions(registry: CollectorRegistry) -> None:
+    """Define every series of this module in ``registry``: what the app's processes
+    export, for a test or a tool to read (``deploy/alerts.yml`` is checked against
+    it). Only in a process that has not turned metrics on (whose series go to files)."""
+    _make_series(registry)
 
+
+def _make_series(registry: CollectorRegistry | None = None) -> _Series:
+    from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+    into = REGISTRY if registry is None else registry
     return _Series(
         requests=Counter(
             "hippocrate_http_requests",
             "HTTP requests answered, by route template and status.",
             ["method", "route", "status"],
+            registry=into,
         ),
         latency=Histogram(
             "hippocrate_http_request_duration_seconds",
             "Time to answer an HTTP request, by route template.",
             ["method", "route"],
             buckets=LATENCY_BUCKETS,
+            registry=into,
         ),
         refusals=Counter(
             "hippocrate_http_refusals",
             "Requests refused (4xx), by kind of refusal (the error's name) and status.",
             ["kind", "status"],
+            registry=into,
         ),
         guard=Counter(
             "hippocrate_guard_decisions",
             "The guard's decisions on reads of patient data, by decision and rule.",
             ["decision", "rule"],
+            registry=into,
         ),
         containments=Counter(
             "hippocrate_guard_containments",
             "Principals newly contained, by guard rule.",
             ["rule"],
+            registry=into,
         ),
         sign_in_failures=Counter(
             "hippocrate_sign_in_failures",
             "Failed proofs of a secret (signin: password at sign-in; mfa: a code; "
             "password: re-authentication).",
             ["factor"],
+            registry=into,
         ),
         sign_in_throttled=Counter(
             "hippocrate_sign_in_throttled",
             "Attempts refused because the account or the address is blocked.",
             ["factor"],
+            registry=into,
         ),
         key_cache=Counter(
             "hippocrate_key_cache_lookups",
             "Lookups of a data key in the process's cache of unwrapped keys.",
             ["result"],
+            registry=into,
+        ),
+        key_unwraps=Counter(
+            "hippocrate_key_unwraps",
+            "Data keys unwrapped through the key provider (cache misses, readiness, rotation).",
+            registry=into,
         ),
         budget_used=Gauge(
             "hippocrate_unwrap_budget_used",
             "Distinct patients' keys unwrapped in the last minute, in the busiest process.",
             ["budget"],
             multiprocess_mode="livemax",
+            registry=into,
         ),
         budget_limit=Gauge(
             "hippocrate_unwrap_budget_limit",
             "The per-process limit of distinct patients' keys unwrapped per minute.",
             ["budget"],
             multiprocess_mode="livemax",
+            registry=into,
         ),
         pool_in_use=Gauge(
             "hippocrate_db_connections_in_use",
             "Database connections checked out of the pools, all live processes.",
             multiprocess_mode="livesum",
+            registry=into,
         ),
         pool_size=Gauge(
             "hippocrate_db_pool_size",
             "Database connections the pools keep, all live processes.",
             multiprocess_mode="livesum",
+            registry=into,
         ),
     )
 
@@ -242,6 +272,8 @@ def request(method: str, route: str, status: int, seconds: float, refusal: str |
     series.latency.labels(method, route).observe(seconds)
     if 400 <= status < 500:
         series.refusals.labels(refusal or f"http_{code}", code).inc()
+    if _count_keys is not None:
+        _count_keys()
 
 
 def rule_of(reason: str) -> str:
@@ -278,47 +310,44 @@ def sign_in_throttled(factor: str) -> None:
 # -- what is sampled from a process ---------------------------------------------------
 
 
-class _CountingCache:
-    """The vault's key cache, counting hits and misses (the vault imports nothing
-    outside itself, so it is watched from here rather than changed)."""
-
-    def __init__(self, inner: Any, counter: Counter) -> None:
-        self._inner = inner
-        self._hit = counter.labels("hit")
-        self._miss = counter.labels("miss")
-
-    def get(self, owner: Any, version: int) -> Any:
-        found = self._inner.get(owner, version)
-        (self._miss if found is None else self._hit).inc()
-        return found
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __len__(self) -> int:
-        return len(self._inner)
-
-
-def watch(vault: Any, engine: Any) -> Callable[[], None]:
-    """Count the vault's cache lookups, and sample its unwrap budgets and the engine's
-    pool into this process's gauges; the sampler, to call at scrape time too."""
+def watch(vault: Vault, engine: Engine) -> Callable[[], None]:
+    """The sampler of this process's vault and database pool, to call every few seconds
+    and at scrape time: the key cache's new hits and misses and the data keys newly
+    unwrapped are added to the counters (also at the end of every request, so a scrape
+    sees a request's lookups once it has answered), the unwrap budgets and the pool set
+    the gauges. Only the vault's public counts are read (``Vault.key_counts``,
+    ``Vault.budget_use``): the vault imports nothing of metrics."""
     series = _series
     if series is None:
         return lambda: None
-    cache = getattr(vault, "_cache", None)
-    if cache is not None and not isinstance(cache, _CountingCache):
-        vault._cache = _CountingCache(cache, series.key_cache)
+    hit, miss = series.key_cache.labels("hit"), series.key_cache.labels("miss")
+    unwraps = series.key_unwraps
+    seen: list[tuple[int, int, int]] = [(0, 0, 0)]  # what the counters hold: they only go up
+    counting = threading.Lock()  # the sampler thread and a scrape may sample at once
+
+    def count() -> None:
+        with counting:  # read inside: an older read must never follow a newer one
+            now = vault.key_counts()
+            if now == seen[0]:
+                return  # most requests look up no key
+            for counter, before, after in zip((hit, miss, unwraps), seen[0], now, strict=True):
+                if after > before:
+                    counter.inc(after - before)
+            seen[0] = now
 
     def sample() -> None:
-        for name, budget in dict(getattr(vault, "_budgets", {})).items():
-            series.budget_used.labels(name).set(len(getattr(budget, "_recent", ())))
-            series.budget_limit.labels(name).set(getattr(budget, "_limit", 0))
+        count()
+        for name, use in vault.budget_use().items():
+            series.budget_used.labels(name).set(use.used)
+            series.budget_limit.labels(name).set(use.limit)
         pool = engine.pool
         checked_out = getattr(pool, "checkedout", None)
         size = getattr(pool, "size", None)
         series.pool_in_use.set(checked_out() if callable(checked_out) else 0)
         series.pool_size.set(size() if callable(size) else 0)
 
+    global _count_keys  # noqa: PLW0603 - one vault per process, by design
+    _count_keys = count
     sample()
     return sample
 

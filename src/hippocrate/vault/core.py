@@ -12,6 +12,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from hippocrate.vault.blind_index import BlindIndexer
 from hippocrate.vault.errors import KeyDestroyed, KeyProviderError, UnwrapBudgetExceeded
@@ -20,8 +22,29 @@ from hippocrate.vault.keys import DATA_KEY_BYTES, DataKey, WrappedKey, wrap_bind
 from hippocrate.vault.providers.base import KeyProvider
 
 
+class KeyCounts(NamedTuple):
+    """What a vault did with data keys since it was made (counts only, no owner):
+    lookups of its key cache that found the key (``hits``) or not (``misses``), and
+    data keys unwrapped through the key provider (``unwraps``: by :meth:`Vault.data_key`
+    on a miss, by :meth:`Vault.unwrap` and by :meth:`Vault.rewrap`)."""
+
+    hits: int
+    misses: int
+    unwraps: int
+
+
+@dataclass(frozen=True)
+class BudgetUse:
+    """One unwrap budget now: distinct owners unwrapped in the last minute, and the
+    limit."""
+
+    used: int
+    limit: int
+
+
 class _KeyCache:
-    """A bounded, short-lived, thread-safe cache of unwrapped data keys."""
+    """A bounded, short-lived, thread-safe cache of unwrapped data keys, counting its
+    hits and misses."""
 
     def __init__(self, size: int, ttl: float, clock: Callable[[], float]) -> None:
         self._size = size
@@ -29,18 +52,27 @@ class _KeyCache:
         self._clock = clock
         self._entries: OrderedDict[tuple[uuid.UUID, int], tuple[float, DataKey]] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
 
     def get(self, owner: uuid.UUID, version: int) -> DataKey | None:
         with self._lock:
             entry = self._entries.get((owner, version))
             if entry is None:
+                self.misses += 1
                 return None
             expires, key = entry
             if expires <= self._clock():
                 del self._entries[(owner, version)]
+                self.misses += 1
                 return None
             self._entries.move_to_end((owner, version))
+            self.hits += 1
             return key
+
+    def counts(self) -> tuple[int, int]:
+        with self._lock:
+            return self.hits, self.misses
 
     def put(self, key: DataKey) -> None:
         if self._size == 0 or self._ttl == 0:
@@ -75,11 +107,15 @@ class _UnwrapBudget:
         self._recent: OrderedDict[uuid.UUID, float] = OrderedDict()
         self._lock = threading.Lock()
 
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._recent and next(iter(self._recent.values())) <= now - self.WINDOW:
+            self._recent.popitem(last=False)
+
     def spend(self, owner: uuid.UUID) -> None:
         with self._lock:
+            self._expire()
             now = self._clock()
-            while self._recent and next(iter(self._recent.values())) <= now - self.WINDOW:
-                self._recent.popitem(last=False)
             if owner not in self._recent and len(self._recent) >= self._limit:
                 raise UnwrapBudgetExceeded(
                     f"more than {self._limit} patients' keys unwrapped in a minute"
@@ -90,10 +126,13 @@ class _UnwrapBudget:
     def exhausted(self) -> bool:
         """Whether an owner not unwrapped this minute would be refused now."""
         with self._lock:
-            now = self._clock()
-            while self._recent and next(iter(self._recent.values())) <= now - self.WINDOW:
-                self._recent.popitem(last=False)
+            self._expire()
             return len(self._recent) >= self._limit
+
+    def use(self) -> BudgetUse:
+        with self._lock:
+            self._expire()
+            return BudgetUse(len(self._recent), self._limit)
 
 
 #: The budget class of callers acting for an authenticated principal (and of every
@@ -134,6 +173,8 @@ class Vault:
             limits[AUTHENTICATED] = unwrap_budget
         self._budgets = {name: _UnwrapBudget(n, clock) for name, n in limits.items() if n}
         self._indexer = BlindIndexer(provider.derive_index_key)
+        self._unwraps = 0
+        self._unwraps_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Vault(provider={self._provider.name}, cached_keys={len(self._cache)})"
@@ -208,9 +249,33 @@ class Vault:
         spender = self._budgets.get(budget)
         return spender is not None and spender.exhausted()
 
+    # -- observation (for metrics: counts, never an owner or a key) ------------------
+
+    def key_counts(self) -> KeyCounts:
+        """The cache's hits and misses and the unwraps since this vault was made.
+        Cumulative and cheap (each is counted under a lock already taken, or one of
+        its own), so a sampler may ask as often as it likes; the three are read one
+        after the other, not as one atomic snapshot."""
+        hits, misses = self._cache.counts()
+        with self._unwraps_lock:
+            unwraps = self._unwraps
+        return KeyCounts(hits, misses, unwraps)
+
+    def budget_use(self) -> dict[str, BudgetUse]:
+        """Each unwrap budget's use (distinct owners in the last minute) and limit,
+        by class of caller; a copy, read now: changing it changes no budget."""
+        return {name: budget.use() for name, budget in self._budgets.items()}
+
+    def _counted_unwrap(self, root_version: int, blob: bytes, binding: bytes) -> bytes:
+        with self._unwraps_lock:
+            self._unwraps += 1
+        return self._provider.unwrap(root_version, blob, binding)
+
+    # -- wrapping -----------------------------------------------------------------------
+
     def unwrap(self, wrapped: WrappedKey) -> DataKey:
         """Unwrap a stored data key (no cache); raises ``DecryptionError``."""
-        material = self._provider.unwrap(
+        material = self._counted_unwrap(
             wrapped.root_version, wrapped.blob, wrap_binding(wrapped.owner, wrapped.version)
         )
         return DataKey(wrapped.owner, wrapped.version, material)
@@ -218,7 +283,7 @@ class Vault:
     def rewrap(self, wrapped: WrappedKey, root_version: int) -> WrappedKey:
         """The same data key wrapped under ``root_version``; the data is untouched."""
         binding = wrap_binding(wrapped.owner, wrapped.version)
-        material = self._provider.unwrap(wrapped.root_version, wrapped.blob, binding)
+        material = self._counted_unwrap(wrapped.root_version, wrapped.blob, binding)
         blob = self._provider.wrap(root_version, material, binding)
         return WrappedKey(wrapped.owner, wrapped.version, root_version, blob)
 
