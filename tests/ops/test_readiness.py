@@ -258,9 +258,10 @@ def test_a_part_that_breaks_or_recovers_is_seen_within_about_a_second(
     assert_unavailable(ready(app), "job_queue")
     queue.rmdir()
     repaired = seconds_until(app, 200, within=10)
-    # At most the TTL, plus one check and one request of a shared machine.
-    assert broken < readiness.TTL + 0.5, broken
-    assert repaired < readiness.TTL + 0.5, repaired
+    # At most the TTL, plus a check and a few requests of a shared machine (1.0 to
+    # 1.3 s measured with a load average of 6).
+    assert broken < readiness.TTL + 1.0, broken
+    assert repaired < readiness.TTL + 1.0, repaired
 
 
 def test_a_check_that_hangs_is_a_failure_after_a_second_not_a_queue(
