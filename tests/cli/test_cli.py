@@ -590,3 +590,38 @@ def test_pkcs11_end_to_end(token_env: dict[str, str], tmp_path: Path) -> None:
     assert shown["given_names"]
     assert shown["family_name"]
     assert not cli.key_file.exists()
+
+
+HEAVY = ("pyhanko", "fpdf", "fontTools", "fhir", "fastapi")
+LOADED = """
+import sys
+from hippocrate.cli import app
+try:
+    app(args=sys.argv[1:], standalone_mode=False)
+except SystemExit:
+    pass
+print(" ".join(sorted(name for name in {heavy!r} if name in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("words", "loaded"),
+    [
+        (["audit", "--help"], ""),
+        (["keys", "status", "--help"], ""),
+        (["guard", "--help"], ""),
+        (["documents", "verify", "--help"], "fhir fontTools fpdf pyhanko"),
+        (["serve", "--help"], ""),
+    ],
+)
+def test_a_command_loads_only_what_it_needs(words: list[str], loaded: str) -> None:
+    """Topics load when named: the PDF, signature and FHIR libraries of ``documents``
+    (some seconds of start-up) are not loaded by ``audit``, ``keys`` or ``guard``."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED.format(heavy=HEAVY), *words],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert done.stdout.splitlines()[-1].strip() == loaded, done.stdout

@@ -78,8 +78,13 @@ def command_of(words: list[str]) -> tuple[Any, list[str]]:
     (a group has ``commands``; Typer brings a click of its own, so no isinstance)."""
     command: Any = typer.main.get_command(cli_app)
     rest = list(words)
-    while hasattr(command, "commands") and rest and rest[0] in command.commands:
-        command = command.commands[rest.pop(0)]
+    while hasattr(command, "commands") and rest:
+        # The root loads a topic's commands when asked (``get_command``), not before.
+        found = command.get_command(typer.Context(command), rest[0])
+        if found is None:
+            break
+        command = found
+        rest.pop(0)
     return command, rest
 
 

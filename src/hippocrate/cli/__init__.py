@@ -1,31 +1,73 @@
-"""The ``hippocrate`` command line. One module per topic; errors are one line, exit 1."""
+"""The ``hippocrate`` command line. One module per topic; errors are one line, exit 1.
+
+A topic's module is imported only when its command runs (or for ``--help``): ``audit
+verify`` does not load the PDF, signature and FHIR libraries that ``documents verify``
+needs, and starts in a fraction of the time.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
+import typer.main
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from hippocrate.cli import (
-    accounts,
-    audit,
-    breach,
-    context,
-    demo,
-    documents,
-    guard,
-    interop,
-    keys,
-    patients,
-)
+from hippocrate.cli import context
 from hippocrate.db.engine import BadDatabaseURL
 from hippocrate.identifiers import InvalidIdentifier
 from hippocrate.patients.errors import PatientError
 from hippocrate.runtime import NotInitialised
 from hippocrate.vault import VaultError
+
+#: Commands loaded when named: the name, then the module of ``hippocrate.cli`` and its
+#: attribute (a Typer app for a group of commands, a function for one command).
+LAZY: dict[str, tuple[str, str]] = {
+    "demo-account": ("demo", "demo_account"),
+    "init": ("demo", "init"),
+    "seed": ("demo", "seed"),
+    "serve": ("demo", "serve"),
+    "demo": ("demo", "demo"),
+    "keys": ("keys", "app"),
+    "patients": ("patients", "app"),
+    "audit": ("audit", "app"),
+    "guard": ("guard", "app"),
+    "accounts": ("accounts", "app"),
+    "import": ("interop", "import_patients"),
+    "documents": ("documents", "app"),
+    "breach": ("breach", "app"),
+    "drill": ("breach", "drill"),
+}
+
+
+def lazy_command(name: str) -> Any:
+    """The click command ``name`` of :data:`LAZY`, its module imported now."""
+    module, attribute = LAZY[name]
+    found = getattr(importlib.import_module(f"hippocrate.cli.{module}"), attribute)
+    holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    if isinstance(found, typer.Typer):
+        holder.add_typer(found, name=name)
+        return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
+    holder.command(name)(found)
+    return typer.main.get_command(holder)  # one command: itself, not a group
+
+
+class _Commands(TyperGroup):
+    """The root group: the commands of :data:`LAZY`, each loaded when named."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(LAZY)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in LAZY and cmd_name not in self.commands:
+            self.add_command(lazy_command(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="hippocrate",
@@ -33,17 +75,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_Commands,
 )
-demo.register(app)
-app.add_typer(keys.app, name="keys")
-app.add_typer(patients.app, name="patients")
-app.add_typer(audit.app, name="audit")
-app.add_typer(guard.app, name="guard")
-app.add_typer(accounts.app, name="accounts")
-app.command("import")(interop.import_patients)
-app.add_typer(documents.app, name="documents")
-app.add_typer(breach.app, name="breach")
-app.command("drill")(breach.drill)
+
+
+@app.callback()
+def _root() -> None:
+    """Nothing before a command (the root's help is the app's)."""
+
 
 _EXPECTED = (
     VaultError,

@@ -218,9 +218,3 @@ def demo_account(email: str = typer.Argument(..., help="A demo account's email."
         totp = pyotp.TOTP(found["totp_secret"])
         left = totp.interval - int(datetime.now(UTC).timestamp()) % totp.interval
         typer.echo(f"code:     {totp.now()}  (for {left} s more; a code is accepted once)")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("demo-account")(demo_account)
-    for command in (init, seed, serve, demo):
-        app.command(command.__name__)(command)
