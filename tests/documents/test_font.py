@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from fpdf.fonts import TTFFont
 from pypdf import PdfReader
 
@@ -58,7 +59,8 @@ def test_the_font_is_parsed_once_and_each_document_has_its_own_subset() -> None:
     second = render._Page(FONT, "b")
     # The parsed tables are shared; what printing writes into is each page's own.
     assert first.fonts["doc"].cmap is second.fonts["doc"].cmap
-    for per_document in ("subset", "cw", "glyph_ids", "desc", "ttfont", "missing_glyphs"):
+    # (The fontTools font each subsets is given when it is saved: ``_Page.output``.)
+    for per_document in ("subset", "cw", "glyph_ids", "desc", "missing_glyphs"):
         assert getattr(first.fonts["doc"], per_document) is not getattr(
             second.fonts["doc"], per_document
         ), per_document
@@ -86,15 +88,45 @@ class _ParsedEachTime(render._Page):
         self.add_font("Doc", style, str(path))
 
 
-def test_the_kept_font_prints_what_fpdf2_prints_by_itself() -> None:
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Amoxicilline 1 g : matin et soir ≥ 6 jours, 500 µg, cœur",
+        # Beyond the glyphs every narrowed face keeps, and one glyph the font lacks.
+        "Пациент Ἀθηνᾶ; ψ ≈ ∑ ∞ ✓ ☺ ğ ş ı Ș ț שלום 中",
+    ],
+)
+def test_the_kept_font_prints_what_fpdf2_prints_by_itself(line: str) -> None:
+    """Parsed once, narrowed before saving: the same bytes as fpdf2 parsing the whole
+    face for the document and subsetting it."""
+
     def page(cls: type[render._Page]) -> bytes:
         made = cls(FONT, "Ordonnance")
         made.heading("Ordonnance")
-        made.line_of("Amoxicilline 1 g : matin et soir ≥ 6 jours, 500 µg, cœur")
+        made.line_of(line)
         made.set_creation_date(AT)
         return bytes(made.output())
 
     assert page(render._Page) == page(_ParsedEachTime)
+
+
+def test_documents_of_common_letters_share_one_narrowed_face() -> None:
+    """French documents need the glyphs every narrowed face keeps: the face is narrowed
+    once per process, not per document; a letter beyond them narrows one more."""
+    render._narrowed.cache_clear()
+    for n in range(5):
+        render.report_pdf(
+            font=FONT,
+            prescriber=PRESCRIBER,
+            patient=render.Person("Maëlys", f"Lefèvre-{n}", date(1985, 6, 14)),
+            report=f"Douleurs depuis {n} jours ; « contrôle » à 1 mois — cœur, 500 µg.",
+            acts=[],
+            issued=render.Issued("K7PX-3QHM-2WZD", AT, "https://h.example/documents"),
+        )
+    faces = render._narrowed.cache_info()
+    assert (faces.misses, faces.hits) == (2, 8)  # the regular face and the bold one
+    assert _has_only_its_own_letters(1, _prescription(1))
+    assert render._narrowed.cache_info().misses == 3
 
 
 def test_fpdf2_keeps_the_font_attributes_the_cache_knows() -> None:

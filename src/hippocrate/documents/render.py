@@ -13,21 +13,32 @@ own copy of everything fpdf2 changes while printing (the glyph subset, the width
 table, the font descriptor, the fontTools font it subsets in place when saving); the
 parsed tables it only reads are shared, never written after parsing. So documents
 printed at once by several request threads do not see each other's glyphs.
+
+Saving a document subsets its font to the glyphs it uses, and the subsetter decompiles
+every glyph of the face it is given (some 6,000 in DejaVu Sans): most of what printing
+still cost. So each document is given, just before it is saved, the face already
+narrowed to the glyphs of French text (Latin-1, Latin Extended-A, the typographer's
+punctuation) plus any other its text uses, made once per process and set of other
+glyphs (:func:`_narrowed`): fpdf2 subsets that to the document's own glyphs, the same
+glyphs, outlines and metrics it would have taken from the whole face.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from fontTools import ttLib  # type: ignore[import-untyped]
+from fontTools import subset as subsetting  # type: ignore[import-untyped]
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 
@@ -129,6 +140,9 @@ _DROPPED_WHEN_EMBEDDED = frozenset(
 )
 _faces: dict[tuple[Path, str, int, int], tuple[TTFFont, bytes] | None] = {}
 _faces_lock = threading.Lock()
+#: The characters every narrowed face keeps: French (and most Latin-script) text.
+_COMMON = frozenset([*range(0x20, 0x7F), *range(0xA0, 0x180), *map(ord, "–—‘’‚“”„†‡•…‰‹›€™−≤≥µ")])
+_NARROWED_KEPT = 32  # narrowed faces per process (one per set of uncommon glyphs)
 
 
 def _parsed(path: Path, style: str) -> tuple[TTFFont, bytes] | None:
@@ -151,6 +165,51 @@ def _parsed(path: Path, style: str) -> tuple[TTFFont, bytes] | None:
         return _faces[key]
 
 
+def _opened(data: bytes) -> ttLib.TTFont:
+    """A document's own fontTools font, from the face's bytes, lazily (tables are
+    decompiled when the subsetter asks for them), without the tables fpdf2 drops."""
+    font = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
+    tags = set(font.keys())
+    if "GPOS" in tags and "kern" in tags:
+        # The subsetter drops 'kern' when 'GPOS' is there; it will not see 'GPOS'.
+        tags.add("kern")
+        del font["kern"]
+    for tag in sorted(tags & _DROPPED_WHEN_EMBEDDED):
+        del font[tag]
+    return font
+
+
+@functools.lru_cache(maxsize=_NARROWED_KEPT)
+def _narrowed(data: bytes, uncommon: frozenset[str]) -> bytes:
+    """The face in ``data`` subset to the glyphs of :data:`_COMMON` and ``uncommon``,
+    with their names (fpdf2 finds glyphs by name), the rest as fpdf2 subsets."""
+    font = _opened(data)
+    kept = _common_glyphs(data) | uncommon
+    options = subsetting.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
+    options.drop_tables += sorted(_DROPPED_WHEN_EMBEDDED)
+    subsetter = subsetting.Subsetter(options)
+    subsetter.populate(glyphs=sorted(kept))
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    font.close()
+    return out.getvalue()
+
+
+def _font_for(data: bytes, uncommon: frozenset[str]) -> ttLib.TTFont:
+    """The fontTools font a document subsets when saved: the face in ``data``
+    narrowed to the common glyphs and ``uncommon`` (opened lazily)."""
+    return ttLib.TTFont(io.BytesIO(_narrowed(data, uncommon)), recalcTimestamp=False, lazy=True)
+
+
+@functools.lru_cache(maxsize=_NARROWED_KEPT)
+def _common_glyphs(data: bytes) -> frozenset[str]:
+    """The glyphs of :data:`_COMMON` in the face in ``data``."""
+    with ttLib.TTFont(io.BytesIO(data), lazy=True) as font:
+        cmap = font.getBestCmap()
+        return frozenset(cmap[code] for code in _COMMON if code in cmap)
+
+
 def _face(pdf: FPDF, parsed: TTFFont, data: bytes) -> TTFFont:
     """A TTFFont for one document, sharing ``parsed``'s read-only tables."""
     face = TTFFont.__new__(TTFFont)
@@ -158,16 +217,9 @@ def _face(pdf: FPDF, parsed: TTFFont, data: bytes) -> TTFFont:
         if name not in _PER_DOCUMENT and hasattr(parsed, name):  # some are never set
             setattr(face, name, getattr(parsed, name))
     face.i = len(pdf.fonts) + 1
-    # Saving subsets the fontTools font in place: each document opens its own, from the
-    # bytes in memory (lazily: tables are decompiled when the subsetter asks for them).
-    face.ttfont = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, lazy=True)
-    tags = set(face.ttfont.keys())
-    if "GPOS" in tags and "kern" in tags:
-        # The subsetter drops 'kern' when 'GPOS' is there; it will not see 'GPOS'.
-        tags.add("kern")
-        del face.ttfont["kern"]
-    for tag in sorted(tags & _DROPPED_WHEN_EMBEDDED):
-        del face.ttfont[tag]
+    # Saving subsets the fontTools font in place: each document has its own, given
+    # just before saving (``_Page.output``: the face narrowed to the glyphs in use).
+    face.ttfont = None
     # Reading a width the face lacks inserts the default: a table of the document's own.
     widths = parsed.cw
     assert isinstance(widths, defaultdict)
@@ -185,6 +237,7 @@ def _face(pdf: FPDF, parsed: TTFFont, data: bytes) -> TTFFont:
 class _Page(FPDF):
     def __init__(self, font: Path, title: str) -> None:
         super().__init__(format="A4")
+        self._shared: dict[str, bytes] = {}  # the shared faces' bytes, by font key
         bold = font.with_name(font.stem + "-Bold" + font.suffix)
         self._add_face("", font)
         self._add_face("B", bold if bold.is_file() else font)
@@ -201,6 +254,16 @@ class _Page(FPDF):
             self.add_font("Doc", style, str(path))
             return
         self.fonts[f"doc{style}"] = _face(self, *parsed)
+        self._shared[f"doc{style}"] = parsed[1]
+
+    def output(self, *args: Any, **kwargs: Any) -> Any:
+        """Save the document, each shared face narrowed to the glyphs it uses first."""
+        for name, data in self._shared.items():
+            face = self.fonts[name]
+            assert isinstance(face, TTFFont)
+            uncommon = frozenset(face.subset.get_all_glyph_names()) - _common_glyphs(data)
+            face.ttfont = _font_for(data, uncommon)
+        return super().output(*args, **kwargs)
 
     def heading(self, text: str, size: float = 16) -> None:
         self.set_font("Doc", "B", size)
