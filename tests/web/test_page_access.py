@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -108,14 +109,16 @@ def test_without_a_session_every_private_page_leads_to_sign_in(web: Env) -> None
 
 
 @pytest.fixture
-def signed_in(web: Env) -> dict[Role, TestClient]:
-    clients = {}
-    for role in STAFF_AND_PATIENTS:
-        client = page_client(web.app)
-        client.__enter__()
-        sign_in(client, web.user(role))
-        clients[role] = client
-    return clients
+def signed_in(web: Env) -> Iterator[dict[Role, TestClient]]:
+    """A client signed in for each role, each closed after the test (its app's
+    lifespan, and the checkpoint scheduler it starts, end with it)."""
+    with ExitStack() as stack:
+        clients = {}
+        for role in STAFF_AND_PATIENTS:
+            client = stack.enter_context(page_client(web.app))
+            sign_in(client, web.user(role))
+            clients[role] = client
+        yield clients
 
 
 def test_every_page_refuses_the_roles_it_does_not_serve(
