@@ -168,14 +168,9 @@ def _waiting_on_a_lock(engine: Engine) -> bool:
         )
 
 
-def test_a_chainer_killed_in_the_middle_of_a_batch_loses_nothing(
-    postgres_database: str, vault: Vault, stopped_chainer: None
-) -> None:
-    """The chainer runs in a process of its own; its third batch waits on a pending row
-    this test holds locked (after its insert into the chain, before its delete); it is
-    killed there. Its first two batches are chained, the third is as it was, and the
-    next run completes the chain."""
-    engine = _fresh_postgres(postgres_database)
+def _pending_events(engine: Engine, count: int, *, then: int) -> int:
+    """A migrated database with ``count`` events committed and none chained (request
+    ids ``req-0`` on); the id of the pending row at position ``then``."""
     upgrade(engine)
     with engine.begin() as connection:
         rows = [
@@ -184,14 +179,27 @@ def test_a_chainer_killed_in_the_middle_of_a_batch_loses_nothing(
                 for name, value in vars(event(n, NOW)).items()
                 if name in chainer.EVENT_COLUMNS
             }
-            for n in range(2500)
+            for n in range(count)
         ]
         for row in rows:
             row["resources"], row["categories"] = list(row["resources"]), ["health"]
         connection.execute(insert(AuditPending), rows)
-        third = connection.execute(
-            select(AuditPending.id).order_by(AuditPending.id).offset(2100).limit(1)
-        ).scalar_one()
+        return int(
+            connection.execute(
+                select(AuditPending.id).order_by(AuditPending.id).offset(then).limit(1)
+            ).scalar_one()
+        )
+
+
+def test_a_chainer_killed_in_the_middle_of_a_batch_loses_nothing(
+    postgres_database: str, vault: Vault, stopped_chainer: None
+) -> None:
+    """The chainer runs in a process of its own; its third batch waits on a pending row
+    this test holds locked (after its insert into the chain, before its delete); it is
+    killed there. Its first two batches are chained, the third is as it was, and the
+    next run completes the chain."""
+    engine = _fresh_postgres(postgres_database)
+    third = _pending_events(engine, 2500, then=2100)
 
     holder = engine.connect()
     holder.begin()
@@ -244,22 +252,7 @@ def test_a_pending_event_removed_under_the_chainer_rolls_its_batch_back(
     before, the head does not move) and the next round chains what is left without a
     hole: the chain verifies, the deleted event is simply not in it."""
     engine = _fresh_postgres(postgres_database)
-    upgrade(engine)
-    with engine.begin() as connection:
-        rows = [
-            {
-                name: value
-                for name, value in vars(event(n, NOW)).items()
-                if name in chainer.EVENT_COLUMNS
-            }
-            for n in range(2500)
-        ]
-        for row in rows:
-            row["resources"], row["categories"] = list(row["resources"]), ["health"]
-        connection.execute(insert(AuditPending), rows)
-        taken = connection.execute(
-            select(AuditPending.id).order_by(AuditPending.id).offset(2100).limit(1)
-        ).scalar_one()
+    taken = _pending_events(engine, 2500, then=2100)
 
     holder = engine.connect()
     holder.begin()
